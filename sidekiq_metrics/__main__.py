@@ -1,0 +1,3 @@
+from sidekiq_metrics.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Command line: parse, then hand over. Every option also has an environment variable (see README)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from sidekiq_metrics import __version__
+from sidekiq_metrics.config import Settings, load_settings
+from sidekiq_metrics.errors import ConfigError
+
+EXIT_OK, EXIT_REDIS, EXIT_CONFIG = 0, 1, 2
+
+_OPTIONS = [
+    click.option("--redis-url", help="Redis URL [env SIDEKIQ_METRICS_REDIS_URL, else the variable "
+                                     "named by REDIS_PROVIDER, else REDIS_URL; default redis://localhost:6379/0]"),
+    click.option("--tls-verify/--no-tls-verify", default=None,
+                 help="Verify the server certificate of a rediss:// URL [env SIDEKIQ_METRICS_TLS_VERIFY; "
+                      "default off, as Heroku's certificates are self-signed]"),
+    click.option("--interval", help="Seconds between polls [env SIDEKIQ_METRICS_INTERVAL; default 30]"),
+    click.option("--queues", help="Comma-separated queues to report [env SIDEKIQ_METRICS_QUEUES; "
+                                  "default every queue Sidekiq knows]"),
+    click.option("--namespace", help="redis-namespace of a Sidekiq <= 6 app [env SIDEKIQ_METRICS_NAMESPACE]"),
+    click.option("--prefix", help="First part of every metric name [env SIDEKIQ_METRICS_PREFIX; default sidekiq]"),
+    click.option("--type", "metric_type",
+                 help="l2met measurement type: sample, measure or count [env SIDEKIQ_METRICS_TYPE; default sample]"),
+    click.option("--source", help="Adds source=<value> to every line [env SIDEKIQ_METRICS_SOURCE]"),
+]
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_OPTIONS):
+        func = option(func)
+    return func
+
+
+def resolve_settings(flags: dict[str, object]) -> Settings:
+    """Settings from flags and the environment, or exit 2 with one line naming what is wrong."""
+    try:
+        return load_settings(os.environ, flags)
+    except ConfigError as exc:
+        click.echo(f"sidekiq-metrics: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sidekiq-metrics")
+def main() -> None:
+    """Sidekiq queue metrics read straight from Redis, printed as Heroku log metrics."""
+
+
+@main.command()
+@settings_options
+@click.option("--once", is_flag=True, help="Poll once, print, and exit (status 1 if Redis cannot be read).")
+def run(once: bool, **flags: object) -> None:
+    """Poll Sidekiq every interval and print l2met metric lines to stdout."""
+    from sidekiq_metrics.runner import run as run_loop
+
+    sys.exit(run_loop(resolve_settings(flags), once=once))
+
+
+@main.command()
+@click.option("--polls", default=3, show_default=True, type=click.IntRange(1, 100), help="How many polls to show.")
+def demo(polls: int) -> None:
+    """Start a throwaway redis-server holding sample Sidekiq jobs and show a few polls."""
+    from sidekiq_metrics.demo import run_demo
+
+    sys.exit(run_demo(polls))

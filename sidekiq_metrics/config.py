@@ -1,0 +1,227 @@
+"""Settings: read once from flags and the environment, validated, then immutable.
+
+Precedence for every setting: a command-line flag, then its environment variable,
+then the default. An empty environment variable counts as unset. Parsing takes a
+plain mapping, so tests pass dicts instead of patching os.environ.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from sidekiq_metrics.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_INTERVAL = 30.0
+MAX_INTERVAL = 86400.0
+DEFAULT_PREFIX = "sidekiq"
+METRIC_TYPES = ("sample", "measure", "count")
+
+# Librato's metric-name alphabet. A prefix also may not start or end with a dot,
+# so that "<prefix>.<queue>.size" never has an empty part.
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9_:-])?")
+_SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
+_NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where Redis is, parsed from a URL. `display` is safe to print: it has no credentials."""
+
+    scheme: str
+    host: str | None = None
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    unix_path: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "rediss"
+
+    @property
+    def display(self) -> str:
+        auth = "***@" if (self.username or self.password) else ""
+        if self.unix_path:
+            return f"unix://{auth}{self.unix_path}?db={self.db}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{self.scheme}://{auth}{host}:{self.port}/{self.db}"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never reach any output."""
+        return tuple(s for s in (self.password, self.username) if s)
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis: RedisTarget
+    tls_verify: bool = False
+    interval: float = DEFAULT_INTERVAL
+    queues: tuple[str, ...] | None = None  # None: every queue in Sidekiq's `queues` set
+    namespace: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    metric_type: str = "sample"
+    source: str | None = None
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """For each setting, where its value came from: a flag, a variable, or "default"."""
+
+
+def _pick(name: str, flag: str, env_var: str, flags: Mapping[str, object], env: Mapping[str, str],
+          origins: dict[str, str]) -> tuple[str | None, str]:
+    """The raw value of one setting and the label to name it by in errors."""
+    value = flags.get(name)
+    if value is not None:
+        origins[name] = flag
+        return str(value).strip(), flag
+    raw = env.get(env_var, "").strip()
+    if raw:
+        origins[name] = env_var
+        return raw, env_var
+    origins[name] = "default"
+    return None, env_var
+
+
+def load_settings(env: Mapping[str, str], flags: Mapping[str, object] | None = None) -> Settings:
+    """Build Settings from the environment and explicit flags (None means "not given").
+
+    Raises ConfigError naming the flag or variable at fault and what it accepts.
+    """
+    flags = flags or {}
+    origins: dict[str, str] = {}
+    url, url_label = _redis_url(env, flags, origins)
+    kw: dict[str, object] = {"redis": parse_redis_url(url, url_label)}
+
+    raw, label = _pick("tls_verify", "--tls-verify", "SIDEKIQ_METRICS_TLS_VERIFY", flags, env, origins)
+    if raw is not None:
+        kw["tls_verify"] = parse_bool(raw, label)
+
+    raw, label = _pick("interval", "--interval", "SIDEKIQ_METRICS_INTERVAL", flags, env, origins)
+    if raw is not None:
+        kw["interval"] = parse_interval(raw, label)
+
+    raw, label = _pick("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", flags, env, origins)
+    if raw is not None:
+        kw["queues"] = parse_queue_list(raw, label)
+
+    raw, label = _pick("namespace", "--namespace", "SIDEKIQ_METRICS_NAMESPACE", flags, env, origins)
+    if raw is not None:
+        kw["namespace"] = raw
+
+    raw, label = _pick("prefix", "--prefix", "SIDEKIQ_METRICS_PREFIX", flags, env, origins)
+    if raw is not None:
+        if not _PREFIX_RE.fullmatch(raw):
+            raise ConfigError(label, "must be 1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending "
+                                     f"with a dot), got {_quote(raw)}")
+        kw["prefix"] = raw
+
+    raw, label = _pick("metric_type", "--type", "SIDEKIQ_METRICS_TYPE", flags, env, origins)
+    if raw is not None:
+        if raw not in METRIC_TYPES:
+            raise ConfigError(label, f"must be one of {', '.join(METRIC_TYPES)}, got {_quote(raw)}")
+        kw["metric_type"] = raw
+
+    raw, label = _pick("source", "--source", "SIDEKIQ_METRICS_SOURCE", flags, env, origins)
+    if raw is not None:
+        if not _SOURCE_RE.fullmatch(raw):
+            raise ConfigError(label, f"must be 1 to 255 of A-Z a-z 0-9 . _ : -, got {_quote(raw)}")
+        kw["source"] = raw
+
+    return Settings(origins=origins, **kw)  # type: ignore[arg-type]
+
+
+def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
+               origins: dict[str, str]) -> tuple[str, str]:
+    """Sidekiq's own rule, behind our explicit override: the variable REDIS_PROVIDER names, else REDIS_URL."""
+    raw, label = _pick("redis_url", "--redis-url", "SIDEKIQ_METRICS_REDIS_URL", flags, env, origins)
+    if raw is not None:
+        return raw, label
+    provider = env.get("REDIS_PROVIDER", "").strip()
+    if provider:
+        if ":" in provider:
+            # Sidekiq refuses this too: people paste the URL itself into REDIS_PROVIDER.
+            raise ConfigError("REDIS_PROVIDER", "must be the name of the variable that holds the Redis URL "
+                                                "(e.g. REDISCLOUD_URL), not a URL")
+        url = env.get(provider, "").strip()
+        if url:
+            origins["redis_url"] = f"{provider} (named by REDIS_PROVIDER)"
+            return url, provider
+    url = env.get("REDIS_URL", "").strip()
+    if url:
+        origins["redis_url"] = "REDIS_URL"
+        return url, "REDIS_URL"
+    origins["redis_url"] = "default"
+    return DEFAULT_REDIS_URL, "the default Redis URL"
+
+
+def parse_redis_url(url: str, label: str) -> RedisTarget:
+    """Parse redis://, rediss:// or unix:// URLs. Error messages never repeat the URL: it holds a password."""
+    accepts = "a redis://, rediss:// or unix:// URL"
+    if len(url) > 4096:
+        raise ConfigError(label, f"must be {accepts} (the value is too long)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+    except ValueError:
+        raise ConfigError(label, f"must be {accepts} (the value could not be parsed)") from None
+    scheme = parts.scheme.lower()
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigError(label, f"must be {accepts} (no socket path)")
+        return RedisTarget(scheme, unix_path=parts.path, db=_db_number(query.get("db", "0"), label),
+                           username=username, password=password)
+    if scheme not in ("redis", "rediss"):
+        raise ConfigError(label, f"must be {accepts} (the scheme is not one of these)")
+    if not parts.hostname:
+        raise ConfigError(label, f"must be {accepts} (no host name)")
+    db_text = parts.path.lstrip("/") or query.get("db", "0")
+    return RedisTarget(scheme, host=parts.hostname, port=port or 6379, db=_db_number(db_text, label),
+                       username=username, password=password)
+
+
+def _db_number(text: str, label: str) -> int:
+    if not text.isdigit() or not text.isascii() or int(text) > 1_000_000:
+        raise ConfigError(label, "must end in a database number, e.g. /0 (the path is not a number)")
+    return int(text)
+
+
+def parse_interval(raw: str, label: str) -> float:
+    if _NUMBER_RE.fullmatch(raw):
+        value = float(raw)
+        if 0 < value <= MAX_INTERVAL and math.isfinite(value):
+            return value
+    raise ConfigError(label, f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, "
+                             f"e.g. 30, got {_quote(raw)}")
+
+
+def parse_bool(raw: str, label: str) -> bool:
+    low = raw.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(label, f"must be true or false (also 1/0, yes/no, on/off), got {_quote(raw)}")
+
+
+def parse_queue_list(raw: str, label: str) -> tuple[str, ...]:
+    names = [n.strip() for n in raw.split(",")]
+    names = list(dict.fromkeys(n for n in names if n))  # keep order, drop repeats
+    if not names:
+        raise ConfigError(label, "must list queue names separated by commas, e.g. default,mailers")
+    return tuple(names)
+
+
+def _quote(raw: str, limit: int = 40) -> str:
+    """A bad value, shortened and escaped so that it prints as one harmless line."""
+    shown = raw if len(raw) <= limit else raw[:limit] + "..."
+    return ascii(shown)

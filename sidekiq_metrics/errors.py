@@ -1,0 +1,17 @@
+"""The few exceptions the emitter raises on purpose."""
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use. The CLI prints it as one line and exits 2."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting} {message}")
+        self.setting = setting
+
+
+class StopRequested(BaseException):  # noqa: N818 - it is a request, not an error
+    """Raised by the signal handler to leave a Redis call that hangs.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the
+    way up mistakes a shutdown for a failed poll.
+    """

@@ -1,0 +1,138 @@
+"""The loop: poll on a steady schedule, write each poll's lines, survive every Redis fault, stop on a signal."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TextIO
+
+import redis
+
+from sidekiq_metrics.config import Settings
+from sidekiq_metrics.connection import connect, describe_error
+from sidekiq_metrics.errors import StopRequested
+from sidekiq_metrics.formats.l2met import L2metFormat
+from sidekiq_metrics.metrics import queue_samples
+from sidekiq_metrics.snapshot import read_snapshot
+
+LOG_PREFIX = "sidekiq-metrics:"
+
+
+class Shutdown:
+    """SIGTERM/SIGINT handling.
+
+    Heroku sends SIGTERM to every process of a dyno and SIGKILLs 30 s later. A
+    signal that arrives while we sleep or wait on Redis raises StopRequested at
+    once (a hung socket read would otherwise outlive it); one that arrives while
+    we write a poll's lines only sets a flag, so no half line reaches the log.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._interruptible = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self._interruptible:
+            raise StopRequested
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        # Open the window before looking at the flag: a signal in between is then seen either way.
+        self._interruptible = True
+        try:
+            if self.requested:
+                raise StopRequested
+            yield
+        finally:
+            self._interruptible = False
+
+
+class Poller:
+    """One poll: read a snapshot, derive samples, render, write. Never raises for a Redis fault."""
+
+    def __init__(self, settings: Settings, out: TextIO, err: TextIO, shutdown: Shutdown | None = None) -> None:
+        self.settings = settings
+        self.client = connect(settings)
+        self.out = out
+        self.err = err
+        self.shutdown = shutdown or Shutdown()
+        self.format = L2metFormat(settings.prefix, settings.metric_type, settings.source)
+        self._last_warning: str | None = None
+
+    def poll(self) -> bool:
+        """True when Redis was read. Output errors (a closed stdout) propagate."""
+        try:
+            with self.shutdown.interruptible():
+                snapshot = read_snapshot(self.client, namespace=self.settings.namespace,
+                                         queues=self.settings.queues)
+        except (redis.RedisError, OSError) as exc:
+            self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
+            return False
+        samples, problems = queue_samples(snapshot)
+        lines = self.format.render(samples)
+        if lines:
+            self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems])
+        return True
+
+    def _warn_once(self, warnings: list[str]) -> None:
+        """Say what cannot be read when it changes, not every poll."""
+        text = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
+        if text and text != self._last_warning:
+            self.log(f"warning: {text}")
+        self._last_warning = text
+
+    def log(self, message: str) -> None:
+        self.err.write(f"{LOG_PREFIX} {message}\n")
+        self.err.flush()
+
+
+def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Call `poll` at start + k * interval. A slow poll skips the ticks it missed and never shifts later ones."""
+    next_at = clock()
+    while True:
+        poll()
+        next_at += interval
+        now = clock()
+        if next_at <= now:
+            next_at += math.ceil((now - next_at) / interval) * interval
+        with shutdown.interruptible():
+            sleep(max(0.0, next_at - now))
+
+
+def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """The `run` command. Exit status: 0, or 1 when --once could not read Redis."""
+    shutdown = Shutdown()
+    shutdown.install()
+    poller = Poller(settings, out, err, shutdown)
+    try:
+        if once:
+            return 0 if poller.poll() else 1
+        poller.log(f"polling {settings.redis.display} every {settings.interval:g}s")
+        run_forever(poller.poll, settings.interval, shutdown)
+    except StopRequested:
+        pass
+    except BrokenPipeError:
+        _silence_stdout()
+    return 0
+
+
+def _silence_stdout() -> None:
+    """The log reader went away: nothing to say, and nowhere to say it. Keep the exit quiet."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -36,6 +36,8 @@ def connect(settings: Settings) -> redis.Redis:
         "retry": Retry(NoBackoff(), 0),
         "driver_info": None,
         "health_check_interval": 0,
+        # RESP2: no HELLO handshake, so Redis 4 and 5 (still sold by some providers) work too.
+        "protocol": 2,
     }
     if target.unix_path:
         return redis.Redis(unix_socket_path=target.unix_path, **common)

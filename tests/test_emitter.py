@@ -1,0 +1,312 @@
+"""`sidekiq-metrics run` against a real redis-server, with jobs written by real Sidekiq as the reference."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import signal
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import RedisServer, cli, parse_l2met, sidekiq, spawn
+from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.names import queue_metric_names
+from sidekiq_metrics.snapshot import read_snapshot
+
+
+def poll_once(url: str, *args: str, **env: str) -> dict[str, str]:
+    result = cli("run", "--once", *args, env={"REDIS_URL": url, **env})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return parse_l2met(result.stdout)
+
+
+def assert_matches_sidekiq(ours: dict[str, str], before: dict, after: dict, prefix: str = "sidekiq") -> None:
+    """Sizes equal Sidekiq's; each latency lies between Sidekiq's readings taken just before and just after ours."""
+    names = queue_metric_names(before, prefix)
+    expected = {f"sample#{prefix}.{names[q]}.{m}" for q in before for m in ("size", "latency")}
+    assert set(ours) == expected
+    for queue, (size, latency_before) in before.items():
+        size_after, latency_after = after[queue]
+        assert size == size_after, "the test changed the queue between reads"
+        assert int(ours[f"sample#{prefix}.{names[queue]}.size"]) == size
+        ours_latency = float(ours[f"sample#{prefix}.{names[queue]}.latency"])
+        assert latency_before - 0.001 <= ours_latency <= latency_after + 0.001, queue
+
+
+@pytest.mark.sidekiq
+def test_sizes_and_latencies_equal_sidekiqs_own_api(r, redis_server):
+    url = redis_server.url
+    sidekiq(url, [
+        {"push": {"queue": "default"}}, {"sleep": 0.3},
+        {"push": {"queue": "default"}}, {"push": {"queue": "mailers"}},
+        {"push": {"queue": "low priority"}}, {"push": {"queue": "imports/csv"}},
+        {"push": {"queue": "düsseldorf"}}, {"push_active_job": {"queue": "active"}},
+        {"schedule": {"queue": "later", "in": 3600}},  # scheduled: not in a queue yet
+        {"sleep": 0.2},
+    ])
+    r.sadd("queues", "drained")  # Sidekiq never removes a drained queue from the set
+    before = sidekiq(url, [{"queues": True}])["queues"]
+    ours = poll_once(url)
+    after = sidekiq(url, [{"queues": True}])["queues"]
+    assert set(before) == {"default", "mailers", "low priority", "imports/csv", "düsseldorf", "active", "drained"}
+    assert before["default"][0] == 2 and before["default"][1] > 0.4
+    assert_matches_sidekiq(ours, before, after)
+    assert ours["sample#sidekiq.drained.latency"] == "0.000"
+    assert "sample#sidekiq.low_priority.size" in ours and "sample#sidekiq.d_sseldorf.size" in ours
+
+
+@pytest.mark.sidekiq
+def test_redis_namespace_of_sidekiq_6_apps(r, redis_server):
+    url = redis_server.url
+    sidekiq(url, [{"push": {"queue": "default"}}, {"push": {"queue": "critical"}}, {"sleep": 0.2}], namespace="myapp")
+    sidekiq(url, [{"push": {"queue": "other_app_queue"}}])
+    assert r.exists("myapp:queues", "myapp:queue:default") == 2
+    before = sidekiq(url, [{"queues": True}], namespace="myapp")["queues"]
+    ours = poll_once(url, SIDEKIQ_METRICS_NAMESPACE="myapp")
+    after = sidekiq(url, [{"queues": True}], namespace="myapp")["queues"]
+    assert set(before) == {"default", "critical"}
+    assert_matches_sidekiq(ours, before, after)
+
+
+def sidekiq8_job(queue: str, enqueued_ms: int | None, created_ms: int | None = None, **extra) -> str:
+    """A job as Sidekiq 8 writes it: epoch milliseconds as JSON integers."""
+    job = {"retry": True, "queue": queue, "class": "HardJob", "args": [1], "jid": "ab" * 12, **extra}
+    if created_ms is not None:
+        job["created_at"] = created_ms
+    if enqueued_ms is not None:
+        job["enqueued_at"] = enqueued_ms
+    return json.dumps(job)
+
+
+def push(r: redis.Redis, queue: str, *jobs: str) -> None:
+    """As Sidekiq's client does: SADD queues, LPUSH (so the first job given is the oldest)."""
+    r.sadd("queues", queue)
+    for job in jobs:
+        r.lpush(f"queue:{queue}", job)
+
+
+def test_sidekiq_8_milliseconds_mixed_queues_and_fallbacks(r, redis_server):
+    now_ms = int(time.time() * 1000)
+    push(r, "v8", sidekiq8_job("v8", now_ms - 20_000), sidekiq8_job("v8", now_ms - 1_000))
+    # Right after a 7 -> 8 upgrade: float-second jobs at the tail, millisecond jobs at the head.
+    push(r, "mixed", json.dumps({"queue": "mixed", "enqueued_at": now_ms / 1000 - 50.0}),
+         sidekiq8_job("mixed", now_ms - 2_000))
+    # ActiveJob under Sidekiq 8: its own ISO "enqueued_at" inside args must be ignored.
+    push(r, "aj8", sidekiq8_job("aj8", now_ms - 30_000, wrapped="MyJob",
+                                args=[{"job_class": "MyJob", "enqueued_at": "2001-01-01T00:00:00Z"}]))
+    push(r, "created_only", sidekiq8_job("created_only", None, created_ms=now_ms - 40_000))
+    push(r, "no_stamps", sidekiq8_job("no_stamps", None))
+    push(r, "int_seconds", json.dumps({"queue": "int_seconds", "enqueued_at": now_ms // 1000 - 60}))
+    push(r, "future", sidekiq8_job("future", now_ms + 60_000))
+    push(r, "pro_string", json.dumps({"queue": "pro_string", "enqueued_at": f"{now_ms / 1000 - 70:.6f}"}))
+    start = time.time()
+    ours = poll_once(redis_server.url)
+    elapsed = time.time() - start
+
+    def latency(q):
+        return float(ours[f"sample#sidekiq.{q}.latency"])
+
+    for queue, age in [("v8", 20), ("mixed", 50), ("aj8", 30), ("created_only", 40), ("int_seconds", 60),
+                       ("pro_string", 70)]:
+        assert age - 0.002 <= latency(queue) <= age + elapsed + 1.001, queue  # int_seconds: whole seconds
+    assert latency("no_stamps") == 0.0
+    assert latency("future") == 0.0
+    assert ours["sample#sidekiq.v8.size"] == "2"
+
+
+def test_one_bad_queue_never_hides_the_others(r, redis_server):
+    now = time.time()
+    push(r, "good", json.dumps({"enqueued_at": now - 5.0}))
+    push(r, "bad_json", "{not json", json.dumps({"enqueued_at": now}))
+    push(r, "bad_stamp", json.dumps({"enqueued_at": "yesterday"}))
+    r.sadd("queues", "wrong_type")
+    r.set("queue:wrong_type", "I am a string")
+    r.sadd("queues", "hash_type")
+    r.hset("queue:hash_type", "a", "b")
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.returncode == 0
+    ours = parse_l2met(result.stdout)
+    assert ours["sample#sidekiq.good.size"] == "1" and 5 <= float(ours["sample#sidekiq.good.latency"]) < 7
+    assert ours["sample#sidekiq.bad_json.size"] == "2"
+    assert ours["sample#sidekiq.bad_stamp.size"] == "1"
+    for missing in ("bad_json.latency", "bad_stamp.latency", "wrong_type.size", "wrong_type.latency",
+                    "hash_type.size", "hash_type.latency"):
+        assert f"sample#sidekiq.{missing}" not in ours
+    assert "Traceback" not in result.stderr
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("sidekiq-metrics: warning: queue 'bad_json'")
+    assert "WRONGTYPE" in warnings[0] and "and 1 more" in warnings[0]
+
+
+def test_queue_filter_reports_listed_queues_only_and_missing_ones_as_zero(r, redis_server):
+    push(r, "default", json.dumps({"enqueued_at": time.time() - 3.0}))
+    push(r, "mailers", json.dumps({"enqueued_at": time.time()}))
+    ours = poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES=" default , nope ")
+    assert set(ours) == {"sample#sidekiq.default.size", "sample#sidekiq.default.latency",
+                         "sample#sidekiq.nope.size", "sample#sidekiq.nope.latency"}
+    assert ours["sample#sidekiq.nope.size"] == "0" and ours["sample#sidekiq.nope.latency"] == "0.000"
+
+
+def test_queue_names_that_are_not_utf8_or_not_printable(r, redis_server):
+    r.sadd("queues", b"\xff\xferaw", "new\nline", "eq=ual#hash")
+    r.lpush(b"queue:\xff\xferaw", json.dumps({"enqueued_at": time.time()}))
+    r.lpush("queue:new\nline", json.dumps({"enqueued_at": time.time()}))
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    ours = parse_l2met(result.stdout)
+    assert ours["sample#sidekiq.__raw.size"] == "1"
+    assert ours["sample#sidekiq.new_line.size"] == "1"
+    assert ours["sample#sidekiq.eq_ual_hash.size"] == "0"
+    assert all(re.fullmatch(r"sample#sidekiq\.[A-Za-z0-9.:_-]+", k) for k in ours)
+
+
+def test_no_queues_prints_nothing_and_succeeds(r, redis_server):
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis):
+    url = f"redis://admin:pa55-w0rd-xyz@127.0.0.1:{own_redis.port}/0"
+    own_redis.stop()
+    result = cli("run", "--once", env={"REDIS_URL": url})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sidekiq-metrics: poll failed: ConnectionError")
+    assert "pa55" not in result.stderr and "admin" not in result.stderr and result.stdout == ""
+
+
+def test_only_read_commands_reach_redis(r, redis_server):
+    push(r, "default", json.dumps({"enqueued_at": time.time()}))
+    seen: list[str] = []
+    monitor_ready = threading.Event()
+
+    def watch():
+        with redis_server.client().monitor() as m:
+            monitor_ready.set()
+            for event in m.listen():
+                seen.append(event["command"])
+                if "STOP-MONITOR" in event["command"]:
+                    return
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    monitor_ready.wait(5)
+    time.sleep(0.1)
+    poll_once(redis_server.url)
+    poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES="default,missing")
+    redis_server.client(protocol=2).echo("STOP-MONITOR")  # no HELLO of its own in the record
+    t.join(5)
+    commands = {c.split(" ", 1)[0].upper() for c in seen if "STOP-MONITOR" not in c}
+    assert commands == {"SMEMBERS", "LLEN", "LINDEX"}
+
+
+class CountingConnection(redis.Connection):
+    sends = 0
+
+    def send_packed_command(self, command, check_health=True):
+        CountingConnection.sends += 1
+        return super().send_packed_command(command, check_health)
+
+
+@pytest.mark.parametrize("queues", [1, 2000])
+def test_round_trips_do_not_grow_with_queues(r, redis_server, queues):
+    for i in range(queues):
+        push(r, f"q{i}", json.dumps({"enqueued_at": time.time()}))
+    pool = redis.ConnectionPool(host="127.0.0.1", port=redis_server.port, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    client.ping()
+    CountingConnection.sends = 0
+    snapshot = read_snapshot(client)
+    assert len(snapshot.queues) == queues
+    assert CountingConnection.sends == 2  # SMEMBERS, then one pipeline
+    CountingConnection.sends = 0
+    read_snapshot(client, queues=["q0", "q1"])
+    assert CountingConnection.sends == 1
+
+
+def read_lines_until(proc, pattern: str, timeout: float) -> list[tuple[float, str]]:
+    """Lines from the process's stdout, with arrival times, until one matches `pattern`."""
+    got: list[tuple[float, str]] = []
+    done = threading.Event()
+
+    def reader():
+        for line in proc.stdout:
+            got.append((time.monotonic(), line.rstrip("\n")))
+            if re.search(pattern, line):
+                done.set()
+                return
+
+    threading.Thread(target=reader, daemon=True).start()
+    done.wait(timeout)
+    return got
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_the_loop_within_a_second_exit_0(r, redis_server, sig):
+    push(r, "default", json.dumps({"enqueued_at": time.time()}))
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "30"})
+    try:
+        lines = read_lines_until(proc, r"\.latency=", 10)
+        assert lines, "no metric lines: stdout not flushed?"
+        time.sleep(0.2)  # now asleep until the next tick, 30 s away
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - sent < 1.0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
+def test_steady_schedule_without_drift(r, redis_server):
+    push(r, "default", json.dumps({"enqueued_at": time.time()}))
+    interval = 0.25
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": str(interval)})
+    try:
+        lines = read_lines_until(proc, r"XXX-never", 3.2)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    ticks = [t for t, line in lines if ".size=" in line]
+    assert len(ticks) >= 10
+    for k, t in enumerate(ticks):
+        # Each poll lands on its slot: errors do not add up over the ticks.
+        assert abs(t - (ticks[0] + k * interval)) < 0.08, (k, t - ticks[0])
+
+
+def test_redis_lost_and_back_the_loop_survives():
+    server = RedisServer("--requirepass", "secret-pw")
+    server.client = functools.partial(server.client, password="secret-pw")
+    server.start().client().sadd("queues", "default")
+    proc = spawn("run", env={"REDIS_URL": f"redis://:secret-pw@127.0.0.1:{server.port}/0",
+                             "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        assert read_lines_until(proc, r"default\.size=0", 5)
+        server.stop()
+        time.sleep(1.0)
+        server.start()  # empty again: nothing is persisted
+        push(server.client(), "default", json.dumps({"enqueued_at": time.time()}))
+        assert read_lines_until(proc, r"default\.size=1", 5)[-1][1].endswith("default.size=1")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        server.cleanup()
+    errors = [line for line in proc.stderr.read().splitlines() if "poll failed" in line]
+    assert 2 <= len(errors) <= 7, errors  # one per failed poll, about one per 0.2 s
+    assert all(line.startswith("sidekiq-metrics: poll failed: ConnectionError") for line in errors)
+    assert all("secret-pw" not in line for line in errors)
+
+
+def test_socket_timeout_is_shorter_than_the_interval():
+    from sidekiq_metrics.connection import connect
+
+    client = connect(load_settings({"SIDEKIQ_METRICS_INTERVAL": "1"}))
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.5 and kwargs["socket_connect_timeout"] == 0.5
+    assert connect(load_settings({})).connection_pool.connection_kwargs["socket_timeout"] == 10.0

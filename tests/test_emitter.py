@@ -310,3 +310,37 @@ def test_socket_timeout_is_shorter_than_the_interval():
     kwargs = client.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == 0.5 and kwargs["socket_connect_timeout"] == 0.5
     assert connect(load_settings({})).connection_pool.connection_kwargs["socket_timeout"] == 10.0
+
+
+def test_a_hung_redis_never_stalls_the_loop_past_its_interval(own_redis):
+    push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
+    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "0.4"})
+    try:
+        assert read_lines_until(proc, r"default\.latency=", 5)
+        own_redis.proc.send_signal(signal.SIGSTOP)  # replies now hang, the socket stays open
+        time.sleep(2.0)
+        own_redis.proc.send_signal(signal.SIGCONT)
+        resumed = read_lines_until(proc, r"default\.latency=", 3)
+        assert resumed and resumed[-1][1].startswith("sample#sidekiq.default.latency=")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    errors = [line for line in proc.stderr.read().splitlines() if "poll failed" in line]
+    # 2 s of silence at 0.4 s per tick, 0.2 s timeout each: about five failed polls, each one line.
+    assert 3 <= len(errors) <= 6, errors
+    assert all("TimeoutError" in line for line in errors)
+
+
+def test_sigterm_during_a_hung_redis_call_still_ends_within_a_second(own_redis):
+    push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
+    own_redis.proc.send_signal(signal.SIGSTOP)
+    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "60"})  # 10 s timeout
+    try:
+        time.sleep(1.0)  # started, and now waiting on Redis
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - sent < 1.0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()

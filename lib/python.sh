@@ -25,7 +25,7 @@ python::archive_url() {
 		return 0
 	fi
 	local ubuntu
-	ubuntu="$(python::ubuntu_version "${stack}")"
+	ubuntu="$(python::ubuntu_version "${stack}")" || return 1
 	echo "${PYTHON_BASE_URL}/python-${PYTHON_VERSION}-ubuntu-${ubuntu}-${arch}.tar.zst"
 }
 

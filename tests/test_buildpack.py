@@ -1,0 +1,405 @@
+"""The buildpack as Heroku drives it, simulated on this machine.
+
+A Python runtime archive in Heroku's layout is built from the interpreter running the tests and
+served by SIDEKIQ_METRICS_PYTHON_URL=file://...; the pinned wheels are served by pip's own mirror
+settings (PIP_NO_INDEX + PIP_FIND_LINKS in ENV_DIR). bin/compile builds a slug, the slug is moved
+elsewhere, and a dyno is booted the way Heroku boots one: HOME is the slug, config vars are in the
+environment, bash sources every .profile.d/*.sh, then execs the process command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+STACKS = ["heroku-22", "heroku-24", "heroku-26"]
+APP_ENV_SENTINELS = {"PYTHONHOME": "/app/.heroku/python", "PYTHONPATH": "/app/lib",
+                     "LD_LIBRARY_PATH": "/app/.heroku/vendor/lib", "PATH": "/app/bin:/usr/local/bin:/usr/bin:/bin"}
+
+
+@pytest.fixture(scope="session")
+def runtime_archive(tmp_path_factory) -> Path:
+    """The running interpreter packed like Heroku's python-X.Y.Z-ubuntu-NN.04-ARCH.tar.zst."""
+    prefix = Path(sys.base_prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if not (prefix / "bin" / "python3").exists() or not shutil.which("zstd"):
+        pytest.fail("need a CPython installed under a prefix and zstd (tests/run installs zstd)")
+    stdlib = f"lib/{version}"
+    archive = tmp_path_factory.mktemp("runtime") / "python-ubuntu-24.04-amd64.tar.zst"
+    excluded = [f"{stdlib}/site-packages/*", f"{stdlib}/test", f"{stdlib}/idlelib", f"{stdlib}/tkinter",
+                f"{stdlib}/turtledemo", f"{stdlib}/lib2to3", f"{stdlib}/config-*", "__pycache__"]
+    members = ["bin/python3", f"bin/{version}", "lib"]
+    subprocess.run(["tar", "--create", "--zstd", "--file", str(archive), "--directory", str(prefix),
+                    *[f"--exclude={e}" for e in excluded], *members], check=True)
+    return archive
+
+
+@pytest.fixture(scope="session")
+def wheel_mirror(tmp_path_factory) -> Path:
+    """A directory holding the pinned wheels, as a user's mirror would."""
+    mirror = tmp_path_factory.mktemp("wheels")
+    requirements = ROOT / "lib/runtime-requirements.txt"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--require-hashes", "--dest", str(mirror), "--requirement", str(requirements)],
+                   check=True, capture_output=True)
+    return mirror
+
+
+def build_env(stack: str) -> dict[str, str]:
+    """The build's environment: STACK set, no pip settings of this machine, no DYNO."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "SIDEKIQ_METRICS_", "DYNO"))}
+    return {**env, "STACK": stack}
+
+
+def write_env_dir(env_dir: Path, **config: str) -> Path:
+    env_dir.mkdir(parents=True, exist_ok=True)
+    for name, value in config.items():
+        (env_dir / name).write_text(value)
+    return env_dir
+
+
+def compile_app(tmp: Path, stack: str, **config: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    build, cache = tmp / "build", tmp / "cache"
+    build.mkdir(parents=True, exist_ok=True)
+    (build / "Gemfile").write_text("source 'https://rubygems.org'\ngem 'sidekiq'\n")
+    env_dir = write_env_dir(tmp / "env", **config)
+    result = subprocess.run([str(ROOT / "bin/compile"), str(build), str(cache), str(env_dir)],
+                            env=build_env(stack), capture_output=True, text=True, timeout=300)
+    return result, build, cache
+
+
+def mirror_config(archive: Path, mirror: Path) -> dict[str, str]:
+    return {"SIDEKIQ_METRICS_PYTHON_URL": f"file://{archive}", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(mirror)}
+
+
+@pytest.fixture(scope="module")
+def slug(tmp_path_factory, runtime_archive, wheel_mirror) -> dict:
+    """A slug built for heroku-24 twice (the second from the cache), then moved away from its build path."""
+    tmp = tmp_path_factory.mktemp("app")
+    config = mirror_config(runtime_archive, wheel_mirror)
+    first, build, cache = compile_app(tmp, "heroku-24", **config)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # The second build must download nothing: both sources are gone now.
+    shutil.rmtree(build)
+    archive_copy = tmp / "moved-away.tar.zst"
+    shutil.copy(runtime_archive, archive_copy)
+    empty_mirror = tmp / "empty-mirror"
+    empty_mirror.mkdir()
+    second, build, cache = compile_app(tmp, "heroku-24", **{**config, "PIP_FIND_LINKS": str(empty_mirror)})
+    assert second.returncode == 0, second.stdout + second.stderr
+    app = tmp / "app"  # the build ran in .../build; dynos run the slug from another path
+    shutil.move(str(build), str(app))
+    return {"first": first, "second": second, "build": build, "app": app}
+
+
+def test_detect_always_applies(tmp_path):
+    result = subprocess.run([str(ROOT / "bin/detect"), str(tmp_path)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "Sidekiq Metrics\n")
+
+
+def test_release_declares_nothing(tmp_path):
+    result = subprocess.run([str(ROOT / "bin/release"), str(tmp_path)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "--- {}\n")
+
+
+def test_compile_output_and_cache(slug):
+    first, second = slug["first"].stdout, slug["second"].stdout
+    assert first.startswith("-----> Downloading the Python runtime\n       file://")
+    assert "-----> Downloading packages (click, redis)\n-----> Installing the sidekiq-metrics emitter\n" in first
+    assert "       sidekiq-metrics, version 0.1.0\n" in first
+    assert second.startswith("-----> Using the cached Python runtime\n-----> Using cached packages (click, redis)\n")
+    assert "Downloading" not in second
+
+
+def test_slug_holds_no_build_path_and_no_console_scripts(slug):
+    needle = str(slug["build"]).encode()
+    offenders = [p for p in slug["app"].rglob("*") if p.is_file() and not p.is_symlink() and needle in p.read_bytes()]
+    assert offenders == []
+    site = next(slug["app"].glob(".sidekiq-metrics/python/lib/python3.*/site-packages"))
+    assert {"click", "redis", "sidekiq_metrics"} <= {p.name for p in site.iterdir()}
+    assert not (site / "bin").exists()
+
+
+class Dyno:
+    """One booted dyno: bash sources .profile.d/*.sh, then execs the process command (our fake app)."""
+
+    def __init__(self, home: Path, dyno: str, config: dict[str, str], run_for: float = 30) -> None:
+        self.env_file = home.parent / f"app-env-{dyno}-{time.monotonic_ns()}.json"
+        app = (f"import json, os, time; json.dump(dict(os.environ), open({str(self.env_file)!r}, 'w')); "
+               f"time.sleep({run_for})")
+        boot = ('cd "${HOME}"; for f in .profile.d/*.sh; do source "${f}"; done; '
+                f'exec {sys.executable} -I -c "{app}"')  # -I: our sentinel PYTHONHOME must not break it
+        env = {"HOME": str(home), "DYNO": dyno, "PORT": "5000", **APP_ENV_SENTINELS, **config}
+        env["PATH"] = APP_ENV_SENTINELS["PATH"]
+        self.proc = subprocess.Popen(["bash", "-c", boot], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        self.stdout = ""
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        for line in self.proc.stdout:
+            self.stdout += line
+
+    def app_env(self, timeout: float = 10) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return json.loads(self.env_file.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                time.sleep(0.02)
+        raise AssertionError("the app process never started")
+
+    def ours(self) -> list[int]:
+        """Every live process of the dyno besides the app itself: ours. (The dyno runs in a session of
+        its own, which every process the hook starts inherits, even once the app is gone.)"""
+        return [pid for pid in session_members(self.proc.pid) if pid != self.proc.pid]
+
+    def sigterm_all(self) -> None:
+        """What Heroku does at shutdown: SIGTERM to every process of the dyno."""
+        for pid in [self.proc.pid, *self.ours()]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def read_stdout_until(self, text: str, timeout: float) -> str:
+        """The dyno's stdout from now on, until `text` appears in it."""
+        start = len(self.stdout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and text not in self.stdout[start:]:
+            time.sleep(0.05)
+        return self.stdout[start:]
+
+    def stop(self) -> str:
+        self.sigterm_all()
+        try:
+            self.proc.wait(5)
+        finally:
+            deadline = time.monotonic() + 3
+            while self.ours() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for pid in self.ours():
+                os.kill(pid, signal.SIGKILL)
+        return self.proc.stderr.read()
+
+
+def session_members(sid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def redis_config(redis_server, **extra: str) -> dict[str, str]:
+    return {"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.5", **extra}
+
+
+def test_web_1_reports_within_seconds_and_leaves_the_app_env_alone(slug, r, redis_server):
+    r.sadd("queues", "default")
+    r.lpush("queue:default", json.dumps({"enqueued_at": time.time() - 2.0}))
+    config = redis_config(redis_server)
+    dyno = Dyno(slug["app"], "web.1", config)
+    try:
+        with_hook = dyno.app_env()
+        out = dyno.read_stdout_until(".latency=", 8)
+        assert "sample#sidekiq.default.size=1\nsample#sidekiq.default.latency=2." in out
+        assert len(dyno.ours()) >= 2  # the supervisor and the emitter
+    finally:
+        stderr = dyno.stop()
+    assert "sidekiq-metrics: starting the Sidekiq metrics emitter on web.1" in stderr
+
+    # The same boot without our hook: the app must see exactly the same environment.
+    hookless = slug["app"].parent / "hookless"
+    shutil.copytree(slug["app"], hookless, symlinks=True)
+    (hookless / ".profile.d/sidekiq-metrics.sh").unlink()
+    plain = Dyno(hookless, "web.1", config)
+    try:
+        without_hook = plain.app_env()
+    finally:
+        plain.stop()
+    normalise = {"HOME", "PWD", "OLDPWD"}
+    assert {k: v for k, v in with_hook.items() if k not in normalise} == \
+        {k: v for k, v in without_hook.items() if k not in normalise}
+    for name, value in APP_ENV_SENTINELS.items():
+        assert with_hook[name] == value
+
+
+@pytest.mark.parametrize("dyno, config", [
+    ("worker.1", {}),
+    ("run.1234", {}),
+    ("web.2", {}),
+    ("web.1", {"SIDEKIQ_METRICS_DISABLE": "1"}),
+    ("web.1", {"REDIS_URL": ""}),
+    ("web.1", {"REDIS_URL": "", "REDIS_PROVIDER": "REDISCLOUD_URL"}),  # names a variable that is unset
+])
+def test_no_emitter_where_it_should_not_run(slug, redis_server, dyno, config):
+    d = Dyno(slug["app"], dyno, {**redis_config(redis_server), **config})
+    try:
+        d.app_env()
+        time.sleep(0.5)
+        assert d.ours() == []
+    finally:
+        stderr = d.stop()
+    assert stderr == ""
+
+
+def test_sidekiq_metrics_dyno_moves_it(slug, r, redis_server):
+    d = Dyno(slug["app"], "worker.3", redis_config(redis_server, SIDEKIQ_METRICS_DYNO="worker.3"))
+    try:
+        d.app_env()
+        assert len(d.ours()) >= 1
+    finally:
+        d.stop()
+
+
+def source_time(hook: Path, dyno: str, config: dict[str, str], tmp: Path) -> float:
+    """Seconds bash spends sourcing the hook, in a shell with `set -eu` that must live on afterwards."""
+    script = 'start=${EPOCHREALTIME}; source "$1"; end=${EPOCHREALTIME}; echo "alive $(( ${end/./} - ${start/./} ))"'
+    env = {"HOME": str(hook.parent.parent), "DYNO": dyno, "PATH": "/usr/bin:/bin", **config}
+    out = tmp / f"source-{dyno}.out"
+    with out.open("w") as sink:  # a file, not a pipe: a started emitter keeps writing to it
+        shell = subprocess.Popen(["bash", "-c", f"set -eu; {script}", "boot", str(hook)], env=env, stdout=sink,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        shell.wait(10)
+    for pid in session_members(shell.pid):  # the emitter it started, if any
+        os.kill(pid, signal.SIGKILL)
+    first = out.read_text().splitlines()[0]
+    assert shell.returncode == 0 and first.startswith("alive "), first  # it returned; the shell lived on
+    return int(first.split()[1]) / 1e6
+
+
+def test_sourcing_the_hook_is_instant_and_never_ends_the_shell(slug, tmp_path):
+    hook = slug["app"] / ".profile.d/sidekiq-metrics.sh"
+    assert source_time(hook, "worker.1", {}, tmp_path) < 0.02
+    started = source_time(hook, "web.1", {"REDIS_URL": "redis://127.0.0.1:1/0", "SIDEKIQ_METRICS_INTERVAL": "60"},
+                          tmp_path)
+    assert started < 0.05
+
+
+def test_a_crashed_emitter_is_restarted_but_nothing_survives_sigterm(slug, r, redis_server):
+    r.sadd("queues", "default")
+    d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.5"))
+    try:
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)
+        emitters = [p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(emitters) == 1
+        os.kill(emitters[0], signal.SIGKILL)  # e.g. the OOM killer
+        time.sleep(0.3)
+        assert d.read_stdout_until(".size=0", 8).count(".size=0") >= 1  # reporting again
+        restarted = [p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(restarted) == 1 and restarted != emitters
+        ours = d.ours()
+        d.sigterm_all()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and any(alive(p) for p in ours):
+            time.sleep(0.05)
+        assert not any(alive(p) for p in ours)
+        time.sleep(1.0)  # longer than the restart delay: nothing came back
+        assert d.ours() == [] or not any(alive(p) for p in d.ours())
+    finally:
+        stderr = d.stop()
+    assert "sidekiq-metrics: the emitter exited with status 137; restarting in 0.5s" in stderr
+    assert stderr.count("restarting") == 1
+
+
+def test_a_configuration_error_is_said_once_and_not_restarted(slug, redis_server):
+    d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_INTERVAL="soon",
+                                                SIDEKIQ_METRICS_RESTART_DELAY="0.1"))
+    try:
+        d.app_env()
+        time.sleep(1.5)
+        assert d.ours() == []
+    finally:
+        stderr = d.stop()
+    assert stderr.count("SIDEKIQ_METRICS_INTERVAL must be a number") == 1
+    assert "not restarting the emitter: fix the setting named above" in stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_supported_stack_builds_and_reports(tmp_path, runtime_archive, wheel_mirror, r, redis_server, stack):
+    r.sadd("queues", "default")
+    result, build, _ = compile_app(tmp_path, stack, **mirror_config(runtime_archive, wheel_mirror))
+    assert result.returncode == 0, result.stderr
+    app = tmp_path / "app"
+    shutil.move(str(build), str(app))
+    d = Dyno(app, "web.1", redis_config(redis_server))
+    try:
+        assert "sample#sidekiq.default.size=0" in d.read_stdout_until(".size=0", 8)
+    finally:
+        d.stop()
+
+
+def archive_url(stack: str, arch: str) -> subprocess.CompletedProcess[str]:
+    script = f'source lib/output.sh; source lib/python.sh; python::archive_url "{stack}" "{arch}"'
+    return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]})
+
+
+@pytest.mark.parametrize("stack, arch, ubuntu", [("heroku-22", "amd64", "22.04"), ("heroku-24", "arm64", "24.04"),
+                                                 ("heroku-26", "amd64", "26.04")])
+def test_heroku_runtime_url_per_stack_and_cpu(stack, arch, ubuntu):
+    result = archive_url(stack, arch)
+    assert result.stdout.strip() == ("https://heroku-buildpack-python.s3.dualstack.us-east-1.amazonaws.com/"
+                                     f"python-3.13.15-ubuntu-{ubuntu}-{arch}.tar.zst")
+
+
+def test_unsupported_stack_fails_clearly(tmp_path):
+    result, _, _ = compile_app(tmp_path, "heroku-20")
+    assert result.returncode == 1
+    assert " !     Error: sidekiq-metrics does not support the stack heroku-20." in result.stderr
+
+
+def test_failed_download_names_the_url_and_the_override(tmp_path, wheel_mirror):
+    result, _, cache = compile_app(tmp_path, "heroku-24", SIDEKIQ_METRICS_PYTHON_URL="file:///nonexistent/python.tar.zst",
+                                   PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheel_mirror))
+    assert result.returncode == 1
+    assert " !     Error: could not download the Python runtime for sidekiq-metrics." in result.stderr
+    assert " !     From: file:///nonexistent/python.tar.zst" in result.stderr
+    assert "SIDEKIQ_METRICS_PYTHON_URL" in result.stderr
+    assert not list(cache.rglob("*.tar.zst*"))  # nothing half-downloaded is kept
+
+
+def test_checksum_is_enforced_when_pinned(tmp_path, runtime_archive, wheel_mirror):
+    config = mirror_config(runtime_archive, wheel_mirror)
+    bad, _, cache = compile_app(tmp_path / "bad", "heroku-24", **config, SIDEKIQ_METRICS_PYTHON_SHA256="0" * 64)
+    assert bad.returncode == 1
+    assert " !     Error: the Python runtime archive for sidekiq-metrics failed its checksum." in bad.stderr
+    assert not list(cache.rglob("*.tar.zst"))
+    good_sum = hashlib.sha256(runtime_archive.read_bytes()).hexdigest()
+    good, _, _ = compile_app(tmp_path / "good", "heroku-24", **config, SIDEKIQ_METRICS_PYTHON_SHA256=good_sum)
+    assert good.returncode == 0 and "       SHA-256 verified\n" in good.stdout
+
+
+def test_failed_package_download_tells_what_to_set(tmp_path, runtime_archive):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, _, _ = compile_app(tmp_path, "heroku-24", SIDEKIQ_METRICS_PYTHON_URL=f"file://{runtime_archive}",
+                               PIP_NO_INDEX="1", PIP_FIND_LINKS=str(empty))
+    assert result.returncode == 1
+    assert " !     Error: could not download the Python packages sidekiq-metrics needs." in result.stderr
+    assert "PIP_INDEX_URL" in result.stderr
+

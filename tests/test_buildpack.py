@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 STACKS = ["heroku-22", "heroku-24", "heroku-26"]
 APP_ENV_SENTINELS = {"PYTHONHOME": "/app/.heroku/python", "PYTHONPATH": "/app/lib",
@@ -403,3 +403,29 @@ def test_failed_package_download_tells_what_to_set(tmp_path, runtime_archive):
     assert " !     Error: could not download the Python packages sidekiq-metrics needs." in result.stderr
     assert "PIP_INDEX_URL" in result.stderr
 
+
+
+def test_runtime_over_http_and_pip_mirror_from_the_build_environment(tmp_path, runtime_archive, wheel_mirror):
+    """A mirror reached over HTTP, and pip settings given to the build itself rather than as config vars."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(runtime_archive.parent)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/{runtime_archive.name}"
+        build, cache, env_dir = tmp_path / "build", tmp_path / "cache", write_env_dir(tmp_path / "env")
+        build.mkdir()
+        env = {**build_env("heroku-24"), "SIDEKIQ_METRICS_PYTHON_URL": url, "PIP_NO_INDEX": "1",
+               "PIP_FIND_LINKS": str(wheel_mirror)}
+        for _ in range(50):  # the server is up once it answers
+            if subprocess.run(["curl", "--silent", "--fail", "--head", url], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        result = subprocess.run([str(ROOT / "bin/compile"), str(build), str(cache), str(env_dir)], env=env,
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        server.terminate()
+        server.wait(5)
+    assert result.returncode == 0, result.stderr
+    assert f"-----> Downloading the Python runtime\n       {url}\n" in result.stdout
+    assert (build / ".sidekiq-metrics/bin/sidekiq-metrics").exists()

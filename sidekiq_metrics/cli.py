@@ -29,6 +29,8 @@ _OPTIONS = [
     click.option("--type", "metric_type",
                  help="l2met measurement type: sample, measure or count [env SIDEKIQ_METRICS_TYPE; default sample]"),
     click.option("--source", help="Adds source=<value> to every line [env SIDEKIQ_METRICS_SOURCE]"),
+    click.option("--stats/--no-stats", default=None,
+                 help="Whole-Sidekiq totals (enqueued, busy, processed, ...) [env SIDEKIQ_METRICS_STATS; default on]"),
 ]
 
 

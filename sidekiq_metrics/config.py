@@ -70,6 +70,7 @@ class Settings:
     prefix: str = DEFAULT_PREFIX
     metric_type: str = "sample"
     source: str | None = None
+    stats: bool = True  # whole-Sidekiq totals beside the per-queue lines
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """For each setting, where its value came from: a flag, a variable, or "default"."""
 
@@ -133,6 +134,10 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, object] | None = N
         if not _SOURCE_RE.fullmatch(raw):
             raise ConfigError(label, f"must be 1 to 255 of A-Z a-z 0-9 . _ : -, got {_quote(raw)}")
         kw["source"] = raw
+
+    raw, label = _pick("stats", "--stats", "SIDEKIQ_METRICS_STATS", flags, env, origins)
+    if raw is not None:
+        kw["stats"] = parse_bool(raw, label)
 
     return Settings(origins=origins, **kw)  # type: ignore[arg-type]
 

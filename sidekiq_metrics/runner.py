@@ -18,7 +18,7 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
 from sidekiq_metrics.errors import StopRequested
 from sidekiq_metrics.formats.l2met import L2metFormat
-from sidekiq_metrics.metrics import queue_samples
+from sidekiq_metrics.metrics import CounterDeltas, Sample, heartbeat, queue_samples, total_samples
 from sidekiq_metrics.snapshot import read_snapshot
 
 LOG_PREFIX = "sidekiq-metrics:"
@@ -68,6 +68,7 @@ class Poller:
         self.err = err
         self.shutdown = shutdown or Shutdown()
         self.format = L2metFormat(settings.prefix, settings.metric_type, settings.source)
+        self.deltas = CounterDeltas()
         self._last_warning: str | None = None
 
     def poll(self) -> bool:
@@ -75,17 +76,25 @@ class Poller:
         try:
             with self.shutdown.interruptible():
                 snapshot = read_snapshot(self.client, namespace=self.settings.namespace,
-                                         queues=self.settings.queues)
+                                         queues=self.settings.queues, totals=self.settings.stats)
         except (redis.RedisError, OSError) as exc:
             self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
+            self.emit(heartbeat(up=False))
             return False
         samples, problems = queue_samples(snapshot)
+        if snapshot.totals:
+            totals = snapshot.totals
+            samples += total_samples(totals, samples)
+            samples += self.deltas.update({"jobs.processed": totals.processed, "jobs.failed": totals.failed})
+        self.emit(samples + heartbeat(up=True))
+        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems])
+        return True
+
+    def emit(self, samples: list[Sample]) -> None:
         lines = self.format.render(samples)
         if lines:
             self.out.write("\n".join(lines) + "\n")
         self.out.flush()
-        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems])
-        return True
 
     def _warn_once(self, warnings: list[str]) -> None:
         """Say what cannot be read when it changes, not every poll."""

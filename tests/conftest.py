@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -142,3 +144,20 @@ def parse_l2met(lines: str) -> dict[str, str]:
                 assert key not in found, f"{key} measured twice"
                 found[key] = value
     return found
+
+
+def read_lines_until(proc, pattern: str, timeout: float) -> list[tuple[float, str]]:
+    """Lines from the process's stdout, with arrival times, until one matches `pattern`."""
+    got: list[tuple[float, str]] = []
+    done = threading.Event()
+
+    def reader():
+        for line in proc.stdout:
+            got.append((time.monotonic(), line.rstrip("\n")))
+            if re.search(pattern, line):
+                done.set()
+                return
+
+    threading.Thread(target=reader, daemon=True).start()
+    done.wait(timeout)
+    return got

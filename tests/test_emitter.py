@@ -12,17 +12,25 @@ import time
 import pytest
 import redis
 
-from conftest import RedisServer, cli, parse_l2met, sidekiq, spawn
+from conftest import RedisServer, cli, parse_l2met, read_lines_until, sidekiq, spawn
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.snapshot import read_snapshot
+
+WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
+                 "max_latency", "utilization", "jobs.processed", "jobs.failed", "metrics.up", "metrics.errors"}
+
+
+def per_queue(measurements: dict[str, str], prefix: str = "sidekiq") -> dict[str, str]:
+    """The per-queue measurements only (this file is about queues; test_totals.py about the rest)."""
+    return {k: v for k, v in measurements.items() if k.split("#", 1)[1][len(prefix) + 1:] not in WHOLE_SIDEKIQ}
 
 
 def poll_once(url: str, *args: str, **env: str) -> dict[str, str]:
     result = cli("run", "--once", *args, env={"REDIS_URL": url, **env})
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    return parse_l2met(result.stdout)
+    return per_queue(parse_l2met(result.stdout))
 
 
 def assert_matches_sidekiq(ours: dict[str, str], before: dict, after: dict, prefix: str = "sidekiq") -> None:
@@ -130,7 +138,7 @@ def test_one_bad_queue_never_hides_the_others(r, redis_server):
     r.hset("queue:hash_type", "a", "b")
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
     assert result.returncode == 0
-    ours = parse_l2met(result.stdout)
+    ours = per_queue(parse_l2met(result.stdout))
     assert ours["sample#sidekiq.good.size"] == "1" and 5 <= float(ours["sample#sidekiq.good.latency"]) < 7
     assert ours["sample#sidekiq.bad_json.size"] == "2"
     assert ours["sample#sidekiq.bad_stamp.size"] == "1"
@@ -158,16 +166,16 @@ def test_queue_names_that_are_not_utf8_or_not_printable(r, redis_server):
     r.lpush("queue:new\nline", json.dumps({"enqueued_at": time.time()}))
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
     assert result.returncode == 0 and "Traceback" not in result.stderr
-    ours = parse_l2met(result.stdout)
+    ours = per_queue(parse_l2met(result.stdout))
     assert ours["sample#sidekiq.__raw.size"] == "1"
     assert ours["sample#sidekiq.new_line.size"] == "1"
     assert ours["sample#sidekiq.eq_ual_hash.size"] == "0"
     assert all(re.fullmatch(r"sample#sidekiq\.[A-Za-z0-9.:_-]+", k) for k in ours)
 
 
-def test_no_queues_prints_nothing_and_succeeds(r, redis_server):
-    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+def test_no_queues_prints_only_the_heartbeat_in_the_originals_mode(r, redis_server):
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_STATS": "false"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "sample#sidekiq.metrics.up=1\n", "")
 
 
 def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis):
@@ -177,7 +185,8 @@ def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("sidekiq-metrics: poll failed: ConnectionError")
-    assert "pa55" not in result.stderr and "admin" not in result.stderr and result.stdout == ""
+    assert "pa55" not in result.stderr and "admin" not in result.stderr
+    assert result.stdout == "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1\n"
 
 
 def test_only_read_commands_reach_redis(r, redis_server):
@@ -202,7 +211,8 @@ def test_only_read_commands_reach_redis(r, redis_server):
     redis_server.client(protocol=2).echo("STOP-MONITOR")  # no HELLO of its own in the record
     t.join(5)
     commands = {c.split(" ", 1)[0].upper() for c in seen if "STOP-MONITOR" not in c}
-    assert commands == {"SMEMBERS", "LLEN", "LINDEX"}
+    assert {"SMEMBERS", "LLEN", "LINDEX", "GET", "ZCARD", "SCARD"} <= commands
+    assert commands <= {"SMEMBERS", "LLEN", "LINDEX", "GET", "ZCARD", "SCARD", "HMGET"}
 
 
 class CountingConnection(redis.Connection):
@@ -213,37 +223,26 @@ class CountingConnection(redis.Connection):
         return super().send_packed_command(command, check_health)
 
 
-@pytest.mark.parametrize("queues", [1, 2000])
-def test_round_trips_do_not_grow_with_queues(r, redis_server, queues):
+@pytest.mark.parametrize("queues, processes", [(1, 0), (2000, 0), (2000, 300)])
+def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queues, processes):
     for i in range(queues):
         push(r, f"q{i}", json.dumps({"enqueued_at": time.time()}))
+    for i in range(processes):
+        r.sadd("processes", f"web.{i}:1:abc")
+        r.hset(f"web.{i}:1:abc", mapping={"busy": 1, "info": json.dumps({"concurrency": 5})})
     pool = redis.ConnectionPool(host="127.0.0.1", port=redis_server.port, connection_class=CountingConnection)
     client = redis.Redis(connection_pool=pool)
     client.ping()
     CountingConnection.sends = 0
-    snapshot = read_snapshot(client)
-    assert len(snapshot.queues) == queues
-    assert CountingConnection.sends == 2  # SMEMBERS, then one pipeline
+    snapshot = read_snapshot(client, totals=True)
+    assert len(snapshot.queues) == queues and len(snapshot.totals.live) == processes
+    assert CountingConnection.sends == 2  # the sets and totals, then every queue and process
+    CountingConnection.sends = 0
+    read_snapshot(client)
+    assert CountingConnection.sends == 2
     CountingConnection.sends = 0
     read_snapshot(client, queues=["q0", "q1"])
     assert CountingConnection.sends == 1
-
-
-def read_lines_until(proc, pattern: str, timeout: float) -> list[tuple[float, str]]:
-    """Lines from the process's stdout, with arrival times, until one matches `pattern`."""
-    got: list[tuple[float, str]] = []
-    done = threading.Event()
-
-    def reader():
-        for line in proc.stdout:
-            got.append((time.monotonic(), line.rstrip("\n")))
-            if re.search(pattern, line):
-                done.set()
-                return
-
-    threading.Thread(target=reader, daemon=True).start()
-    done.wait(timeout)
-    return got
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

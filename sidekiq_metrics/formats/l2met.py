@@ -2,9 +2,10 @@
 
     source=web.1 sample#sidekiq.default.size=3 sample#sidekiq.mailers.size=0
     source=web.1 sample#sidekiq.default.latency=12.345 sample#sidekiq.mailers.latency=0.000
+    source=web.1 sample#sidekiq.enqueued=3 ... count#sidekiq.jobs.processed=120 sample#sidekiq.metrics.up=1
 
 Per-queue samples of one kind share a line, as the original buildpack printed
-them; lines are split between measurements to stay under MAX_LINE_BYTES. Values
+them, and whole-Sidekiq samples share another; lines are split between measurements to stay under MAX_LINE_BYTES. Values
 are plain non-negative decimals: l2met reads only a leading run of digits and
 dots, so `1e-05` or `-1` would be misread or dropped.
 """
@@ -34,8 +35,9 @@ class L2metFormat:
         for s in samples:
             metric = f"{self.prefix}.{names[s.queue]}.{s.name}" if s.queue is not None else \
                 f"{self.prefix}.{s.name}"
-            group = s.name if s.queue is not None else ""
-            groups.setdefault(group, []).append(f"{self.metric_type}#{metric}={format_value(s.value)}")
+            group = s.name if s.queue is not None else ""  # per-queue kinds apart, totals together
+            kind = "count" if s.counter else self.metric_type
+            groups.setdefault(group, []).append(f"{kind}#{metric}={format_value(s.value)}")
         lines: list[str] = []
         for measurements in groups.values():
             lines.extend(self._pack(measurements))

@@ -3,7 +3,7 @@
 #   ruby sidekiq_ref.rb < commands.json   (REDIS_URL, optional SIDEKIQ_NAMESPACE)
 #
 # Reads a JSON array of commands and prints one JSON object with the results:
-#   {"push": {"queue": "q", "class": "X", "args": [...]}}          Sidekiq::Client.push
+#   {"push": {"queue": "q", "class": "X", "args": [...], "retry": 0}}  Sidekiq::Client.push
 #   {"push_active_job": {"queue": "q"}}                            a payload shaped like ActiveJob's
 #   {"schedule": {"queue": "q", "in": 60}}                         Sidekiq::Client.push with "at"
 #   {"sleep": 0.2}
@@ -23,8 +23,9 @@ Sidekiq.logger.level = Logger::WARN
 out = {}
 JSON.parse($stdin.read).each do |cmd|
   if (job = cmd["push"])
-    Sidekiq::Client.push("queue" => job["queue"], "class" => job.fetch("class", "FixtureJob"),
-                         "args" => job.fetch("args", []))
+    # The class goes by name, so its sidekiq_options are not seen here: pass "retry" along as needed.
+    Sidekiq::Client.push({ "queue" => job["queue"], "class" => job.fetch("class", "FixtureJob"),
+                           "args" => job.fetch("args", []) }.merge(job.slice("retry")))
   elsif (job = cmd["push_active_job"])
     # The shape ActiveJob's Sidekiq adapter pushes: its own ISO-8601 "enqueued_at" inside args.
     Sidekiq::Client.push("queue" => job["queue"], "class" => "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper",

@@ -1,0 +1,189 @@
+"""Whole-Sidekiq metrics against a real Sidekiq server working real jobs, with Sidekiq's own API as reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+
+from conftest import ROOT, cli, parse_l2met, read_lines_until, sidekiq, spawn
+from sidekiq_metrics.metrics import CounterDeltas
+from sidekiq_metrics.snapshot import read_snapshot
+
+
+@pytest.fixture
+def sidekiq_server(r, redis_server):
+    """`sidekiq -q work -c 4` working for our tests, stopped (TERM, then KILL) afterwards."""
+    env = {**os.environ, "REDIS_URL": redis_server.url, "DYNO": "worker.1"}
+    proc = subprocess.Popen(["sidekiq", "-r", str(ROOT / "tests/support/workers.rb"), "-q", "work", "-c", "4",
+                             "-t", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not r.scard("processes"):
+        assert time.monotonic() < deadline and proc.poll() is None, "sidekiq did not start"
+        time.sleep(0.1)
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def sidekiq_stats(url: str) -> dict:
+    return sidekiq(url, [{"stats": True}])["stats"]
+
+
+def wait_for(url: str, done, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = sidekiq_stats(url)
+        if done(stats) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.5)
+
+
+def ours(url: str, **env: str) -> dict[str, str]:
+    result = cli("run", "--once", env={"REDIS_URL": url, **env})
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return parse_l2met(result.stdout)
+
+
+@pytest.mark.sidekiq
+def test_totals_equal_sidekiq_stats_for_jobs_a_real_sidekiq_worked(r, redis_server, sidekiq_server):
+    url = redis_server.url
+    sidekiq(url, [
+        {"push": {"queue": "work", "class": "SlowJob", "args": [60]}},
+        {"push": {"queue": "work", "class": "SlowJob", "args": [60]}},
+        *[{"push": {"queue": "work", "class": "QuickJob"}}] * 3,
+        {"push": {"queue": "work", "class": "FailingJob"}},
+        {"push": {"queue": "work", "class": "DoomedJob", "retry": 0}},
+        {"schedule": {"queue": "work", "in": 3600}},
+        {"push": {"queue": "idle"}}, {"push": {"queue": "idle"}},  # no process works this queue
+    ])
+    # Sidekiq flushes its counters with each heartbeat (every 5 s in 6.x).
+    before = wait_for(url, lambda s: s["busy"] == 2 and s["processed"] >= 5 and s["retries"] == 1 and s["dead"] == 1)
+    measured = ours(url)
+    after = sidekiq_stats(url)
+    assert before == after, "Sidekiq's numbers moved during the test"
+    assert (before["busy"], before["processed"], before["failed"], before["processes"]) == (2, 5, 2, 1)
+    for name in ("enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed"):
+        assert measured[f"sample#sidekiq.{name}"] == str(before[name]), name
+    assert measured["sample#sidekiq.enqueued"] == "2" and measured["sample#sidekiq.scheduled"] == "1"
+    assert before["concurrency"] == 4
+    assert measured["sample#sidekiq.utilization"] == f"{before['live_busy'] / before['concurrency']:.3f}" == "0.500"
+    assert float(measured["sample#sidekiq.max_latency"]) == max(
+        float(measured["sample#sidekiq.idle.latency"]), float(measured["sample#sidekiq.work.latency"]))
+    assert measured["sample#sidekiq.metrics.up"] == "1"
+    assert not any(k.startswith("count#") for k in measured)  # a first poll has nothing to compare with
+
+
+def add_process(r: redis.Redis, identity: str, *, busy: int, info: dict | None, concurrency: int | None = None,
+                namespace: str = "") -> None:
+    """A process as Sidekiq's heartbeat leaves it: SADD processes, then HSET on its identity."""
+    r.sadd(f"{namespace}processes", identity)
+    if info is None:
+        return  # its hash expired: the process died without cleaning up
+    fields = {"busy": busy, "beat": time.time(), "quiet": "false", "info": json.dumps(info)}
+    if concurrency is not None:
+        fields["concurrency"] = concurrency
+    r.hset(f"{namespace}{identity}", mapping=fields)
+
+
+def test_concurrency_as_each_sidekiq_version_stores_it_and_stale_processes(r, redis_server):
+    add_process(r, "web.1:1:a", busy=3, info={"concurrency": 10})  # <= 8.1.1 (7.x: total over capsules)
+    add_process(r, "worker.1:2:b", busy=1, info={"capsules": {"default": {"concurrency": 5},
+                                                                "single": {"concurrency": 1}}})  # 8.0.9+
+    add_process(r, "worker.2:3:c", busy=2, info={"capsules": {}}, concurrency=4)  # 8.1.2+: a field of its own
+    add_process(r, "worker.3:4:d", busy=0, info=None)  # expired
+    totals = read_snapshot(r, totals=True).totals
+    assert totals.processes == 4  # SCARD, as Stats#processes_size
+    assert [(p.identity, p.busy, p.concurrency) for p in totals.live] == [
+        ("web.1:1:a", 3, 10), ("worker.1:2:b", 1, 6), ("worker.2:3:c", 2, 4)]
+    measured = ours(redis_server.url)
+    assert measured["sample#sidekiq.busy"] == "6"
+    assert measured["sample#sidekiq.utilization"] == f"{6 / 20:.3f}"
+    assert measured["sample#sidekiq.processes"] == "4"
+
+
+@pytest.mark.sidekiq
+def test_stale_process_counts_as_sidekiq_counts_it(r, redis_server):
+    add_process(r, "web.1:1:a", busy=2, info={"concurrency": 5, "hostname": "web.1", "pid": 1, "identity": "web.1:1:a"})
+    add_process(r, "worker.9:9:z", busy=0, info=None)
+    measured = ours(redis_server.url)
+    reference = sidekiq_stats(redis_server.url)  # Stats first; its ProcessSet then prunes the stale entry
+    assert measured["sample#sidekiq.processes"] == str(reference["processes"]) == "2"
+    assert measured["sample#sidekiq.busy"] == str(reference["busy"]) == "2"
+    assert measured["sample#sidekiq.utilization"] == "0.400"
+
+
+@pytest.mark.sidekiq
+def test_namespaced_totals(r, redis_server):
+    sidekiq(redis_server.url, [{"push": {"queue": "a"}}, {"schedule": {"queue": "a", "in": 60}}], namespace="app")
+    add_process(r, "web.1:1:a", busy=1, info={"concurrency": 2}, namespace="app:")
+    measured = ours(redis_server.url, SIDEKIQ_METRICS_NAMESPACE="app")
+    reference = sidekiq(redis_server.url, [{"stats": True}], namespace="app")["stats"]
+    for name in ("enqueued", "scheduled", "processes", "busy"):
+        assert measured[f"sample#sidekiq.{name}"] == str(reference[name]), name
+    assert measured["sample#sidekiq.utilization"] == "0.500"
+
+
+def test_no_processes_no_utilization_and_zeros_with_no_queues(r, redis_server):
+    measured = ours(redis_server.url)
+    assert measured == {f"sample#sidekiq.{n}": "0" for n in
+                        ("enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed")} | {
+        "sample#sidekiq.metrics.up": "1"}
+
+
+def test_stats_false_gives_the_originals_lines_and_the_heartbeat(r, redis_server):
+    r.sadd("queues", "default")
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_STATS": "false"})
+    assert result.stdout == ("sample#sidekiq.default.size=0\nsample#sidekiq.default.latency=0.000\n"
+                             "sample#sidekiq.metrics.up=1\n")
+
+
+def test_prefix_and_type_apply_to_totals_but_counts_stay_counts(r, redis_server):
+    r.set("stat:processed", 7)
+    measured = ours(redis_server.url, SIDEKIQ_METRICS_PREFIX="jobs", SIDEKIQ_METRICS_TYPE="measure")
+    assert measured["measure#jobs.processed"] == "7" and measured["measure#jobs.metrics.up"] == "1"
+
+
+def test_counts_are_increases_between_polls_and_survive_a_reset(r, redis_server):
+    r.set("stat:processed", 100)
+    r.set("stat:failed", 10)
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.3"})
+    try:
+        lines = read_lines_until(proc, r"metrics\.up=1", 5)
+        r.incrby("stat:processed", 30)  # as Sidekiq's heartbeat flushes them
+        r.incrby("stat:failed", 2)
+        lines += read_lines_until(proc, r"jobs\.processed=30", 5)
+        r.set("stat:processed", 4)  # Sidekiq::Stats#reset, or a new Redis
+        r.set("stat:failed", 0)
+        lines += read_lines_until(proc, r"processed=4 ", 5)
+        lines += read_lines_until(proc, r"metrics\.up=1", 5)
+        r.incrby("stat:processed", 5)
+        lines += read_lines_until(proc, r"jobs\.processed=5", 5)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    counts = [(k, int(v)) for _, line in lines for k, _, v in (t.partition("=") for t in line.split())
+              if k.startswith("count#")]
+    processed = [v for k, v in counts if k == "count#sidekiq.jobs.processed"]
+    failed = [v for k, v in counts if k == "count#sidekiq.jobs.failed"]
+    assert sum(processed) == 35 and sorted(set(processed)) == [0, 5, 30]
+    assert sum(failed) == 2 and max(failed) == 2
+    assert "count#sidekiq.jobs.processed" not in lines[0][1]  # the first poll has nothing to compare with
+
+
+def test_counter_deltas_unit():
+    deltas = CounterDeltas()
+    assert deltas.update({"jobs.processed": 100}) == []
+    assert [s.value for s in deltas.update({"jobs.processed": 130})] == [30]
+    assert deltas.update({"jobs.processed": 2}) == []  # went down: nothing this poll
+    assert [s.value for s in deltas.update({"jobs.processed": 9})] == [7]

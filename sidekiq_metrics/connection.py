@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from sidekiq_metrics.config import Settings
+from sidekiq_metrics.resp import Connection
 
 # Longest a single connect or reply may take, whatever the interval: a poll of
 # 10,000 queues takes milliseconds, so anything slower than this is a fault.
@@ -18,38 +15,15 @@ def socket_timeout(interval: float) -> float:
     return min(MAX_SOCKET_TIMEOUT, interval / 2)
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A lazy client: nothing is sent until the first command.
+def connect(settings: Settings) -> Connection:
+    """A lazy connection: nothing is sent until the first poll.
 
     No retries (the next tick is the retry, so a dead Redis sees at most one
-    connection attempt per interval) and no CLIENT SETINFO on connect, so an ACL
-    user that may only read Sidekiq's keys can use it.
+    connection attempt per interval). A rediss:// URL is encrypted; the certificate
+    is verified only with SIDEKIQ_METRICS_TLS_VERIFY, since Heroku Key-Value Store
+    presents a self-signed one (Sidekiq's own Heroku guidance does the same).
     """
-    target = settings.redis
-    timeout = socket_timeout(settings.interval)
-    common = {
-        "db": target.db,
-        "username": target.username,
-        "password": target.password,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "driver_info": None,
-        "health_check_interval": 0,
-        # RESP2: no HELLO handshake, so Redis 4 and 5 (still sold by some providers) work too.
-        "protocol": 2,
-    }
-    if target.unix_path:
-        return redis.Redis(unix_socket_path=target.unix_path, **common)
-    if target.tls:
-        # Heroku Key-Value Store presents a self-signed certificate, so by default we
-        # encrypt without verifying, as Sidekiq's Heroku guidance does.
-        common.update(
-            ssl=True,
-            ssl_cert_reqs="required" if settings.tls_verify else "none",
-            ssl_check_hostname=settings.tls_verify,
-        )
-    return redis.Redis(host=target.host, port=target.port, **common)
+    return Connection(settings.redis, timeout=socket_timeout(settings.interval), tls_verify=settings.tls_verify)
 
 
 def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
@@ -59,4 +33,4 @@ def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
         text = text[:300] + "..."
     for secret in secrets:
         text = text.replace(secret, "***")
-    return f"{type(exc).__name__}: {text}"
+    return text

@@ -12,14 +12,13 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TextIO
 
-import redis
-
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
 from sidekiq_metrics.errors import StopRequested
 from sidekiq_metrics.formats.l2met import L2metFormat
 from sidekiq_metrics.metrics import CounterDeltas, Sample, heartbeat, queue_samples, total_samples
-from sidekiq_metrics.snapshot import read_snapshot
+from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.snapshot import SidekiqReader
 
 LOG_PREFIX = "sidekiq-metrics:"
 
@@ -63,7 +62,7 @@ class Poller:
 
     def __init__(self, settings: Settings, out: TextIO, err: TextIO, shutdown: Shutdown | None = None) -> None:
         self.settings = settings
-        self.client = connect(settings)
+        self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log)
         self.out = out
         self.err = err
         self.shutdown = shutdown or Shutdown()
@@ -75,9 +74,8 @@ class Poller:
         """True when Redis was read. Output errors (a closed stdout) propagate."""
         try:
             with self.shutdown.interruptible():
-                snapshot = read_snapshot(self.client, namespace=self.settings.namespace,
-                                         queues=self.settings.queues, totals=self.settings.stats)
-        except (redis.RedisError, OSError) as exc:
+                snapshot = self.reader.read(self.settings.queues, totals=self.settings.stats)
+        except (RedisError, OSError) as exc:
             self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
             self.emit(heartbeat(up=False))
             return False

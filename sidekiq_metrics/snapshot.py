@@ -10,19 +10,22 @@ Keys, as Sidekiq writes them (with an optional redis-namespace prefix "<ns>:"):
                             info JSON, ...) expires 60 s after its last heartbeat
 
 Round trip 1 reads the two sets and the totals; round trip 2 reads every queue and every process.
-Only read commands are sent. This is the one module that talks to Redis.
+(A third happens only when jobs of hundreds of kilobytes make a script call stop early.)
+Only read commands are sent, and a read-only Lua script. This is the one module that talks to Redis.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import redis
+from pathlib import Path
 
 from sidekiq_metrics.jobs import BadPayload, Stamp, stamp_from_payload
+from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,63 +84,153 @@ def decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def read_snapshot(
-    client: redis.Redis,
-    *,
-    namespace: str | None = None,
-    queues: Sequence[str] | None = None,
-    totals: bool = False,
-    clock: Callable[[], float] = time.time,
-) -> Snapshot:
-    """Read the reported queues (`queues`, else every queue in the set) and, with `totals`, Sidekiq::Stats.
+QUEUE_SCAN = (Path(__file__).with_name("queue_scan.lua")).read_bytes()
+QUEUE_SCAN_SHA = hashlib.sha1(QUEUE_SCAN).hexdigest()
+SCAN_BATCH = 500  # queues per script call
+SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
 
-    A problem with one queue (a key of the wrong type, a job that is not JSON) is
-    recorded on that queue's reading and never stops the others. Connection
-    problems raise redis.RedisError.
+
+class SidekiqReader:
+    """Reads Snapshots over one Connection.
+
+    The oldest job of each queue is examined inside Redis by a read-only Lua script
+    (queue_scan.lua) that sends back only its timestamps, so a poll costs the same
+    bytes whatever the size of the jobs. Where Redis refuses scripts (an ACL without
+    EVALSHA, a provider that disables them) it reads each oldest job whole with
+    LINDEX instead, and says so once through `log`.
     """
-    ns = key_prefix(namespace)
-    first = client.pipeline(transaction=False)
-    if queues is None or totals:
-        first.smembers(ns + b"queues")
-    if totals:
-        first.get(ns + b"stat:processed").get(ns + b"stat:failed")
-        first.zcard(ns + b"schedule").zcard(ns + b"retry").zcard(ns + b"dead")
-        first.scard(ns + b"processes").smembers(ns + b"processes")
-    head = list(first.execute(raise_on_error=False)) if len(first) else []
-    for reply in (head[:1] + head[-1:]):  # without the two sets there is nothing to read
-        if isinstance(reply, Exception):
-            raise reply
-    known = sorted(decode(m) for m in head.pop(0)) if (queues is None or totals) else []
-    reported = list(queues) if queues is not None else known
-    listed = set(reported)
-    unreported = [q for q in known if q not in listed] if totals else []
-    identities = sorted(decode(m) for m in head[-1]) if totals else []
 
-    second = client.pipeline(transaction=False)
-    for name in reported:
-        key = ns + b"queue:" + encode(name)
-        second.llen(key).lindex(key, -1)
-    for name in unreported:
-        second.llen(ns + b"queue:" + encode(name))
-    for identity in identities:
-        second.hmget(ns + encode(identity), "busy", "concurrency", "info")
-    replies = second.execute(raise_on_error=False) if len(second) else []
-    now = clock()
+    def __init__(self, connection: Connection, *, namespace: str | None = None,
+                 log: Callable[[str], None] = lambda message: None, scripts: bool = True) -> None:
+        self.connection = connection
+        self.prefix = key_prefix(namespace)
+        self.log = log
+        self.scripts = scripts
 
-    readings = tuple(_queue(n, replies[2 * i], replies[2 * i + 1]) for i, n in enumerate(reported))
-    if not totals:
-        return Snapshot(readings, now)
-    sizes = {r.name: r.size or 0 for r in readings}
-    sizes.update((n, _int(replies[2 * len(reported) + i])) for i, n in enumerate(unreported))
-    process_replies = replies[2 * len(reported) + len(unreported):]
-    live = tuple(p for p in map(_process, identities, process_replies) if p is not None)
-    processed, failed, scheduled, retries, dead, processes, _ = head
-    return Snapshot(readings, now, Totals(
-        processed=_int(processed), failed=_int(failed), scheduled=_int(scheduled), retries=_int(retries),
-        dead=_int(dead), processes=_int(processes), enqueued=sum(sizes[q] for q in known), live=live))
+    def read(self, queues: Sequence[str] | None = None, *, totals: bool = False,
+             clock: Callable[[], float] = time.time) -> Snapshot:
+        """The reported queues (`queues`, else every queue in Sidekiq's set) and, with `totals`, Sidekiq::Stats.
+
+        A problem with one queue (a key of the wrong type, a job that is not JSON) is
+        recorded on that queue's reading and never stops the others. Redis being
+        unreachable, or refusing to list the queues, raises RedisError.
+        """
+        ns = self.prefix
+        first: list[Command] = []
+        if queues is None or totals:
+            first.append(["SMEMBERS", ns + b"queues"])
+        if totals:
+            first += [["GET", ns + b"stat:processed"], ["GET", ns + b"stat:failed"], ["ZCARD", ns + b"schedule"],
+                      ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"],
+                      ["SMEMBERS", ns + b"processes"]]
+        scripts = self.scripts
+        if scripts:
+            # Every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT.
+            first.append(["SCRIPT", "LOAD", QUEUE_SCAN])
+        head = self.connection.pipeline(first)
+        if scripts and isinstance(loaded := head.pop(), ReplyError):
+            self._refuse_scripts(loaded)
+        for reply in head[:1] + head[-1:]:  # without the two sets there is nothing to read
+            if isinstance(reply, ReplyError):
+                raise reply
+        known = sorted(decode(m) for m in head.pop(0)) if (queues is None or totals) else []
+        reported = list(queues) if queues is not None else known
+        listed = set(reported)
+        unreported = [q for q in known if q not in listed] if totals else []
+        identities = sorted(decode(m) for m in head[-1]) if totals else []
+
+        keys = [ns + b"queue:" + encode(name) for name in reported]
+        second: list[Command] = []
+        if self.scripts:
+            for i in range(0, len(keys), SCAN_BATCH):
+                batch = keys[i:i + SCAN_BATCH]
+                second.append(["EVALSHA", QUEUE_SCAN_SHA, len(batch), *batch, SCAN_BUDGET])
+        else:
+            for key in keys:
+                second += [["LLEN", key], ["LINDEX", key, -1]]
+        second += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
+        second += [["HMGET", ns + encode(identity), "busy", "concurrency", "info"] for identity in identities]
+        replies = self.connection.pipeline(second)
+        calls = len(second) - len(unreported) - len(identities)
+        queue_replies, rest = replies[:calls], replies[calls:]
+        readings = self._scanned(reported, keys, queue_replies) if self.scripts else \
+            tuple(_queue(n, queue_replies[2 * i], queue_replies[2 * i + 1]) for i, n in enumerate(reported))
+        now = clock()
+        if not totals:
+            return Snapshot(readings, now)
+        sizes = {r.name: r.size or 0 for r in readings}
+        sizes.update(zip(unreported, map(_int, rest[:len(unreported)]), strict=True))
+        live = tuple(p for p in map(_process, identities, rest[len(unreported):]) if p is not None)
+        processed, failed, scheduled, retries, dead, processes, _ = head
+        return Snapshot(readings, now, Totals(
+            processed=_int(processed), failed=_int(failed), scheduled=_int(scheduled), retries=_int(retries),
+            dead=_int(dead), processes=_int(processes), enqueued=sum(sizes[q] for q in known), live=live))
+
+    def _refuse_scripts(self, error: ReplyError) -> None:
+        self.scripts = False
+        self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
+                 "oldest job whole with LINDEX instead")
+
+    def _scanned(self, names: list[str], keys: list[bytes], replies: list[Reply]) -> tuple[QueueReading, ...]:
+        """Readings from the script's batches; a batch that stopped early (big jobs) is finished one key
+        per call, all in one more round trip."""
+        lines: list[bytes] = []
+        pending: list[bytes] = []
+        for i, reply in enumerate(replies):
+            batch = keys[i * SCAN_BATCH:(i + 1) * SCAN_BATCH]
+            if isinstance(reply, ReplyError):
+                return self._after_script_error(reply, names)
+            text, done = reply  # type: ignore[misc]
+            lines += text.split(b"\n")
+            pending += batch[done:]
+        if pending:
+            more = self.connection.pipeline([["EVALSHA", QUEUE_SCAN_SHA, 1, key, SCAN_BUDGET] for key in pending])
+            for reply in more:
+                if isinstance(reply, ReplyError):
+                    return self._after_script_error(reply, names)
+                lines.append(reply[0])  # type: ignore[index]
+        return tuple(_scan_line(name, line) for name, line in zip(names, lines, strict=True))
+
+    def _after_script_error(self, error: ReplyError, names: list[str]) -> tuple[QueueReading, ...]:
+        if error.code != "NOSCRIPT":  # NOSCRIPT: a SCRIPT FLUSH between our two round trips
+            self._refuse_scripts(error)
+        raise RedisError(f"Redis could not run the queue scan script ({str(error)[:100]}); the next poll "
+                         "reads the queues again")
+
+
+_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_LITERALS: dict[bytes, object] = {b"": None, b"null": None, b"true": True, b"false": False}
+UNUSABLE = "not a timestamp"  # epoch_seconds() refuses it, as it refuses any non-numeric text
+
+
+def _token(raw: bytes) -> object:
+    """A JSON value from the script's raw text, typed as json.loads would type it."""
+    if raw in _LITERALS:
+        return _LITERALS[raw]
+    number = _JSON_NUMBER.fullmatch(raw)
+    if number:
+        return float(raw) if number.group(1) or number.group(2) else int(raw)
+    if raw[:1] == b'"':
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return UNUSABLE
+    return UNUSABLE
+
+
+def _scan_line(name: str, line: bytes) -> QueueReading:
+    size, kind, enqueued, created = line.split(b"\t")
+    if kind == b"t":
+        return QueueReading(name, int(size), Stamp(_token(enqueued), _token(created)))
+    if kind == b"e":
+        return QueueReading(name, int(size), None)
+    if kind == b"x":
+        return QueueReading(name, int(size), None, "the oldest job is not a JSON object")
+    return QueueReading(name, None, None, enqueued.decode("utf-8", "replace")[:120])
 
 
 def _queue(name: str, size: object, oldest: object) -> QueueReading:
+    """A reading from plain LLEN and LINDEX replies (when scripts are refused)."""
     if isinstance(size, Exception):
         return QueueReading(name, None, None, _short(size))
     if isinstance(oldest, Exception):

@@ -96,6 +96,15 @@ def own_redis():
     server.cleanup()
 
 
+def reader(server: RedisServer, **kw: object):
+    """Our own reader on its own connection to `server`."""
+    from sidekiq_metrics.config import parse_redis_url
+    from sidekiq_metrics.resp import Connection
+    from sidekiq_metrics.snapshot import SidekiqReader
+
+    return SidekiqReader(Connection(parse_redis_url(server.url, "url"), timeout=5), **kw)
+
+
 def sidekiq(url: str, commands: list[dict], namespace: str | None = None) -> dict:
     """Run commands through real Sidekiq (tests/support/sidekiq_ref.rb) and return its JSON answer."""
     if not shutil.which("ruby"):

@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from conftest import RedisServer, cli, parse_l2met, read_lines_until, sidekiq, spawn
-from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.config import load_settings, parse_redis_url
 from sidekiq_metrics.names import queue_metric_names
-from sidekiq_metrics.snapshot import read_snapshot
+from sidekiq_metrics.resp import Connection
+from sidekiq_metrics.snapshot import SidekiqReader
 
 WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
                  "max_latency", "utilization", "jobs.processed", "jobs.failed", "metrics.up", "metrics.errors"}
@@ -184,7 +185,8 @@ def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis)
     result = cli("run", "--once", env={"REDIS_URL": url})
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sidekiq-metrics: poll failed: ConnectionError")
+    assert lines == [f"sidekiq-metrics: poll failed: cannot connect to Redis at 127.0.0.1:{own_redis.port}: "
+                     "Connection refused"]
     assert "pa55" not in result.stderr and "admin" not in result.stderr
     assert result.stdout == "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1\n"
 
@@ -211,16 +213,19 @@ def test_only_read_commands_reach_redis(r, redis_server):
     redis_server.client(protocol=2).echo("STOP-MONITOR")  # no HELLO of its own in the record
     t.join(5)
     commands = {c.split(" ", 1)[0].upper() for c in seen if "STOP-MONITOR" not in c}
-    assert {"SMEMBERS", "LLEN", "LINDEX", "GET", "ZCARD", "SCARD"} <= commands
-    assert commands <= {"SMEMBERS", "LLEN", "LINDEX", "GET", "ZCARD", "SCARD", "HMGET"}
+    assert {"SMEMBERS", "GET", "ZCARD", "SCARD", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"} <= commands
+    assert commands <= {"SMEMBERS", "GET", "ZCARD", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"}
+    assert all(c.upper().startswith("SCRIPT LOAD") for c in seen if c.upper().startswith("SCRIPT"))
 
 
-class CountingConnection(redis.Connection):
+class CountingConnection(Connection):
+    """Counts round trips: each pipeline() is one write of all its commands, then the replies."""
+
     sends = 0
 
-    def send_packed_command(self, command, check_health=True):
-        CountingConnection.sends += 1
-        return super().send_packed_command(command, check_health)
+    def pipeline(self, commands):
+        CountingConnection.sends += bool(commands)
+        return super().pipeline(commands)
 
 
 @pytest.mark.parametrize("queues, processes", [(1, 0), (2000, 0), (2000, 300)])
@@ -230,19 +235,20 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
     for i in range(processes):
         r.sadd("processes", f"web.{i}:1:abc")
         r.hset(f"web.{i}:1:abc", mapping={"busy": 1, "info": json.dumps({"concurrency": 5})})
-    pool = redis.ConnectionPool(host="127.0.0.1", port=redis_server.port, connection_class=CountingConnection)
-    client = redis.Redis(connection_pool=pool)
-    client.ping()
-    CountingConnection.sends = 0
-    snapshot = read_snapshot(client, totals=True)
-    assert len(snapshot.queues) == queues and len(snapshot.totals.live) == processes
-    assert CountingConnection.sends == 2  # the sets and totals, then every queue and process
-    CountingConnection.sends = 0
-    read_snapshot(client)
-    assert CountingConnection.sends == 2
-    CountingConnection.sends = 0
-    read_snapshot(client, queues=["q0", "q1"])
-    assert CountingConnection.sends == 1
+    for scripts in (True, False):
+        connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
+        sidekiq_reader = SidekiqReader(connection, scripts=scripts)
+        sidekiq_reader.read(["q0"])  # connected (the TCP handshake is per connection, not per poll)
+        CountingConnection.sends = 0
+        snapshot = sidekiq_reader.read(totals=True)
+        assert len(snapshot.queues) == queues and len(snapshot.totals.live) == processes
+        assert CountingConnection.sends == 2  # the sets and totals, then every queue and process
+        CountingConnection.sends = 0
+        sidekiq_reader.read()
+        assert CountingConnection.sends == 2
+        CountingConnection.sends = 0
+        sidekiq_reader.read(["q0", "q1"])
+        assert CountingConnection.sends == 1 + scripts  # the script is loaded in a round trip of its own here
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -298,17 +304,15 @@ def test_redis_lost_and_back_the_loop_survives():
         server.cleanup()
     errors = [line for line in proc.stderr.read().splitlines() if "poll failed" in line]
     assert 2 <= len(errors) <= 7, errors  # one per failed poll, about one per 0.2 s
-    assert all(line.startswith("sidekiq-metrics: poll failed: ConnectionError") for line in errors)
+    assert all(line.startswith("sidekiq-metrics: poll failed: ") for line in errors)
     assert all("secret-pw" not in line for line in errors)
 
 
 def test_socket_timeout_is_shorter_than_the_interval():
     from sidekiq_metrics.connection import connect
 
-    client = connect(load_settings({"SIDEKIQ_METRICS_INTERVAL": "1"}))
-    kwargs = client.connection_pool.connection_kwargs
-    assert kwargs["socket_timeout"] == 0.5 and kwargs["socket_connect_timeout"] == 0.5
-    assert connect(load_settings({})).connection_pool.connection_kwargs["socket_timeout"] == 10.0
+    assert connect(load_settings({"SIDEKIQ_METRICS_INTERVAL": "1"})).timeout == 0.5
+    assert connect(load_settings({})).timeout == 10.0
 
 
 def test_a_hung_redis_never_stalls_the_loop_past_its_interval(own_redis):
@@ -327,7 +331,8 @@ def test_a_hung_redis_never_stalls_the_loop_past_its_interval(own_redis):
     errors = [line for line in proc.stderr.read().splitlines() if "poll failed" in line]
     # 2 s of silence at 0.4 s per tick, 0.2 s timeout each: about five failed polls, each one line.
     assert 3 <= len(errors) <= 6, errors
-    assert all("TimeoutError" in line for line in errors)
+    assert all(line.startswith("sidekiq-metrics: poll failed: no reply from Redis at 127.0.0.1:") and
+               line.endswith("within 0.2s") for line in errors)
 
 
 def test_sigterm_during_a_hung_redis_call_still_ends_within_a_second(own_redis):

@@ -11,9 +11,8 @@ import time
 import pytest
 import redis
 
-from conftest import ROOT, cli, parse_l2met, read_lines_until, sidekiq, spawn
+from conftest import ROOT, cli, parse_l2met, read_lines_until, reader, sidekiq, spawn
 from sidekiq_metrics.metrics import CounterDeltas
-from sidekiq_metrics.snapshot import read_snapshot
 
 
 @pytest.fixture
@@ -102,7 +101,7 @@ def test_concurrency_as_each_sidekiq_version_stores_it_and_stale_processes(r, re
                                                                 "single": {"concurrency": 1}}})  # 8.0.9+
     add_process(r, "worker.2:3:c", busy=2, info={"capsules": {}}, concurrency=4)  # 8.1.2+: a field of its own
     add_process(r, "worker.3:4:d", busy=0, info=None)  # expired
-    totals = read_snapshot(r, totals=True).totals
+    totals = reader(redis_server).read(totals=True).totals
     assert totals.processes == 4  # SCARD, as Stats#processes_size
     assert [(p.identity, p.busy, p.concurrency) for p in totals.live] == [
         ("web.1:1:a", 3, 10), ("worker.1:2:b", 1, 6), ("worker.2:3:c", 2, 4)]

@@ -1,0 +1,114 @@
+-- Size and oldest-job timestamps of Sidekiq queues, read inside Redis so that the jobs
+-- themselves (which can be megabytes) never cross the network. Reads only.
+--
+-- KEYS: queue keys (queue:<name>). ARGV[1]: how many payload bytes this call may scan
+-- before it stops early (so that no call holds Redis for long); at least one key is done.
+-- Returns {lines, done}: `done` keys were processed; `lines` has one line for each:
+--   <size> TAB <kind> TAB <enqueued_at> TAB <created_at>
+-- kind: e (empty queue), t (timestamps), x (the oldest job is not a JSON object),
+--       w (the key could not be read; the third field is Redis's error).
+-- A timestamp is the raw JSON text of the top-level member (a number, a "string", null,
+-- true, false), "?" when it is something else, or empty when the member is absent.
+-- Members nested in `args` (ActiveJob keeps its own "enqueued_at" there) never count.
+
+local function escaped(s, q) -- whether the '"' at q is escaped by an odd run of backslashes
+  local n, i = 0, q - 1
+  while i > 0 and string.byte(s, i) == 92 do
+    n, i = n + 1, i - 1
+  end
+  return n % 2 == 1
+end
+
+local function string_end(s, q) -- index of the '"' closing the string that opens at q
+  local j = q + 1
+  while true do
+    local k = string.find(s, '["\\]', j)
+    if not k then return nil end
+    if string.byte(s, k) == 34 then return k end
+    j = k + 2
+  end
+end
+
+-- Whether what follows position k belongs to the top-level object: up to the object's
+-- final '}' at `last`, every bracket that closes must have opened after k.
+local function top_level(s, k, last)
+  local depth, j = 0, k + 1
+  while true do
+    local c = string.find(s, '[%[%]{}"]', j)
+    if not c then return false end
+    local b = string.byte(s, c)
+    if b == 34 then
+      local e = string_end(s, c)
+      if not e then return false end
+      j = e + 1
+    elseif b == 91 or b == 123 then
+      depth, j = depth + 1, c + 1
+    elseif depth > 0 then
+      depth, j = depth - 1, c + 1
+    else
+      return b == 125 and c == last
+    end
+  end
+end
+
+-- The raw value of the top-level member `name` of the object s, or '' when it has none.
+-- The last top-level occurrence wins, as in every JSON parser Sidekiq uses.
+local function member(s, name, last)
+  local key = '"' .. name .. '"'
+  local at, i = {}, 1
+  while true do
+    local a = string.find(s, key, i, true)
+    if not a then break end
+    at[#at + 1], i = a, a + #key
+  end
+  for n = #at, 1, -1 do
+    local a = at[n]
+    local b = a + #key - 1
+    local colon = not escaped(s, a) and string.match(s, '^%s*:()', b + 1)
+    if colon and top_level(s, b, last) then
+      local v = string.match(s, '^%s*()', colon)
+      if string.byte(s, v) == 34 then
+        local e = string_end(s, v)
+        return e and string.sub(s, v, e) or '?'
+      end
+      return string.match(s, '^[^,}%s]+', v) or '?'
+    end
+  end
+  return ''
+end
+
+local budget = tonumber(ARGV[1]) or 1048576
+local lines, used = {}, 0
+for i, key in ipairs(KEYS) do
+  local size = redis.pcall('LLEN', key)
+  if type(size) == 'table' then
+    lines[i] = '0\tw\t' .. string.gsub(tostring(size.err), '[\t\n]', ' ') .. '\t'
+  else
+    local job = size > 0 and redis.call('LINDEX', key, -1)
+    if not job then
+      lines[i] = size .. '\te\t\t'
+    else
+      used = used + #job
+      local last = #job
+      while last > 0 and string.find(' \t\r\n', string.sub(job, last, last), 1, true) do
+        last = last - 1
+      end
+      if string.byte(job, last) ~= 125 or not string.find(job, '^%s*{') then
+        lines[i] = size .. '\tx\t\t'
+      else
+        local enqueued = member(job, 'enqueued_at', last)
+        local created = ''
+        if enqueued == '' or enqueued == 'null' or enqueued == 'false' then
+          created = member(job, 'created_at', last)
+        end
+        if #enqueued > 1024 or string.find(enqueued, '[\t\n]') then enqueued = '?' end
+        if #created > 1024 or string.find(created, '[\t\n]') then created = '?' end
+        lines[i] = size .. '\tt\t' .. enqueued .. '\t' .. created
+      end
+    end
+  end
+  if used >= budget and i < #KEYS then
+    return {table.concat(lines, '\n'), i}
+  end
+end
+return {table.concat(lines, '\n'), #KEYS}

@@ -1,0 +1,180 @@
+"""A small Redis client: one connection, pipelined commands, RESP2 replies. Standard library only.
+
+Why not redis-py for the emitter: importing it loads asyncio, cluster and observability
+modules, 30 MB of RSS before the first poll, on a web dyno that pays for every MB. The
+emitter needs only a handful of read commands, pipelined; this module speaks them over
+socket and ssl in a few MB. (redis-py stays for `demo`, which writes sample data.)
+
+Semantics the emitter relies on:
+- nothing is sent until `pipeline` is called; a lost connection is reopened on the next call, once;
+- every socket operation has a timeout; a timeout or a broken connection closes the socket
+  (a half-read reply stream is never reused);
+- an error reply of one command is returned in its place, as a ReplyError; it does not
+  disturb the other replies.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Sequence
+
+from sidekiq_metrics.config import RedisTarget
+
+Command = Sequence[bytes | str | int]
+Reply = "bytes | int | None | list[Reply] | ReplyError"
+
+
+class RedisError(Exception):
+    """Redis could not be read. The message is safe to print: it never holds a credential."""
+
+
+class ConnectionFailed(RedisError):
+    pass
+
+
+class ReplyError(RedisError):
+    """An error reply, e.g. `WRONGTYPE ...`, `NOSCRIPT ...`, `LOADING ...`."""
+
+    @property
+    def code(self) -> str:
+        return str(self).split(" ", 1)[0]
+
+
+class Connection:
+    def __init__(self, target: RedisTarget, *, timeout: float, tls_verify: bool = False) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.tls_verify = tls_verify
+        self._sock: socket.socket | None = None
+        self._buf = bytearray()
+        self._pos = 0
+        self.received = 0  # bytes Redis has sent us, for benchmarks and tests
+
+    @property
+    def where(self) -> str:
+        t = self.target
+        return t.unix_path or f"{t.host}:{t.port}"
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._buf.clear()
+        self._pos = 0
+
+    def pipeline(self, commands: Sequence[Command]) -> list[Reply]:
+        """Send every command at once, then read one reply per command."""
+        if not commands:
+            return []
+        if self._sock is None:
+            self._connect()
+        try:
+            self._sock.sendall(b"".join(encode_command(c) for c in commands))  # type: ignore[union-attr]
+            return [self._read_reply() for _ in commands]
+        except BaseException as exc:
+            self.close()  # whatever happened, the reply stream is no longer in step
+            if isinstance(exc, socket.timeout):
+                raise ConnectionFailed(f"no reply from Redis at {self.where} within {self.timeout:g}s") from None
+            if isinstance(exc, OSError):
+                raise ConnectionFailed(f"lost the connection to Redis at {self.where}: {_reason(exc)}") from None
+            raise
+
+    def _connect(self) -> None:
+        t = self.target
+        try:
+            if t.unix_path:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                sock.connect(t.unix_path)
+            else:
+                sock = socket.create_connection((t.host, t.port), timeout=self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if t.tls:
+                sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectionFailed(f"the TLS certificate of {self.where} was refused ({exc.verify_message}); "
+                                   "Heroku's Redis certificates are self-signed: unset "
+                                   "SIDEKIQ_METRICS_TLS_VERIFY to encrypt without verifying") from None
+        except TimeoutError:
+            raise ConnectionFailed(f"cannot connect to Redis at {self.where}: timed out "
+                                   f"after {self.timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"cannot connect to Redis at {self.where}: {_reason(exc)}") from None
+        self._sock = sock
+        hello: list[Command] = []
+        if t.password:
+            hello.append(["AUTH", t.username, t.password] if t.username else ["AUTH", t.password])
+        if t.db:
+            hello.append(["SELECT", t.db])
+        for reply in self.pipeline(hello):
+            if isinstance(reply, ReplyError):
+                self.close()
+                # The reply names no secret (e.g. "WRONGPASS invalid username-password pair").
+                raise ConnectionFailed(f"Redis at {self.where} refused the connection: {reply}")
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    # Reading: a buffer we parse in place, refilled from the socket as needed.
+
+    def _fill(self) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        chunk = self._sock.recv(1 << 16)  # type: ignore[union-attr]
+        if not chunk:
+            raise ConnectionResetError("Redis closed the connection")
+        self.received += len(chunk)
+        self._buf += chunk
+
+    def _line(self) -> bytes:
+        while True:
+            end = self._buf.find(b"\r\n", self._pos)
+            if end >= 0:
+                line = bytes(self._buf[self._pos:end])
+                self._pos = end + 2
+                return line
+            self._fill()
+
+    def _read_reply(self) -> Reply:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self._buf) - self._pos < n + 2:
+                self._fill()
+            data = bytes(self._buf[self._pos:self._pos + n])
+            self._pos += n + 2
+            return data
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return ReplyError(rest.decode("utf-8", "replace"))
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read_reply() for _ in range(n)]
+        raise OSError(f"unexpected reply from Redis: {line[:40]!r}")
+
+
+def encode_command(command: Command) -> bytes:
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__

@@ -1,0 +1,136 @@
+"""The Lua queue scan against reading each oldest job whole: same numbers, a fraction of the bytes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conftest import parse_l2met, reader, spawn
+from sidekiq_metrics.jobs import latency
+
+
+def payload_shapes(NOW: float) -> dict[str, str]:  # noqa: N803 - reads as a constant below
+    """Every shape of job we have met, aged relative to NOW."""
+    MS = int(NOW * 1000)  # noqa: N806
+    return {
+        "sidekiq7": json.dumps({"retry": True, "queue": "q", "class": "A", "args": [1], "jid": "a" * 24,
+                                "created_at": NOW - 20.5, "enqueued_at": NOW - 10.25}, separators=(",", ":")),
+        "sidekiq8": json.dumps({"queue": "q", "args": [], "created_at": MS - 20_000, "enqueued_at": MS - 10_000}),
+        "activejob": json.dumps({"class": "Sidekiq::ActiveJob::Wrapper", "wrapped": "J", "queue": "q",
+                                 "args": [{"job_class": "J", "enqueued_at": "2024-01-01T00:00:00Z",
+                                           "arguments": [{"created_at": 5, "enqueued_at": 7}]}],
+                                 "created_at": NOW - 30.0, "enqueued_at": NOW - 12.5}),
+        "top_level_first": json.dumps({"enqueued_at": NOW - 3.0, "args": [{"enqueued_at": NOW - 999.0}]}),
+        "spaces_python_client": json.dumps({"class": "A", "args": [], "created_at": NOW - 4.0,
+                                            "enqueued_at": NOW - 4.0}, indent=2) + "\n  ",
+        "escaped_lookalike": json.dumps({"args": ['x"enqueued_at":1', '\\"enqueued_at\\": 2', "enqueued_at"],
+                                         "enqueued_at": NOW - 6.0}),
+        "key_ends_like_it": json.dumps({"my_enqueued_at": 1, "enqueued_at": NOW - 7.0}),
+        "created_only": json.dumps({"args": [{"enqueued_at": NOW}], "created_at": MS - 8_000}),
+        "null_enqueued": json.dumps({"created_at": NOW - 9.0, "enqueued_at": None}),
+        "false_enqueued": json.dumps({"created_at": NOW - 9.5, "enqueued_at": False}),
+        "duplicate_keys": '{"enqueued_at": 1.5, "args": [], "enqueued_at": %r}' % (NOW - 11.0),
+        "string_stamp": json.dumps({"enqueued_at": f"{NOW - 13.0:.6f}"}),
+        # "\u0031\u0037" is "17", the first two digits of today's epoch seconds
+        "escaped_string_stamp": '{"enqueued_at": "\\u0031\\u0037' + f"{NOW - 14.0:.3f}"[2:] + '"}',
+        "no_stamps": json.dumps({"class": "A", "args": [{"enqueued_at": NOW - 1000}]}),
+        "nan": '{"enqueued_at": NaN}',
+        "array_stamp": json.dumps({"enqueued_at": [1, 2]}),
+        "object_stamp": json.dumps({"enqueued_at": {"at": 1}}),
+        "huge_number": '{"enqueued_at": 1' + "0" * 80 + "}",
+        "unicode": json.dumps({"args": ["日本語 \u2028"], "enqueued_at": NOW - 15.0}, ensure_ascii=False),
+        "not_json": "{not json",
+        "bad_number": '{"enqueued_at": 1446506041.608039.0000455}',
+        "array": "[1, 2]",
+        "empty_string": "",
+        "string_job": '"job"',
+    }
+
+
+@pytest.fixture
+def both_ways(r, redis_server):
+    def read(payloads: dict[str, str]):
+        for name, payload in payloads.items():
+            r.sadd("queues", name)
+            r.lpush(f"queue:{name}", payload)
+        scripted = reader(redis_server).read()
+        plain = reader(redis_server, scripts=False).read()
+        return scripted, plain
+    return read
+
+
+def test_script_reads_every_payload_shape_as_parsing_it_whole_does(both_ways):
+    shapes = payload_shapes(time.time())
+    scripted, plain = both_ways(shapes)
+    now = time.time()
+    assert [q.name for q in scripted.queues] == [q.name for q in plain.queues] == sorted(shapes)
+    for s, p in zip(scripted.queues, plain.queues, strict=True):
+        assert s.size == p.size == 1, s.name
+        lat_s = None if s.problem else latency(s.oldest, now)
+        lat_p = None if p.problem else latency(p.oldest, now)
+        assert lat_s == pytest.approx(lat_p, abs=1e-6) if lat_p is not None else lat_s is None, s.name
+    by_name = {q.name: q for q in scripted.queues}
+    expected = {"sidekiq7": 10.25, "sidekiq8": 10.0, "activejob": 12.5, "top_level_first": 3.0,
+                "spaces_python_client": 4.0, "escaped_lookalike": 6.0, "key_ends_like_it": 7.0, "created_only": 8.0,
+                "null_enqueued": 9.0, "false_enqueued": 9.5, "duplicate_keys": 11.0, "string_stamp": 13.0,
+                "escaped_string_stamp": 14.0, "unicode": 15.0, "no_stamps": 0.0, "huge_number": 0.0}
+    for name, age in expected.items():
+        assert latency(by_name[name].oldest, now) == pytest.approx(age, abs=0.1), name
+    for name in ("nan", "array_stamp", "object_stamp", "bad_number"):
+        assert latency(by_name[name].oldest, now) is None, name
+    for name in ("not_json", "array", "empty_string", "string_job"):
+        assert by_name[name].problem == "the oldest job is not a JSON object", name
+    # Sidekiq 8 integers stay integers, Sidekiq 7 floats stay floats
+    assert isinstance(by_name["sidekiq8"].oldest.enqueued_at, int)
+    assert isinstance(by_name["sidekiq7"].oldest.enqueued_at, float)
+
+
+def test_big_jobs_cost_timestamps_not_payloads(r, redis_server):
+    """100 queues whose oldest job is 256 KB: the naive LINDEX reads 25 MB every poll."""
+    filler = "x" * (256 * 1024)
+    ms = int(time.time() * 1000)
+    for i in range(100):
+        r.sadd("queues", f"big{i:03d}")
+        job = {"class": "Sidekiq::ActiveJob::Wrapper", "args": [{"blob": filler, "enqueued_at": "2020-01-01"}],
+               "created_at": ms - 60_000, "enqueued_at": ms - 5_000 - i}
+        r.lpush(f"queue:big{i:03d}", json.dumps(job))
+        r.lpush(f"queue:big{i:03d}", json.dumps({"enqueued_at": ms}))  # newer jobs are not read
+    scripted = reader(redis_server)
+    scripted.read(["big000"])  # connected, so only a poll's bytes are counted
+    before = scripted.connection.received
+    snapshot = scripted.read()
+    used = scripted.connection.received - before
+    assert used < 64 * 1024
+    now = time.time()
+    for i, q in enumerate(snapshot.queues):
+        assert q.size == 2 and latency(q.oldest, now) == pytest.approx(5 + i / 1000, abs=0.5)
+    plain = reader(redis_server, scripts=False)
+    plain.read(["big000"])
+    before = plain.connection.received
+    plain.read()
+    assert plain.connection.received - before > 25 * 1024 * 1024  # what we avoid
+
+
+def test_where_scripts_are_refused_it_falls_back_and_says_so_once(r, redis_server):
+    r.execute_command("ACL", "SETUSER", "metrics", "on", ">reader-pass", "~*", "+@read", "+@connection",
+                      "-@scripting")
+    try:
+        r.sadd("queues", "default")
+        r.lpush("queue:default", json.dumps({"enqueued_at": time.time() - 2.0}))
+        url = f"redis://metrics:reader-pass@127.0.0.1:{redis_server.port}/0"
+        proc = spawn(  # a loop of several polls, to see the notice only once
+            "run", env={"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+        time.sleep(1.5)
+        proc.terminate()
+        out, err = proc.communicate(timeout=5)
+    finally:
+        r.execute_command("ACL", "DELUSER", "metrics")
+    assert err.count("Redis refuses our read-only Lua script (NOPERM") == 1, err
+    assert "reading each queue's oldest job whole with LINDEX instead" in err
+    assert "poll failed" not in err and "reader-pass" not in err
+    measured = [parse_l2met(line) for line in out.splitlines() if ".latency=" in line]
+    assert len(measured) >= 4
+    assert all(2.0 <= float(m["sample#sidekiq.default.latency"]) < 4 for m in measured)
+

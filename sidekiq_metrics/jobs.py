@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # An integer below this many milliseconds (2000-01-01T00:00:00Z) cannot be a
 # Sidekiq 8 timestamp of this century: it is epoch *seconds* from a third-party
@@ -21,8 +21,7 @@ MS_CUTOFF = 946_684_800_000
 _NUMERIC_STRING = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
 
-@dataclass(frozen=True, slots=True)
-class Stamp:
+class Stamp(NamedTuple):
     """The two timestamps of a job, as raw JSON values (float, int, str, or anything else)."""
 
     enqueued_at: object = None
@@ -57,19 +56,18 @@ def epoch_seconds(value: object) -> float | None:
       rules, a decimal point meaning seconds
     - NaN, infinities, negatives, booleans, arrays, objects: None
     """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        if not _NUMERIC_STRING.fullmatch(value):
+    kind = value.__class__  # exact classes first: this runs for every queue, every poll
+    if kind is float:
+        return value if 0 <= value < math.inf else None  # type: ignore[operator,return-value]
+    if kind is int:
+        if value < 0:  # type: ignore[operator]
             return None
-        value = float(value) if "." in value else int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) and value >= 0 else None
-    if isinstance(value, int):
-        if value < 0:
+        return float(value) if value < MS_CUTOFF else value / 1000.0  # type: ignore[operator]
+    if kind is str:
+        if not _NUMERIC_STRING.fullmatch(value):  # type: ignore[arg-type]
             return None
-        return float(value) if value < MS_CUTOFF else value / 1000.0
-    return None
+        return epoch_seconds(float(value) if "." in value else int(value))  # type: ignore[arg-type,operator]
+    return None  # bool (not int here: its class is bool), None, list, dict, ...
 
 
 def latency(stamp: Stamp | None, now: float) -> float | None:

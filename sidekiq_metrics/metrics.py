@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sidekiq_metrics.jobs import latency
 from sidekiq_metrics.snapshot import Snapshot, Totals
@@ -20,8 +21,7 @@ UP = "metrics.up"
 ERRORS = "metrics.errors"
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):  # a tuple: two or three per queue are made every poll
     name: str
     value: float
     queue: str | None = None  # the real queue name, for per-queue samples
@@ -36,19 +36,23 @@ class Problem:
 
 def queue_samples(snapshot: Snapshot) -> tuple[list[Sample], list[Problem]]:
     """Per-queue size and latency (seconds). A value that cannot be known is left out, with a Problem."""
-    samples: list[Sample] = []
+    sizes: list[Sample] = []
+    latencies: list[Sample] = []
     problems: list[Problem] = []
-    for q in snapshot.queues:
-        if q.size is not None:
-            samples.append(Sample(QUEUE_SIZE, q.size, q.name))
-        wait = None if q.problem else latency(q.oldest, snapshot.read_at)
-        if wait is not None:
-            samples.append(Sample(QUEUE_LATENCY, wait, q.name))
-        elif not q.problem:
-            problems.append(Problem(q.name, "the oldest job's timestamp is not a usable time"))
-        if q.problem:
-            problems.append(Problem(q.name, q.problem))
-    return samples, problems
+    now = snapshot.read_at
+    new = tuple.__new__  # Sample(...) without its Python-level __new__: this runs for every queue
+    for name, size, oldest, problem in snapshot.queues:
+        if size is not None:
+            sizes.append(new(Sample, (QUEUE_SIZE, size, name, False)))
+        if problem:
+            problems.append(Problem(name, problem))
+            continue
+        wait = latency(oldest, now)
+        if wait is None:
+            problems.append(Problem(name, "the oldest job's timestamp is not a usable time"))
+        else:
+            latencies.append(new(Sample, (QUEUE_LATENCY, wait, name, False)))
+    return sizes + latencies, problems
 
 
 def total_samples(totals: Totals, queue_samples: list[Sample]) -> list[Sample]:

@@ -11,9 +11,9 @@ The rule, which README.md states for users:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Iterable
 
 MAX_METRIC_NAME = 255
 _INVALID = re.compile(r"[^A-Za-z0-9.:_-]")
@@ -25,8 +25,12 @@ def _digest(name: str, digits: int) -> str:
     return hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:digits]
 
 
-def queue_metric_names(queues: Iterable[str], prefix: str) -> dict[str, str]:
-    """Map each real queue name to the metric-safe name used in `<prefix>.<name>.size`."""
+@functools.lru_cache(maxsize=4)
+def queue_metric_names(queues: tuple[str, ...], prefix: str) -> dict[str, str]:
+    """Map each real queue name to the metric-safe name used in `<prefix>.<name>.size`.
+
+    Cached: the set of queues rarely changes between polls. Callers must not modify the result.
+    """
     room = MAX_METRIC_NAME - len(prefix) - 1 - _LONGEST_SUFFIX
     mapped: dict[str, str] = {}
     fitted: set[str] = set()

@@ -4,6 +4,7 @@
 -- KEYS: queue keys (queue:<name>). ARGV[1]: how many payload bytes this call may scan
 -- before it stops early (so that no call holds Redis for long); at least one key is done.
 -- Returns {lines, done}: `done` keys were processed; `lines` has one line for each:
+--   <size> TAB f TAB <enqueued_at>                  the usual job: enqueued_at a plain JSON number
 --   <size> TAB <kind> TAB <enqueued_at> TAB <created_at>
 -- kind: e (empty queue), t (timestamps), x (the oldest job is not a JSON object),
 --       w (the key could not be read; the third field is Redis's error).
@@ -90,10 +91,26 @@ for i, key in ipairs(KEYS) do
     else
       used = used + #job
       local last = #job
-      while last > 0 and string.find(' \t\r\n', string.sub(job, last, last), 1, true) do
+      local b = string.byte(job, last)
+      while b == 32 or b == 9 or b == 10 or b == 13 do
         last = last - 1
+        b = string.byte(job, last)
       end
-      if string.byte(job, last) ~= 125 or not string.find(job, '^%s*{') then
+      -- Fast path: Sidekiq writes compact JSON with enqueued_at last, so a job usually is
+      -- `{...,"enqueued_at":<number>}`; in valid JSON that can only be a top-level member.
+      -- The number must be plain: digits, no leading zero, maybe a fraction (1795000000.25 or
+      -- 1795000000250); anything else takes the long way.
+      local fast
+      local k = b == 125 and string.byte(job, 1) == 123 and
+        string.find(job, '"enqueued_at":', math.max(1, last - 48), true)
+      if k then
+        local _, e = string.find(job, '^[1-9]%d*', k + 14)
+        if e and string.byte(job, e + 1) == 46 then _, e = string.find(job, '^%.%d+', e + 1) end
+        if e == last - 1 then fast = string.sub(job, k + 14, e) end
+      end
+      if fast then
+        lines[i] = size .. '\tf\t' .. fast
+      elseif b ~= 125 or not string.find(job, '^%s*{') then
         lines[i] = size .. '\tx\t\t'
       else
         local enqueued = member(job, 'enqueued_at', last)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sidekiq_metrics.config import RedisTarget
 
@@ -68,13 +68,20 @@ class Connection:
 
     def pipeline(self, commands: Sequence[Command]) -> list[Reply]:
         """Send every command at once, then read one reply per command."""
+        return list(self.replies(commands))
+
+    def replies(self, commands: Sequence[Command], encoded: bytes | None = None) -> Iterator[Reply]:
+        """Like pipeline, but each reply is handed over as soon as it is read, so the caller's work
+        on one reply overlaps Redis's work on the next. `encoded`: the commands already encoded
+        (encode_commands), for a caller that sends the same ones every poll."""
         if not commands:
-            return []
+            return
         if self._sock is None:
             self._connect()
         try:
-            self._sock.sendall(b"".join(encode_command(c) for c in commands))  # type: ignore[union-attr]
-            return [self._read_reply() for _ in commands]
+            self._sock.sendall(encoded or encode_commands(commands))  # type: ignore[union-attr]
+            for _ in commands:
+                yield self._read_reply()
         except BaseException as exc:
             self.close()  # whatever happened, the reply stream is no longer in step
             if isinstance(exc, socket.timeout):
@@ -164,16 +171,47 @@ class Connection:
             return ReplyError(rest.decode("utf-8", "replace"))
         if kind == b"*":
             n = int(rest)
-            return None if n < 0 else [self._read_reply() for _ in range(n)]
+            return None if n < 0 else self._read_array(n)
         raise OSError(f"unexpected reply from Redis: {line[:40]!r}")
 
 
+    def _read_array(self, n: int) -> list[Reply]:
+        """n replies; bulk strings (SMEMBERS of 10,000 queue names) without a call each."""
+        out: list[Reply] = []
+        buf = self._buf
+        while len(out) < n:
+            pos = self._pos
+            if buf[pos:pos + 1] != b"$":
+                if pos >= len(buf):
+                    self._fill()
+                else:
+                    out.append(self._read_reply())
+                continue
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                self._fill()
+                continue
+            size = int(buf[pos + 1:end])
+            if size < 0:
+                out.append(None)
+                self._pos = end + 2
+                continue
+            stop = end + 2 + size
+            if len(buf) < stop + 2:
+                self._fill()
+                continue
+            out.append(bytes(buf[end + 2:stop]))
+            self._pos = stop + 2
+        return out
+
+
+def encode_commands(commands: Sequence[Command]) -> bytes:
+    return b"".join(map(encode_command, commands))
+
+
 def encode_command(command: Command) -> bytes:
-    parts = [b"*%d\r\n" % len(command)]
-    for arg in command:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    args = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in command]
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
 
 
 def _reason(exc: OSError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
@@ -72,6 +73,15 @@ class Poller:
 
     def poll(self) -> bool:
         """True when Redis was read. Output errors (a closed stdout) propagate."""
+        # A poll of 10,000 queues makes some 100,000 short-lived objects, all freed by reference
+        # counting; letting the cycle collector walk them on the way costs ~10 ms for nothing.
+        gc.disable()
+        try:
+            return self._poll()
+        finally:
+            gc.enable()
+
+    def _poll(self) -> bool:
         try:
             with self.shutdown.interruptible():
                 snapshot = self.reader.read(self.settings.queues, totals=self.settings.stats)

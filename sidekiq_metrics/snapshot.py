@@ -17,19 +17,20 @@ Only read commands are sent, and a read-only Lua script. This is the one module 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sidekiq_metrics.jobs import BadPayload, Stamp, stamp_from_payload
-from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError
+from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, encode_commands
 
 
-@dataclass(frozen=True, slots=True)
-class QueueReading:
+class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
     name: str
     size: int | None  # None: the key could not be read (e.g. it is not a list)
     oldest: Stamp | None  # None: the queue is empty (or unreadable, see `problem`)
@@ -90,6 +91,27 @@ SCAN_BATCH = 500  # queues per script call
 SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the second part of a poll reads: derived from the two sets, reused while they stay the same."""
+
+    members: list[list[bytes]]  # the sets it was made from
+    scripts: bool
+    queues: tuple[str, ...] | None  # the queues asked for
+    totals: bool
+    reported: list[str]
+    keys: list[bytes]  # of the reported queues
+    known: frozenset[str]  # the queues in Sidekiq's set
+    unreported: list[str]  # queues only counted into `enqueued`
+    identities: list[str]  # the processes
+    commands: list[Command]
+    encoded: bytes  # the commands on the wire, encoded once for as long as the plan holds
+
+    @property
+    def queue_calls(self) -> int:
+        return len(self.commands) - len(self.unreported) - len(self.identities)
+
+
 class SidekiqReader:
     """Reads Snapshots over one Connection.
 
@@ -98,6 +120,12 @@ class SidekiqReader:
     bytes whatever the size of the jobs. Where Redis refuses scripts (an ACL without
     EVALSHA, a provider that disables them) it reads each oldest job whole with
     LINDEX instead, and says so once through `log`.
+
+    Round trips: the first poll reads the two sets (`queues`, `processes`), then what
+    they list. Later polls send both parts at once, betting that the sets have not
+    changed since (the usual case): one round trip, and Redis works on the queues
+    while we read the sets. When the sets did change, the bet's replies are dropped
+    and what the new sets list is read in a second round trip.
     """
 
     def __init__(self, connection: Connection, *, namespace: str | None = None,
@@ -106,6 +134,7 @@ class SidekiqReader:
         self.prefix = key_prefix(namespace)
         self.log = log
         self.scripts = scripts
+        self._plan: _Plan | None = None
 
     def read(self, queues: Sequence[str] | None = None, *, totals: bool = False,
              clock: Callable[[], float] = time.time) -> Snapshot:
@@ -116,86 +145,138 @@ class SidekiqReader:
         unreachable, or refusing to list the queues, raises RedisError.
         """
         ns = self.prefix
-        first: list[Command] = []
-        if queues is None or totals:
-            first.append(["SMEMBERS", ns + b"queues"])
-        if totals:
-            first += [["GET", ns + b"stat:processed"], ["GET", ns + b"stat:failed"], ["ZCARD", ns + b"schedule"],
-                      ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"],
-                      ["SMEMBERS", ns + b"processes"]]
+        listing = queues is None or totals
+        sets = ([ns + b"queues"] if listing else []) + ([ns + b"processes"] if totals else [])
+        head: list[Command] = []
         scripts = self.scripts
-        if scripts:
-            # Every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT.
-            first.append(["SCRIPT", "LOAD", QUEUE_SCAN])
-        head = self.connection.pipeline(first)
-        if scripts and isinstance(loaded := head.pop(), ReplyError):
+        if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
+            head.append(["SCRIPT", "LOAD", QUEUE_SCAN])
+        if totals:
+            head += [["GET", ns + b"stat:processed"], ["GET", ns + b"stat:failed"], ["ZCARD", ns + b"schedule"],
+                     ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"]]
+        asked = tuple(queues) if queues is not None else None
+        bet = self._plan
+        if bet and (bet.queues, bet.totals, bet.scripts) != (asked, totals, scripts):
+            bet = None
+        set_commands: list[Command] = [["SMEMBERS", key] for key in sets]
+        head += set_commands
+        replies = self.connection.replies(head + (bet.commands if bet else []),
+                                          encode_commands(head) + bet.encoded if bet else None)
+        answers = list(itertools.islice(replies, len(head)))
+        if scripts and isinstance(loaded := answers.pop(0), ReplyError):
             self._refuse_scripts(loaded)
-        for reply in head[:1] + head[-1:]:  # without the two sets there is nothing to read
-            if isinstance(reply, ReplyError):
-                raise reply
-        known = sorted(decode(m) for m in head.pop(0)) if (queues is None or totals) else []
-        reported = list(queues) if queues is not None else known
-        listed = set(reported)
-        unreported = [q for q in known if q not in listed] if totals else []
-        identities = sorted(decode(m) for m in head[-1]) if totals else []
-
-        keys = [ns + b"queue:" + encode(name) for name in reported]
-        second: list[Command] = []
-        if self.scripts:
-            for i in range(0, len(keys), SCAN_BATCH):
-                batch = keys[i:i + SCAN_BATCH]
-                second.append(["EVALSHA", QUEUE_SCAN_SHA, len(batch), *batch, SCAN_BUDGET])
+        members = self._read_sets(answers[len(answers) - len(set_commands):], replies)
+        if bet and bet.scripts == self.scripts and bet.members == members:
+            plan = bet
         else:
-            for key in keys:
-                second += [["LLEN", key], ["LINDEX", key, -1]]
-        second += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
-        second += [["HMGET", ns + encode(identity), "busy", "concurrency", "info"] for identity in identities]
-        replies = self.connection.pipeline(second)
-        calls = len(second) - len(unreported) - len(identities)
-        queue_replies, rest = replies[:calls], replies[calls:]
-        readings = self._scanned(reported, keys, queue_replies) if self.scripts else \
-            tuple(_queue(n, queue_replies[2 * i], queue_replies[2 * i + 1]) for i, n in enumerate(reported))
+            _drain(replies)
+            plan = self._plan = self._make_plan(queues, members, listing, totals)
+            replies = self.connection.replies(plan.commands, plan.encoded)
+        readings, rest = self._queues(plan, replies)
         now = clock()
         if not totals:
             return Snapshot(readings, now)
-        sizes = {r.name: r.size or 0 for r in readings}
-        sizes.update(zip(unreported, map(_int, rest[:len(unreported)]), strict=True))
-        live = tuple(p for p in map(_process, identities, rest[len(unreported):]) if p is not None)
-        processed, failed, scheduled, retries, dead, processes, _ = head
+        unreported = list(map(_int, rest[:len(plan.unreported)]))
+        known = plan.known
+        enqueued = sum(r.size or 0 for r in readings if r.name in known) + sum(unreported)
+        live = tuple(p for p in map(_process, plan.identities, rest[len(plan.unreported):]) if p is not None)
+        processed, failed, scheduled, retries, dead, processes = answers[:6]
         return Snapshot(readings, now, Totals(
             processed=_int(processed), failed=_int(failed), scheduled=_int(scheduled), retries=_int(retries),
-            dead=_int(dead), processes=_int(processes), enqueued=sum(sizes[q] for q in known), live=live))
+            dead=_int(dead), processes=_int(processes), enqueued=enqueued, live=live))
+
+    def _read_sets(self, replies: list[Reply], rest: Iterator[Reply]) -> list[list[bytes]]:
+        """Each set's members, sorted by bytes (as Sidekiq::Queue.all sorts queues)."""
+        for reply in replies:
+            if isinstance(reply, ReplyError):  # without the sets there is nothing to read
+                _drain(rest)
+                self._plan = None
+                raise reply
+        return [sorted(r) for r in replies]  # type: ignore[arg-type]
+
+    def _make_plan(self, queues: Sequence[str] | None, members: list[list[bytes]], listing: bool,
+                   totals: bool) -> _Plan:
+        ns = self.prefix
+        queue_members = members[0] if listing else []  # by bytes, as Sidekiq::Queue.all sorts them
+        process_members = members[-1] if totals else []
+        known = [decode(m) for m in queue_members]
+        if queues is None:
+            reported, keys = known, [ns + b"queue:" + m for m in queue_members]
+        else:
+            reported, keys = list(queues), [ns + b"queue:" + encode(name) for name in queues]
+        listed = set(reported)
+        unreported = [q for q in known if q not in listed] if totals else []
+        commands: list[Command] = []
+        if self.scripts:
+            for i in range(0, len(keys), SCAN_BATCH):
+                batch = keys[i:i + SCAN_BATCH]
+                commands.append(["EVALSHA", QUEUE_SCAN_SHA, len(batch), *batch, SCAN_BUDGET])
+        else:
+            for key in keys:
+                commands += [["LLEN", key], ["LINDEX", key, -1]]
+        commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
+        commands += [["HMGET", ns + identity, "busy", "concurrency", "info"] for identity in process_members]
+        asked = tuple(queues) if queues is not None else None
+        return _Plan(members, self.scripts, asked, totals, reported, keys, frozenset(known), unreported,
+                     [decode(i) for i in process_members], commands, encode_commands(commands))
+
+    def _queues(self, plan: _Plan, replies: Iterator[Reply]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
+        """The queue readings, and the replies after them (unreported sizes, processes)."""
+        calls = itertools.islice(replies, plan.queue_calls)
+        try:
+            if plan.scripts:
+                readings = self._scanned(plan, calls)
+            else:
+                plain = list(calls)
+                readings = tuple(_queue(n, plain[2 * i], plain[2 * i + 1]) for i, n in enumerate(plan.reported))
+        except RedisError:
+            _drain(replies)
+            raise
+        return readings, list(replies)
 
     def _refuse_scripts(self, error: ReplyError) -> None:
         self.scripts = False
+        self._plan = None
         self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
                  "oldest job whole with LINDEX instead")
 
-    def _scanned(self, names: list[str], keys: list[bytes], replies: list[Reply]) -> tuple[QueueReading, ...]:
-        """Readings from the script's batches; a batch that stopped early (big jobs) is finished one key
-        per call, all in one more round trip."""
-        lines: list[bytes] = []
-        pending: list[bytes] = []
-        for i, reply in enumerate(replies):
-            batch = keys[i * SCAN_BATCH:(i + 1) * SCAN_BATCH]
-            if isinstance(reply, ReplyError):
-                return self._after_script_error(reply, names)
+    def _scanned(self, plan: _Plan, replies: Iterable[Reply]) -> tuple[QueueReading, ...]:
+        """Readings from the script's batches, each parsed as it arrives while Redis works on the next.
+        A batch that stopped early (big jobs) is finished one key per call, all in one more round trip."""
+        names = plan.reported
+        readings: list[QueueReading] = []
+        pending: list[int] = []  # indexes of the queues still to scan
+        error: ReplyError | None = None
+        for i, reply in enumerate(replies):  # read every reply, even after an error: the stream stays in step
+            if error or isinstance(reply, ReplyError):
+                error = error or reply  # type: ignore[assignment]
+                continue
             text, done = reply  # type: ignore[misc]
-            lines += text.split(b"\n")
-            pending += batch[done:]
-        if pending:
-            more = self.connection.pipeline([["EVALSHA", QUEUE_SCAN_SHA, 1, key, SCAN_BUDGET] for key in pending])
-            for reply in more:
-                if isinstance(reply, ReplyError):
-                    return self._after_script_error(reply, names)
-                lines.append(reply[0])  # type: ignore[index]
-        return tuple(_scan_line(name, line) for name, line in zip(names, lines, strict=True))
+            first = i * SCAN_BATCH
+            _scan_lines(readings, names[first:first + done], text.split(b"\n"))
+            pending += range(first + done, min(first + SCAN_BATCH, len(names)))
+        if not pending and not error:
+            return tuple(readings)
+        more = self.connection.pipeline([["EVALSHA", QUEUE_SCAN_SHA, 1, plan.keys[i], SCAN_BUDGET] for i in pending])
+        error = error or next((r for r in more if isinstance(r, ReplyError)), None)  # type: ignore[assignment]
+        if error:
+            self._plan = None
+            if error.code != "NOSCRIPT":  # NOSCRIPT: a SCRIPT FLUSH during this poll
+                self._refuse_scripts(error)
+            raise RedisError(f"Redis could not run the queue scan script ({str(error)[:100]}); the next poll "
+                             "reads the queues again")
+        late: dict[int, QueueReading] = {}
+        for i, reply in zip(pending, more, strict=True):
+            _scan_lines(line := [], [names[i]], [reply[0]])  # type: ignore[index]
+            late[i] = line[0]
+        done_early = iter(readings)
+        return tuple(late[i] if i in late else next(done_early) for i in range(len(names)))
 
-    def _after_script_error(self, error: ReplyError, names: list[str]) -> tuple[QueueReading, ...]:
-        if error.code != "NOSCRIPT":  # NOSCRIPT: a SCRIPT FLUSH between our two round trips
-            self._refuse_scripts(error)
-        raise RedisError(f"Redis could not run the queue scan script ({str(error)[:100]}); the next poll "
-                         "reads the queues again")
+
+def _drain(replies: Iterator[Reply]) -> None:
+    """Read and drop what is left of a pipeline's replies, so the next one starts in step."""
+    for _ in replies:
+        pass
 
 
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
@@ -205,6 +286,13 @@ UNUSABLE = "not a timestamp"  # epoch_seconds() refuses it, as it refuses any no
 
 def _token(raw: bytes) -> object:
     """A JSON value from the script's raw text, typed as json.loads would type it."""
+    # The usual cases first, without a regex: 1700000000123 (Sidekiq 8), 1700000000.123 (Sidekiq <= 7).
+    # JSON allows no leading zero (0123) and no bare dot (1., .5); those go on to the strict check.
+    leading_zero = raw[:1] == b"0" and raw[1:2] not in (b"", b".")
+    if raw.isdigit() and not leading_zero:
+        return int(raw)
+    if raw.replace(b".", b"", 1).isdigit() and not leading_zero and raw[:1] != b"." and raw[-1:] != b".":
+        return float(raw)
     if raw in _LITERALS:
         return _LITERALS[raw]
     number = _JSON_NUMBER.fullmatch(raw)
@@ -218,10 +306,24 @@ def _token(raw: bytes) -> object:
     return UNUSABLE
 
 
+def _scan_lines(readings: list[QueueReading], names: list[str], lines: list[bytes]) -> None:
+    """The script's lines, parsed into readings; the usual line, `<size> f <number>`, takes the short way
+    (this loop runs for every queue, every poll)."""
+    new = tuple.__new__
+    for name, line in zip(names, lines, strict=True):
+        fields = line.split(b"\t")
+        if fields[1] == b"f":
+            number = fields[2]
+            stamp = new(Stamp, (float(number) if b"." in number else int(number), None))
+            readings.append(new(QueueReading, (name, int(fields[0]), stamp, None)))
+        else:
+            readings.append(_scan_line(name, line))
+
+
 def _scan_line(name: str, line: bytes) -> QueueReading:
     size, kind, enqueued, created = line.split(b"\t")
     if kind == b"t":
-        return QueueReading(name, int(size), Stamp(_token(enqueued), _token(created)))
+        return QueueReading(name, int(size), Stamp(_token(enqueued), _token(created) if created else None))
     if kind == b"e":
         return QueueReading(name, int(size), None)
     if kind == b"x":

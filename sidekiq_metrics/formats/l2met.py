@@ -13,7 +13,7 @@ dots, so `1e-05` or `-1` would be misread or dropped.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sidekiq_metrics.metrics import Sample
 from sidekiq_metrics.names import queue_metric_names
@@ -21,23 +21,33 @@ from sidekiq_metrics.names import queue_metric_names
 MAX_LINE_BYTES = 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class L2metFormat:
     prefix: str = "sidekiq"
     metric_type: str = "sample"  # sample, measure or count, as SIDEKIQ_METRICS_TYPE says
     source: str | None = None
+    # "sample#sidekiq.default.size=" for each (name, queue, counter), kept while the queues stay the same.
+    _names: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _heads: dict[tuple[str, str | None, bool], str] = field(default_factory=dict, init=False, repr=False)
 
     def render(self, samples: Iterable[Sample]) -> list[str]:
         samples = list(samples)
-        names = queue_metric_names(dict.fromkeys(s.queue for s in samples if s.queue is not None),
-                                   self.prefix)
+        names = queue_metric_names(tuple(dict.fromkeys(s[2] for s in samples if s[2] is not None)), self.prefix)
+        if names is not self._names:  # the queues changed: so may every metric name
+            self._names, self._heads = names, {}
+        heads = self._heads
         groups: dict[str, list[str]] = {}
-        for s in samples:
-            metric = f"{self.prefix}.{names[s.queue]}.{s.name}" if s.queue is not None else \
-                f"{self.prefix}.{s.name}"
-            group = s.name if s.queue is not None else ""  # per-queue kinds apart, totals together
-            kind = "count" if s.counter else self.metric_type
-            groups.setdefault(group, []).append(f"{kind}#{metric}={format_value(s.value)}")
+        for name, value, queue, counter in samples:
+            head = heads.get((name, queue, counter))
+            if head is None:
+                kind = "count" if counter else self.metric_type
+                metric = f"{self.prefix}.{name}" if queue is None else f"{self.prefix}.{names[queue]}.{name}"
+                head = heads[name, queue, counter] = f"{kind}#{metric}="
+            group = name if queue is not None else ""  # per-queue kinds on lines apart, totals together
+            measurements = groups.get(group)
+            if measurements is None:
+                measurements = groups[group] = []
+            measurements.append(head + format_value(value))
         lines: list[str] = []
         for measurements in groups.values():
             lines.extend(self._pack(measurements))
@@ -45,21 +55,23 @@ class L2metFormat:
 
     def _pack(self, measurements: list[str]) -> list[str]:
         """Join measurements into lines of at most MAX_LINE_BYTES, never splitting one."""
-        head = f"source={self.source}" if self.source else ""
-        lines, line = [], head
+        head = [f"source={self.source}"] if self.source else []
+        head_size = len(head[0].encode()) if head else 0
+        lines, line, size = [], list(head), head_size
         for m in measurements:
-            candidate = f"{line} {m}" if line else m
-            if len(candidate.encode()) > MAX_LINE_BYTES and line != head:
-                lines.append(line)
-                candidate = f"{head} {m}" if head else m
-            line = candidate
-        if line != head:
-            lines.append(line)
+            m_size = len(m) if m.isascii() else len(m.encode())
+            if len(line) > len(head) and size + 1 + m_size > MAX_LINE_BYTES:
+                lines.append(" ".join(line))
+                line, size = list(head), head_size
+            size += (1 if line else 0) + m_size
+            line.append(m)
+        if len(line) > len(head):
+            lines.append(" ".join(line))
         return lines
 
 
 def format_value(value: float) -> str:
     """Integers as integers, anything else to the millisecond; never negative, never an exponent."""
-    if isinstance(value, int):
-        return str(max(0, value))
-    return f"{max(0.0, value):.3f}"
+    if value.__class__ is int:
+        return str(value) if value >= 0 else "0"
+    return "%.3f" % value if value >= 0 else "0.000"  # noqa: UP031 - the fastest spelling, run 20,000 times a poll

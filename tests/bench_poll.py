@@ -1,0 +1,268 @@
+"""Benchmark: the cost of a poll, to Redis and to the dyno, beside Sidekiq's own Ruby API.
+
+    .venv/bin/python tests/bench_poll.py [--queues 10000] [--runs 15]
+
+Not part of the test run (pytest collects test_*.py only). It starts its own
+redis-server on a free loopback port, seeds it the way Sidekiq writes jobs, and
+prints one table: medians of several runs, with ratios measured in this same run.
+Sidekiq's API is measured when Debian's ruby-sidekiq is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import RedisServer  # noqa: E402
+from sidekiq_metrics.config import load_settings, parse_redis_url  # noqa: E402
+from sidekiq_metrics.resp import Connection  # noqa: E402
+from sidekiq_metrics.runner import Poller  # noqa: E402
+from sidekiq_metrics.snapshot import SidekiqReader  # noqa: E402
+
+SCRIPT_ENTRY = Path(sys.executable).parent / "sidekiq-metrics"
+
+
+def seed(r: redis.Redis, queues: int, jobs: int = 3) -> None:
+    now = time.time()
+    pipe = r.pipeline(transaction=False)
+    for i in range(queues):
+        name = f"queue{i:05d}"
+        pipe.sadd("queues", name)
+        for j in range(jobs):
+            pipe.lpush(f"queue:{name}", json.dumps({
+                "retry": True, "queue": name, "class": "HardJob", "args": [i, j], "jid": f"{i:012x}{j:012x}",
+                "created_at": now - 60 + j, "enqueued_at": now - 60 + j}, separators=(",", ":")))
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def commandstats(r: redis.Redis) -> dict[str, dict]:
+    return r.info("commandstats")
+
+
+def server_usec(before: dict, after: dict, inside_scripts: tuple[str, ...] = ()) -> float:
+    """Redis's time for the commands run between two INFO commandstats. Commands a script runs are
+    counted both on their own and in the script's EVALSHA: name them in `inside_scripts`."""
+    skip = {f"cmdstat_{c}" for c in ("info", "slowlog", "config|set", *inside_scripts)}
+    return sum(after[k]["usec"] - before.get(k, {"usec": 0})["usec"] for k in after if k not in skip)
+
+
+def measure_ours(url: str, runs: int, r: redis.Redis) -> dict:
+    """A whole poll as the loop makes it (read, derive, render, write), output to /dev/null."""
+    poller = Poller(load_settings({"REDIS_URL": url}), open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
+    reader = poller.reader
+    poller.poll()  # connected and the script loaded, as in the loop
+    walls, servers, received = [], [], []
+    r.config_set("slowlog-log-slower-than", 1000)  # every call over 1 ms is recorded with its duration
+    r.config_set("slowlog-max-len", 100_000)
+    r.slowlog_reset()
+    for _ in range(runs):
+        before, got = commandstats(r), reader.connection.received
+        start = time.perf_counter()
+        assert poller.poll()
+        walls.append(time.perf_counter() - start)
+        servers.append(server_usec(before, commandstats(r), inside_scripts=("llen", "lindex")) / 1e6)
+        received.append(reader.connection.received - got)
+    longest = max((e["duration"] for e in r.slowlog_get(100_000)
+                   if e["command"].split(b" ", 1)[0].upper() not in (b"INFO", b"SLOWLOG", b"CONFIG")), default=0)
+    r.config_set("slowlog-log-slower-than", 10_000)
+    return {"wall": statistics.median(walls), "server": statistics.median(servers),
+            "bytes": statistics.median(received), "longest_call": longest / 1e6}
+
+
+def measure_floor(r: redis.Redis, runs: int) -> float:
+    """Redis's own time for SMEMBERS plus LLEN and LINDEX -1 of every queue (INFO commandstats)."""
+    names = sorted(r.smembers("queues"))
+    times = []
+    for _ in range(runs):
+        before = commandstats(r)
+        r.smembers("queues")
+        pipe = r.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(b"queue:" + name).lindex(b"queue:" + name, -1)
+        pipe.execute()
+        times.append(server_usec(before, commandstats(r)) / 1e6)
+    return statistics.median(times)
+
+
+def measure_naive(r: redis.Redis, runs: int) -> float:
+    """A plain redis-py pipeline with json.loads per queue: what a first Python port does."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        names = r.smembers("queues")
+        pipe = r.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(b"queue:" + name).lindex(b"queue:" + name, -1)
+        replies = pipe.execute()
+        for job in replies[1::2]:
+            if job:
+                json.loads(job)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+SIDEKIQ_API = """
+require "sidekiq/api"
+Sidekiq.configure_client { |c| c.redis = { url: ENV.fetch("REDIS_URL") } }
+times = Integer(ENV.fetch("RUNS")).times.map do
+  t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  Sidekiq::Queue.all.each { |q| q.size; q.latency }
+  Process.clock_gettime(Process::CLOCK_MONOTONIC) - t
+end
+hwm = File.read("/proc/self/status")[/VmHWM:\\s+(\\d+)/, 1].to_i
+puts({ "median" => times.sort[times.size / 2], "rss_kb" => hwm }.to_json)
+"""
+
+
+def measure_sidekiq(url: str, runs: int) -> dict | None:
+    if not shutil.which("ruby") or subprocess.run(["ruby", "-e", "require 'sidekiq/api'"],
+                                                  capture_output=True).returncode:
+        return None
+    out = subprocess.run(["ruby", "-rjson", "-e", SIDEKIQ_API], env={**os.environ, "REDIS_URL": url, "RUNS": str(runs)},
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+# The kernel's peak RSS of a child counts the pages it shared with its parent between fork and
+# exec, so the child is started by a small helper process, not by this (large) benchmark.
+PEAK_RSS_HELPER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(usage.ru_maxrss if os.waitstatus_to_exitcode(status) == 0 else -1)
+"""
+
+
+def peak_rss_once(url: str) -> float:
+    """Peak RSS (MB) of `sidekiq-metrics run --once`, from the kernel's accounting of that process."""
+    out = subprocess.run([sys.executable, "-I", "-c", PEAK_RSS_HELPER, str(SCRIPT_ENTRY), "run", "--once"],
+                         env={**os.environ, "REDIS_URL": url}, capture_output=True, text=True, check=True)
+    kb = int(out.stdout)
+    assert kb > 0, "run --once failed"
+    return kb / 1024
+
+
+def first_line_seconds(url: str, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(SCRIPT_ENTRY), "run", "--once"], env={**os.environ, "REDIS_URL": url},
+                                stdout=subprocess.PIPE)
+        proc.stdout.readline()
+        times.append(time.perf_counter() - start)
+        proc.wait()
+    return statistics.median(times)
+
+
+def rss_kb(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
+
+
+def rss_growth_over_polls(url: str, polls: int) -> tuple[float, float]:
+    """RSS (MB) after 1,000 polls and its growth by poll `polls`, polling back to back."""
+    proc = subprocess.Popen([str(SCRIPT_ENTRY), "run", "--interval", "0.0005"], env={**os.environ, "REDIS_URL": url},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    seen, at_1000 = 0, 0
+    for line in proc.stdout:
+        if b"metrics.up=1" in line:
+            seen += 1
+            if seen == 1000:
+                at_1000 = rss_kb(proc.pid)
+            if seen == polls:
+                break
+    end = rss_kb(proc.pid)
+    proc.terminate()
+    proc.wait()
+    return at_1000 / 1024, (end - at_1000) / 1024
+
+
+def big_jobs_bytes(url: str, r: redis.Redis) -> tuple[float, float]:
+    """Bytes per poll with 100 queues whose oldest job is 256 KB: ours, and reading the jobs whole."""
+    r.flushall()
+    filler = "x" * (256 * 1024)
+    for i in range(100):
+        r.sadd("queues", f"big{i}")
+        r.lpush(f"queue:big{i}", json.dumps({"class": "Sidekiq::ActiveJob::Wrapper", "args": [{"blob": filler}],
+                                             "enqueued_at": time.time()}))
+    results = []
+    for scripts in (True, False):
+        reader = SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=10), scripts=scripts)
+        reader.read(totals=True)
+        got = reader.connection.received
+        reader.read(totals=True)
+        results.append(reader.connection.received - got)
+    return results[0], results[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--queues", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        version = r.info("server")["redis_version"]
+        seed(r, args.queues)
+        ours = measure_ours(server.url, args.runs, r)
+        floor = measure_floor(r, args.runs)
+        naive = measure_naive(r, max(3, args.runs // 3))
+        ruby = measure_sidekiq(server.url, 3)
+        rss_many = statistics.median(peak_rss_once(server.url) for _ in range(3))
+        r.flushall()
+        seed(r, 1)
+        rss_one = statistics.median(peak_rss_once(server.url) for _ in range(3))
+        first_line = first_line_seconds(server.url, 5)
+        rss_after_1000, growth = rss_growth_over_polls(server.url, 10_000)
+        big_ours, big_whole = big_jobs_bytes(server.url, r)
+    finally:
+        server.cleanup()
+
+    ms = 1000
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, redis-server {version}; {args.queues} queues of 3 jobs; "
+          f"medians of {args.runs} polls")
+    rows = [("poll, wall time (ours)", f"{ours['wall'] * ms:.1f} ms", "")]
+    if ruby:
+        rows.append(("poll, Sidekiq::Queue.all size+latency (Ruby)", f"{ruby['median'] * ms:.1f} ms",
+                     f"ours is {ruby['median'] / ours['wall']:.0f}x faster (target >= 40x)"))
+    rows += [
+        ("poll, redis-py pipeline + json.loads", f"{naive * ms:.1f} ms", f"ours is {naive / ours['wall']:.1f}x faster"),
+        ("Redis floor: SMEMBERS + LLEN + LINDEX -1 (server time)", f"{floor * ms:.1f} ms",
+         f"ours = {ours['wall'] / floor:.1f}x the floor (target <= 8x)"),
+        ("Redis time of our poll (server time)", f"{ours['server'] * ms:.1f} ms",
+         f"{ours['server'] / floor:.1f}x the floor"),
+        ("longest single command or script call of ours", f"{ours['longest_call'] * ms:.2f} ms",
+         "target <= 5 ms (0: none took 1 ms)"),
+        ("bytes Redis sends per poll", f"{ours['bytes'] / 1024:.0f} KB", ""),
+        ("bytes per poll, 100 queues with 256 KB oldest jobs", f"{big_ours / 1024:.1f} KB",
+         f"reading them whole: {big_whole / 1024 / 1024:.1f} MB (target < 64 KB)"),
+        ("peak RSS, run --once, 1 queue", f"{rss_one:.1f} MB", "target <= 30 MB"),
+        (f"peak RSS, run --once, {args.queues} queues", f"{rss_many:.1f} MB", "target <= 40 MB"),
+        ("RSS growth from poll 1,000 to 10,000 (1 queue)", f"{growth * 1024:+.0f} KB",
+         f"at poll 1,000: {rss_after_1000:.1f} MB (target < 1 MB growth)"),
+        ("first line after process start", f"{first_line * ms:.0f} ms", "target <= 300 ms"),
+    ]
+    if ruby:
+        rows.append(("peak RSS, the Ruby API poll", f"{ruby['rss_kb'] / 1024:.1f} MB", ""))
+    width = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>10}  {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""rediss:// against a real redis-server that speaks only TLS, with a self-signed certificate as Heroku's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import RedisServer, cli, free_port, parse_l2met
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.fail("openssl is needed to make a certificate")
+    certs = tmp_path_factory.mktemp("certs")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=ec2-1-2-3-4.compute-1.amazonaws.com", "-keyout", str(certs / "key.pem"),
+                    "-out", str(certs / "cert.pem")], check=True, capture_output=True)
+    tls_port = free_port()
+    server = RedisServer("--tls-port", str(tls_port), "--tls-cert-file", str(certs / "cert.pem"),
+                         "--tls-key-file", str(certs / "key.pem"), "--tls-auth-clients", "no",
+                         "--requirepass", "tls-secret-pw")
+    server.client = lambda **kw: RedisServer.client(server, password="tls-secret-pw", **kw)
+    server.start()  # the plain port is for the test's own set-up; the emitter gets only TLS
+    server.tls_url = f"rediss://:tls-secret-pw@127.0.0.1:{tls_port}/0"
+    yield server
+    server.cleanup()
+
+
+def test_rediss_with_a_self_signed_certificate_works_by_default(tls_redis):
+    r = tls_redis.client()
+    r.sadd("queues", "default")
+    r.lpush("queue:default", json.dumps({"enqueued_at": time.time() - 3.0}))
+    result = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url})
+    assert result.returncode == 0, result.stderr
+    measured = parse_l2met(result.stdout)
+    assert measured["sample#sidekiq.default.size"] == "1"
+    assert 3.0 <= float(measured["sample#sidekiq.default.latency"]) < 5
+
+
+def test_verification_switched_on_refuses_it_clearly(tls_redis):
+    result = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url, "SIDEKIQ_METRICS_TLS_VERIFY": "true"})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("sidekiq-metrics: poll failed: the TLS certificate of 127.0.0.1:")
+    assert "self-signed certificate" in lines[0] and "SIDEKIQ_METRICS_TLS_VERIFY" in lines[0]
+    assert "tls-secret-pw" not in result.stderr + result.stdout
+
+
+def test_a_wrong_password_is_one_line_without_either_password(tls_redis):
+    url = tls_redis.tls_url.replace("tls-secret-pw", "wrong-guess-pw")
+    result = cli("run", "--once", env={"REDIS_URL": url})
+    assert result.returncode == 1
+    assert result.stderr.startswith("sidekiq-metrics: poll failed: Redis at 127.0.0.1:")
+    assert "refused the connection: WRONGPASS" in result.stderr
+    assert "wrong-guess-pw" not in result.stderr and "tls-secret-pw" not in result.stderr
+    assert result.stdout == "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1\n"

@@ -6,6 +6,8 @@ import functools
 import json
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -358,3 +360,22 @@ def test_sigterm_during_a_hung_redis_call_still_ends_within_a_second(own_redis):
         assert "Traceback" not in proc.stderr.read()
     finally:
         proc.kill()
+
+
+def test_redis_down_at_start_then_up_the_loop_starts_reporting(own_redis):
+    own_redis.stop()
+    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        assert read_lines_until(proc, r"metrics\.up=0", 5)
+        own_redis.start()
+        push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
+        assert read_lines_until(proc, r"default\.size=1", 5)[-1][1].endswith("default.size=1")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_python_dash_m_is_the_same_command():
+    result = subprocess.run([sys.executable, "-m", "sidekiq_metrics", "--version"], capture_output=True, text=True,
+                            cwd="/")
+    assert (result.returncode, result.stdout) == (0, "sidekiq-metrics, version 0.1.0\n")

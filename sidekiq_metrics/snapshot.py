@@ -1,4 +1,4 @@
-"""Reading Sidekiq's state from Redis: one Snapshot per poll, in at most two round trips.
+"""Reading Sidekiq's state from Redis: one Snapshot per poll, in one round trip (two when the sets changed).
 
 Keys, as Sidekiq writes them (with an optional redis-namespace prefix "<ns>:"):
   queues                    SET of queue names (the only place queues are listed; never KEYS/SCAN,
@@ -9,8 +9,8 @@ Keys, as Sidekiq writes them (with an optional redis-namespace prefix "<ns>:"):
   processes                 SET of process identities; each identity's HASH (busy, concurrency,
                             info JSON, ...) expires 60 s after its last heartbeat
 
-Round trip 1 reads the two sets and the totals; round trip 2 reads every queue and every process.
-(A third happens only when jobs of hundreds of kilobytes make a script call stop early.)
+The sets and totals are read with everything the sets listed at the last poll (see SidekiqReader);
+one more round trip happens only when jobs of hundreds of kilobytes make a script call stop early.
 Only read commands are sent, and a read-only Lua script. This is the one module that talks to Redis.
 """
 

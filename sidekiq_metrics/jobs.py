@@ -79,9 +79,11 @@ def latency(stamp: Stamp | None, now: float) -> float | None:
     """
     if stamp is None:
         return 0.0
+    value = stamp[0]  # enqueued_at
+    if value.__class__ is float and 0 <= value < math.inf:  # Sidekiq <= 7, the usual case: no more to decide
+        return now - value if now > value else 0.0
     # Ruby's `job["enqueued_at"] || job["created_at"]`: nil and false are both falsy.
     # (Identity checks: 0 == False in Python, but 0 is truthy in Ruby.)
-    value = stamp.enqueued_at
     if value is None or value is False:
         value = stamp.created_at
     if value is None or value is False:

@@ -36,22 +36,15 @@ class Problem:
 
 def queue_samples(snapshot: Snapshot) -> tuple[list[Sample], list[Problem]]:
     """Per-queue size and latency (seconds). A value that cannot be known is left out, with a Problem."""
-    sizes: list[Sample] = []
-    latencies: list[Sample] = []
-    problems: list[Problem] = []
+    queues = snapshot.queues
     now = snapshot.read_at
-    new = tuple.__new__  # Sample(...) without its Python-level __new__: this runs for every queue
-    for name, size, oldest, problem in snapshot.queues:
-        if size is not None:
-            sizes.append(new(Sample, (QUEUE_SIZE, size, name, False)))
-        if problem:
-            problems.append(Problem(name, problem))
-            continue
-        wait = latency(oldest, now)
-        if wait is None:
-            problems.append(Problem(name, "the oldest job's timestamp is not a usable time"))
-        else:
-            latencies.append(new(Sample, (QUEUE_LATENCY, wait, name, False)))
+    new = tuple.__new__  # Sample(...) without its Python-level __new__: these run for every queue
+    sizes = [new(Sample, (QUEUE_SIZE, q[1], q[0], False)) for q in queues if q[1] is not None]
+    waits = [None if q[3] else latency(q[2], now) for q in queues]
+    latencies = [new(Sample, (QUEUE_LATENCY, w, q[0], False))
+                 for q, w in zip(queues, waits, strict=True) if w is not None]
+    problems = [Problem(q[0], q[3] or "the oldest job's timestamp is not a usable time")
+                for q, w in zip(queues, waits, strict=True) if w is None]
     return sizes + latencies, problems
 
 

@@ -89,6 +89,9 @@ QUEUE_SCAN = (Path(__file__).with_name("queue_scan.lua")).read_bytes()
 QUEUE_SCAN_SHA = hashlib.sha1(QUEUE_SCAN).hexdigest()
 SCAN_BATCH = 250  # queues per script call: about a millisecond of Redis time each
 SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
+# Error replies that say "not now" rather than "never": they fail a poll, but never make us give up
+# the script for good (as NOPERM or an unknown command does).
+PASSING_ERRORS = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "OOM"})
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,9 @@ class SidekiqReader:
                                           encode_commands(head) + bet.encoded if bet else None)
         answers = list(itertools.islice(replies, len(head)))
         if scripts and isinstance(loaded := answers.pop(0), ReplyError):
+            if loaded.code in PASSING_ERRORS:  # Redis is not ready: fail this poll, try the script again next
+                _drain(replies)
+                raise loaded
             self._refuse_scripts(loaded)
         members = self._read_sets(answers[len(answers) - len(set_commands):], replies)
         if bet and bet.scripts == self.scripts and bet.members == members:
@@ -261,7 +267,7 @@ class SidekiqReader:
         error = error or next((r for r in more if isinstance(r, ReplyError)), None)  # type: ignore[assignment]
         if error:
             self._plan = None
-            if error.code != "NOSCRIPT":  # NOSCRIPT: a SCRIPT FLUSH during this poll
+            if error.code not in PASSING_ERRORS:  # NOSCRIPT: a SCRIPT FLUSH during this poll
                 self._refuse_scripts(error)
             raise RedisError(f"Redis could not run the queue scan script ({str(error)[:100]}); the next poll "
                              "reads the queues again")

@@ -379,3 +379,32 @@ def test_python_dash_m_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "sidekiq_metrics", "--version"], capture_output=True, text=True,
                             cwd="/")
     assert (result.returncode, result.stdout) == (0, "sidekiq-metrics, version 0.1.0\n")
+
+
+def test_a_redis_still_loading_its_data_fails_polls_briefly_and_keeps_the_script(tmp_path):
+    """LOADING says "not now": the polls fail until Redis is ready, then the script is used as before."""
+    server = RedisServer("--enable-debug-command", "yes", "--dbfilename", "dump.rdb").start()
+    try:
+        r = server.client()
+        r.execute_command("DEBUG", "POPULATE", 1_500_000, "filler", 200)  # enough data to load for a while
+        push(r, "default", json.dumps({"enqueued_at": time.time()}))
+        r.save()
+        server.stop()
+        server.proc = subprocess.Popen(["redis-server", "--port", str(server.port), "--bind", "127.0.0.1",
+                                        "--dir", server.dir, "--dbfilename", "dump.rdb", "--save", ""],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = spawn("run", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_INTERVAL": "0.1"})
+        try:
+            lines = read_lines_until(proc, r"default\.size=1", 30)
+        finally:
+            proc.terminate()
+            proc.wait(5)
+        err = proc.stderr.read()
+    finally:
+        server.cleanup()
+    assert lines[-1][1] == "sample#sidekiq.default.size=1"
+    assert "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1" in [line for _, line in lines]
+    failures = [line for line in err.splitlines() if "poll failed" in line]
+    assert any("poll failed: LOADING Redis is loading the dataset in memory" in line for line in failures)
+    assert all(("LOADING" in line or "cannot connect" in line or "no reply" in line) for line in failures)
+    assert "refuses our read-only Lua script" not in err

@@ -28,9 +28,10 @@ class Shutdown:
     """SIGTERM/SIGINT handling.
 
     Heroku sends SIGTERM to every process of a dyno and SIGKILLs 30 s later. A
-    signal that arrives while we sleep or wait on Redis raises StopRequested at
-    once (a hung socket read would otherwise outlive it); one that arrives while
-    we write a poll's lines only sets a flag, so no half line reaches the log.
+    signal that arrives while we sleep, wait on Redis or write raises
+    StopRequested at once (a hung socket read or a blocked stdout would otherwise
+    outlive it); one that arrives while we compute only sets a flag, which the
+    next wait sees.
     """
 
     def __init__(self) -> None:
@@ -99,10 +100,13 @@ class Poller:
         return True
 
     def emit(self, samples: list[Sample]) -> None:
-        lines = self.format.render(samples)
-        if lines:
-            self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
+        text = "\n".join(self.format.render(samples))
+        # Interruptible: a log reader that stopped reading blocks this write, and SIGTERM must
+        # still end us within a second (a line cut short then is the lesser harm).
+        with self.shutdown.interruptible():
+            if text:
+                self.out.write(text + "\n")
+            self.out.flush()
 
     def _warn_once(self, warnings: list[str]) -> None:
         """Say what cannot be read when it changes, not every poll."""

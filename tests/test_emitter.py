@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -408,3 +409,21 @@ def test_a_redis_still_loading_its_data_fails_polls_briefly_and_keeps_the_script
     assert any("poll failed: LOADING Redis is loading the dataset in memory" in line for line in failures)
     assert all(("LOADING" in line or "cannot connect" in line or "no reply" in line) for line in failures)
     assert "refuses our read-only Lua script" not in err
+
+
+def test_sigterm_ends_it_even_when_stdout_is_blocked(r, redis_server):
+    """A log reader that stops reading fills the pipe; the next write blocks. SIGTERM must still end us."""
+    for i in range(1000):
+        r.sadd("queues", f"queue_with_a_long_name_{i:04d}")
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.05"})
+    try:
+        time.sleep(2.0)  # nobody reads: 60 KB a poll fill the 64 KB pipe at once
+        assert proc.poll() is None
+        assert "pipe" in Path(f"/proc/{proc.pid}/wchan").read_text()  # blocked writing to the pipe
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - sent < 1.0
+    finally:
+        proc.kill()
+    assert "Traceback" not in proc.stderr.read()

@@ -25,6 +25,7 @@ METRIC_TYPES = ("sample", "measure", "count")
 # so that "<prefix>.<queue>.size" never has an empty part.
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9_:-])?")
 _SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -150,10 +151,10 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
         return raw, label
     provider = env.get("REDIS_PROVIDER", "").strip()
     if provider:
-        if ":" in provider:
-            # Sidekiq refuses this too: people paste the URL itself into REDIS_PROVIDER.
+        if not _VARIABLE_NAME.fullmatch(provider):
+            # Sidekiq refuses a URL here too: people paste the URL itself into REDIS_PROVIDER.
             raise ConfigError("REDIS_PROVIDER", "must be the name of the variable that holds the Redis URL "
-                                                "(e.g. REDISCLOUD_URL), not a URL")
+                                                "(e.g. REDISCLOUD_URL), not a URL or other text")
         url = env.get(provider, "").strip()
         if url:
             origins["redis_url"] = f"{provider} (named by REDIS_PROVIDER)"

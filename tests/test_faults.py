@@ -1,0 +1,258 @@
+"""Faults and abuse: real redis-server processes stopped, paused, slowed, killed; hostile data; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import RedisServer, cli, cli_env, console_script, free_port, parse_l2met, read_lines_until, spawn
+
+L2MET_TOKEN = re.compile(r"(source=[A-Za-z0-9._:-]+|(sample|measure|count)#[A-Za-z0-9._:-]+=[0-9]+(\.[0-9]+)?)")
+
+
+def assert_l2met_clean(stdout: str) -> None:
+    """Every line: only well-formed measurements, at most 1,024 bytes; no metric twice."""
+    for line in stdout.splitlines():
+        assert len(line.encode()) <= 1024, len(line.encode())
+        for token in line.split(" "):
+            assert L2MET_TOKEN.fullmatch(token), token[:120]
+    parse_l2met(stdout)
+
+
+def test_hostile_queue_names_and_jobs_never_break_a_poll_or_a_line(r, redis_server):
+    names = ["new\nline", "eq=ual", "hash#tag", "sp ace", "x" * 10_000, "tab\tbed", "", "\u00e9\u00e8", "日本"]
+    for name in names:
+        r.sadd("queues", name)
+        r.lpush(f"queue:{name}", json.dumps({"enqueued_at": time.time()}))
+    r.sadd("queues", b"\xff\xfe\xfd")
+    r.lpush(b"queue:\xff\xfe\xfd", b"\xff not json at all")
+    stamps = [float("nan"), 1e308, -1e308, "soon", [1], None, {"a": 1}, 10**30, -5, True]
+    for i, stamp in enumerate(stamps):
+        r.sadd("queues", f"stamp{i}")
+        r.lpush(f"queue:stamp{i}", json.dumps({"enqueued_at": stamp, "created_at": stamp}))
+    r.sadd("queues", "million")
+    for _ in range(10):
+        r.lpush("queue:million", *[json.dumps({"enqueued_at": time.time()})] * 100_000)
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert_l2met_clean(result.stdout)
+    measured = parse_l2met(result.stdout)
+    assert measured["sample#sidekiq.million.size"] == "1000000"
+    assert len(result.stderr.splitlines()) == 1 and len(result.stderr) < 1000  # one warning line, bounded
+
+
+def test_a_queues_set_of_100000_names(r, redis_server):
+    pipe = r.pipeline(transaction=False)
+    for i in range(100_000):
+        pipe.sadd("queues", f"q{i:06d}")
+    pipe.execute()
+    r.lpush("queue:q000007", json.dumps({"enqueued_at": time.time() - 5}))
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    measured = parse_l2met(result.stdout)
+    assert measured["sample#sidekiq.enqueued"] == "1"
+    assert sum(1 for k in measured if k.endswith(".size")) == 100_000
+    assert all(len(line.encode()) <= 1024 for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("variable", ["SIDEKIQ_METRICS_INTERVAL", "SIDEKIQ_METRICS_TYPE", "SIDEKIQ_METRICS_PREFIX",
+                                      "SIDEKIQ_METRICS_SOURCE", "SIDEKIQ_METRICS_TLS_VERIFY", "SIDEKIQ_METRICS_STATS",
+                                      "SIDEKIQ_METRICS_REDIS_URL", "REDIS_URL", "REDIS_PROVIDER"])
+@pytest.mark.parametrize("value", ["-1", "9" * 5000, "abc\u00e9\u6f22", "$(rm -rf /);`id`", "1; DROP TABLE", "\n\t"])
+def test_every_setting_refuses_bad_values_with_one_line_and_status_2(variable, value):
+    if value == "\n\t" or (variable, value) in {("SIDEKIQ_METRICS_PREFIX", "-1"), ("SIDEKIQ_METRICS_SOURCE", "-1")}:
+        return  # blank is documented as unset (see the next test); "-1" is a fine prefix or source
+    result = cli("run", "--once", env={variable: value})
+    assert result.returncode == 2, (variable, value, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sidekiq-metrics: ") and len(lines[0]) < 300
+    assert "Traceback" not in result.stderr
+
+
+def test_blank_settings_take_their_documented_defaults(r, redis_server):
+    env = {"REDIS_URL": redis_server.url, **{v: " \t" for v in (
+        "SIDEKIQ_METRICS_INTERVAL", "SIDEKIQ_METRICS_TYPE", "SIDEKIQ_METRICS_PREFIX", "SIDEKIQ_METRICS_SOURCE",
+        "SIDEKIQ_METRICS_QUEUES", "SIDEKIQ_METRICS_NAMESPACE", "SIDEKIQ_METRICS_STATS", "SIDEKIQ_METRICS_TLS_VERIFY")}}
+    result = cli("run", "--once", env=env)
+    assert result.returncode == 0 and result.stdout.endswith("sample#sidekiq.metrics.up=1\n")
+
+
+def test_at_most_one_connection_attempt_per_interval_when_redis_drops_every_connection():
+    """A listener that accepts and closes at once: no retry storm, one line per failed poll."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(time.monotonic())
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    proc = spawn("run", env={"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    time.sleep(2.1)
+    proc.terminate()
+    proc.wait(5)
+    listener.close()
+    err = proc.stderr.read().splitlines()
+    assert 8 <= len(accepted) <= 12, len(accepted)  # 2.1 s at one attempt per 0.2 s
+    failures = [line for line in err if "poll failed" in line]
+    assert len(failures) == len(accepted)
+
+
+def test_slow_redis_debug_sleep_polls_end_within_their_interval():
+    server = RedisServer("--enable-debug-command", "yes").start()
+    try:
+        server.client().sadd("queues", "default")
+        proc = spawn("run", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_INTERVAL": "0.4"})
+        assert read_lines_until(proc, r"metrics\.up=1", 5)
+        blocker = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", "1.5"))
+        blocker.start()
+        lines = read_lines_until(proc, r"metrics\.up=1", 5)
+        blocker.join()
+        proc.terminate()
+        proc.wait(5)
+    finally:
+        server.cleanup()
+    ups = [line for _, line in lines if "metrics.up" in line]
+    assert "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1" in ups  # a hung poll was cut short
+    beats = [t for t, line in lines if "metrics.up" in line]
+    assert all(b - a < 0.4 * 1.5 for a, b in zip(beats, beats[1:], strict=False))  # one line per tick, still
+
+
+def test_connections_killed_mid_run_are_survived(r, redis_server):
+    r.sadd("queues", "default")
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.05"})
+    try:
+        assert read_lines_until(proc, r"metrics\.up=1", 5)
+        for _ in range(20):
+            r.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            time.sleep(0.03)
+        assert read_lines_until(proc, r"metrics\.up=1", 5)[-1][1].endswith("metrics.up=1")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_a_closed_stdout_ends_it_quietly(r, redis_server):
+    r.sadd("queues", "default")
+    reader_end, writer_end = os.pipe()
+    proc = subprocess.Popen([console_script(), "run"], stdout=writer_end, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_INTERVAL="0.05"))
+    os.close(writer_end)
+    os.read(reader_end, 100)
+    os.close(reader_end)  # the log reader went away
+    assert proc.wait(5) == 0
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_kb(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
+
+
+def test_soak_10000_polls_with_redis_restarts_keeps_memory_and_descriptors_flat(own_redis):
+    own_redis.client().sadd("queues", "default")
+    proc = subprocess.Popen([console_script(), "run"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=cli_env(REDIS_URL=own_redis.url, SIDEKIQ_METRICS_INTERVAL="0.0005"))
+    polls, checkpoints, restarts = 0, {}, 0
+    try:
+        for line in proc.stdout:
+            if b"metrics.up" not in line:
+                continue
+            polls += 1
+            if polls in (2_000, 10_000):
+                checkpoints[polls] = (rss_kb(proc.pid), fds(proc.pid))
+            if polls % 2_500 == 0 and restarts < 3:  # Redis restarted three times during the run
+                own_redis.stop()
+                time.sleep(0.2)
+                own_redis.start().client().sadd("queues", "default")
+                restarts += 1
+            if polls >= 10_000:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+    (rss_a, fd_a), (rss_b, fd_b) = checkpoints[2_000], checkpoints[10_000]
+    assert restarts == 3
+    assert rss_b - rss_a < 1024, (rss_a, rss_b)
+    assert fd_b == fd_a, (fd_a, fd_b)
+
+
+def test_monitor_sees_only_reads_through_faults(own_redis):
+    server = own_redis
+    server.client().sadd("queues", "default")
+    server.client().lpush("queue:default", json.dumps({"enqueued_at": time.time()}))
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch():
+        try:
+            with server.client().monitor() as m:
+                for event in m.listen():
+                    seen.append(event["command"])
+                    if done.is_set():
+                        return
+        except redis.ConnectionError:  # the CLIENT KILL below ends this monitor too; a new one follows
+            return
+
+    port_before = server.port
+    threading.Thread(target=watch, daemon=True).start()
+    time.sleep(0.2)
+    proc = spawn("run", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_INTERVAL": "0.05"})
+    try:
+        read_lines_until(proc, r"metrics\.up=1", 5)
+        server.client().execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # our monitor too
+        threading.Thread(target=watch, daemon=True).start()
+        time.sleep(0.3)
+        server.client().execute_command("SCRIPT", "FLUSH")
+        time.sleep(0.3)
+        read_lines_until(proc, r"metrics\.up=1", 5)
+    finally:
+        done.set()
+        server.client().ping()
+        proc.terminate()
+        proc.wait(5)
+    assert server.port == port_before
+    ours = [c for c in seen if not c.startswith(("CLIENT", "SCRIPT FLUSH", "PING", "HELLO", "MONITOR"))]
+    verbs = {c.split(" ", 1)[0].upper() for c in ours}
+    assert verbs and verbs <= {"SMEMBERS", "GET", "ZCARD", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"}
+    assert all(c.upper().startswith("SCRIPT LOAD") for c in ours if c.upper().startswith("SCRIPT"))
+    # the script Redis ran inside EVALSHA, as MONITOR shows it: LLEN and LINDEX only
+    assert "EVALSHA" in verbs
+
+
+def test_the_password_appears_in_no_output_whatever_fails(own_redis):
+    secret, user = "Sup3r-S3cret-pw", "sidekiq_reader"
+    urls = [f"redis://{user}:{secret}@127.0.0.1:{free_port()}/0",  # nothing listens
+            f"rediss://{user}:{secret}@127.0.0.1:{own_redis.port}/0",  # TLS to a plain server
+            f"redis://{user}:{secret}@127.0.0.1:{own_redis.port}/0",  # no such user
+            f"redis://{user}:{secret}@127.0.0.1:{own_redis.port}/99999",  # no such database
+            f"redis://{user}:{secret}@127.0.0.1:notaport/0", f"http://{user}:{secret}@x"]
+    for url in urls:
+        result = cli("run", "--once", env={"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "2"})
+        assert result.returncode in (1, 2), url
+        assert secret not in result.stdout + result.stderr and user not in result.stdout + result.stderr, url
+        assert "Traceback" not in result.stderr

@@ -27,6 +27,8 @@ sidekiq_metrics_hook::supervise() {
 	local launcher="${1}"
 	local delay="${SIDEKIQ_METRICS_RESTART_DELAY:-10}"
 	local child="" status
+	# Anything but a plain number of seconds would make `sleep` fail at once: a restart storm.
+	[[ "${delay}" =~ ^[0-9]{1,5}(\.[0-9]+)?$ ]] || delay=10
 	# A subshell of its own: these options and traps never reach the app's shell.
 	set +e +u
 	trap '[[ -n "${child}" ]] && kill -TERM "${child}" 2>/dev/null; exit 0' TERM INT

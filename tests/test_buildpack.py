@@ -326,6 +326,20 @@ def test_a_crashed_emitter_is_restarted_but_nothing_survives_sigterm(slug, r, re
     assert stderr.count("restarting") == 1
 
 
+def test_a_bad_restart_delay_falls_back_to_10_seconds_not_a_restart_storm(slug, r, redis_server):
+    r.sadd("queues", "default")
+    d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="soon; rm -rf /"))
+    try:
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)
+        emitter = next(p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes())
+        os.kill(emitter, signal.SIGKILL)
+        time.sleep(1.0)
+        assert not [p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    finally:
+        stderr = d.stop()
+    assert stderr.count("restarting in 10s") == 1
+
+
 def test_a_configuration_error_is_said_once_and_not_restarted(slug, redis_server):
     d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_INTERVAL="soon",
                                                 SIDEKIQ_METRICS_RESTART_DELAY="0.1"))

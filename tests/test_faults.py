@@ -256,3 +256,20 @@ def test_the_password_appears_in_no_output_whatever_fails(own_redis):
         assert result.returncode in (1, 2), url
         assert secret not in result.stdout + result.stderr and user not in result.stdout + result.stderr, url
         assert "Traceback" not in result.stderr
+
+
+def test_a_read_only_replica_serves_every_read_including_the_script(own_redis):
+    primary = own_redis
+    primary.client().sadd("queues", "default")
+    primary.client().lpush("queue:default", json.dumps({"enqueued_at": time.time() - 2.0}))
+    replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()
+    try:
+        deadline = time.monotonic() + 10
+        while replica.client().llen("queue:default") != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result = cli("run", "--once", env={"REDIS_URL": replica.url})
+    finally:
+        replica.cleanup()
+    assert result.returncode == 0 and result.stderr == "", result.stderr  # no READONLY, no fallback notice
+    measured = parse_l2met(result.stdout)
+    assert measured["sample#sidekiq.default.size"] == "1" and float(measured["sample#sidekiq.default.latency"]) >= 2

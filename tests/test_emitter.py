@@ -369,8 +369,11 @@ def test_redis_down_at_start_then_up_the_loop_starts_reporting(own_redis):
     try:
         assert read_lines_until(proc, r"metrics\.up=0", 5)
         own_redis.start()
+        ready = time.monotonic()
         push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
-        assert read_lines_until(proc, r"default\.size=1", 5)[-1][1].endswith("default.size=1")
+        lines = read_lines_until(proc, r"default\.size=1", 5)
+        assert lines[-1][1].endswith("default.size=1")
+        assert lines[-1][0] - ready < 0.2 + 0.15  # within one interval of Redis answering
     finally:
         proc.terminate()
         proc.wait(5)

@@ -273,3 +273,15 @@ def test_a_read_only_replica_serves_every_read_including_the_script(own_redis):
     assert result.returncode == 0 and result.stderr == "", result.stderr  # no READONLY, no fallback notice
     measured = parse_l2met(result.stdout)
     assert measured["sample#sidekiq.default.size"] == "1" and float(measured["sample#sidekiq.default.latency"]) >= 2
+
+
+def test_a_redis_over_its_memory_limit_still_answers_every_read(r, redis_server):
+    r.sadd("queues", "default")
+    r.lpush("queue:default", json.dumps({"enqueued_at": time.time()}))
+    r.config_set("maxmemory", 1)  # every write would now be refused with OOM; reads are not
+    try:
+        result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    finally:
+        r.config_set("maxmemory", 0)
+    assert result.returncode == 0 and result.stderr == ""
+    assert parse_l2met(result.stdout)["sample#sidekiq.default.size"] == "1"

@@ -29,6 +29,16 @@ _OPTIONS = [
     click.option("--type", "metric_type",
                  help="l2met measurement type: sample, measure or count [env SIDEKIQ_METRICS_TYPE; default sample]"),
     click.option("--source", help="Adds source=<value> to every line [env SIDEKIQ_METRICS_SOURCE]"),
+    click.option("--output", "outputs", help="Comma-separated outputs: l2met, json, statsd, prometheus, cloudwatch "
+                                               "[env SIDEKIQ_METRICS_OUTPUT; default l2met]"),
+    click.option("--statsd-host", help="DogStatsD agent host [env DD_AGENT_HOST; default 127.0.0.1]"),
+    click.option("--statsd-port", help="DogStatsD agent port [env DD_DOGSTATSD_PORT; default 8125]"),
+    click.option("--prometheus-host", help="Address the Prometheus endpoint listens on "
+                                           "[env SIDEKIQ_METRICS_PROMETHEUS_HOST; default 0.0.0.0]"),
+    click.option("--prometheus-port", help="Port of the Prometheus endpoint [env SIDEKIQ_METRICS_PROMETHEUS_PORT; "
+                                           "default 9394]"),
+    click.option("--cloudwatch-namespace", help="CloudWatch namespace of the EMF lines "
+                                                "[env SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE; default Sidekiq]"),
     click.option("--stats/--no-stats", default=None,
                  help="Whole-Sidekiq totals (enqueued, busy, processed, ...) [env SIDEKIQ_METRICS_STATS; default on]"),
 ]

@@ -20,11 +20,14 @@ DEFAULT_INTERVAL = 30.0
 MAX_INTERVAL = 86400.0
 DEFAULT_PREFIX = "sidekiq"
 METRIC_TYPES = ("sample", "measure", "count")
+OUTPUTS = ("l2met", "json", "statsd", "prometheus", "cloudwatch")
 
 # Librato's metric-name alphabet. A prefix also may not start or end with a dot,
 # so that "<prefix>.<queue>.size" never has an empty part.
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9_:-])?")
 _SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
+_HOST_RE = re.compile(r"[A-Za-z0-9.:_-]{1,253}")
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")  # CloudWatch's own rule for namespaces
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _TRUE = ("1", "true", "yes", "on")
@@ -72,6 +75,12 @@ class Settings:
     metric_type: str = "sample"
     source: str | None = None
     stats: bool = True  # whole-Sidekiq totals beside the per-queue lines
+    outputs: tuple[str, ...] = ("l2met",)
+    statsd_host: str = "127.0.0.1"  # Datadog's DD_AGENT_HOST and DD_DOGSTATSD_PORT
+    statsd_port: int = 8125
+    prometheus_host: str = "0.0.0.0"
+    prometheus_port: int = 9394
+    cloudwatch_namespace: str = "Sidekiq"
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """For each setting, where its value came from: a flag, a variable, or "default"."""
 
@@ -139,6 +148,39 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, object] | None = N
     raw, label = _pick("stats", "--stats", "SIDEKIQ_METRICS_STATS", flags, env, origins)
     if raw is not None:
         kw["stats"] = parse_bool(raw, label)
+
+    raw, label = _pick("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", flags, env, origins)
+    if raw is not None:
+        outputs = tuple(dict.fromkeys(o.strip().lower() for o in raw.split(",") if o.strip()))
+        unknown = [o for o in outputs if o not in OUTPUTS]
+        if unknown or not outputs:
+            raise ConfigError(label, f"must list outputs from {', '.join(OUTPUTS)}, separated by commas, "
+                                     f"got {_quote(raw)}")
+        kw["outputs"] = outputs
+
+    raw, label = _pick("statsd_host", "--statsd-host", "DD_AGENT_HOST", flags, env, origins)
+    if raw is not None:
+        if not _HOST_RE.fullmatch(raw):
+            raise ConfigError(label, f"must be a host name or IP address, got {_quote(raw)}")
+        kw["statsd_host"] = raw
+    raw, label = _pick("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", flags, env, origins)
+    if raw is not None:
+        kw["statsd_port"] = parse_port(raw, label)
+    raw, label = _pick("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST", flags, env, origins)
+    if raw is not None:
+        if not _HOST_RE.fullmatch(raw):
+            raise ConfigError(label, f"must be a host name or IP address to listen on, got {_quote(raw)}")
+        kw["prometheus_host"] = raw
+    raw, label = _pick("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", flags, env,
+                       origins)
+    if raw is not None:
+        kw["prometheus_port"] = parse_port(raw, label)
+    raw, label = _pick("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE",
+                       flags, env, origins)
+    if raw is not None:
+        if not _NAMESPACE_RE.fullmatch(raw):
+            raise ConfigError(label, f"must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces, got {_quote(raw)}")
+        kw["cloudwatch_namespace"] = raw
 
     return Settings(origins=origins, **kw)  # type: ignore[arg-type]
 
@@ -208,6 +250,12 @@ def parse_interval(raw: str, label: str) -> float:
             return value
     raise ConfigError(label, f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, "
                              f"e.g. 30, got {_quote(raw)}")
+
+
+def parse_port(raw: str, label: str) -> int:
+    if raw.isdigit() and raw.isascii() and 0 < int(raw) < 65536:
+        return int(raw)
+    raise ConfigError(label, f"must be a port number from 1 to 65535, got {_quote(raw)}")
 
 
 def parse_bool(raw: str, label: str) -> bool:

@@ -16,7 +16,7 @@ from typing import TextIO
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
 from sidekiq_metrics.errors import StopRequested
-from sidekiq_metrics.formats.l2met import L2metFormat
+from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Sample, heartbeat, queue_samples, total_samples
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader
@@ -68,7 +68,7 @@ class Poller:
         self.out = out
         self.err = err
         self.shutdown = shutdown or Shutdown()
-        self.format = L2metFormat(settings.prefix, settings.metric_type, settings.source)
+        self.outputs = build_outputs(settings, self.write_lines)
         self.deltas = CounterDeltas()
         self._last_warning: str | None = None
 
@@ -100,12 +100,16 @@ class Poller:
         return True
 
     def emit(self, samples: list[Sample]) -> None:
-        text = "\n".join(self.format.render(samples))
-        # Interruptible: a log reader that stopped reading blocks this write, and SIGTERM must
-        # still end us within a second (a line cut short then is the lesser harm).
+        at = time.time()
+        for output in self.outputs:
+            output.emit(samples, at)
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Lines to stdout, flushed. Interruptible: a log reader that stopped reading blocks this
+        write, and SIGTERM must still end us within a second (a line cut short then is the lesser harm)."""
         with self.shutdown.interruptible():
-            if text:
-                self.out.write(text + "\n")
+            if lines:
+                self.out.write("\n".join(lines) + "\n")
             self.out.flush()
 
     def _warn_once(self, warnings: list[str]) -> None:
@@ -138,7 +142,11 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     """The `run` command. Exit status: 0, or 1 when --once could not read Redis."""
     shutdown = Shutdown()
     shutdown.install()
-    poller = Poller(settings, out, err, shutdown)
+    try:
+        poller = Poller(settings, out, err, shutdown)
+    except OSError as exc:  # the Prometheus port is taken, say
+        err.write(f"{LOG_PREFIX} cannot start: {exc.strerror or exc}\n")
+        return 1
     try:
         if once:
             return 0 if poller.poll() else 1

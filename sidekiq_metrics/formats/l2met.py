@@ -15,9 +15,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from sidekiq_metrics.config import Settings
 from sidekiq_metrics.metrics import Sample
 from sidekiq_metrics.names import queue_metric_names
 
@@ -89,3 +90,14 @@ def format_value(value: float) -> str:
     if value.__class__ is int:
         return str(value) if value >= 0 else "0"
     return "%.3f" % value if value >= 0 else "0.000"  # noqa: UP031 - the fastest spelling, run 20,000 times a poll
+
+
+class L2metOutput:
+    """Heroku log lines on stdout: the default output."""
+
+    def __init__(self, settings: Settings, write: Callable[[list[str]], None]) -> None:
+        self.format = L2metFormat(settings.prefix, settings.metric_type, settings.source)
+        self.write = write
+
+    def emit(self, samples: Sequence[Sample], at: float) -> None:
+        self.write(self.format.render(samples))

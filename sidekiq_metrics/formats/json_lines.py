@@ -1,0 +1,35 @@
+"""One JSON object per poll on stdout, for log pipelines that parse JSON (Datadog logs, Better Stack, ...).
+
+    {"time": "2026-11-22T21:00:00.123Z", "queues": {"default": {"size": 3, "latency": 12.345}},
+     "totals": {"enqueued": 3, ..., "metrics.up": 1}, "counts": {"jobs.processed": 30}}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+
+from sidekiq_metrics.metrics import Sample
+
+
+def iso_time(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+
+
+class JsonOutput:
+    def __init__(self, write: Callable[[list[str]], None]) -> None:
+        self.write = write
+
+    def emit(self, samples: Sequence[Sample], at: float) -> None:
+        queues: dict[str, dict[str, float]] = {}
+        totals: dict[str, float] = {}
+        counts: dict[str, float] = {}
+        for name, value, queue, counter in samples:
+            if queue is not None:
+                queues.setdefault(queue, {})[name] = round(value, 3)
+            else:
+                (counts if counter else totals)[name] = round(value, 3)
+        # ensure_ascii: any queue name, even one that is not UTF-8, stays one valid line
+        record = {"time": iso_time(at), "queues": queues, "totals": totals, "counts": counts}
+        self.write([json.dumps(record, ensure_ascii=True, separators=(",", ":"))])

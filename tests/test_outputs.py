@@ -1,0 +1,166 @@
+"""Every output checked by a real consumer of its format on loopback, from one and the same poll."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import cli, free_port, parse_l2met, read_lines_until, spawn
+
+DOGSTATSD = re.compile(r"(?P<name>[A-Za-z0-9_.]+):(?P<value>[0-9.]+)\|(?P<type>g|c)(\|#(?P<tags>[^|]+))?")
+
+
+def seed(r) -> None:
+    now = time.time()
+    for queue, age, size in (("default", 12.5, 2), ("low priority", 3.0, 1), ("mailers", 0.0, 0)):
+        r.sadd("queues", queue)
+        for _ in range(size):
+            r.lpush(f"queue:{queue}", json.dumps({"enqueued_at": now - age}))
+    r.set("stat:processed", 42)
+
+
+@pytest.fixture
+def udp():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+def receive(sock: socket.socket) -> list[bytes]:
+    grams = []
+    try:
+        while True:
+            grams.append(sock.recv(65536))
+            sock.settimeout(0.3)
+    except TimeoutError:
+        return grams
+
+
+def test_all_outputs_at_once_agree_with_the_l2met_lines(r, redis_server, udp):
+    seed(r)
+    env = {"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "l2met,json,statsd,cloudwatch",
+           "DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(udp.getsockname()[1])}
+    result = cli("run", "--once", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    l2met = parse_l2met("\n".join(line for line in lines if not line.startswith("{")))
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+
+    # json: one object for the poll
+    poll = next(rec for rec in records if "queues" in rec)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", poll["time"])
+    assert poll["queues"]["default"]["size"] == 2 and poll["queues"]["low priority"]["size"] == 1
+    assert poll["queues"]["default"]["latency"] == float(l2met["sample#sidekiq.default.latency"])
+    assert poll["totals"]["processed"] == 42 and poll["totals"]["metrics.up"] == 1 and poll["counts"] == {}
+
+    # cloudwatch: Embedded Metric Format, one record per queue and one for the totals
+    emf = [rec for rec in records if "_aws" in rec]
+    assert len(emf) == 4
+    for rec in emf:
+        meta = rec["_aws"]
+        assert isinstance(meta["Timestamp"], int) and abs(meta["Timestamp"] / 1000 - time.time()) < 60
+        (directive,) = meta["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Sidekiq" and len(directive["Metrics"]) <= 100
+        for dimension_set in directive["Dimensions"]:
+            assert all(isinstance(rec[d], str) for d in dimension_set)
+        for metric in directive["Metrics"]:
+            assert isinstance(rec[metric["Name"]], (int, float)) and metric["Unit"] in ("Count", "Seconds", "None")
+    by_queue = {rec["Queue"]: rec for rec in emf if "Queue" in rec}
+    assert by_queue["low priority"]["QueueSize"] == 1
+    assert by_queue["default"]["QueueLatency"] == float(l2met["sample#sidekiq.default.latency"])
+    totals = next(rec for rec in emf if "Queue" not in rec)
+    assert totals["Processed"] == 42 and totals["MetricsUp"] == 1
+
+    # statsd: DogStatsD datagrams, each under the safe UDP size
+    grams = receive(udp)
+    assert grams and all(len(g) <= 1432 for g in grams)
+    metrics = {}
+    for gram in grams:
+        for line in gram.decode().split("\n"):
+            m = DOGSTATSD.fullmatch(line)
+            assert m, line
+            metrics[(m["name"], m["tags"])] = (float(m["value"]), m["type"])
+    assert metrics[("sidekiq.queue.size", "queue:low_priority")] == (1, "g")
+    assert metrics[("sidekiq.queue.latency", "queue:default")][0] == float(l2met["sample#sidekiq.default.latency"])
+    assert metrics[("sidekiq.processed", None)] == (42, "g")
+    assert metrics[("sidekiq.metrics.up", None)] == (1, "g")
+
+
+def test_statsd_batches_many_queues_and_never_waits_for_a_missing_agent(r, redis_server, udp):
+    for i in range(500):
+        r.sadd("queues", f"queue_{i:03d}")
+    nobody = free_port()  # no agent listens there
+    start = time.monotonic()
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "statsd",
+                                       "DD_DOGSTATSD_PORT": str(nobody)})
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+    assert time.monotonic() - start < 5
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "statsd",
+                                       "DD_DOGSTATSD_PORT": str(udp.getsockname()[1])})
+    grams = receive(udp)
+    lines = [line for g in grams for line in g.decode().split("\n")]
+    assert len(grams) > 1 and all(len(g) <= 1432 for g in grams)
+    assert sum(1 for line in lines if line.startswith("sidekiq.queue.size:0|g|#queue:queue_")) == 500
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return response.read().decode()
+
+
+def test_prometheus_endpoint_serves_the_last_poll_and_never_reads_redis_itself(own_redis):
+    seed(own_redis.client())
+    own_redis.client().sadd("queues", 'we"ird\\name\n')
+    port = free_port()
+    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus,l2met",
+                             "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
+                             "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(port), "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        assert read_lines_until(proc, r"metrics\.up=1", 5)
+        families = {f.name: f for f in text_string_to_metric_families(scrape(port))}
+        sizes = {s.labels["queue"]: s.value for s in families["sidekiq_queue_size"].samples}
+        assert sizes == {"default": 2, "low priority": 1, "mailers": 0, 'we"ird\\name\n': 0}
+        latency = {s.labels["queue"]: s.value for s in families["sidekiq_queue_latency_seconds"].samples}
+        assert 12.5 <= latency["default"] < 15
+        assert families["sidekiq_processed"].type == "counter"
+        assert families["sidekiq_processed"].samples[0].value == 42
+        assert families["sidekiq_metrics_up"].samples[0].value == 1
+        own_redis.stop()  # a scrape never reads Redis: it still answers, with what the last poll found
+        assert read_lines_until(proc, r"metrics\.up=0", 5)
+        families = {f.name: f for f in text_string_to_metric_families(scrape(port))}
+        assert families["sidekiq_metrics_up"].samples[0].value == 0
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_a_taken_prometheus_port_is_one_clear_line(r, redis_server):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus",
+                                           "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
+                                           "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(taken.getsockname()[1])})
+    assert result.returncode == 1
+    assert result.stderr == "sidekiq-metrics: cannot start: Address already in use\n"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SIDEKIQ_METRICS_OUTPUT": "l2met,graphite"}, "SIDEKIQ_METRICS_OUTPUT must list outputs from l2met, json"),
+    ({"SIDEKIQ_METRICS_PROMETHEUS_PORT": "99999"}, "SIDEKIQ_METRICS_PROMETHEUS_PORT must be a port number"),
+    ({"DD_DOGSTATSD_PORT": "udp"}, "DD_DOGSTATSD_PORT must be a port number"),
+    ({"DD_AGENT_HOST": "a b"}, "DD_AGENT_HOST must be a host name"),
+    ({"SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE": "x" * 300}, "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE must be 1 to 255"),
+])
+def test_output_settings_refuse_bad_values(env, message):
+    result = cli("run", "--once", env=env)
+    assert result.returncode == 2 and result.stderr.startswith(f"sidekiq-metrics: {message}")

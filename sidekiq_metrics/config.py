@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -109,80 +109,35 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, object] | None = N
     origins: dict[str, str] = {}
     url, url_label = _redis_url(env, flags, origins)
     kw: dict[str, object] = {"redis": parse_redis_url(url, url_label)}
-
-    raw, label = _pick("tls_verify", "--tls-verify", "SIDEKIQ_METRICS_TLS_VERIFY", flags, env, origins)
-    if raw is not None:
-        kw["tls_verify"] = parse_bool(raw, label)
-
-    raw, label = _pick("interval", "--interval", "SIDEKIQ_METRICS_INTERVAL", flags, env, origins)
-    if raw is not None:
-        kw["interval"] = parse_interval(raw, label)
-
-    raw, label = _pick("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", flags, env, origins)
-    if raw is not None:
-        kw["queues"] = parse_queue_list(raw, label)
-
-    raw, label = _pick("namespace", "--namespace", "SIDEKIQ_METRICS_NAMESPACE", flags, env, origins)
-    if raw is not None:
-        kw["namespace"] = raw
-
-    raw, label = _pick("prefix", "--prefix", "SIDEKIQ_METRICS_PREFIX", flags, env, origins)
-    if raw is not None:
-        if not _PREFIX_RE.fullmatch(raw):
-            raise ConfigError(label, "must be 1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending "
-                                     f"with a dot), got {_quote(raw)}")
-        kw["prefix"] = raw
-
-    raw, label = _pick("metric_type", "--type", "SIDEKIQ_METRICS_TYPE", flags, env, origins)
-    if raw is not None:
-        if raw not in METRIC_TYPES:
-            raise ConfigError(label, f"must be one of {', '.join(METRIC_TYPES)}, got {_quote(raw)}")
-        kw["metric_type"] = raw
-
-    raw, label = _pick("source", "--source", "SIDEKIQ_METRICS_SOURCE", flags, env, origins)
-    if raw is not None:
-        if not _SOURCE_RE.fullmatch(raw):
-            raise ConfigError(label, f"must be 1 to 255 of A-Z a-z 0-9 . _ : -, got {_quote(raw)}")
-        kw["source"] = raw
-
-    raw, label = _pick("stats", "--stats", "SIDEKIQ_METRICS_STATS", flags, env, origins)
-    if raw is not None:
-        kw["stats"] = parse_bool(raw, label)
-
-    raw, label = _pick("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", flags, env, origins)
-    if raw is not None:
-        outputs = tuple(dict.fromkeys(o.strip().lower() for o in raw.split(",") if o.strip()))
-        unknown = [o for o in outputs if o not in OUTPUTS]
-        if unknown or not outputs:
-            raise ConfigError(label, f"must list outputs from {', '.join(OUTPUTS)}, separated by commas, "
-                                     f"got {_quote(raw)}")
-        kw["outputs"] = outputs
-
-    raw, label = _pick("statsd_host", "--statsd-host", "DD_AGENT_HOST", flags, env, origins)
-    if raw is not None:
-        if not _HOST_RE.fullmatch(raw):
-            raise ConfigError(label, f"must be a host name or IP address, got {_quote(raw)}")
-        kw["statsd_host"] = raw
-    raw, label = _pick("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", flags, env, origins)
-    if raw is not None:
-        kw["statsd_port"] = parse_port(raw, label)
-    raw, label = _pick("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST", flags, env, origins)
-    if raw is not None:
-        if not _HOST_RE.fullmatch(raw):
-            raise ConfigError(label, f"must be a host name or IP address to listen on, got {_quote(raw)}")
-        kw["prometheus_host"] = raw
-    raw, label = _pick("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", flags, env,
-                       origins)
-    if raw is not None:
-        kw["prometheus_port"] = parse_port(raw, label)
-    raw, label = _pick("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE",
-                       flags, env, origins)
-    if raw is not None:
-        if not _NAMESPACE_RE.fullmatch(raw):
-            raise ConfigError(label, f"must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces, got {_quote(raw)}")
-        kw["cloudwatch_namespace"] = raw
-
+    for name, flag, variable, parse in SETTINGS:
+        raw, label = _pick(name, flag, variable, flags, env, origins)
+        if raw is not None:
+            kw[name] = parse(raw, label)
     return Settings(origins=origins, **kw)  # type: ignore[arg-type]
+
+
+def _matching(pattern: re.Pattern[str], accepts: str) -> Callable[[str, str], str]:
+    def parse(raw: str, label: str) -> str:
+        if not pattern.fullmatch(raw):
+            raise ConfigError(label, f"must be {accepts}, got {_quote(raw)}")
+        return raw
+    return parse
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(raw: str, label: str) -> str:
+        if raw not in choices:
+            raise ConfigError(label, f"must be one of {', '.join(choices)}, got {_quote(raw)}")
+        return raw
+    return parse
+
+
+def parse_outputs(raw: str, label: str) -> tuple[str, ...]:
+    outputs = tuple(dict.fromkeys(o.strip().lower() for o in raw.split(",") if o.strip()))
+    if not outputs or any(o not in OUTPUTS for o in outputs):
+        raise ConfigError(label, f"must list outputs from {', '.join(OUTPUTS)}, separated by commas, "
+                                 f"got {_quote(raw)}")
+    return outputs
 
 
 def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
@@ -279,3 +234,26 @@ def _quote(raw: str, limit: int = 40) -> str:
     """A bad value, shortened and escaped so that it prints as one harmless line."""
     shown = raw if len(raw) <= limit else raw[:limit] + "..."
     return ascii(shown)
+
+
+# Every setting but the Redis URL (which has Sidekiq's own rule, above): the Settings field,
+# its flag, its environment variable, and what parses and checks it.
+SETTINGS: tuple[tuple[str, str, str, Callable[[str, str], object]], ...] = (
+    ("tls_verify", "--tls-verify", "SIDEKIQ_METRICS_TLS_VERIFY", parse_bool),
+    ("interval", "--interval", "SIDEKIQ_METRICS_INTERVAL", parse_interval),
+    ("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", parse_queue_list),
+    ("namespace", "--namespace", "SIDEKIQ_METRICS_NAMESPACE", lambda raw, label: raw),  # any text, as in Sidekiq
+    ("prefix", "--prefix", "SIDEKIQ_METRICS_PREFIX",
+     _matching(_PREFIX_RE, "1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending with a dot)")),
+    ("metric_type", "--type", "SIDEKIQ_METRICS_TYPE", _one_of(METRIC_TYPES)),
+    ("source", "--source", "SIDEKIQ_METRICS_SOURCE", _matching(_SOURCE_RE, "1 to 255 of A-Z a-z 0-9 . _ : -")),
+    ("stats", "--stats", "SIDEKIQ_METRICS_STATS", parse_bool),
+    ("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", parse_outputs),
+    ("statsd_host", "--statsd-host", "DD_AGENT_HOST", _matching(_HOST_RE, "a host name or IP address")),
+    ("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", parse_port),
+    ("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST",
+     _matching(_HOST_RE, "a host name or IP address to listen on")),
+    ("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", parse_port),
+    ("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE",
+     _matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces")),
+)

@@ -69,7 +69,7 @@ def main() -> None:
 @settings_options
 @click.option("--once", is_flag=True, help="Poll once, print, and exit (status 1 if Redis cannot be read).")
 def run(once: bool, **flags: object) -> None:
-    """Poll Sidekiq every interval and print l2met metric lines to stdout."""
+    """Poll Sidekiq every interval and report to the chosen outputs (l2met lines on stdout by default)."""
     from sidekiq_metrics.runner import run as run_loop
 
     sys.exit(run_loop(resolve_settings(flags), once=once))

@@ -76,6 +76,15 @@ def run(once: bool, **flags: object) -> None:
 
 
 @main.command()
+@settings_options
+def doctor(**flags: object) -> None:
+    """Check the set-up, one line a check, with the fix for each problem. Exit 1 if the emitter would not work."""
+    from sidekiq_metrics.doctor import run_doctor
+
+    sys.exit(run_doctor(os.environ, flags, sys.stdout))
+
+
+@main.command()
 @click.option("--polls", default=3, show_default=True, type=click.IntRange(1, 100), help="How many polls to show.")
 def demo(polls: int) -> None:
     """Start a throwaway redis-server holding sample Sidekiq jobs and show a few polls."""

@@ -105,15 +105,34 @@ def load_settings(env: Mapping[str, str], flags: Mapping[str, object] | None = N
 
     Raises ConfigError naming the flag or variable at fault and what it accepts.
     """
+    settings, errors = check_settings(env, flags)
+    if errors:
+        raise errors[0]
+    return settings
+
+
+def check_settings(env: Mapping[str, str],
+                   flags: Mapping[str, object] | None = None) -> tuple[Settings, list[ConfigError]]:
+    """Settings with every valid value, defaults in place of the others, and every error (for `doctor`)."""
     flags = flags or {}
     origins: dict[str, str] = {}
-    url, url_label = _redis_url(env, flags, origins)
-    kw: dict[str, object] = {"redis": parse_redis_url(url, url_label)}
+    errors: list[ConfigError] = []
+    kw: dict[str, object] = {}
+    try:
+        url, url_label = _redis_url(env, flags, origins)
+        kw["redis"] = parse_redis_url(url, url_label)
+    except ConfigError as exc:
+        errors.append(exc)
+        kw["redis"] = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")
     for name, flag, variable, parse in SETTINGS:
         raw, label = _pick(name, flag, variable, flags, env, origins)
         if raw is not None:
-            kw[name] = parse(raw, label)
-    return Settings(origins=origins, **kw)  # type: ignore[arg-type]
+            try:
+                kw[name] = parse(raw, label)
+            except ConfigError as exc:
+                errors.append(exc)
+                origins[name] = "default"
+    return Settings(origins=origins, **kw), errors  # type: ignore[arg-type]
 
 
 def _matching(pattern: re.Pattern[str], accepts: str) -> Callable[[str, str], str]:

@@ -19,7 +19,7 @@ from sidekiq_metrics.errors import StopRequested
 from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Sample, heartbeat, queue_samples, total_samples
 from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.snapshot import SidekiqReader
+from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 
 LOG_PREFIX = "sidekiq-metrics:"
 
@@ -70,6 +70,7 @@ class Poller:
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines)
         self.deltas = CounterDeltas()
+        self.last_snapshot: Snapshot | None = None  # for `doctor`
         self._last_warning: str | None = None
 
     def poll(self) -> bool:
@@ -90,6 +91,7 @@ class Poller:
             self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
             self.emit(heartbeat(up=False))
             return False
+        self.last_snapshot = snapshot
         samples, problems = queue_samples(snapshot)
         if snapshot.totals:
             totals = snapshot.totals

@@ -1,0 +1,178 @@
+"""`sidekiq-metrics doctor`: why metrics do or do not appear, one check a line, each problem with its fix.
+
+Read-only, like the emitter: PING, INFO, EXISTS, SCARD, RANDOMKEY and one ordinary poll.
+Exit status 0 when the emitter would work here, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from sidekiq_metrics.config import SETTINGS, Settings, check_settings
+from sidekiq_metrics.connection import connect
+from sidekiq_metrics.resp import RedisError, ReplyError
+from sidekiq_metrics.runner import Poller
+from sidekiq_metrics.snapshot import key_prefix
+
+OK, FAIL, WARN, INFO = "ok  ", "FAIL", "warn", "info"
+# Sidekiq keys that give a redis-namespace away when they are found under a prefix.
+_NAMESPACED = re.compile(rb"^(.+?):(queues|processes|schedule|retry|dead|stat:processed|queue:.+)$")
+
+
+class Report:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.failed = False
+
+    def line(self, mark: str, text: str, fix: str | None = None) -> None:
+        self.failed |= mark == FAIL
+        self.out.write(f"{mark}  {text}\n")
+        if fix:
+            self.out.write(f"      -> {fix}\n")
+        self.out.flush()
+
+    def section(self, title: str) -> None:
+        self.out.write(f"\n{title}\n")
+
+
+def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO) -> int:
+    report = Report(out)
+    settings, errors = check_settings(env, flags)
+    report.section("Configuration")
+    _configuration(report, settings, errors)
+    report.section("This dyno")
+    _dyno(report, env, settings)
+    report.section("Redis")
+    if _redis(report, settings):
+        report.section("One poll, exactly as it would print")
+        _poll(report, settings)
+    report.out.write(f"\n{'The emitter would not work here: see FAIL above.' if report.failed else 'All good.'}\n")
+    return 1 if report.failed else 0
+
+
+def _configuration(report: Report, settings: Settings, errors: list) -> None:
+    origins = settings.origins
+    report.line(OK, f"redis url = {settings.redis.display} ({origins.get('redis_url', 'default')})")
+    for name, _flag, _variable, _parse in SETTINGS:
+        value = getattr(settings, name)
+        shown = ",".join(value) if isinstance(value, tuple) else value
+        report.line(OK, f"{name.replace('_', ' ')} = {shown if shown is not None else '(none)'} "
+                        f"({origins.get(name, 'default')})")
+    for error in errors:
+        report.line(FAIL, str(error), "set it to a value it accepts, or unset it for the default")
+
+
+def _dyno(report: Report, env: Mapping[str, str], settings: Settings) -> None:
+    dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO", "web.1") or "web.1"
+    if env.get("SIDEKIQ_METRICS_DISABLE"):
+        report.line(WARN, "SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno",
+                    "heroku config:unset SIDEKIQ_METRICS_DISABLE")
+    if settings.origins.get("redis_url") == "default":
+        report.line(FAIL, "no Redis URL is configured: the hook starts the emitter only with one",
+                    "set REDIS_URL (or REDIS_PROVIDER, or SIDEKIQ_METRICS_REDIS_URL)")
+    if dyno == wanted:
+        report.line(OK, f"this dyno ({dyno}) is the one that runs the emitter")
+    else:
+        report.line(INFO, f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} does "
+                          "(SIDEKIQ_METRICS_DYNO)")
+    home = Path(env.get("HOME", "/app"))
+    launcher, hook = home / ".sidekiq-metrics/bin/sidekiq-metrics", home / ".profile.d/sidekiq-metrics.sh"
+    if launcher.exists() and hook.exists():
+        report.line(OK, f"the buildpack's runtime and hook are in the slug ({home})")
+    else:
+        report.line(INFO, f"no buildpack runtime or hook under {home} (fine outside Heroku)",
+                    "on Heroku: heroku buildpacks:add this buildpack, then deploy")
+
+
+def _redis(report: Report, settings: Settings) -> bool:
+    connection = connect(settings)
+    where = f"{settings.redis.display} ({'TLS' if settings.redis.tls else 'no TLS'})"
+    try:
+        start = time.perf_counter()
+        connection.pipeline([["PING"]])
+        rtt = (time.perf_counter() - start) * 1000
+        info = connection.pipeline([["INFO", "server"]])[0]
+    except RedisError as exc:
+        report.line(FAIL, f"Redis does not answer at {where}: {exc}",
+                    "check the URL and that this dyno can reach it; for Heroku Key-Value Store use rediss://")
+        return False
+    version = re.search(rb"(redis|valkey)_version:([^\r\n]+)", info if isinstance(info, bytes) else b"")
+    report.line(OK, f"Redis answers at {where}, in {rtt:.1f} ms"
+                    + (f", version {version[2].decode()}" if version else ""))
+    _sidekiq_data(report, settings, connection)
+    return True
+
+
+def _sidekiq_data(report: Report, settings: Settings, connection) -> None:  # noqa: ANN001 - resp.Connection
+    ns = key_prefix(settings.namespace)
+    queues, bare = connection.pipeline([["SCARD", ns + b"queues"], ["EXISTS", b"queues"]])
+    if isinstance(queues, ReplyError):
+        report.line(FAIL, f"{(ns + b'queues').decode(errors='replace')} is not a set: {queues}")
+        return
+    if queues:
+        report.line(OK, f"Sidekiq's queues set lists {queues} queue(s)"
+                        + (f" under the namespace {settings.namespace!r}" if settings.namespace else ""))
+        return
+    if settings.namespace and bare:
+        report.line(FAIL, f"nothing under the namespace {settings.namespace!r}, but un-namespaced Sidekiq keys exist",
+                    "unset SIDEKIQ_METRICS_NAMESPACE (Sidekiq 7+ has no namespaces)")
+        return
+    guess = _guess_namespace(connection)
+    if guess and guess != settings.namespace:
+        report.line(FAIL, f"no `queues` set here, but Sidekiq's keys are under the prefix {guess!r}",
+                    f"set SIDEKIQ_METRICS_NAMESPACE={guess}")
+    else:
+        report.line(WARN, "Sidekiq's queues set is empty or missing: no job was ever pushed to this Redis?",
+                    "check that Sidekiq and this emitter use the same Redis URL and database")
+
+
+def _guess_namespace(connection) -> str | None:  # noqa: ANN001 - resp.Connection
+    """A few random keys (RANDOMKEY: a read, never a scan of the keyspace) that look namespaced."""
+    for key in connection.pipeline([["RANDOMKEY"]] * 50):
+        if isinstance(key, bytes) and (m := _NAMESPACED.match(key)):
+            return m[1].decode("utf-8", "replace")
+    return None
+
+
+def _poll(report: Report, settings: Settings) -> None:
+    captured, errors = io.StringIO(), io.StringIO()
+    # Only the outputs that print: a doctor neither opens the Prometheus port nor sends to an agent.
+    printed = tuple(o for o in settings.outputs if o in ("l2met", "json", "cloudwatch")) or ("l2met",)
+    poller = Poller(dataclasses.replace(settings, outputs=printed), captured, errors)
+    ok = poller.poll()
+    for line in errors.getvalue().splitlines():
+        report.line(WARN if ok else FAIL, line)
+    snapshot_lines = captured.getvalue().splitlines()
+    for line in snapshot_lines:
+        report.out.write(f"      {line}\n")
+    if ok:
+        report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
+    _generation(report, poller)
+
+
+def _generation(report: Report, poller: Poller) -> None:
+    """Which Sidekiq wrote the jobs, by the type of their timestamps, and its live processes."""
+    snapshot = poller.last_snapshot
+    if snapshot is None:
+        return
+    stamps = [q.oldest.enqueued_at for q in snapshot.queues if q.oldest is not None]
+    floats = sum(isinstance(s, float) for s in stamps)
+    ints = sum(isinstance(s, int) and not isinstance(s, bool) for s in stamps)
+    if floats or ints:
+        kinds = []
+        if floats:
+            kinds.append(f"{floats} with float seconds (Sidekiq <= 7)")
+        if ints:
+            kinds.append(f"{ints} with integer milliseconds (Sidekiq 8)")
+        report.line(INFO, "oldest jobs: " + ", ".join(kinds))
+    if snapshot.totals is not None:
+        live = len(snapshot.totals.live)
+        report.line(OK if live else INFO, f"{live} live Sidekiq process(es)"
+                    + ("" if live else ": none is running now, or they use another Redis"))
+

@@ -1,0 +1,99 @@
+"""`sidekiq-metrics doctor` against a real redis-server holding real Sidekiq data."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conftest import cli, free_port, sidekiq
+
+
+def doctor(**env: str):
+    return cli("doctor", env=env)
+
+
+@pytest.mark.sidekiq
+def test_a_correct_set_up(r, redis_server):
+    sidekiq(redis_server.url, [{"push": {"queue": "default"}}, {"push": {"queue": "mailers"}}])
+    result = doctor(REDIS_URL=redis_server.url, DYNO="web.1")
+    assert result.returncode == 0, result.stdout
+    out = result.stdout
+    assert "ok    redis url = redis://127.0.0.1:" in out and "(REDIS_URL)" in out
+    assert "ok    interval = 30.0 (default)" in out
+    assert "ok    this dyno (web.1) is the one that runs the emitter" in out
+    assert f"ok    Redis answers at {redis_server.url} (no TLS), in " in out and ", version 7." in out
+    assert "ok    Sidekiq's queues set lists 2 queue(s)" in out
+    assert "      sample#sidekiq.default.size=1 sample#sidekiq.mailers.size=1\n" in out
+    assert "info  oldest jobs: 2 with float seconds (Sidekiq <= 7)" in out
+    assert "FAIL" not in out and out.rstrip().endswith("All good.")
+
+
+@pytest.mark.sidekiq
+def test_a_namespace_that_is_missing_is_found_and_named(r, redis_server):
+    sidekiq(redis_server.url, [{"push": {"queue": "default"}}], namespace="myapp")
+    result = doctor(REDIS_URL=redis_server.url)
+    assert result.returncode == 1
+    assert "FAIL  no `queues` set here, but Sidekiq's keys are under the prefix 'myapp'\n" \
+           "      -> set SIDEKIQ_METRICS_NAMESPACE=myapp" in result.stdout
+    fixed = doctor(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_NAMESPACE="myapp")
+    assert fixed.returncode == 0 and "under the namespace 'myapp'" in fixed.stdout
+
+
+def test_a_wrong_namespace_over_plain_keys(r, redis_server):
+    r.sadd("queues", "default")
+    result = doctor(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_NAMESPACE="oldapp")
+    assert result.returncode == 1
+    assert "-> unset SIDEKIQ_METRICS_NAMESPACE (Sidekiq 7+ has no namespaces)" in result.stdout
+
+
+def test_a_missing_url_and_an_unreachable_redis():
+    result = doctor(DYNO="web.1", REDIS_URL="")
+    assert result.returncode == 1
+    assert "FAIL  no Redis URL is configured: the hook starts the emitter only with one" in result.stdout
+    port = free_port()
+    result = doctor(REDIS_URL=f"redis://:hunter2-pw@127.0.0.1:{port}/0")
+    assert result.returncode == 1
+    assert f"FAIL  Redis does not answer at redis://***@127.0.0.1:{port}/0 (no TLS): cannot connect" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_every_bad_setting_is_listed_at_once(r, redis_server):
+    result = doctor(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_INTERVAL="soon", SIDEKIQ_METRICS_TYPE="gauge")
+    assert result.returncode == 1
+    assert "FAIL  SIDEKIQ_METRICS_INTERVAL must be a number of seconds" in result.stdout
+    assert "FAIL  SIDEKIQ_METRICS_TYPE must be one of sample, measure, count, got 'gauge'" in result.stdout
+    assert "ok    Redis answers at" in result.stdout  # the other checks still run
+
+
+def test_the_off_switch_and_another_dyno_are_explained(r, redis_server):
+    result = doctor(REDIS_URL=redis_server.url, DYNO="run.4321", SIDEKIQ_METRICS_DISABLE="1")
+    assert "warn  SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno" in result.stdout
+    assert "info  this dyno (run.4321) does not run the emitter; web.1 does (SIDEKIQ_METRICS_DYNO)" in result.stdout
+
+
+def test_doctor_never_writes(r, redis_server):
+    r.sadd("queues", "default")
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def watch():
+        with redis_server.client().monitor() as m:
+            ready.set()
+            for event in m.listen():
+                seen.append(event["command"])
+                if "STOP-MONITOR" in event["command"]:
+                    return
+
+    threading.Thread(target=watch, daemon=True).start()
+    ready.wait(5)
+    time.sleep(0.1)
+    doctor(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_NAMESPACE="nothing_here")
+    doctor(REDIS_URL=redis_server.url)
+    redis_server.client(protocol=2).echo("STOP-MONITOR")
+    time.sleep(0.3)
+    verbs = {c.split(" ", 1)[0].upper() for c in seen if "STOP-MONITOR" not in c}
+    assert verbs <= {"PING", "INFO", "SCARD", "EXISTS", "RANDOMKEY", "SMEMBERS", "GET", "ZCARD", "HMGET", "SCRIPT",
+                     "EVALSHA", "LLEN", "LINDEX"}, verbs
+    assert all(c.upper().startswith("SCRIPT LOAD") for c in seen if c.upper().startswith("SCRIPT"))

@@ -85,6 +85,19 @@ def doctor(**flags: object) -> None:
 
 
 @main.command()
+@settings_options
+@click.option("--every", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between refreshes.")
+@click.option("--threshold", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="Latency (seconds) above which a queue is marked.")
+def watch(every: float, threshold: float, **flags: object) -> None:
+    """Queue health live in the terminal, worst queue first. Ctrl-C to leave."""
+    from sidekiq_metrics.watch import run_watch
+
+    sys.exit(run_watch(resolve_settings(flags), every, threshold))
+
+
+@main.command()
 @click.option("--polls", default=3, show_default=True, type=click.IntRange(1, 100), help="How many polls to show.")
 def demo(polls: int) -> None:
     """Start a throwaway redis-server holding sample Sidekiq jobs and show a few polls."""

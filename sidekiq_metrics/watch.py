@@ -1,0 +1,157 @@
+"""`sidekiq-metrics watch`: queue health live in a terminal, worst queue first.
+
+Plain ANSI escapes on the terminal's alternate screen, no terminal library: the
+footprint stays the emitter's. When stdout is not a terminal it prints the same
+table again every refresh. Ctrl-C (or SIGTERM) restores the screen and exits 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import time
+from types import FrameType
+from typing import TextIO
+
+from sidekiq_metrics.config import Settings
+from sidekiq_metrics.connection import connect, describe_error
+from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
+
+SPARKS = "▁▂▃▄▅▆▇█"
+TREND_POINTS = 60  # latencies kept per queue: two minutes at the default refresh of 2 s
+ENTER, LEAVE, HOME_CLEAR = "\x1b[?1049h\x1b[?25l", "\x1b[?25h\x1b[?1049l", "\x1b[H\x1b[2J"
+BOLD, REVERSE, RESET = "\x1b[1m", "\x1b[7m", "\x1b[0m"
+
+
+class Redraw(Exception):  # noqa: N818 - a signal to redraw, not an error
+    """The terminal was resized while we waited: draw again at once."""
+
+
+def sparkline(values: list[float]) -> str:
+    if not values:
+        return ""
+    top = max(values) or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1)))] for v in values)
+
+
+def clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+@dataclasses.dataclass
+class View:
+    """What the screen shows, kept between reads: trends, rates, and when the last good read was."""
+
+    threshold: float
+    trends: dict[str, collections.deque[float]] = dataclasses.field(default_factory=dict)
+    last: Snapshot | None = None
+    last_ok: float | None = None
+    stale_since: float | None = None
+    error: str = ""
+    rates: tuple[float | None, float | None] = (None, None)  # processed, failed per minute
+
+    def update(self, snapshot: Snapshot) -> None:
+        if self.last and self.last.totals and snapshot.totals:
+            minutes = max(1e-6, (snapshot.read_at - self.last.read_at) / 60)
+            old, new = self.last.totals, snapshot.totals
+            self.rates = tuple((b - a) / minutes if b >= a else None  # type: ignore[assignment]
+                               for a, b in ((old.processed, new.processed), (old.failed, new.failed)))
+        for q in snapshot.queues:
+            wait = None if q.problem else latency(q.oldest, snapshot.read_at)
+            self.trends.setdefault(q.name, collections.deque(maxlen=TREND_POINTS)).append(wait or 0.0)
+        self.last, self.last_ok, self.stale_since, self.error = snapshot, snapshot.read_at, None, ""
+
+    def failed(self, error: str, at: float) -> None:
+        self.stale_since = self.stale_since or at
+        self.error = error
+
+    def lines(self, title: str, width: int, height: int, color: bool) -> list[str]:
+        bold, rev, reset = (BOLD, REVERSE, RESET) if color else ("", "", "")
+        head = f"last read {clock(self.last_ok) if self.last_ok else 'never'}  {title}"
+        out = [bold + head[:width] + reset]
+        if self.stale_since:  # a line of its own, first thing under the header: it must never be cut off
+            out.append(rev + f"STALE since {clock(self.stale_since)}: {self.error}"[:width] + reset)
+        snapshot = self.last
+        if snapshot is None:
+            return out + ["waiting for a first read of Redis..."]
+        if snapshot.totals:
+            t = snapshot.totals
+            capacity = sum(p.concurrency or 0 for p in t.live)
+            per_min = [f"{r:.0f}/min" if r is not None else "-" for r in self.rates]
+            out.append(f"busy {t.busy}/{capacity}  processed {per_min[0]}  failed {per_min[1]}  "
+                       f"enqueued {t.enqueued}  scheduled {t.scheduled}  retries {t.retries}  dead {t.dead}"[:width])
+        rows = []
+        for q in snapshot.queues:
+            wait = None if q.problem else latency(q.oldest, snapshot.read_at)
+            rows.append((wait if wait is not None else -1.0, q.size or 0, q.name))
+        rows.sort(key=lambda row: (-row[0], -row[1], row[2]))  # worst first
+        name_width = max(10, min(40, width - 40))
+        out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10}  TREND")
+        room = max(1, height - len(out) - 1)
+        for wait, size, name in rows[:room]:
+            over = wait > self.threshold
+            shown = ascii(name)[1:-1] if not name.isprintable() else name
+            text = (f"{'!' if over else ' '} {shown[:name_width]:<{name_width}} {size:>9} "
+                    f"{(f'{wait:.1f}s' if wait >= 0 else '?'):>10}  ")
+            room_for_trend = max(0, width - len(text))  # the newest points that fit
+            if room_for_trend:
+                text += sparkline(list(self.trends.get(name, ()))[-room_for_trend:])
+            text = text[:width]
+            out.append(rev + text + reset if over and color else text)
+        if len(rows) > room:
+            out.append(f"  ... {len(rows) - room} more queue(s)")
+        return out
+
+
+def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = sys.stdout) -> int:
+    reader = SidekiqReader(connect(dataclasses.replace(settings, interval=every)), namespace=settings.namespace)
+    view = View(threshold)
+    tty = out.isatty()
+    sleeping = False
+
+    def on_resize(signum: int, frame: FrameType | None) -> None:
+        if sleeping:
+            raise Redraw
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    if tty:
+        signal.signal(signal.SIGWINCH, on_resize)
+        out.write(ENTER)
+    title = f"every {every:g}s  {settings.redis.display}  (sidekiq-metrics watch)"
+    try:
+        next_read = time.monotonic()
+        while True:
+            if time.monotonic() >= next_read:
+                next_read = time.monotonic() + every
+                try:
+                    view.update(reader.read(settings.queues, totals=True))
+                except (RedisError, OSError) as exc:
+                    view.failed(describe_error(exc, settings.redis.secrets), time.time())
+            # The terminal's own size (not $COLUMNS, which a shell may have set before a resize).
+            columns, rows = os.get_terminal_size(out.fileno()) if tty else (shutil.get_terminal_size().columns, 10_000)
+            lines = view.lines(title, columns, rows, color=tty)
+            out.write((HOME_CLEAR + "\n".join(lines)) if tty else "\n".join(lines) + "\n\n")
+            out.flush()
+            try:
+                sleeping = True
+                time.sleep(max(0.0, next_read - time.monotonic()))
+            except Redraw:
+                pass
+            finally:
+                sleeping = False
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if tty:
+            out.write(LEAVE)
+            out.flush()
+    return 0

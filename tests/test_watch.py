@@ -1,0 +1,93 @@
+"""`sidekiq-metrics watch` in a real terminal (tmux), its screen read back; and without a terminal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import console_script, spawn
+
+
+@pytest.fixture
+def tmux():
+    if not shutil.which("tmux"):
+        pytest.fail("tmux is needed: run the README's test command (tests/run installs it)")
+    name = f"watch{time.monotonic_ns()}"
+    yield name
+    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+
+def wait_for(session: str, text: str, timeout: float = 8) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = screen(session)
+        if text in shown:
+            return shown
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared on:\n{screen(session)}")
+
+
+def seed(r) -> None:
+    now = time.time()
+    for queue, age, size in (("fast", 0.2, 1), ("slow", 120.0, 3), ("middle", 8.0, 2), ("empty", 0, 0)):
+        r.sadd("queues", queue)
+        for _ in range(size):
+            r.lpush(f"queue:{queue}", json.dumps({"enqueued_at": now - age}))
+
+
+def test_live_screen_worst_first_resize_outage_and_ctrl_c(tmux, own_redis, tmp_path):
+    seed(own_redis.client())
+    status = tmp_path / "status"
+    command = (f"REDIS_URL={own_redis.url} {console_script()} watch --every 0.3 --threshold 60; "
+               f"echo $? > {status}")
+    subprocess.run(["tmux", "new-session", "-d", "-s", tmux, "-x", "100", "-y", "20", command], check=True)
+    subprocess.run(["tmux", "set-option", "-t", tmux, "remain-on-exit", "on"], check=True)
+    shown = wait_for(tmux, "QUEUE")
+    rows = [line for line in shown.splitlines() if line[2:].split(" ")[0] in ("fast", "slow", "middle", "empty")]
+    assert [row[2:].split(" ")[0] for row in rows] == ["slow", "middle", "fast", "empty"]  # worst latency first
+    assert rows[0].startswith("! slow") and not rows[1].startswith("!")  # above the threshold: marked
+    assert "enqueued 6" in shown and "last read" in shown
+    time.sleep(1.0)
+    assert any(ch in wait_for(tmux, "slow") for ch in "▂▃▄▅▆▇█")  # a trend has grown
+
+    subprocess.run(["tmux", "resize-window", "-t", tmux, "-x", "50", "-y", "12"], check=True)
+    time.sleep(0.8)
+    assert all(len(line) <= 50 for line in screen(tmux).splitlines())
+
+    own_redis.stop()
+    stale = wait_for(tmux, "STALE since")
+    assert "cannot connect to Redis" in stale or "no reply" in stale or "lost the connection" in stale
+    own_redis.start()
+    seed(own_redis.client())
+    deadline = time.monotonic() + 8
+    while "STALE" in screen(tmux) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "STALE" not in screen(tmux)
+
+    subprocess.run(["tmux", "send-keys", "-t", tmux, "C-c"], check=True)
+    deadline = time.monotonic() + 5
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.read_text().strip() == "0"  # ended at once, with status 0
+    assert "QUEUE" not in screen(tmux)  # the normal screen is back, the table gone
+
+
+def test_without_a_terminal_it_prints_plain_tables(r, redis_server):
+    seed(r)
+    proc = spawn("watch", "--every", "0.3", env={"REDIS_URL": redis_server.url})
+    time.sleep(1.2)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=5)
+    assert proc.returncode == 0
+    assert "\x1b" not in out  # no escape codes when stdout is not a terminal
+    tables = [t for t in out.split("\n\n") if "QUEUE" in t]
+    assert len(tables) >= 3
+    assert tables[-1].splitlines()[3].startswith("! slow ")  # above the default threshold of 30 s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -170,3 +171,28 @@ def read_lines_until(proc, pattern: str, timeout: float) -> list[tuple[float, st
     threading.Thread(target=reader, daemon=True).start()
     done.wait(timeout)
     return got
+
+
+@contextlib.contextmanager
+def monitored(server: RedisServer):
+    """Every command `server` receives meanwhile, as MONITOR shows them."""
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def watch():
+        with server.client().monitor() as m:
+            ready.set()
+            for event in m.listen():
+                if "STOP-MONITOR" in event["command"]:
+                    return
+                seen.append(event["command"])
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    ready.wait(5)
+    time.sleep(0.1)
+    try:
+        yield seen
+    finally:
+        server.client(protocol=2).echo("STOP-MONITOR")  # protocol 2: no HELLO of its own in the record
+        thread.join(5)

@@ -8,14 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from conftest import RedisServer, cli, parse_l2met, read_lines_until, sidekiq, spawn
+from conftest import RedisServer, cli, monitored, parse_l2met, read_lines_until, sidekiq, spawn
 from sidekiq_metrics.config import load_settings, parse_redis_url
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.resp import Connection
@@ -196,26 +195,10 @@ def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis)
 
 def test_only_read_commands_reach_redis(r, redis_server):
     push(r, "default", json.dumps({"enqueued_at": time.time()}))
-    seen: list[str] = []
-    monitor_ready = threading.Event()
-
-    def watch():
-        with redis_server.client().monitor() as m:
-            monitor_ready.set()
-            for event in m.listen():
-                seen.append(event["command"])
-                if "STOP-MONITOR" in event["command"]:
-                    return
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    monitor_ready.wait(5)
-    time.sleep(0.1)
-    poll_once(redis_server.url)
-    poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES="default,missing")
-    redis_server.client(protocol=2).echo("STOP-MONITOR")  # no HELLO of its own in the record
-    t.join(5)
-    commands = {c.split(" ", 1)[0].upper() for c in seen if "STOP-MONITOR" not in c}
+    with monitored(redis_server) as seen:
+        poll_once(redis_server.url)
+        poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES="default,missing")
+    commands = {c.split(" ", 1)[0].upper() for c in seen}
     assert {"SMEMBERS", "GET", "ZCARD", "SCARD", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"} <= commands
     assert commands <= {"SMEMBERS", "GET", "ZCARD", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"}
     assert all(c.upper().startswith("SCRIPT LOAD") for c in seen if c.upper().startswith("SCRIPT"))

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from sidekiq_metrics.config import SETTINGS, Settings, check_settings
 from sidekiq_metrics.connection import connect
-from sidekiq_metrics.resp import RedisError, ReplyError
+from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.snapshot import key_prefix
 
@@ -109,7 +109,7 @@ def _redis(report: Report, settings: Settings) -> bool:
     return True
 
 
-def _sidekiq_data(report: Report, settings: Settings, connection) -> None:  # noqa: ANN001 - resp.Connection
+def _sidekiq_data(report: Report, settings: Settings, connection: Connection) -> None:
     ns = key_prefix(settings.namespace)
     queues, bare = connection.pipeline([["SCARD", ns + b"queues"], ["EXISTS", b"queues"]])
     if isinstance(queues, ReplyError):
@@ -132,7 +132,7 @@ def _sidekiq_data(report: Report, settings: Settings, connection) -> None:  # no
                     "check that Sidekiq and this emitter use the same Redis URL and database")
 
 
-def _guess_namespace(connection) -> str | None:  # noqa: ANN001 - resp.Connection
+def _guess_namespace(connection: Connection) -> str | None:
     """A few random keys (RANDOMKEY: a read, never a scan of the keyspace) that look namespaced."""
     for key in connection.pipeline([["RANDOMKEY"]] * 50):
         if isinstance(key, bytes) and (m := _NAMESPACED.match(key)):

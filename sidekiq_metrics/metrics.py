@@ -63,9 +63,8 @@ def total_samples(totals: Totals, queue_samples: list[Sample]) -> list[Sample]:
     ]
     if latencies:
         samples.append(Sample("max_latency", max(latencies)))
-    capacity = sum(p.concurrency or 0 for p in totals.live)
-    if capacity:
-        samples.append(Sample("utilization", min(1.0, totals.busy / capacity)))
+    if totals.concurrency:
+        samples.append(Sample("utilization", min(1.0, totals.busy / totals.concurrency)))
     return samples
 
 

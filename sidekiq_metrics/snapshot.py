@@ -64,6 +64,11 @@ class Totals:
         """Stats#workers_size: an expired process hash counts 0."""
         return sum(p.busy for p in self.live)
 
+    @property
+    def concurrency(self) -> int:
+        """ProcessSet#total_concurrency: the threads of the live processes."""
+        return sum(p.concurrency or 0 for p in self.live)
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
-from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_samples
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 
@@ -55,6 +55,7 @@ class View:
     stale_since: float | None = None
     error: str = ""
     rates: tuple[float | None, float | None] = (None, None)  # processed, failed per minute
+    rows: list[tuple[float, int, str]] = dataclasses.field(default_factory=list)  # latency (-1: unknown), size, name
 
     def update(self, snapshot: Snapshot) -> None:
         if self.last and self.last.totals and snapshot.totals:
@@ -62,9 +63,12 @@ class View:
             old, new = self.last.totals, snapshot.totals
             self.rates = tuple((b - a) / minutes if b >= a else None  # type: ignore[assignment]
                                for a, b in ((old.processed, new.processed), (old.failed, new.failed)))
+        samples, _ = queue_samples(snapshot)  # the emitter's own derivation: the same numbers it prints
+        waits = {s.queue: s.value for s in samples if s.name == QUEUE_LATENCY}
         for q in snapshot.queues:
-            wait = None if q.problem else latency(q.oldest, snapshot.read_at)
-            self.trends.setdefault(q.name, collections.deque(maxlen=TREND_POINTS)).append(wait or 0.0)
+            self.trends.setdefault(q.name, collections.deque(maxlen=TREND_POINTS)).append(waits.get(q.name, 0.0))
+        self.rows = sorted(((waits.get(q.name, -1.0), q.size or 0, q.name) for q in snapshot.queues),
+                           key=lambda row: (-row[0], -row[1], row[2]))  # worst first
         self.last, self.last_ok, self.stale_since, self.error = snapshot, snapshot.read_at, None, ""
 
     def failed(self, error: str, at: float) -> None:
@@ -82,15 +86,10 @@ class View:
             return out + ["waiting for a first read of Redis..."]
         if snapshot.totals:
             t = snapshot.totals
-            capacity = sum(p.concurrency or 0 for p in t.live)
             per_min = [f"{r:.0f}/min" if r is not None else "-" for r in self.rates]
-            out.append(f"busy {t.busy}/{capacity}  processed {per_min[0]}  failed {per_min[1]}  "
+            out.append(f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
                        f"enqueued {t.enqueued}  scheduled {t.scheduled}  retries {t.retries}  dead {t.dead}"[:width])
-        rows = []
-        for q in snapshot.queues:
-            wait = None if q.problem else latency(q.oldest, snapshot.read_at)
-            rows.append((wait if wait is not None else -1.0, q.size or 0, q.name))
-        rows.sort(key=lambda row: (-row[0], -row[1], row[2]))  # worst first
+        rows = self.rows
         name_width = max(10, min(40, width - 40))
         out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10}  TREND")
         room = max(1, height - len(out) - 1)

@@ -4,13 +4,17 @@
 -- KEYS: queue keys (queue:<name>). ARGV[1]: how many payload bytes this call may scan
 -- before it stops early (so that no call holds Redis for long); at least one key is done.
 -- Returns {lines, done}: `done` keys were processed; `lines` has one line for each:
---   <size> TAB f TAB <enqueued_at>                  the usual job: enqueued_at a plain JSON number
+--   <size> TAB <enqueued_at>                        the usual job: enqueued_at a plain JSON number
 --   <size> TAB <kind> TAB <enqueued_at> TAB <created_at>
 -- kind: e (empty queue), t (timestamps), x (the oldest job is not a JSON object),
 --       w (the key could not be read; the third field is Redis's error).
 -- A timestamp is the raw JSON text of the top-level member (a number, a "string", null,
 -- true, false), "?" when it is something else, or empty when the member is absent.
 -- Members nested in `args` (ActiveJob keeps its own "enqueued_at" there) never count.
+--
+-- This runs for every queue, every poll: the usual job takes a few string calls, no more.
+
+local find, match, byte, max = string.find, string.match, string.byte, math.max
 
 local function escaped(s, q) -- whether the '"' at q is escaped by an odd run of backslashes
   local n, i = 0, q - 1
@@ -78,6 +82,27 @@ local function member(s, name, last)
   return ''
 end
 
+-- The line after <size> for a job off the fast path: kind x, or t with both timestamps.
+local function slow(job)
+  local last = #job
+  local b = byte(job, last)
+  while b == 32 or b == 9 or b == 10 or b == 13 do
+    last = last - 1
+    b = byte(job, last)
+  end
+  if b ~= 125 or not find(job, '^%s*{') then
+    return 'x\t\t'
+  end
+  local enqueued = member(job, 'enqueued_at', last)
+  local created = ''
+  if enqueued == '' or enqueued == 'null' or enqueued == 'false' then
+    created = member(job, 'created_at', last)
+  end
+  if #enqueued > 1024 or find(enqueued, '[\t\n]') then enqueued = '?' end
+  if #created > 1024 or find(created, '[\t\n]') then created = '?' end
+  return 't\t' .. enqueued .. '\t' .. created
+end
+
 local budget = tonumber(ARGV[1]) or 1048576
 local lines, used = {}, 0
 for i, key in ipairs(KEYS) do
@@ -90,37 +115,18 @@ for i, key in ipairs(KEYS) do
       lines[i] = size .. '\te\t\t'
     else
       used = used + #job
-      local last = #job
-      local b = string.byte(job, last)
-      while b == 32 or b == 9 or b == 10 or b == 13 do
-        last = last - 1
-        b = string.byte(job, last)
-      end
-      -- Fast path: Sidekiq writes compact JSON with enqueued_at last, so a job usually is
-      -- `{...,"enqueued_at":<number>}`; in valid JSON that can only be a top-level member.
-      -- The number must be plain: digits, no leading zero, maybe a fraction (1795000000.25 or
-      -- 1795000000250); anything else takes the long way.
-      local fast
-      local k = b == 125 and string.byte(job, 1) == 123 and
-        string.find(job, '"enqueued_at":', math.max(1, last - 48), true)
-      if k then
-        local _, e = string.find(job, '^[1-9]%d*', k + 14)
-        if e and string.byte(job, e + 1) == 46 then _, e = string.find(job, '^%.%d+', e + 1) end
-        if e == last - 1 then fast = string.sub(job, k + 14, e) end
-      end
+      -- Fast path: Sidekiq writes compact JSON with enqueued_at last, so a job usually ends
+      -- `,"enqueued_at":<number>}`. In a JSON object that can only be its top-level member (the
+      -- comma before the quote means the quote opens a key). The number must be plain: digits,
+      -- no leading zero, maybe a fraction (1795000000.25 or 1795000000250); all else takes the
+      -- long way, which is exact for any JSON. (A job that is not JSON at all may still end
+      -- this way; Sidekiq itself cannot parse such a job, and nor can its API.)
+      local k = byte(job, 1) == 123 and find(job, ',"enqueued_at":', max(1, #job - 48), true)
+      local fast = k and (match(job, '^([1-9]%d*%.%d+)}$', k + 15) or match(job, '^([1-9]%d*)}$', k + 15))
       if fast then
-        lines[i] = size .. '\tf\t' .. fast
-      elseif b ~= 125 or not string.find(job, '^%s*{') then
-        lines[i] = size .. '\tx\t\t'
+        lines[i] = size .. '\t' .. fast
       else
-        local enqueued = member(job, 'enqueued_at', last)
-        local created = ''
-        if enqueued == '' or enqueued == 'null' or enqueued == 'false' then
-          created = member(job, 'created_at', last)
-        end
-        if #enqueued > 1024 or string.find(enqueued, '[\t\n]') then enqueued = '?' end
-        if #created > 1024 or string.find(created, '[\t\n]') then created = '?' end
-        lines[i] = size .. '\tt\t' .. enqueued .. '\t' .. created
+        lines[i] = size .. '\t' .. slow(job)
       end
     end
   end

@@ -318,21 +318,21 @@ def _token(raw: bytes) -> object:
 
 
 def _scan_lines(readings: list[QueueReading], names: list[str], lines: list[bytes]) -> None:
-    """The script's lines, parsed into readings; the usual line, `<size> f <number>`, takes the short way
+    """The script's lines, parsed into readings; the usual line, `<size> TAB <number>`, takes the short way
     (this loop runs for every queue, every poll)."""
     new = tuple.__new__
     for name, line in zip(names, lines, strict=True):
         fields = line.split(b"\t")
-        if fields[1] == b"f":
-            number = fields[2]
+        if len(fields) == 2:
+            size, number = fields
             stamp = new(Stamp, (float(number) if b"." in number else int(number), None))
-            readings.append(new(QueueReading, (name, int(fields[0]), stamp, None)))
+            readings.append(new(QueueReading, (name, int(size), stamp, None)))
         else:
-            readings.append(_scan_line(name, line))
+            readings.append(_scan_line(name, fields))
 
 
-def _scan_line(name: str, line: bytes) -> QueueReading:
-    size, kind, enqueued, created = line.split(b"\t")
+def _scan_line(name: str, fields: list[bytes]) -> QueueReading:
+    size, kind, enqueued, created = fields
     if kind == b"t":
         return QueueReading(name, int(size), Stamp(_token(enqueued), _token(created) if created else None))
     if kind == b"e":

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from conftest import parse_l2met, reader, spawn
+from conftest import parse_l2met, reader, sidekiq, spawn
 from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.snapshot import QUEUE_SCAN
 
 
 def payload_shapes(NOW: float) -> dict[str, str]:  # noqa: N803 - reads as a constant below
@@ -28,6 +29,8 @@ def payload_shapes(NOW: float) -> dict[str, str]:  # noqa: N803 - reads as a con
         "escaped_lookalike": json.dumps({"args": ['x"enqueued_at":1', '\\"enqueued_at\\": 2', "enqueued_at"],
                                          "enqueued_at": NOW - 6.0}),
         "key_ends_like_it": json.dumps({"my_enqueued_at": 1, "enqueued_at": NOW - 7.0}),
+        # compact, ending the way Sidekiq's jobs end, but the key is `x"enqueued_at`: no enqueued_at at all
+        "escaped_key_at_end": f'{{"created_at":{NOW - 16.0!r},"x\\"enqueued_at":{NOW - 999.0!r}}}',
         "created_only": json.dumps({"args": [{"enqueued_at": NOW}], "created_at": MS - 8_000}),
         "null_enqueued": json.dumps({"created_at": NOW - 9.0, "enqueued_at": None}),
         "false_enqueued": json.dumps({"created_at": NOW - 9.5, "enqueued_at": False}),
@@ -75,7 +78,8 @@ def test_script_reads_every_payload_shape_as_parsing_it_whole_does(both_ways):
     expected = {"sidekiq7": 10.25, "sidekiq8": 10.0, "activejob": 12.5, "top_level_first": 3.0,
                 "spaces_python_client": 4.0, "escaped_lookalike": 6.0, "key_ends_like_it": 7.0, "created_only": 8.0,
                 "null_enqueued": 9.0, "false_enqueued": 9.5, "duplicate_keys": 11.0, "string_stamp": 13.0,
-                "escaped_string_stamp": 14.0, "unicode": 15.0, "no_stamps": 0.0, "huge_number": 0.0}
+                "escaped_string_stamp": 14.0, "unicode": 15.0, "escaped_key_at_end": 16.0, "no_stamps": 0.0,
+                "huge_number": 0.0}
     for name, age in expected.items():
         assert latency(by_name[name].oldest, now) == pytest.approx(age, abs=0.1), name
     for name in ("nan", "array_stamp", "object_stamp", "bad_number"):
@@ -85,6 +89,18 @@ def test_script_reads_every_payload_shape_as_parsing_it_whole_does(both_ways):
     # Sidekiq 8 integers stay integers, Sidekiq 7 floats stay floats
     assert isinstance(by_name["sidekiq8"].oldest.enqueued_at, int)
     assert isinstance(by_name["sidekiq7"].oldest.enqueued_at, float)
+
+
+def test_jobs_as_sidekiq_writes_them_take_the_short_line(r, redis_server):
+    """The script's fast path is what keeps a poll of 10,000 queues cheap: real Sidekiq jobs, plain
+    and ActiveJob-wrapped, must come back as `<size> TAB <number>`, not through the full JSON walk."""
+    sidekiq(redis_server.url, [{"push": {"queue": "plain", "args": [1, {"enqueued_at": 5}]}},
+                               {"push_active_job": {"queue": "wrapped"}}])
+    lines, done = r.eval(QUEUE_SCAN, 2, "queue:plain", "queue:wrapped", 1 << 20)
+    assert done == 2
+    for line in lines.split(b"\n"):
+        size, number = line.split(b"\t")
+        assert size == b"1" and abs(float(number) - time.time()) < 60, line
 
 
 def test_big_jobs_cost_timestamps_not_payloads(r, redis_server):

@@ -21,6 +21,8 @@ MAX_INTERVAL = 86400.0
 DEFAULT_PREFIX = "sidekiq"
 METRIC_TYPES = ("sample", "measure", "count")
 OUTPUTS = ("l2met", "json", "statsd", "prometheus", "cloudwatch")
+DEFAULT_HEROKU_API_URL = "https://api.heroku.com"
+MAX_DYNOS = 1000  # far above any Heroku formation: anything larger is a typo
 
 # Librato's metric-name alphabet. A prefix also may not start or end with a dot,
 # so that "<prefix>.<queue>.size" never has an empty part.
@@ -29,6 +31,9 @@ _SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
 _HOST_RE = re.compile(r"[A-Za-z0-9.:_-]{1,253}")
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")  # CloudWatch's own rule for namespaces
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as a Procfile names them
+_APP_NAME = re.compile(r"[A-Za-z0-9-]{1,100}|[0-9a-fA-F-]{36}")  # an app's name or id
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable ASCII: it goes into an HTTP header
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -65,6 +70,31 @@ class RedisTarget:
 
 
 @dataclass(frozen=True)
+class ScalingRule:
+    """How one process type (a Procfile entry, e.g. `worker`) is scaled on its queues' latency."""
+
+    process_type: str
+    max_dynos: int
+    queues: tuple[str, ...] | None = None  # None: every reported queue
+    min_dynos: int = 1
+    up_latency: float = 30.0  # seconds; above it for `up_polls` polls in a row: scale up
+    down_latency: float = 5.0  # seconds; below it for `down_cooldown` seconds: scale down
+    step: int = 1
+    up_cooldown: float = 120.0  # seconds after any change before the next scale-up
+    down_cooldown: float = 600.0  # seconds after any change (and of low latency) before a scale-down
+    up_polls: int = 2
+
+
+@dataclass(frozen=True)
+class AutoscaleSettings:
+    rules: tuple[ScalingRule, ...]
+    app: str
+    token: str = field(repr=False)
+    api_url: str = DEFAULT_HEROKU_API_URL
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     redis: RedisTarget
     tls_verify: bool = False
@@ -81,6 +111,7 @@ class Settings:
     prometheus_host: str = "0.0.0.0"
     prometheus_port: int = 9394
     cloudwatch_namespace: str = "Sidekiq"
+    autoscale: AutoscaleSettings | None = None  # None: off (the default)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """For each setting, where its value came from: a flag, a variable, or "default"."""
 
@@ -132,6 +163,7 @@ def check_settings(env: Mapping[str, str],
             except ConfigError as exc:
                 errors.append(exc)
                 origins[name] = "default"
+    kw["autoscale"] = _autoscale(env, kw.get("queues"), origins, errors)  # type: ignore[arg-type]
     return Settings(origins=origins, **kw), errors  # type: ignore[arg-type]
 
 
@@ -247,6 +279,139 @@ def parse_queue_list(raw: str, label: str) -> tuple[str, ...]:
     if not names:
         raise ConfigError(label, "must list queue names separated by commas, e.g. default,mailers")
     return tuple(names)
+
+
+def parse_dynos(raw: str, label: str) -> int:
+    if raw.isdigit() and raw.isascii() and int(raw) <= MAX_DYNOS:
+        return int(raw)
+    raise ConfigError(label, f"must be a number of dynos from 0 to {MAX_DYNOS}, got {_quote(raw)}")
+
+
+def parse_positive(raw: str, label: str) -> int:
+    if raw.isdigit() and raw.isascii() and 0 < int(raw) <= MAX_DYNOS:
+        return int(raw)
+    raise ConfigError(label, f"must be a whole number from 1 to {MAX_DYNOS}, got {_quote(raw)}")
+
+
+def parse_seconds(raw: str, label: str) -> float:
+    if _NUMBER_RE.fullmatch(raw) and float(raw) <= MAX_INTERVAL:
+        return float(raw)
+    raise ConfigError(label, f"must be a number of seconds from 0 to {MAX_INTERVAL:.0f}, e.g. 30, got {_quote(raw)}")
+
+
+# The per-type autoscaling variables, SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_<SUFFIX>: the ScalingRule field and its parser.
+AUTOSCALE_RULE_SETTINGS: tuple[tuple[str, str, Callable[[str, str], object]], ...] = (
+    ("queues", "QUEUES", parse_queue_list),
+    ("min_dynos", "MIN", parse_dynos),
+    ("max_dynos", "MAX", parse_dynos),
+    ("up_latency", "UP_LATENCY", parse_seconds),
+    ("down_latency", "DOWN_LATENCY", parse_seconds),
+    ("step", "STEP", parse_positive),
+    ("up_cooldown", "UP_COOLDOWN", parse_seconds),
+    ("down_cooldown", "DOWN_COOLDOWN", parse_seconds),
+    ("up_polls", "UP_POLLS", parse_positive),
+)
+
+
+def autoscale_variable(process_type: str, suffix: str) -> str:
+    """SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX for `worker`; a dash becomes an underscore (urgent-worker)."""
+    return f"SIDEKIQ_METRICS_AUTOSCALE_{process_type.upper().replace('-', '_')}_{suffix}"
+
+
+def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins: dict[str, str],
+               errors: list[ConfigError]) -> AutoscaleSettings | None:
+    """Autoscaling is on when SIDEKIQ_METRICS_AUTOSCALE lists process types; each needs at least its MAX."""
+    raw = env.get("SIDEKIQ_METRICS_AUTOSCALE", "").strip()
+    if not raw:
+        return None
+    before = len(errors)
+    types = list(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+    bad = [t for t in types if not _PROCESS_TYPE.fullmatch(t)]
+    if not types or bad:
+        errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE", "must list Procfile process types separated by "
+                                  f"commas, e.g. worker,urgent_worker, got {_quote(raw)}"))
+        return None
+    variables = [autoscale_variable(t, "MAX") for t in types]
+    if len(set(variables)) < len(variables):
+        errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE", "lists two process types whose variables would be "
+                                  f"the same (a dash reads as an underscore), got {_quote(raw)}"))
+        return None
+    rules = [rule for t in types if (rule := _scaling_rule(t, env, reported, origins, errors))]
+    app = _pick_env(env, origins, "heroku_app", "SIDEKIQ_METRICS_HEROKU_APP", "HEROKU_APP_NAME")
+    if app is None:
+        errors.append(ConfigError("HEROKU_APP_NAME", "must be set for autoscaling: run `heroku labs:enable "
+                                  "runtime-dyno-metadata` (then deploy), or set SIDEKIQ_METRICS_HEROKU_APP"))
+    elif not _APP_NAME.fullmatch(app[0]):
+        errors.append(ConfigError(app[1], f"must be a Heroku app name, got {_quote(app[0])}"))
+    token = env.get("HEROKU_API_TOKEN", "").strip()
+    origins["heroku_api_token"] = "HEROKU_API_TOKEN" if token else "default"
+    if not token:
+        errors.append(ConfigError("HEROKU_API_TOKEN", "must be set for autoscaling: a token that may scale this "
+                                  "app's dynos, e.g. from `heroku authorizations:create`"))
+    elif not _TOKEN.fullmatch(token):  # never quoted back: it is a credential
+        errors.append(ConfigError("HEROKU_API_TOKEN", "must be a Heroku API token (printable characters, no spaces)"))
+    api = _pick_env(env, origins, "heroku_api_url", "SIDEKIQ_METRICS_HEROKU_API_URL")
+    api_url = api[0].rstrip("/") if api else DEFAULT_HEROKU_API_URL
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query:
+        errors.append(ConfigError("SIDEKIQ_METRICS_HEROKU_API_URL", "must be an http:// or https:// URL without "
+                                  "credentials, e.g. https://api.heroku.com"))
+    dry = env.get("SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN", "").strip()
+    origins["autoscale_dry_run"] = "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN" if dry else "default"
+    try:
+        dry_run = parse_bool(dry, "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN") if dry else False
+    except ConfigError as exc:
+        errors.append(exc)
+        dry_run = True
+    if len(errors) > before:
+        return None
+    return AutoscaleSettings(tuple(rules), app[0], token, api_url, dry_run)  # type: ignore[index]
+
+
+def _pick_env(env: Mapping[str, str], origins: dict[str, str], name: str, *variables: str) -> tuple[str, str] | None:
+    """The first of `variables` that is set, and its name."""
+    for variable in variables:
+        value = env.get(variable, "").strip()
+        if value:
+            origins[name] = variable
+            return value, variable
+    origins[name] = "default"
+    return None
+
+
+def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str, ...] | None,
+                  origins: dict[str, str], errors: list[ConfigError]) -> ScalingRule | None:
+    values: dict[str, object] = {}
+    before = len(errors)
+    for name, suffix, parse in AUTOSCALE_RULE_SETTINGS:
+        variable = autoscale_variable(process_type, suffix)
+        raw = env.get(variable, "").strip()
+        origins[f"autoscale.{process_type}.{name}"] = variable if raw else "default"
+        if raw:
+            try:
+                values[name] = parse(raw, variable)
+            except ConfigError as exc:
+                errors.append(exc)
+    if len(errors) > before:
+        return None
+    if "max_dynos" not in values:
+        errors.append(ConfigError(autoscale_variable(process_type, "MAX"), f"must be set to autoscale "
+                                  f"{process_type}: the most dynos it may have, e.g. 10"))
+        return None
+    rule = ScalingRule(process_type, **values)  # type: ignore[arg-type]
+    if rule.min_dynos > rule.max_dynos:
+        errors.append(ConfigError(autoscale_variable(process_type, "MIN"), f"must not be above "
+                                  f"{autoscale_variable(process_type, 'MAX')} ({rule.min_dynos} > {rule.max_dynos})"))
+    elif rule.down_latency >= rule.up_latency:
+        errors.append(ConfigError(autoscale_variable(process_type, "DOWN_LATENCY"), "must be below "
+                                  f"{autoscale_variable(process_type, 'UP_LATENCY')} ({rule.down_latency:g} s >= "
+                                  f"{rule.up_latency:g} s), or the type would scale up and down in turn"))
+    elif reported is not None and rule.queues and (missing := [q for q in rule.queues if q not in reported]):
+        errors.append(ConfigError(autoscale_variable(process_type, "QUEUES"), f"names queues that "
+                                  f"SIDEKIQ_METRICS_QUEUES leaves out: {_quote(','.join(missing))}; add them there"))
+    else:
+        return rule
+    return None
 
 
 def _quote(raw: str, limit: int = 40) -> str:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
@@ -20,6 +20,9 @@ from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Sample, heartbeat, queue_samples, total_samples
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
+
+if TYPE_CHECKING:
+    from sidekiq_metrics.autoscale import Autoscaler
 
 LOG_PREFIX = "sidekiq-metrics:"
 
@@ -62,8 +65,10 @@ class Shutdown:
 class Poller:
     """One poll: read a snapshot, derive samples, render, write. Never raises for a Redis fault."""
 
-    def __init__(self, settings: Settings, out: TextIO, err: TextIO, shutdown: Shutdown | None = None) -> None:
+    def __init__(self, settings: Settings, out: TextIO, err: TextIO, shutdown: Shutdown | None = None,
+                 autoscaler: Autoscaler | None = None) -> None:
         self.settings = settings
+        self.autoscaler = autoscaler
         self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log)
         self.out = out
         self.err = err
@@ -89,7 +94,11 @@ class Poller:
                 snapshot = self.reader.read(self.settings.queues, totals=self.settings.stats)
         except (RedisError, OSError) as exc:
             self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
-            self.emit(heartbeat(up=False))
+            if self.autoscaler:
+                self.autoscaler.observe(None)
+                self.emit(heartbeat(up=False) + self.autoscaler.samples())
+            else:
+                self.emit(heartbeat(up=False))
             return False
         self.last_snapshot = snapshot
         samples, problems = queue_samples(snapshot)
@@ -97,6 +106,9 @@ class Poller:
             totals = snapshot.totals
             samples += total_samples(totals, samples)
             samples += self.deltas.update({"jobs.processed": totals.processed, "jobs.failed": totals.failed})
+        if self.autoscaler:
+            self.autoscaler.observe(samples)
+            samples = samples + self.autoscaler.samples()
         self.emit(samples + heartbeat(up=True))
         self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems])
         return True
@@ -153,6 +165,11 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
         if once:
             return 0 if poller.poll() else 1
         poller.log(f"polling {settings.redis.display} every {settings.interval:g}s")
+        if settings.autoscale:  # never for --once: one poll is no basis for scaling
+            from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
+
+            poller.autoscaler = Autoscaler.from_settings(settings, poller.log)
+            poller.autoscaler.start()
         run_forever(poller.poll, settings.interval, shutdown)
     except StopRequested:
         pass

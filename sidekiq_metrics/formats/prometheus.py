@@ -41,7 +41,7 @@ def render(prefix: str, samples: Sequence[Sample]) -> str:
             metric, kind = QUEUE_NAMES[name]
             labels = f'{{queue="{_escape(queue.encode("utf-8", "backslashreplace").decode())}"}}'
         else:
-            metric, kind = TOTAL_NAMES.get(name, (name.replace(".", "_"), "gauge"))
+            metric, kind = TOTAL_NAMES.get(name, (re.sub(r"[^A-Za-z0-9_:]", "_", name), "gauge"))
             labels = ""
         number = str(value) if value.__class__ is int else repr(float(value))
         families.setdefault(f"{base}_{metric}", (kind, []))[1].append(f"{base}_{metric}{labels} {number}")

@@ -1,0 +1,287 @@
+"""Autoscaling worker dynos on queue latency, through the Heroku Platform API. Off unless configured.
+
+Three pieces, each testable alone:
+- `readings`: each process type's worst queue latency and backlog, from a poll's samples;
+- `Policy`: when to scale, as a pure function of the readings over time (no I/O);
+- `Autoscaler`: a daemon thread that asks the API, applies the policy, takes the lock and acts.
+  The poll loop only hands it the latest readings, so a slow or failing API never delays a metric.
+
+Several emitters may run at once (preboot overlaps the old web.1 with the new one). Before each
+change an emitter takes a lock in Redis, SET <key> NX PX <ttl>: the only key we ever write,
+named `sidekiq-metrics:autoscale:lock:<type>` (no Sidekiq key starts like that). The TTL is the
+shorter cool-down, so whoever acts first also holds the others off for a cool-down.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings
+from sidekiq_metrics.connection import connect, describe_error
+from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
+from sidekiq_metrics.metrics import QUEUE_LATENCY, QUEUE_SIZE, Sample
+from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.snapshot import encode, key_prefix
+
+LOCK_KEY = "sidekiq-metrics:autoscale:lock:"
+FORMATION_MAX_AGE = 60.0  # seconds a formation quantity read from the API is trusted while nothing changes
+
+
+class Reading(NamedTuple):
+    """What a process type's queues show in one poll."""
+
+    latency: float | None  # the worst latency of its queues; None: unknown this poll (hold still)
+    backlog: int  # jobs waiting in its queues
+
+
+def readings(rules: Sequence[ScalingRule], samples: Sequence[Sample]) -> dict[str, Reading]:
+    """Each rule's reading from a poll's per-queue samples. A queue of a rule that the poll did not find
+    is empty (Sidekiq's own API says so of a queue it does not know); one whose latency could not be
+    read is left out; a rule none of whose queues could be read has no latency."""
+    latencies: dict[str, float] = {}
+    sizes: dict[str, float] = {}
+    unreadable: set[str] = set()
+    for name, value, queue, _counter in samples:
+        if queue is None:
+            continue
+        if name == QUEUE_LATENCY:
+            latencies[queue] = value
+        elif name == QUEUE_SIZE:
+            sizes[queue] = value
+            unreadable.add(queue)
+    unreadable.difference_update(latencies)
+    out = {}
+    for rule in rules:
+        queues = rule.queues if rule.queues is not None else list(sizes)
+        known = [latencies.get(q, 0.0) for q in queues if q not in unreadable]
+        backlog = int(sum(sizes.get(q, 0) for q in queues))
+        latency = max(known) if known else (0.0 if not queues else None)
+        out[rule.process_type] = Reading(latency, backlog)
+    return out
+
+
+@dataclass
+class TypeState:
+    """What the policy remembers of one process type between polls."""
+
+    high_polls: int = 0  # polls in a row with latency above up_latency
+    low_since: float | None = None  # when latency went below down_latency (and has stayed there)
+    last_change: float | None = None  # when the type was last changed, by us or (seen by the lock) another emitter
+    current: int | None = None  # the formation's quantity, as last read or set
+    desired: int | None = None  # what the policy wants now
+    read_at: float = -math.inf  # when `current` was read from the API
+
+
+class Decision(NamedTuple):
+    quantity: int
+    reason: str  # why; empty when holding still
+
+
+class Policy:
+    """When to scale one process type. Pure: time comes in as `now`, nothing is read or written."""
+
+    def __init__(self, rule: ScalingRule) -> None:
+        self.rule = rule
+
+    def observe(self, state: TypeState, reading: Reading | None, now: float) -> None:
+        """Track how long latency has been high or low. A missing reading resets both: silence is not calm."""
+        if reading is None or reading.latency is None:
+            state.high_polls, state.low_since = 0, None
+            return
+        state.high_polls = state.high_polls + 1 if reading.latency > self.rule.up_latency else 0
+        if reading.latency < self.rule.down_latency:
+            state.low_since = now if state.low_since is None else state.low_since
+        else:
+            state.low_since = None
+
+    def decide(self, state: TypeState, reading: Reading | None, current: int, now: float) -> Decision:
+        """The quantity `current` should become now (`current` itself to hold still)."""
+        rule = self.rule
+        if reading is None or reading.latency is None:
+            return Decision(current, "")
+        target, reason = current, ""
+        if current < rule.min_dynos:
+            target, reason = rule.min_dynos, f"below the minimum of {rule.min_dynos}"
+        elif current > rule.max_dynos:
+            target, reason = rule.max_dynos, f"above the maximum of {rule.max_dynos}"
+        elif current == 0 and reading.backlog > 0:
+            target, reason = min(rule.max_dynos, rule.step), f"{reading.backlog} jobs waiting and no dynos"
+        elif state.high_polls >= rule.up_polls and current < rule.max_dynos:
+            target = min(rule.max_dynos, current + rule.step)
+            reason = f"latency above {rule.up_latency:g}s for {state.high_polls} polls"
+        elif (state.low_since is not None and now - state.low_since >= rule.down_cooldown
+              and current > rule.min_dynos):
+            target = max(rule.min_dynos, current - rule.step)
+            reason = f"latency below {rule.down_latency:g}s for {now - state.low_since:.0f}s"
+        if target == current:
+            return Decision(current, "")
+        cooldown = rule.up_cooldown if target > current else rule.down_cooldown
+        if state.last_change is not None and now - state.last_change < cooldown:
+            return Decision(current, "")  # one change per cool-down
+        return Decision(target, reason)
+
+    def changed(self, state: TypeState, quantity: int, now: float) -> None:
+        """A change was made (by us, or by another emitter): the cool-down, the count of high polls and the
+        time latency has been low all start again from now."""
+        state.current = quantity
+        state.last_change = now
+        state.high_polls = 0
+        state.low_since = now if state.low_since is not None else None
+
+
+class ScalingLock:
+    """The one write we make: SET <ns:>sidekiq-metrics:autoscale:lock:<type> <owner> NX PX <ttl>."""
+
+    def __init__(self, settings: Settings, owner: str) -> None:
+        self.connection = connect(settings)  # our own: the poll's connection belongs to the poll thread
+        self.prefix = key_prefix(settings.namespace)
+        self.owner = owner
+
+    def take(self, process_type: str, ttl: float) -> bool:
+        """True if we hold the lock now. Raises RedisError when Redis cannot be asked."""
+        key = self.prefix + LOCK_KEY.encode() + encode(process_type)
+        reply = self.connection.pipeline([["SET", key, self.owner, "NX", "PX", max(1, int(ttl * 1000))]])[0]
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply == b"OK"
+
+
+class Autoscaler:
+    """Acts on the latest readings in a thread of its own. `observe` and `samples` never block."""
+
+    def __init__(self, config: AutoscaleSettings, lock: ScalingLock, log: Callable[[str], None],
+                 secrets: tuple[str, ...] = (), clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.api = PlatformApi(config.api_url, config.token, config.app)
+        self.lock = lock
+        self.log = log
+        self.secrets = (*secrets, config.token)
+        self.clock = clock
+        self.policies = {rule.process_type: Policy(rule) for rule in config.rules}
+        self.states = {rule.process_type: TypeState() for rule in config.rules}
+        self._refused = False  # 401/403: no more API calls until restart
+        self._unknown: set[str] = set()  # 404: types the app does not have
+        self._paused_until = -math.inf  # 429
+        self._pending: list[Sequence[Sample] | None] = []
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, log: Callable[[str], None]) -> Autoscaler:
+        owner = f"{os.environ.get('DYNO', 'local')}:{os.getpid()}"
+        return cls(settings.autoscale, ScalingLock(settings, owner), log,  # type: ignore[arg-type]
+                   settings.redis.secrets)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="autoscale", daemon=True).start()
+        mode = " (dry run: decisions are logged, nothing is changed)" if self.config.dry_run else ""
+        for rule in self.config.rules:
+            queues = ",".join(rule.queues) if rule.queues else "every queue"
+            self.log(f"autoscale {rule.process_type}: {rule.min_dynos}..{rule.max_dynos} dynos on the latency of "
+                     f"{queues}: up above {rule.up_latency:g}s, down below {rule.down_latency:g}s{mode}")
+
+    def observe(self, samples: Sequence[Sample] | None) -> None:
+        """A poll's samples (None: the poll failed). Only the newest unhandled poll is kept."""
+        with self._guard:
+            self._pending[:] = [samples]
+        self._wake.set()
+
+    def samples(self) -> list[Sample]:
+        """sidekiq.autoscale.<type>.current and .desired, once the formation has been read."""
+        out = []
+        for process_type, state in self.states.items():
+            if state.current is not None:
+                out.append(Sample(f"autoscale.{process_type}.current", state.current))
+                out.append(Sample(f"autoscale.{process_type}.desired", state.desired if state.desired is not None
+                                  else state.current))
+        return out
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._guard:
+                self._wake.clear()
+                samples = self._pending.pop() if self._pending else None
+            self.step(None if samples is None else readings(self.config.rules, samples))
+
+    def step(self, latest: dict[str, Reading] | None) -> None:
+        """One round for every type: what the thread does with each poll."""
+        for process_type, policy in self.policies.items():
+            try:
+                self._step_type(policy, self.states[process_type], latest and latest.get(process_type))
+            except Exception as exc:  # noqa: BLE001 - autoscaling must never take the metrics down with it
+                self.log(f"autoscale {process_type}: unexpected error, holding still: "
+                         f"{describe_error(exc, self.secrets)}")
+
+    def _step_type(self, policy: Policy, state: TypeState, reading: Reading | None) -> None:
+        process_type = policy.rule.process_type
+        now = self.clock()
+        policy.observe(state, reading, now)
+        if reading is None or reading.latency is None:
+            state.desired = state.current
+            return
+        if self._refused or process_type in self._unknown or now < self._paused_until:
+            return
+        # The API is asked before every change, and otherwise once a minute: ~75 requests a minute is
+        # Heroku's refill rate for a whole account, which a 1 s interval would use up on its own.
+        current = state.current
+        if current is None or now - state.read_at >= FORMATION_MAX_AGE or \
+                policy.decide(state, reading, current, now).quantity != current:
+            current = self._api(process_type, lambda: self.api.quantity(process_type))
+            if current is None:
+                return
+            state.current, state.read_at = current, now
+        decision = policy.decide(state, reading, current, now)
+        state.desired = decision.quantity
+        if decision.quantity == current:
+            return
+        change = (f"type={process_type} from={current} to={decision.quantity} latency={reading.latency:.3f} "
+                  f"backlog={reading.backlog} reason=\"{decision.reason}\"")
+        if self.config.dry_run:
+            self.log(f"autoscale: would scale {change} (dry run)")
+            policy.changed(state, current, now)  # as if done, so the dry run shows the real cadence
+            state.desired = decision.quantity
+            return
+        try:
+            held = self.lock.take(process_type, min(policy.rule.up_cooldown, policy.rule.down_cooldown))
+        except (RedisError, OSError) as exc:
+            self.log(f"autoscale {process_type}: holding still, the lock could not be taken: "
+                     f"{describe_error(exc, self.secrets)}")
+            return
+        if not held:
+            self.log(f"autoscale: another emitter scaled {process_type} within the cool-down; not scaling {change}")
+            policy.changed(state, current, now)
+            state.read_at = -math.inf  # it may have changed the quantity: read it again next time
+            return
+        scaled = self._api(process_type, lambda: self.api.scale(process_type, decision.quantity))
+        if scaled is not None:
+            policy.changed(state, scaled, now)
+            state.read_at, state.desired = now, scaled
+            self.log(f"autoscale: scaled {change}")
+
+    def _api(self, process_type: str, call: Callable[[], int]) -> int | None:
+        """The call's quantity, or None after saying (once, where once is enough) why there is none."""
+        try:
+            return call()
+        except ApiError as exc:
+            message = describe_error(exc, self.secrets)
+            if exc.kind == REFUSED:
+                self._refused = True
+                self.log(f"autoscale off until restart: {message}; metrics go on. Set HEROKU_API_TOKEN to a "
+                         f"token that may scale {self.api.app}'s dynos, then restart the dynos")
+            elif exc.kind == NOT_FOUND:
+                self._unknown.add(process_type)
+                self.log(f"autoscale {process_type} off until restart: {message}; check SIDEKIQ_METRICS_AUTOSCALE "
+                         "and HEROKU_APP_NAME against `heroku ps`")
+            elif exc.kind == RATE_LIMITED:
+                self._paused_until = self.clock() + exc.retry_after
+                self.log(f"autoscale paused for {exc.retry_after:g}s: {message}")
+            else:
+                self.log(f"autoscale {process_type}: holding still this poll: {message}")
+            return None

@@ -1,0 +1,236 @@
+"""Autoscaling end to end: real emitter processes polling a real redis-server, scaling through a
+Platform API on loopback (tests/support/fake_platform_api.py) as the queue latency rises and falls."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, monitored, parse_l2met, spawn
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from fake_platform_api import FakePlatformApi  # noqa: E402
+
+INTERVAL = 0.2
+
+
+@pytest.fixture
+def api():
+    server = FakePlatformApi(formation={"worker": 1})
+    yield server
+    server.close()
+
+
+def set_latency(r, queue: str, seconds: float, jobs: int = 3) -> None:
+    """Queue `queue` holds `jobs` Sidekiq jobs, the oldest enqueued `seconds` ago (0 jobs: empty)."""
+    r.sadd("queues", queue)
+    r.delete(f"queue:{queue}")
+    now = time.time()
+    for i in range(jobs):
+        r.lpush(f"queue:{queue}", json.dumps({"class": "HardJob", "args": [i], "queue": queue, "jid": f"{i:024x}",
+                                              "created_at": now - seconds, "enqueued_at": now - seconds + i * 0.001},
+                                             separators=(",", ":")))
+
+
+def autoscale_env(url: str, api: FakePlatformApi, **rule: str) -> dict[str, str]:
+    env = {"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": str(INTERVAL), "SIDEKIQ_METRICS_AUTOSCALE": "worker",
+           "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url,
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MIN": "1", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "3",
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_LATENCY": "10", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_LATENCY": "1",
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "2", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_COOLDOWN": "0.5",
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_COOLDOWN": "1"}
+    env.update({f"SIDEKIQ_METRICS_AUTOSCALE_WORKER_{k.upper()}": v for k, v in rule.items()})
+    return env
+
+
+def run_for(seconds: float, env: dict[str, str]) -> tuple[str, str]:
+    proc = spawn("run", env=env)
+    time.sleep(seconds)
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def decisions(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "autoscale: " in line]
+
+
+def test_latency_above_the_threshold_scales_up_step_by_step_to_max(r, redis_server, api):
+    set_latency(r, "default", 100)
+    out, err = run_for(3.5, autoscale_env(redis_server.url, api))
+    assert api.patches() == [2, 3]
+    patch_times = [q.at for q in api.requests if q.method == "PATCH"]
+    assert patch_times[1] - patch_times[0] >= 0.5  # the up cool-down
+    lines = decisions(err)
+    assert len(lines) == 2
+    assert "scaled type=worker from=1 to=2 latency=100." in lines[0] and "for 2 polls" in lines[0]
+    assert "scaled type=worker from=2 to=3 latency=10" in lines[1]
+    last = parse_l2met(out.splitlines()[-1])
+    assert last["sample#sidekiq.autoscale.worker.current"] == "3"
+    assert last["sample#sidekiq.autoscale.worker.desired"] == "3"
+    assert api.token not in out + err
+    # every request the way Heroku expects it, and not a GET a poll: the quantity is cached while nothing changes
+    assert all(q.path == "/apps/shop/formation/worker" for q in api.requests)
+    assert len(api.requests) <= 6
+
+
+def test_low_latency_scales_down_only_after_the_down_cooldown_and_not_below_min(r, redis_server, api):
+    api.formation["worker"] = 3
+    set_latency(r, "default", 0, jobs=0)
+    start = time.monotonic()
+    out, err = run_for(4.0, autoscale_env(redis_server.url, api))
+    assert api.patches() == [2, 1]
+    first, second = (q.at for q in api.requests if q.method == "PATCH")
+    assert first - start >= 1.0 and second - first >= 1.0
+    assert "from=3 to=2 latency=0.000" in decisions(err)[0] and "latency below 1s" in decisions(err)[0]
+    assert parse_l2met(out.splitlines()[-1])["sample#sidekiq.autoscale.worker.current"] == "1"
+
+
+def test_dry_run_logs_decisions_and_changes_nothing(r, redis_server, api):
+    set_latency(r, "default", 100)
+    out, err = run_for(2.5, {**autoscale_env(redis_server.url, api), "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN": "true"})
+    assert api.patches() == [] and api.formation["worker"] == 1
+    assert "would scale type=worker from=1 to=2 latency=100." in err and "(dry run)" in err
+    assert r.keys("sidekiq-metrics*") == []  # not even the lock
+    last = parse_l2met(out.splitlines()[-1])
+    assert last["sample#sidekiq.autoscale.worker.current"] == "1"
+    assert last["sample#sidekiq.autoscale.worker.desired"] == "2"
+
+
+def test_a_backlog_wakes_a_formation_at_zero_before_latency_builds(r, redis_server, api):
+    api.formation["worker"] = 0
+    set_latency(r, "default", 0.1)  # just enqueued: below the down threshold even
+    _, err = run_for(1.5, autoscale_env(redis_server.url, api, min="0"))
+    assert api.patches() == [1]
+    assert "3 jobs waiting and no dynos" in err
+
+
+def test_two_emitters_at_once_make_a_single_change(r, redis_server, api):
+    set_latency(r, "default", 100)
+    env = autoscale_env(redis_server.url, api, up_cooldown="30", down_cooldown="60")
+    procs = [spawn("run", env=env) for _ in range(2)]
+    time.sleep(3.0)
+    errs = []
+    for proc in procs:
+        proc.terminate()
+        errs.append(proc.communicate(timeout=10)[1])
+    assert api.patches() == [2]
+    assert sum("autoscale: scaled type=worker from=1 to=2" in e for e in errs) == 1
+    assert sum("another emitter scaled worker within the cool-down" in e for e in errs) == 1
+    ttl = r.pttl("sidekiq-metrics:autoscale:lock:worker")
+    assert 25_000 < ttl <= 30_000
+
+
+def test_silence_is_not_calm_no_scale_down_while_redis_is_down(own_redis, api):
+    api.formation["worker"] = 3
+    client = own_redis.client()
+    set_latency(client, "default", 0, jobs=0)
+    proc = spawn("run", env=autoscale_env(own_redis.url, api, down_cooldown="1.5"))
+    time.sleep(1.0)  # low for a second: not yet the 1.5 s cool-down
+    own_redis.stop()
+    time.sleep(2.0)  # silence for longer than the cool-down
+    assert api.patches() == []
+    own_redis.start()
+    set_latency(own_redis.client(), "default", 0, jobs=0)
+    time.sleep(1.0)
+    assert api.patches() == []  # the low clock started again with the first reading after the outage
+    time.sleep(1.5)
+    proc.terminate()
+    proc.communicate(timeout=10)
+    assert api.patches() == [2]
+
+
+def lines_with_times(proc, seconds: float) -> list[tuple[float, str]]:
+    """stdout lines with arrival times for `seconds`, then the process stopped."""
+    import threading
+
+    got: list[tuple[float, str]] = []
+
+    def read():
+        for line in proc.stdout:
+            got.append((time.monotonic(), line))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    time.sleep(seconds)
+    proc.terminate()
+    thread.join(10)
+    return got
+
+
+def test_a_hanging_api_never_delays_the_metrics(r, redis_server, api):
+    set_latency(r, "default", 100)
+    api.delay = 5.0
+    proc = spawn("run", env=autoscale_env(redis_server.url, api))
+    got = lines_with_times(proc, 3.0)
+    err = proc.stderr.read()
+    beats = [t for t, line in got if "metrics.up=1" in line]
+    assert len(beats) >= 10, err
+    assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 0.6
+    assert api.patches() == []
+
+
+@pytest.mark.parametrize(("status", "headers", "said", "requests_after"), [
+    (401, {}, "autoscale off until restart: the Heroku API refused the token (401", 0),
+    (403, {}, "autoscale off until restart: the Heroku API refused the token (403", 0),
+    (404, {}, "autoscale worker off until restart: app 'shop' has no 'worker' process type (404", 0),
+])
+def test_refusals_stop_autoscaling_once_and_metrics_go_on(r, redis_server, api, status, headers, said,
+                                                          requests_after):
+    set_latency(r, "default", 100)
+    api.scripted.append((status, headers, {"id": "x", "message": "Nope."}))
+    out, err = run_for(2.0, autoscale_env(redis_server.url, api))
+    assert err.count(said) == 1, err
+    assert len(api.requests) == 1 + requests_after
+    assert out.count("metrics.up=1") >= 6
+    assert api.token not in out + err
+
+
+def test_rate_limits_are_respected_and_server_errors_retried_next_poll(r, redis_server, api):
+    set_latency(r, "default", 100)
+    api.scripted += [(429, {"Retry-After": "1"}, {"id": "rate_limit", "message": "Your account reached the API "
+                                                  "rate limit"}), (503, {}, {"id": "unavailable", "message": "Down."})]
+    out, err = run_for(3.0, autoscale_env(redis_server.url, api))
+    first, second = api.requests[0], api.requests[1]
+    assert second.at - first.at >= 1.0  # nothing asked during Retry-After
+    assert "autoscale paused for 1s: the Heroku API rate limit was reached (429" in err
+    assert "holding still this poll: the Heroku API answered 503: Down." in err
+    assert api.patches()[:1] == [2]  # then it scales as usual
+    assert out.count("metrics.up=1") >= 10
+
+
+def test_the_only_write_is_the_lock_key(own_redis, api):
+    client = own_redis.client()
+    set_latency(client, "default", 100)
+    with monitored(own_redis) as seen:
+        run_for(2.0, autoscale_env(own_redis.url, api))
+    reads = ("SMEMBERS", "GET", "ZCARD", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX", "LRANGE")
+    others = [c for c in seen if c.split(" ", 1)[0].upper() not in reads and not c.startswith(("CLIENT", "HELLO"))]
+    assert others and all(c.startswith("SET sidekiq-metrics:autoscale:lock:worker ") and c.endswith(" NX PX 500")
+                          for c in others), others
+    assert api.patches() == [2, 3]
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"HEROKU_API_TOKEN": ""}, "HEROKU_API_TOKEN must be set for autoscaling"),
+    ({"HEROKU_API_TOKEN": "has a space s3cr3t"}, "HEROKU_API_TOKEN must be a Heroku API token"),
+    ({"HEROKU_APP_NAME": ""}, "HEROKU_APP_NAME must be set for autoscaling"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": ""}, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX must be set"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_MIN": "5"}, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MIN must not be above"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_LATENCY": "10"}, "DOWN_LATENCY must be below"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_STEP": "0"}, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_STEP must be a whole number"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE": "worker,bad type"}, "SIDEKIQ_METRICS_AUTOSCALE must list Procfile process types"),
+    ({"SIDEKIQ_METRICS_QUEUES": "critical", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "critical,low"},
+     "names queues that SIDEKIQ_METRICS_QUEUES leaves out: 'low'"),
+    ({"SIDEKIQ_METRICS_HEROKU_API_URL": "ftp://x"}, "SIDEKIQ_METRICS_HEROKU_API_URL must be an http"),
+])
+def test_bad_autoscale_settings_are_one_line_and_status_2(api, env, named):
+    result = cli("run", "--once", env={**autoscale_env("redis://127.0.0.1:1/0", api), **env})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and named in result.stderr, result.stderr
+    assert "s3cr3t" not in result.stderr and api.token not in result.stderr

@@ -4,6 +4,7 @@ Platform API on loopback (tests/support/fake_platform_api.py) as the queue laten
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -234,3 +235,20 @@ def test_bad_autoscale_settings_are_one_line_and_status_2(api, env, named):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and named in result.stderr, result.stderr
     assert "s3cr3t" not in result.stderr and api.token not in result.stderr
+
+
+def test_the_readme_example_does_what_the_readme_says(r, redis_server, api):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("### A worked example", 1)[1].split("### Settings", 1)[0]
+    settings = dict(re.findall(r"^  (\w+)=(\S+)", example, re.MULTILINE))
+    assert settings["SIDEKIQ_METRICS_AUTOSCALE"] == "worker" and settings["HEROKU_API_TOKEN"] == "<the"
+    env = {**settings, "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app, "REDIS_URL": redis_server.url,
+           "SIDEKIQ_METRICS_HEROKU_API_URL": api.url, "SIDEKIQ_METRICS_INTERVAL": str(INTERVAL)}
+    set_latency(r, "critical", 83.4)
+    set_latency(r, "default", 5)
+    _, err = run_for(1.5, env)
+    assert ("autoscale worker: 1..6 dynos on the latency of critical,default: up above 60s, down below 10s "
+            "(dry run: decisions are logged, nothing is changed)") in err
+    assert 'would scale type=worker from=1 to=2 latency=83.' in err
+    assert 'backlog=6 reason="latency above 60s for 2 polls" (dry run)' in err
+    assert api.patches() == []

@@ -164,3 +164,15 @@ def test_a_taken_prometheus_port_is_one_clear_line(r, redis_server):
 def test_output_settings_refuse_bad_values(env, message):
     result = cli("run", "--once", env=env)
     assert result.returncode == 2 and result.stderr.startswith(f"sidekiq-metrics: {message}")
+
+
+def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
+    from sidekiq_metrics.formats.prometheus import render
+    from sidekiq_metrics.metrics import Sample
+
+    body = render("sidekiq", [Sample("autoscale.urgent-worker.current", 2),
+                              Sample("autoscale.urgent-worker.desired", 3)])
+    assert "sidekiq_autoscale_urgent_worker_current 2\n" in body
+    assert "sidekiq_autoscale_urgent_worker_desired 3\n" in body
+    assert all(re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]* [0-9]+", line) for line in body.splitlines()
+               if not line.startswith("#"))

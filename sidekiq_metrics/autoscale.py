@@ -74,13 +74,15 @@ class TypeState:
     low_since: float | None = None  # when latency went below down_latency (and has stayed there)
     last_change: float | None = None  # when the type was last changed, by us or (seen by the lock) another emitter
     current: int | None = None  # the formation's quantity, as last read or set
-    desired: int | None = None  # what the policy wants now
+    desired: int | None = None  # where the policy is heading: the quantity it wants, cool-downs aside
     read_at: float = -math.inf  # when `current` was read from the API
+    simulated: int | None = None  # in a dry run: the quantity the decisions would have set
 
 
 class Decision(NamedTuple):
-    quantity: int
+    quantity: int  # what to set now: the current quantity to hold still
     reason: str  # why; empty when holding still
+    target: int  # what the policy wants, whether or not a cool-down lets it act now
 
 
 class Policy:
@@ -104,7 +106,7 @@ class Policy:
         """The quantity `current` should become now (`current` itself to hold still)."""
         rule = self.rule
         if reading is None or reading.latency is None:
-            return Decision(current, "")
+            return Decision(current, "", current)
         target, reason = current, ""
         if current < rule.min_dynos:
             target, reason = rule.min_dynos, f"below the minimum of {rule.min_dynos}"
@@ -120,16 +122,15 @@ class Policy:
             target = max(rule.min_dynos, current - rule.step)
             reason = f"latency below {rule.down_latency:g}s for {now - state.low_since:.0f}s"
         if target == current:
-            return Decision(current, "")
+            return Decision(current, "", current)
         cooldown = rule.up_cooldown if target > current else rule.down_cooldown
         if state.last_change is not None and now - state.last_change < cooldown:
-            return Decision(current, "")  # one change per cool-down
-        return Decision(target, reason)
+            return Decision(current, "", target)  # one change per cool-down
+        return Decision(target, reason, target)
 
-    def changed(self, state: TypeState, quantity: int, now: float) -> None:
+    def changed(self, state: TypeState, now: float) -> None:
         """A change was made (by us, or by another emitter): the cool-down, the count of high polls and the
         time latency has been low all start again from now."""
-        state.current = quantity
         state.last_change = now
         state.high_polls = 0
         state.low_since = now if state.low_since is not None else None
@@ -223,30 +224,33 @@ class Autoscaler:
         process_type = policy.rule.process_type
         now = self.clock()
         policy.observe(state, reading, now)
+        dry_run = self.config.dry_run
         if reading is None or reading.latency is None:
-            state.desired = state.current
+            state.desired = state.simulated if dry_run and state.simulated is not None else state.current
             return
         if self._refused or process_type in self._unknown or now < self._paused_until:
             return
         # The API is asked before every change, and otherwise once a minute: ~75 requests a minute is
         # Heroku's refill rate for a whole account, which a 1 s interval would use up on its own.
-        current = state.current
-        if current is None or now - state.read_at >= FORMATION_MAX_AGE or \
-                policy.decide(state, reading, current, now).quantity != current:
+        # A dry run decides from the quantity its decisions would have set, so it shows what a real run does.
+        base = state.simulated if dry_run and state.simulated is not None else state.current
+        if base is None or now - state.read_at >= FORMATION_MAX_AGE or \
+                policy.decide(state, reading, base, now).quantity != base:
             current = self._api(process_type, lambda: self.api.quantity(process_type))
             if current is None:
                 return
             state.current, state.read_at = current, now
-        decision = policy.decide(state, reading, current, now)
-        state.desired = decision.quantity
-        if decision.quantity == current:
+            base = state.simulated if dry_run and state.simulated is not None else current
+        decision = policy.decide(state, reading, base, now)
+        state.desired = decision.target
+        if decision.quantity == base:
             return
-        change = (f"type={process_type} from={current} to={decision.quantity} latency={reading.latency:.3f} "
+        change = (f"type={process_type} from={base} to={decision.quantity} latency={reading.latency:.3f} "
                   f"backlog={reading.backlog} reason=\"{decision.reason}\"")
-        if self.config.dry_run:
+        if dry_run:
             self.log(f"autoscale: would scale {change} (dry run)")
-            policy.changed(state, current, now)  # as if done, so the dry run shows the real cadence
-            state.desired = decision.quantity
+            state.simulated = decision.quantity
+            policy.changed(state, now)
             return
         try:
             held = self.lock.take(process_type, min(policy.rule.up_cooldown, policy.rule.down_cooldown))
@@ -256,13 +260,13 @@ class Autoscaler:
             return
         if not held:
             self.log(f"autoscale: another emitter scaled {process_type} within the cool-down; not scaling {change}")
-            policy.changed(state, current, now)
+            policy.changed(state, now)
             state.read_at = -math.inf  # it may have changed the quantity: read it again next time
             return
         scaled = self._api(process_type, lambda: self.api.scale(process_type, decision.quantity))
         if scaled is not None:
-            policy.changed(state, scaled, now)
-            state.read_at, state.desired = now, scaled
+            policy.changed(state, now)
+            state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
 
     def _api(self, process_type: str, call: Callable[[], int]) -> int | None:

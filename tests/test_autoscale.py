@@ -96,11 +96,14 @@ def test_dry_run_logs_decisions_and_changes_nothing(r, redis_server, api):
     set_latency(r, "default", 100)
     out, err = run_for(2.5, {**autoscale_env(redis_server.url, api), "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN": "true"})
     assert api.patches() == [] and api.formation["worker"] == 1
+    # decided as a real run would, one cool-down apart, from the quantity it would have set
     assert "would scale type=worker from=1 to=2 latency=100." in err and "(dry run)" in err
+    assert "would scale type=worker from=2 to=3 latency=100." in err
+    assert len(decisions(err)) == 2
     assert r.keys("sidekiq-metrics*") == []  # not even the lock
     last = parse_l2met(out.splitlines()[-1])
     assert last["sample#sidekiq.autoscale.worker.current"] == "1"
-    assert last["sample#sidekiq.autoscale.worker.desired"] == "2"
+    assert last["sample#sidekiq.autoscale.worker.desired"] == "3"
 
 
 def test_a_backlog_wakes_a_formation_at_zero_before_latency_builds(r, redis_server, api):

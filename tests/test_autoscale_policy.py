@@ -21,7 +21,7 @@ def run(policy: Policy, state: TypeState, polls: list[tuple[float, Reading | Non
         if decision.quantity != current:
             assert decision.reason
             current = decision.quantity
-            policy.changed(state, current, now)
+            policy.changed(state, now)
         out.append(current)
     return out
 
@@ -60,6 +60,16 @@ def test_one_change_per_cooldown_even_when_latency_stays_high():
     rule = ScalingRule("worker", max_dynos=10, up_latency=30, down_latency=5, up_cooldown=120, up_polls=1)
     polls = [(t * 30.0, high()) for t in range(10)]
     assert run(Policy(rule), TypeState(), polls, 1) == [2, 2, 2, 2, 3, 3, 3, 3, 4, 4]
+
+
+def test_during_a_cooldown_the_target_is_known_but_not_acted_on():
+    rule = ScalingRule("worker", max_dynos=10, up_latency=30, down_latency=5, up_cooldown=120, up_polls=1)
+    policy, state = Policy(rule), TypeState()
+    policy.observe(state, high(), 0)
+    assert policy.decide(state, high(), 1, 0) == (2, "latency above 30s for 1 polls", 2)
+    policy.changed(state, 0)
+    policy.observe(state, high(), 30)
+    assert policy.decide(state, high(), 2, 30) == (2, "", 3)
 
 
 def test_out_of_range_formations_are_brought_back():

@@ -265,6 +265,8 @@ class Autoscaler:
             return
         scaled = self._api(process_type, lambda: self.api.scale(process_type, decision.quantity))
         if scaled is not None:
+            # The cool-down runs from when Heroku had the change, not from when it was decided.
+            now = self.clock()
             policy.changed(state, now)
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")

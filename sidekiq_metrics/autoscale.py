@@ -46,16 +46,12 @@ def readings(rules: Sequence[ScalingRule], samples: Sequence[Sample]) -> dict[st
     read is left out; a rule none of whose queues could be read has no latency."""
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
-    unreadable: set[str] = set()
     for name, value, queue, _counter in samples:
-        if queue is None:
-            continue
-        if name == QUEUE_LATENCY:
+        if queue is not None and name == QUEUE_LATENCY:
             latencies[queue] = value
-        elif name == QUEUE_SIZE:
+        elif queue is not None and name == QUEUE_SIZE:
             sizes[queue] = value
-            unreadable.add(queue)
-    unreadable.difference_update(latencies)
+    unreadable = sizes.keys() - latencies.keys()  # sized, but no usable timestamp
     out = {}
     for rule in rules:
         queues = rule.queues if rule.queues is not None else list(sizes)
@@ -208,7 +204,9 @@ class Autoscaler:
             self._wake.wait()
             with self._guard:
                 self._wake.clear()
-                samples = self._pending.pop() if self._pending else None
+                if not self._pending:  # a wake-up for a poll already taken: not a failed poll
+                    continue
+                samples = self._pending.pop()
             self.step(None if samples is None else readings(self.config.rules, samples))
 
     def step(self, latest: dict[str, Reading] | None) -> None:

@@ -52,6 +52,9 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     if _redis(report, settings):
         report.section("One poll, exactly as it would print")
         _poll(report, settings)
+    if settings.autoscale:
+        report.section("Autoscaling")
+        _autoscale(report, settings)
     report.out.write(f"\n{'The emitter would not work here: see FAIL above.' if report.failed else 'All good.'}\n")
     return 1 if report.failed else 0
 
@@ -154,6 +157,27 @@ def _poll(report: Report, settings: Settings) -> None:
     if ok:
         report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
     _generation(report, poller)
+
+
+def _autoscale(report: Report, settings: Settings) -> None:
+    """Each scaled type's rule, and its formation read from the Platform API (a GET only: nothing is scaled)."""
+    from sidekiq_metrics.heroku_api import ApiError, PlatformApi  # only for those who autoscale
+
+    config = settings.autoscale
+    api = PlatformApi(config.api_url, config.token, config.app)  # type: ignore[union-attr]
+    if config.dry_run:  # type: ignore[union-attr]
+        report.line(INFO, "dry run: decisions are logged, nothing is changed",
+                    "heroku config:unset SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN when the decisions look right")
+    for rule in config.rules:  # type: ignore[union-attr]
+        queues = ",".join(rule.queues) if rule.queues else "every reported queue"
+        try:
+            quantity = api.quantity(rule.process_type)
+        except ApiError as exc:
+            report.line(FAIL, f"{rule.process_type}: {exc}", "check HEROKU_API_TOKEN, the app "
+                        f"({config.app}) and that `heroku ps` lists {rule.process_type}")  # type: ignore[union-attr]
+            continue
+        report.line(OK, f"{rule.process_type}: {quantity} dyno(s) now, scaled {rule.min_dynos}..{rule.max_dynos} on "
+                        f"the latency of {queues} (up above {rule.up_latency:g}s, down below {rule.down_latency:g}s)")
 
 
 def _generation(report: Report, poller: Poller) -> None:

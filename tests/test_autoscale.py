@@ -255,3 +255,18 @@ def test_the_readme_example_does_what_the_readme_says(r, redis_server, api):
     assert 'would scale type=worker from=1 to=2 latency=83.' in err
     assert 'backlog=6 reason="latency above 60s for 2 polls" (dry run)' in err
     assert api.patches() == []
+
+
+def test_doctor_reads_each_formation_and_scales_nothing(r, redis_server, api):
+    set_latency(r, "default", 100)
+    env = {**autoscale_env(redis_server.url, api), "DYNO": "web.1"}
+    result = cli("doctor", env=env)
+    assert result.returncode == 0, result.stdout
+    assert ("ok    worker: 1 dyno(s) now, scaled 1..3 on the latency of every reported queue "
+            "(up above 10s, down below 1s)") in result.stdout
+    assert [q.method for q in api.requests] == ["GET"] and r.keys("sidekiq-metrics*") == []
+    refused = cli("doctor", env={**env, "HEROKU_API_TOKEN": "tok-wrong-7d1e"})
+    assert refused.returncode == 1
+    assert "FAIL  worker: the Heroku API refused the token (401: Invalid credentials provided.)" in refused.stdout
+    assert "tok-wrong-7d1e" not in refused.stdout + refused.stderr and api.token not in result.stdout
+    assert api.patches() == []

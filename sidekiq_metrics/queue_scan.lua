@@ -105,12 +105,15 @@ end
 
 local budget = tonumber(ARGV[1]) or 1048576
 local lines, used = {}, 0
+-- '<size> TAB' for each size seen in this call: turning a Lua number into text is a sprintf,
+-- and most queues of an app share a few sizes.
+local heads = {}
 for i, key in ipairs(KEYS) do
   local size = redis.pcall('LLEN', key)
   if type(size) == 'table' then
     lines[i] = '0\tw\t' .. string.gsub(tostring(size.err), '[\t\n]', ' ') .. '\t'
   else
-    local job = size > 0 and redis.call('LINDEX', key, -1)
+    local job = size > 0 and redis.call('LINDEX', key, '-1') -- as text: a number argument costs a conversion
     if not job then
       lines[i] = size .. '\te\t\t'
     else
@@ -123,10 +126,15 @@ for i, key in ipairs(KEYS) do
       -- this way; Sidekiq itself cannot parse such a job, and nor can its API.)
       local k = byte(job, 1) == 123 and find(job, ',"enqueued_at":', max(1, #job - 48), true)
       local fast = k and (match(job, '^([1-9]%d*%.%d+)}$', k + 15) or match(job, '^([1-9]%d*)}$', k + 15))
+      local head = heads[size]
+      if not head then
+        head = size .. '\t'
+        heads[size] = head
+      end
       if fast then
-        lines[i] = size .. '\t' .. fast
+        lines[i] = head .. fast
       else
-        lines[i] = size .. '\t' .. slow(job)
+        lines[i] = head .. slow(job)
       end
     end
   end

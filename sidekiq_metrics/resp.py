@@ -10,14 +10,15 @@ Semantics the emitter relies on:
 - every socket operation has a timeout; a timeout or a broken connection closes the socket
   (a half-read reply stream is never reused);
 - an error reply of one command is returned in its place, as a ReplyError; it does not
-  disturb the other replies.
+  disturb the other replies;
+- a reply the caller expected byte for byte is skipped unparsed, and UNCHANGED returned in its place.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from sidekiq_metrics.config import RedisTarget
 
@@ -39,6 +40,18 @@ class ReplyError(RedisError):
     @property
     def code(self) -> str:
         return str(self).split(" ", 1)[0]
+
+
+class Unchanged:
+    """In place of a reply that was byte for byte the one the caller expected (see Connection.replies)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = Unchanged()
 
 
 class Connection:
@@ -70,18 +83,23 @@ class Connection:
         """Send every command at once, then read one reply per command."""
         return list(self.replies(commands))
 
-    def replies(self, commands: Sequence[Command], encoded: bytes | None = None) -> Iterator[Reply]:
+    def replies(self, commands: Sequence[Command], encoded: bytes | None = None,
+                expected: Mapping[int, bytes] | None = None) -> Iterator[Reply | Unchanged]:
         """Like pipeline, but each reply is handed over as soon as it is read, so the caller's work
         on one reply overlaps Redis's work on the next. `encoded`: the commands already encoded
-        (encode_commands), for a caller that sends the same ones every poll."""
+        (encode_commands), for a caller that sends the same ones every poll. `expected`: for some
+        commands (by index), the reply they gave last time, as encode_reply spells it; when it comes
+        again byte for byte it is skipped unparsed and UNCHANGED is handed over instead."""
         if not commands:
             return
         if self._sock is None:
             self._connect()
+        expected = expected or {}
         try:
             self._sock.sendall(encoded or encode_commands(commands))  # type: ignore[union-attr]
-            for _ in commands:
-                yield self._read_reply()
+            for i in range(len(commands)):
+                raw = expected.get(i)
+                yield UNCHANGED if raw is not None and self._skip(raw) else self._read_reply()
         except BaseException as exc:
             self.close()  # whatever happened, the reply stream is no longer in step
             if isinstance(exc, socket.timeout):
@@ -151,6 +169,19 @@ class Connection:
                 return line
             self._fill()
 
+    def _skip(self, raw: bytes) -> bool:
+        """Consume the next reply if it is `raw`, else leave it unread. Waiting for more bytes is safe
+        while all that has come matches: a reply never ends inside another (RESP is self-delimiting),
+        so a different reply shows a difference before it ends, and an equal one is all coming."""
+        while len(self._buf) - self._pos < len(raw):
+            if not raw.startswith(self._buf[self._pos:]):
+                return False
+            self._fill()
+        if not self._buf.startswith(raw, self._pos):
+            return False
+        self._pos += len(raw)
+        return True
+
     def _read_reply(self) -> Reply:
         line = self._line()
         kind, rest = line[:1], line[1:]
@@ -207,6 +238,11 @@ class Connection:
 
 def encode_commands(commands: Sequence[Command]) -> bytes:
     return b"".join(map(encode_command, commands))
+
+
+def encode_reply(members: Sequence[bytes]) -> bytes:
+    """An array of bulk strings (an SMEMBERS reply) exactly as Redis sends it."""
+    return b"*%d\r\n" % len(members) + b"".join(b"$%d\r\n%b\r\n" % (len(m), m) for m in members)
 
 
 def encode_command(command: Command) -> bytes:

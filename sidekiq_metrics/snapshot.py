@@ -22,12 +22,22 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from sidekiq_metrics.jobs import BadPayload, Stamp, stamp_from_payload
-from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, encode_commands
+from sidekiq_metrics.resp import (
+    UNCHANGED,
+    Command,
+    Connection,
+    RedisError,
+    Reply,
+    ReplyError,
+    Unchanged,
+    encode_commands,
+    encode_reply,
+)
 
 
 class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
@@ -103,7 +113,8 @@ PASSING_ERRORS = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTE
 class _Plan:
     """What the second part of a poll reads: derived from the two sets, reused while they stay the same."""
 
-    members: list[list[bytes]]  # the sets it was made from
+    members: list[list[bytes]]  # the sets it was made from, each sorted
+    replies: list[bytes]  # the sets' replies as Redis sent them, to recognise them unparsed next time
     scripts: bool
     queues: tuple[str, ...] | None  # the queues asked for
     totals: bool
@@ -132,7 +143,8 @@ class SidekiqReader:
     Round trips: the first poll reads the two sets (`queues`, `processes`), then what
     they list. Later polls send both parts at once, betting that the sets have not
     changed since (the usual case): one round trip, and Redis works on the queues
-    while we read the sets. When the sets did change, the bet's replies are dropped
+    while we read the sets. A set whose reply is byte for byte last poll's is taken
+    as it was, unparsed. When the sets did change, the bet's replies are dropped
     and what the new sets list is read in a second round trip.
     """
 
@@ -168,20 +180,24 @@ class SidekiqReader:
             bet = None
         set_commands: list[Command] = [["SMEMBERS", key] for key in sets]
         head += set_commands
+        # The sets, 10,000 names each poll, are usually the same bytes as last time: then they are
+        # recognised with one comparison instead of parsed and sorted again.
+        expected = {len(head) - len(sets) + i: raw for i, raw in enumerate(bet.replies)} if bet else None
         replies = self.connection.replies(head + (bet.commands if bet else []),
-                                          encode_commands(head) + bet.encoded if bet else None)
+                                          encode_commands(head) + bet.encoded if bet else None, expected)
         answers = list(itertools.islice(replies, len(head)))
         if scripts and isinstance(loaded := answers.pop(0), ReplyError):
             if loaded.code in PASSING_ERRORS:  # Redis is not ready: fail this poll, try the script again next
                 _drain(replies)
                 raise loaded
             self._refuse_scripts(loaded)
-        members = self._read_sets(answers[len(answers) - len(set_commands):], replies)
+        members, raw = self._read_sets(answers[len(answers) - len(set_commands):], replies, bet)
         if bet and bet.scripts == self.scripts and bet.members == members:
-            plan = bet
+            plan = bet if bet.replies == raw else replace(bet, replies=raw)  # the same sets, listed anew
+            self._plan = plan
         else:
             _drain(replies)
-            plan = self._plan = self._make_plan(queues, members, listing, totals)
+            plan = self._plan = self._make_plan(queues, members, raw, listing, totals)
             replies = self.connection.replies(plan.commands, plan.encoded)
         readings, rest = self._queues(plan, replies)
         now = clock()
@@ -196,17 +212,25 @@ class SidekiqReader:
             processed=_int(processed), failed=_int(failed), scheduled=_int(scheduled), retries=_int(retries),
             dead=_int(dead), processes=_int(processes), enqueued=enqueued, live=live))
 
-    def _read_sets(self, replies: list[Reply], rest: Iterator[Reply]) -> list[list[bytes]]:
-        """Each set's members, sorted by bytes (as Sidekiq::Queue.all sorts queues)."""
-        for reply in replies:
+    def _read_sets(self, replies: list[Reply | Unchanged], rest: Iterator[Reply | Unchanged],
+                   bet: _Plan | None) -> tuple[list[list[bytes]], list[bytes]]:
+        """Each set's members, sorted by bytes (as Sidekiq::Queue.all sorts queues), and its reply's bytes."""
+        members, raw = [], []
+        for i, reply in enumerate(replies):
             if isinstance(reply, ReplyError):  # without the sets there is nothing to read
                 _drain(rest)
                 self._plan = None
                 raise reply
-        return [sorted(r) for r in replies]  # type: ignore[arg-type]
+            if reply is UNCHANGED:
+                members.append(bet.members[i])  # type: ignore[union-attr]
+                raw.append(bet.replies[i])  # type: ignore[union-attr]
+            else:
+                members.append(sorted(reply))  # type: ignore[arg-type]
+                raw.append(encode_reply(reply))  # type: ignore[arg-type]
+        return members, raw
 
-    def _make_plan(self, queues: Sequence[str] | None, members: list[list[bytes]], listing: bool,
-                   totals: bool) -> _Plan:
+    def _make_plan(self, queues: Sequence[str] | None, members: list[list[bytes]], raw: list[bytes],
+                   listing: bool, totals: bool) -> _Plan:
         ns = self.prefix
         queue_members = members[0] if listing else []  # by bytes, as Sidekiq::Queue.all sorts them
         process_members = members[-1] if totals else []
@@ -228,7 +252,7 @@ class SidekiqReader:
         commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
         commands += [["HMGET", ns + identity, "busy", "concurrency", "info"] for identity in process_members]
         asked = tuple(queues) if queues is not None else None
-        return _Plan(members, self.scripts, asked, totals, reported, keys, frozenset(known), unreported,
+        return _Plan(members, raw, self.scripts, asked, totals, reported, keys, frozenset(known), unreported,
                      [decode(i) for i in process_members], commands, encode_commands(commands))
 
     def _queues(self, plan: _Plan, replies: Iterator[Reply]) -> tuple[tuple[QueueReading, ...], list[Reply]]:

@@ -209,9 +209,9 @@ class CountingConnection(Connection):
 
     sends = 0
 
-    def replies(self, commands, encoded=None):
+    def replies(self, commands, encoded=None, expected=None):
         CountingConnection.sends += bool(commands)
-        return super().replies(commands, encoded)
+        return super().replies(commands, encoded, expected)
 
 
 @pytest.mark.parametrize("queues, processes", [(1, 0), (2000, 0), (2000, 300)])
@@ -245,6 +245,27 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
         assert CountingConnection.sends == 2
         r.delete("queue:a_new_queue")
         r.srem("queues", "a_new_queue")
+
+
+def test_a_queue_replaced_between_polls_is_seen_in_one_round_trip_more(r, redis_server):
+    """The sets are recognised unparsed when their bytes are the same as last poll; a queue swapped
+    for another of the same name length (same count, same reply length) must still be seen."""
+    for name in ("alpha", "bravo", "delta"):
+        push(r, name, json.dumps({"enqueued_at": time.time()}))
+    connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
+    sidekiq_reader = SidekiqReader(connection)
+    for _ in range(2):
+        assert [q.name for q in sidekiq_reader.read(totals=True).queues] == ["alpha", "bravo", "delta"]
+    r.srem("queues", "bravo")
+    push(r, "bravx", json.dumps({"enqueued_at": time.time()}), json.dumps({"enqueued_at": time.time()}))
+    CountingConnection.sends = 0
+    snapshot = sidekiq_reader.read(totals=True)
+    assert [(q.name, q.size) for q in snapshot.queues] == [("alpha", 1), ("bravx", 2), ("delta", 1)]
+    assert snapshot.totals.enqueued == 4
+    assert CountingConnection.sends == 2
+    CountingConnection.sends = 0
+    assert [q.name for q in sidekiq_reader.read(totals=True).queues] == ["alpha", "bravx", "delta"]
+    assert CountingConnection.sends == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -120,7 +121,7 @@ class _Plan:
     totals: bool
     reported: list[str]
     keys: list[bytes]  # of the reported queues
-    known: frozenset[str]  # the queues in Sidekiq's set
+    counted: frozenset[str] | None  # the reported queues that are in Sidekiq's set (Stats#enqueued); None: all
     unreported: list[str]  # queues only counted into `enqueued`
     identities: list[str]  # the processes
     commands: list[Command]
@@ -204,8 +205,9 @@ class SidekiqReader:
         if not totals:
             return Snapshot(readings, now)
         unreported = list(map(_int, rest[:len(plan.unreported)]))
-        known = plan.known
-        enqueued = sum(r.size or 0 for r in readings if r.name in known) + sum(unreported)
+        counted = plan.counted
+        sizes = map(_SIZE, readings) if counted is None else (r.size for r in readings if r.name in counted)
+        enqueued = sum(filter(None, sizes)) + sum(unreported)  # None: an unreadable queue counts 0
         live = tuple(p for p in map(_process, plan.identities, rest[len(plan.unreported):]) if p is not None)
         processed, failed, scheduled, retries, dead, processes = answers[:6]
         return Snapshot(readings, now, Totals(
@@ -252,7 +254,8 @@ class SidekiqReader:
         commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
         commands += [["HMGET", ns + identity, "busy", "concurrency", "info"] for identity in process_members]
         asked = tuple(queues) if queues is not None else None
-        return _Plan(members, raw, self.scripts, asked, totals, reported, keys, frozenset(known), unreported,
+        counted = None if queues is None else frozenset(known).intersection(reported)
+        return _Plan(members, raw, self.scripts, asked, totals, reported, keys, counted, unreported,
                      [decode(i) for i in process_members], commands, encode_commands(commands))
 
     def _queues(self, plan: _Plan, replies: Iterator[Reply]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
@@ -288,7 +291,7 @@ class SidekiqReader:
                 continue
             text, done = reply  # type: ignore[misc]
             first = i * SCAN_BATCH
-            _scan_lines(readings, names[first:first + done], text.split(b"\n"))
+            _scan_lines(readings, names[first:first + done], text)
             pending += range(first + done, min(first + SCAN_BATCH, len(names)))
         if not pending and not error:
             return tuple(readings)
@@ -302,10 +305,13 @@ class SidekiqReader:
                              "reads the queues again")
         late: dict[int, QueueReading] = {}
         for i, reply in zip(pending, more, strict=True):
-            _scan_lines(line := [], [names[i]], [reply[0]])  # type: ignore[index]
+            _scan_lines(line := [], [names[i]], reply[0])  # type: ignore[index]
             late[i] = line[0]
         done_early = iter(readings)
         return tuple(late[i] if i in late else next(done_early) for i in range(len(names)))
+
+
+_SIZE = operator.itemgetter(1)
 
 
 def _drain(replies: Iterator[Reply]) -> None:
@@ -341,16 +347,31 @@ def _token(raw: bytes) -> object:
     return UNUSABLE
 
 
-def _scan_lines(readings: list[QueueReading], names: list[str], lines: list[bytes]) -> None:
-    """The script's lines, parsed into readings; the usual line, `<size> TAB <number>`, takes the short way
-    (this loop runs for every queue, every poll)."""
-    new = tuple.__new__
-    for name, line in zip(names, lines, strict=True):
+def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes) -> None:
+    """A script call's lines, parsed into readings. This runs for every queue, every poll, so a call
+    whose lines are all the usual `<size> TAB <number>` (one tab a line) is parsed whole, in C."""
+    if not names:
+        return
+    if text.count(b"\t") == len(names):
+        fields = text.replace(b"\n", b"\t").split(b"\t")
+        sizes, numbers = fields[0::2], fields[1::2]
+        dots = text.count(b".")  # the script sends numbers with at most one dot, sizes with none
+        if dots == len(names):  # Sidekiq <= 7: every stamp a float
+            stamps = map(float, numbers)
+        elif dots == 0:  # Sidekiq 8: every stamp an integer of milliseconds
+            stamps = map(int, numbers)
+        else:
+            stamps = (float(n) if b"." in n else int(n) for n in numbers)
+        new, nones = tuple.__new__, [None] * len(names)
+        readings += map(new, itertools.repeat(QueueReading), zip(
+            names, map(int, sizes), map(new, itertools.repeat(Stamp), zip(stamps, nones, strict=True)), nones,
+            strict=True))
+        return
+    for name, line in zip(names, text.split(b"\n"), strict=True):
         fields = line.split(b"\t")
         if len(fields) == 2:
             size, number = fields
-            stamp = new(Stamp, (float(number) if b"." in number else int(number), None))
-            readings.append(new(QueueReading, (name, int(size), stamp, None)))
+            readings.append(QueueReading(name, int(size), Stamp(float(number) if b"." in number else int(number))))
         else:
             readings.append(_scan_line(name, fields))
 

@@ -133,6 +133,19 @@ def test_namespaced_totals(r, redis_server):
     assert measured["sample#sidekiq.utilization"] == "0.500"
 
 
+@pytest.mark.sidekiq
+@pytest.mark.parametrize("listed", [None, "default,ghost", "ghost"])
+def test_enqueued_counts_the_queues_sidekiq_lists_whatever_we_report(r, redis_server, listed):
+    """Stats#enqueued sums LLEN over the `queues` set: a reported list outside it counts nothing,
+    a queue of the set left out of SIDEKIQ_METRICS_QUEUES still counts."""
+    sidekiq(redis_server.url, [{"push": {"queue": "default"}}] * 2 + [{"push": {"queue": "other"}}] * 3)
+    r.lpush("queue:ghost", *[json.dumps({"enqueued_at": time.time()})] * 4)  # a list Sidekiq does not know
+    measured = ours(redis_server.url, **({"SIDEKIQ_METRICS_QUEUES": listed} if listed else {}))
+    assert measured["sample#sidekiq.enqueued"] == str(sidekiq_stats(redis_server.url)["enqueued"]) == "5"
+    if listed:
+        assert measured["sample#sidekiq.ghost.size"] == "4"
+
+
 def test_no_processes_no_utilization_and_zeros_with_no_queues(r, redis_server):
     measured = ours(redis_server.url)
     assert measured == {f"sample#sidekiq.{n}": "0" for n in

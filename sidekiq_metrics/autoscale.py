@@ -1,7 +1,7 @@
 """Autoscaling worker dynos on queue latency, through the Heroku Platform API. Off unless configured.
 
 Three pieces, each testable alone:
-- `readings`: each process type's worst queue latency and backlog, from a poll's samples;
+- `readings`: each process type's worst queue latency and backlog, from a poll's per-queue series;
 - `Policy`: when to scale, as a pure function of the readings over time (no I/O);
 - `Autoscaler`: a daemon thread that asks the API, applies the policy, takes the lock and acts.
   The poll loop only hands it the latest readings, so a slow or failing API never delays a metric.
@@ -25,7 +25,7 @@ from typing import NamedTuple
 from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings
 from sidekiq_metrics.connection import connect, describe_error
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
-from sidekiq_metrics.metrics import QUEUE_LATENCY, QUEUE_SIZE, Sample
+from sidekiq_metrics.metrics import QUEUE_LATENCY, QUEUE_SIZE, QueueSeries, Sample
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import encode, key_prefix
 
@@ -40,17 +40,17 @@ class Reading(NamedTuple):
     backlog: int  # jobs waiting in its queues
 
 
-def readings(rules: Sequence[ScalingRule], samples: Sequence[Sample]) -> dict[str, Reading]:
-    """Each rule's reading from a poll's per-queue samples. A queue of a rule that the poll did not find
+def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries]) -> dict[str, Reading]:
+    """Each rule's reading from a poll's per-queue series. A queue of a rule that the poll did not find
     is empty (Sidekiq's own API says so of a queue it does not know); one whose latency could not be
     read is left out; a rule none of whose queues could be read has no latency."""
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
-    for name, value, queue, _counter in samples:
-        if queue is not None and name == QUEUE_LATENCY:
-            latencies[queue] = value
-        elif queue is not None and name == QUEUE_SIZE:
-            sizes[queue] = value
+    for s in series:
+        if s.name == QUEUE_LATENCY:
+            latencies.update(zip(s.queues, s.values, strict=True))
+        elif s.name == QUEUE_SIZE:
+            sizes.update(zip(s.queues, s.values, strict=True))
     unreadable = sizes.keys() - latencies.keys()  # sized, but no usable timestamp
     out = {}
     for rule in rules:
@@ -165,7 +165,7 @@ class Autoscaler:
         self._refused = False  # 401/403: no more API calls until restart
         self._unknown: set[str] = set()  # 404: types the app does not have
         self._paused_until = -math.inf  # 429
-        self._pending: list[Sequence[Sample] | None] = []
+        self._pending: list[Sequence[QueueSeries] | None] = []
         self._guard = threading.Lock()
         self._wake = threading.Event()
 
@@ -183,10 +183,10 @@ class Autoscaler:
             self.log(f"autoscale {rule.process_type}: {rule.min_dynos}..{rule.max_dynos} dynos on the latency of "
                      f"{queues}: up above {rule.up_latency:g}s, down below {rule.down_latency:g}s{mode}")
 
-    def observe(self, samples: Sequence[Sample] | None) -> None:
-        """A poll's samples (None: the poll failed). Only the newest unhandled poll is kept."""
+    def observe(self, series: Sequence[QueueSeries] | None) -> None:
+        """A poll's per-queue series (None: the poll failed). Only the newest unhandled poll is kept."""
         with self._guard:
-            self._pending[:] = [samples]
+            self._pending[:] = [series]
         self._wake.set()
 
     def samples(self) -> list[Sample]:
@@ -206,8 +206,8 @@ class Autoscaler:
                 self._wake.clear()
                 if not self._pending:  # a wake-up for a poll already taken: not a failed poll
                     continue
-                samples = self._pending.pop()
-            self.step(None if samples is None else readings(self.config.rules, samples))
+                series = self._pending.pop()
+            self.step(None if series is None else readings(self.config.rules, series))
 
     def step(self, latest: dict[str, Reading] | None) -> None:
         """One round for every type: what the thread does with each poll."""

@@ -1,15 +1,18 @@
 """Metrics derived from a Snapshot: plain values, no formatting, no I/O.
 
-A Sample names what was measured and, for per-queue values, the real queue name.
-Each output format decides how to spell that: l2met puts the queue into the
-metric name, tag-based systems make it a tag. Names here are the part after the
-prefix: "<prefix>.<queue>.size", "<prefix>.enqueued".
+A Sample names what was measured and, for per-queue values, the real queue name;
+per-queue values come in QueueSeries, one per kind, and reach the outputs with the
+whole-Sidekiq Samples as one Measurements. Each output format decides how to spell
+that: l2met puts the queue into the metric name, tag-based systems make it a tag.
+Names here are the part after the prefix: "<prefix>.<queue>.size", "<prefix>.enqueued".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import itertools
+import operator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sidekiq_metrics.jobs import latency
@@ -21,11 +24,44 @@ UP = "metrics.up"
 ERRORS = "metrics.errors"
 
 
-class Sample(NamedTuple):  # a tuple: two or three per queue are made every poll
+class Sample(NamedTuple):
     name: str
     value: float
     queue: str | None = None  # the real queue name, for per-queue samples
     counter: bool = False  # an increase since the previous poll, not a level
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSeries:
+    """One per-queue value (every queue's size, say) for the queues where it could be read.
+
+    Columns rather than a Sample per queue: 10,000 queues would make 20,000 Samples a poll, and
+    the l2met output, whose speed matters most, renders straight from the columns.
+    """
+
+    name: str  # QUEUE_SIZE or QUEUE_LATENCY
+    queues: list[str]
+    values: list[float]
+
+    def samples(self) -> Iterator[Sample]:
+        return map(Sample, itertools.repeat(self.name), self.values, self.queues)
+
+
+@dataclass
+class Measurements:
+    """What a poll hands to the outputs."""
+
+    series: list[QueueSeries] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # whole-Sidekiq: levels, counts, autoscaling, heartbeat
+
+    def __iter__(self) -> Iterator[Sample]:
+        """Every measurement as a Sample, per-queue ones first (for outputs where a few ms do not matter)."""
+        for series in self.series:
+            yield from series.samples()
+        yield from self.samples
+
+    def series_named(self, name: str) -> QueueSeries | None:
+        return next((s for s in self.series if s.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +70,32 @@ class Problem:
     reason: str
 
 
-def queue_samples(snapshot: Snapshot) -> tuple[list[Sample], list[Problem]]:
-    """Per-queue size and latency (seconds). A value that cannot be known is left out, with a Problem."""
+def queue_series(snapshot: Snapshot) -> tuple[list[QueueSeries], list[Problem]]:
+    """Per-queue sizes and latencies (seconds). A value that cannot be known is left out, with a Problem."""
     queues = snapshot.queues
     now = snapshot.read_at
-    new = tuple.__new__  # Sample(...) without its Python-level __new__: these run for every queue
-    sizes = [new(Sample, (QUEUE_SIZE, q[1], q[0], False)) for q in queues if q[1] is not None]
+    names = list(map(_NAME, queues))
+    sizes = list(map(_SIZE, queues))
     waits = [None if q[3] else latency(q[2], now) for q in queues]
-    latencies = [new(Sample, (QUEUE_LATENCY, w, q[0], False))
-                 for q, w in zip(queues, waits, strict=True) if w is not None]
+    series = [QueueSeries(QUEUE_SIZE, names, sizes), QueueSeries(QUEUE_LATENCY, names, waits)]
+    if None not in waits:  # so every size is known too (an unknown size always comes with a problem)
+        return series, []
     problems = [Problem(q[0], q[3] or "the oldest job's timestamp is not a usable time")
                 for q, w in zip(queues, waits, strict=True) if w is None]
-    return sizes + latencies, problems
+    return [_known(QUEUE_SIZE, names, sizes), _known(QUEUE_LATENCY, names, waits)], problems
 
 
-def total_samples(totals: Totals, queue_samples: list[Sample]) -> list[Sample]:
+_NAME, _SIZE = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def _known(name: str, queues: list[str], values: list[float | None]) -> QueueSeries:
+    pairs = [(q, v) for q, v in zip(queues, values, strict=True) if v is not None]
+    return QueueSeries(name, [q for q, _ in pairs], [v for _, v in pairs])
+
+
+def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
     """Whole-Sidekiq levels, as Sidekiq::Stats and Sidekiq::ProcessSet report them."""
-    latencies = [s.value for s in queue_samples if s.name == QUEUE_LATENCY]
+    latencies = [v for s in series if s.name == QUEUE_LATENCY for v in s.values]
     samples = [
         Sample("enqueued", totals.enqueued),
         Sample("scheduled", totals.scheduled),

@@ -17,7 +17,7 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
 from sidekiq_metrics.errors import StopRequested
 from sidekiq_metrics.formats import build_outputs
-from sidekiq_metrics.metrics import CounterDeltas, Sample, heartbeat, queue_samples, total_samples
+from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 
@@ -96,27 +96,28 @@ class Poller:
             self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
             if self.autoscaler:
                 self.autoscaler.observe(None)
-                self.emit(heartbeat(up=False) + self.autoscaler.samples())
+                self.emit(Measurements(samples=heartbeat(up=False) + self.autoscaler.samples()))
             else:
-                self.emit(heartbeat(up=False))
+                self.emit(Measurements(samples=heartbeat(up=False)))
             return False
         self.last_snapshot = snapshot
-        samples, problems = queue_samples(snapshot)
+        series, problems = queue_series(snapshot)
+        samples = []
         if snapshot.totals:
             totals = snapshot.totals
-            samples += total_samples(totals, samples)
+            samples += total_samples(totals, series)
             samples += self.deltas.update({"jobs.processed": totals.processed, "jobs.failed": totals.failed})
         if self.autoscaler:
-            self.autoscaler.observe(samples)
-            samples = samples + self.autoscaler.samples()
-        self.emit(samples + heartbeat(up=True))
+            self.autoscaler.observe(series)
+            samples += self.autoscaler.samples()
+        self.emit(Measurements(series, samples + heartbeat(up=True)))
         self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems])
         return True
 
-    def emit(self, samples: list[Sample]) -> None:
+    def emit(self, measurements: Measurements) -> None:
         at = time.time()
         for output in self.outputs:
-            output.emit(samples, at)
+            output.emit(measurements, at)
 
     def write_lines(self, lines: list[str]) -> None:
         """Lines to stdout, flushed. Interruptible: a log reader that stopped reading blocks this

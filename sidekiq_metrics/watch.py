@@ -19,7 +19,7 @@ from typing import TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
-from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_samples
+from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_series
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 
@@ -63,8 +63,8 @@ class View:
             old, new = self.last.totals, snapshot.totals
             self.rates = tuple((b - a) / minutes if b >= a else None  # type: ignore[assignment]
                                for a, b in ((old.processed, new.processed), (old.failed, new.failed)))
-        samples, _ = queue_samples(snapshot)  # the emitter's own derivation: the same numbers it prints
-        waits = {s.queue: s.value for s in samples if s.name == QUEUE_LATENCY}
+        series, _ = queue_series(snapshot)  # the emitter's own derivation: the same numbers it prints
+        waits = {q: v for s in series if s.name == QUEUE_LATENCY for q, v in zip(s.queues, s.values, strict=True)}
         for q in snapshot.queues:
             self.trends.setdefault(q.name, collections.deque(maxlen=TREND_POINTS)).append(waits.get(q.name, 0.0))
         self.rows = sorted(((waits.get(q.name, -1.0), q.size or 0, q.name) for q in snapshot.queues),

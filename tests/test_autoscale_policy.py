@@ -6,7 +6,7 @@ import pytest
 
 from sidekiq_metrics.autoscale import Policy, Reading, TypeState, readings
 from sidekiq_metrics.config import ScalingRule
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import QueueSeries
 
 RULE = ScalingRule("worker", max_dynos=5, min_dynos=1, up_latency=30, down_latency=5, step=2, up_cooldown=60,
                    down_cooldown=300, up_polls=3)
@@ -91,7 +91,7 @@ def test_a_formation_at_zero_is_woken_by_a_backlog_whose_latency_is_still_zero()
     (("broken", "fast"), Reading(1.0, 7)),
 ])
 def test_readings_take_the_worst_latency_and_the_backlog_of_the_rules_queues(queues, expected):
-    samples = [Sample("size", 2, "fast"), Sample("size", 5, "slow"), Sample("size", 5, "broken"),
-               Sample("latency", 1.0, "fast"), Sample("latency", 40.0, "slow"), Sample("enqueued", 12)]
+    series = [QueueSeries("size", ["broken", "fast", "slow"], [5, 2, 5]),
+              QueueSeries("latency", ["fast", "slow"], [1.0, 40.0])]
     rule = ScalingRule("worker", max_dynos=3, queues=queues)
-    assert readings([rule], samples) == {"worker": expected}
+    assert readings([rule], series) == {"worker": expected}

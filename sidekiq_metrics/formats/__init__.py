@@ -1,6 +1,6 @@
-"""Outputs. Each renders the same Samples of a poll for one kind of consumer.
+"""Outputs. Each renders the same Measurements of a poll for one kind of consumer.
 
-An output is anything with `emit(samples, at)`; `at` is the poll's time in epoch
+An output is anything with `emit(measurements, at)`; `at` is the poll's time in epoch
 seconds. Outputs that print take a `write(lines)` that writes and flushes
 stdout. Each lives in a module of its own, imported only when chosen, so an
 unused one costs no memory; adding one touches this file and its module.
@@ -8,17 +8,17 @@ unused one costs no memory; adding one touches this file and its module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import Measurements
 
 Write = Callable[[list[str]], None]
 
 
 class Output(Protocol):
-    def emit(self, samples: Sequence[Sample], at: float) -> None: ...
+    def emit(self, measurements: Measurements, at: float) -> None: ...
 
 
 def build_outputs(settings: Settings, write: Write) -> list[Output]:

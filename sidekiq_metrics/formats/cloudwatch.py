@@ -6,9 +6,9 @@ One line per queue (dimension `Queue`: QueueSize, QueueLatency) and one for the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import Measurements
 
 QUEUE_METRICS = {"size": ("QueueSize", "Count"), "latency": ("QueueLatency", "Seconds")}
 TOTAL_UNITS = {"max_latency": "Seconds", "utilization": "None", "metrics.up": "None"}
@@ -24,7 +24,7 @@ class CloudWatchOutput:
         self.namespace = namespace
         self.write = write
 
-    def emit(self, samples: Sequence[Sample], at: float) -> None:
+    def emit(self, samples: Measurements, at: float) -> None:
         stamp = int(at * 1000)
         queues: dict[str, dict[str, float]] = {}
         totals: dict[str, float] = {}

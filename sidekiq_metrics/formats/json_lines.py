@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import Measurements
 
 
 def iso_time(at: float) -> str:
@@ -21,7 +21,7 @@ class JsonOutput:
     def __init__(self, write: Callable[[list[str]], None]) -> None:
         self.write = write
 
-    def emit(self, samples: Sequence[Sample], at: float) -> None:
+    def emit(self, samples: Measurements, at: float) -> None:
         queues: dict[str, dict[str, float]] = {}
         totals: dict[str, float] = {}
         counts: dict[str, float] = {}

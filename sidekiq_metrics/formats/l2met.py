@@ -4,22 +4,22 @@
     source=web.1 sample#sidekiq.default.latency=12.345 sample#sidekiq.mailers.latency=0.000
     source=web.1 sample#sidekiq.enqueued=3 ... count#sidekiq.jobs.processed=120 sample#sidekiq.metrics.up=1
 
-Per-queue samples of one kind share a line, as the original buildpack printed
-them, and whole-Sidekiq samples share another; lines are split between measurements to stay under MAX_LINE_BYTES. Values
+Each per-queue series (every size, every latency) shares a line, as the original buildpack printed
+them, and whole-Sidekiq samples share another; lines are split between measurements to stay under
+MAX_LINE_BYTES. Values
 are plain non-negative decimals: l2met reads only a leading run of digits and
 dots, so `1e-05` or `-1` would be misread or dropped.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import Measurements, QueueSeries
 from sidekiq_metrics.names import queue_metric_names
 
 MAX_LINE_BYTES = 1024
@@ -30,77 +30,58 @@ class L2metFormat:
     prefix: str = "sidekiq"
     metric_type: str = "sample"  # sample, measure or count, as SIDEKIQ_METRICS_TYPE says
     source: str | None = None
-    # For each line group, the "sample#sidekiq.<queue>.size=" heads of the last poll's samples,
-    # reused while the queues are the same: 10,000 queues make 20,000 of them.
-    _heads: dict[str, tuple[tuple[list, ...], list[str]]] = field(default_factory=dict, init=False, repr=False)
+    # The "sample#sidekiq.<queue>.size=" heads of each series of the last poll, reused while the
+    # series list the same queues: 10,000 queues make 20,000 of them.
+    _heads: tuple[list[list[str]], list[list[str]]] | None = field(default=None, init=False, repr=False)
 
-    def render(self, samples: Iterable[Sample]) -> list[str]:
+    def render(self, measurements: Measurements) -> list[str]:
         lines: list[str] = []
-        for key, group in _line_groups(samples).items():
-            heads = self._group_heads(key, group)
-            values = list(map(_VALUE, group))
-            kinds = set(map(type, values))
-            if kinds == {int} and min(values) >= 0:
-                formatted = map(str, values)
-            elif kinds == {float} and min(values) >= 0:
-                formatted = map("%.3f".__mod__, values)
-            else:
-                formatted = map(format_value, values)
-            lines += self._pack(list(map(operator.add, heads, formatted)))
+        for series, heads in zip(measurements.series, self._queue_heads(measurements.series), strict=True):
+            lines += self._pack(list(map(operator.add, heads, _formatted(series.values))))
+        if measurements.samples:
+            lines += self._pack([f"{'count' if s.counter else self.metric_type}#{self.prefix}.{s.name}="
+                                 f"{format_value(s.value)}" for s in measurements.samples])
         return lines
 
-    def _group_heads(self, key: str, group: list[Sample]) -> list[str]:
-        # Compared as columns: C-level list comparisons, where 20,000 tuples would cost a millisecond.
-        ids = (list(map(_NAME, group)), list(map(_QUEUE, group)), list(map(_COUNTER, group)))
-        cached = self._heads.get(key)
-        if cached and cached[0] == ids:
-            return cached[1]
-        queues = tuple(dict.fromkeys(q for q in ids[1] if q is not None))
-        names = queue_metric_names(queues, self.prefix) if queues else {}
-        heads = [f"{'count' if counter else self.metric_type}#{self.prefix}."
-                 f"{name if queue is None else names[queue] + '.' + name}="
-                 for name, queue, counter in zip(*ids, strict=True)]
-        self._heads[key] = (ids, heads)
+    def _queue_heads(self, series: list[QueueSeries]) -> list[list[str]]:
+        queues = [s.queues for s in series]
+        if self._heads and self._heads[0] == queues:  # the same names, usually the very same objects: fast
+            return self._heads[1]
+        # Metric names are chosen over every queue of the poll, so a queue keeps its name on every line.
+        names = queue_metric_names(tuple(dict.fromkeys(itertools.chain.from_iterable(queues))), self.prefix)
+        heads = [[f"{self.metric_type}#{self.prefix}.{names[q]}.{s.name}=" for q in s.queues] for s in series]
+        self._heads = ([list(q) for q in queues], heads)
         return heads
 
     def _pack(self, measurements: list[str]) -> list[str]:
         """Join measurements into lines of at most MAX_LINE_BYTES, never splitting one.
 
-        Every measurement is ASCII (names are sanitised, values are digits), so characters are bytes.
+        Every measurement is ASCII without spaces (names are sanitised, values are digits), so characters
+        are bytes and a line can end at any space of the joined text.
         """
         head = f"source={self.source} " if self.source else ""
-        # ends[i]: the length of measurements[0..i] joined with a space after each
-        ends = list(itertools.accumulate(map(operator.add, map(len, measurements), itertools.repeat(1))))
-        lines, start, before = [], 0, 0
-        while start < len(measurements):
-            # as many as fit (the last one's trailing space does not count), but at least one
-            stop = max(start + 1, bisect.bisect_right(ends, before + MAX_LINE_BYTES - len(head) + 1))
-            lines.append(head + " ".join(measurements[start:stop]))
-            start, before = stop, ends[stop - 1]
+        room = MAX_LINE_BYTES - len(head)
+        text = " ".join(measurements)
+        lines, start, end = [], 0, len(text)
+        while start < end:
+            # the last space within reach: text[start:stop] then fits; else one measurement, however long
+            stop = end if end - start <= room else text.rfind(" ", start, start + room + 1)
+            if stop <= start:
+                stop = text.find(" ", start)
+                stop = end if stop < 0 else stop
+            lines.append(head + text[start:stop])
+            start = stop + 1
         return lines
 
 
-_NAME, _VALUE, _QUEUE, _COUNTER = map(operator.itemgetter, range(4))
-
-
-def _line_groups(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
-    """Samples by line group: per-queue samples by kind ("size", "latency"), whole-Sidekiq ones together ("").
-
-    Samples come in runs of one kind (10,000 sizes, then 10,000 latencies), so runs are taken whole
-    with C-level iteration; only a run that mixes per-queue and whole-Sidekiq samples is split one by one.
-    """
-    groups: dict[str, list[Sample]] = {}
-    for name, run in itertools.groupby(samples, _NAME):
-        run = list(run)
-        queues = list(map(_QUEUE, run))
-        if None not in queues:
-            groups.setdefault(name, []).extend(run)
-        elif queues.count(None) == len(queues):
-            groups.setdefault("", []).extend(run)
-        else:
-            for sample in run:
-                groups.setdefault(name if sample[2] is not None else "", []).append(sample)
-    return groups
+def _formatted(values: list[float]) -> Iterator[str]:
+    """format_value over a series, the usual cases (all sizes, all latencies) without a call per value."""
+    kinds = set(map(type, values))
+    if kinds == {int} and min(values) >= 0:
+        return map(str, values)
+    if kinds == {float} and min(values) >= 0:
+        return map("%.3f".__mod__, values)
+    return map(format_value, values)
 
 
 def format_value(value: float) -> str:
@@ -117,5 +98,5 @@ class L2metOutput:
         self.format = L2metFormat(settings.prefix, settings.metric_type, settings.source)
         self.write = write
 
-    def emit(self, samples: Sequence[Sample], at: float) -> None:
-        self.write(self.format.render(samples))
+    def emit(self, measurements: Measurements, at: float) -> None:
+        self.write(self.format.render(measurements))

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import Measurements, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Level samples with a name of their own here; `jobs.*` increases are left out: Prometheus takes rate().
@@ -31,7 +31,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render(prefix: str, samples: Sequence[Sample]) -> str:
+def render(prefix: str, samples: Iterable[Sample]) -> str:
     base = re.sub(r"[^A-Za-z0-9_:]", "_", prefix)
     families: dict[str, tuple[str, list[str]]] = {}
     for name, value, queue, counter in samples:
@@ -74,5 +74,5 @@ class PrometheusOutput:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True).start()
 
-    def emit(self, samples: Sequence[Sample], at: float) -> None:
+    def emit(self, samples: Measurements, at: float) -> None:
         self.body = render(self.prefix, samples).encode()

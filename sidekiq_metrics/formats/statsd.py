@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable
 
-from sidekiq_metrics.metrics import Sample
+from sidekiq_metrics.metrics import Measurements, Sample
 
 MAX_DATAGRAM = 1432
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")  # what Datadog keeps in a tag; the rest become "_"
@@ -29,10 +29,10 @@ class StatsdOutput:
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
 
-    def emit(self, samples: Sequence[Sample], at: float) -> None:
+    def emit(self, samples: Measurements, at: float) -> None:
         self.send(self.datagrams(self.lines(samples)))
 
-    def lines(self, samples: Sequence[Sample]) -> list[str]:
+    def lines(self, samples: Iterable[Sample]) -> list[str]:
         out = []
         for name, value, queue, counter in samples:
             number = str(value) if value.__class__ is int else f"{value:.3f}"

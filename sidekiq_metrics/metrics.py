@@ -60,9 +60,6 @@ class Measurements:
             yield from series.samples()
         yield from self.samples
 
-    def series_named(self, name: str) -> QueueSeries | None:
-        return next((s for s in self.series if s.name == name), None)
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -95,7 +92,7 @@ def _known(name: str, queues: list[str], values: list[float | None]) -> QueueSer
 
 def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
     """Whole-Sidekiq levels, as Sidekiq::Stats and Sidekiq::ProcessSet report them."""
-    latencies = [v for s in series if s.name == QUEUE_LATENCY for v in s.values]
+    worst = [max(s.values) for s in series if s.name == QUEUE_LATENCY and s.values]
     samples = [
         Sample("enqueued", totals.enqueued),
         Sample("scheduled", totals.scheduled),
@@ -106,8 +103,8 @@ def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
         Sample("processed", totals.processed),
         Sample("failed", totals.failed),
     ]
-    if latencies:
-        samples.append(Sample("max_latency", max(latencies)))
+    if worst:
+        samples.append(Sample("max_latency", max(worst)))
     if totals.concurrency:
         samples.append(Sample("utilization", min(1.0, totals.busy / totals.concurrency)))
     return samples

@@ -103,6 +103,30 @@ def test_jobs_as_sidekiq_writes_them_take_the_short_line(r, redis_server):
         assert size == b"1" and abs(float(number) - time.time()) < 60, line
 
 
+@pytest.mark.parametrize("kind", ["seconds", "milliseconds", "both"])
+def test_whole_calls_of_usual_lines_read_every_stamp_as_its_own_type(r, redis_server, kind):
+    """Calls whose lines are all `<size> TAB <number>` are parsed whole: float seconds (Sidekiq <= 7),
+    integer milliseconds (Sidekiq 8), or both in one call, over two script calls of 250 queues."""
+    now = time.time()
+    ages = {}
+    for i in range(300):
+        name = f"q{i:03d}"
+        ages[name] = float(i % 50)
+        millis = kind == "milliseconds" or (kind == "both" and i % 2)
+        stamp = int((now - ages[name]) * 1000) if millis else now - ages[name]
+        job = json.dumps({"class": "Job", "args": [i], "enqueued_at": stamp}, separators=(",", ":"))
+        r.lpush(f"queue:{name}", *[job] * (i % 3 + 1))
+        r.sadd("queues", name)
+    snapshot = reader(redis_server).read()
+    assert [q.name for q in snapshot.queues] == sorted(ages)
+    for q in snapshot.queues:
+        i = int(q.name[1:])
+        millis = kind == "milliseconds" or (kind == "both" and i % 2)
+        assert q.size == i % 3 + 1 and q.problem is None
+        assert type(q.oldest.enqueued_at) is (int if millis else float) and q.oldest.created_at is None
+        assert ages[q.name] - 0.001 <= latency(q.oldest, snapshot.read_at) <= ages[q.name] + 5, q
+
+
 def test_big_jobs_cost_timestamps_not_payloads(r, redis_server):
     """100 queues whose oldest job is 256 KB: the naive LINDEX reads 25 MB every poll."""
     filler = "x" * (256 * 1024)

@@ -115,7 +115,7 @@ class _Plan:
     """What the second part of a poll reads: derived from the two sets, reused while they stay the same."""
 
     members: list[list[bytes]]  # the sets it was made from, each sorted
-    replies: list[bytes]  # the sets' replies as Redis sent them, to recognise them unparsed next time
+    set_replies: list[bytes]  # the sets' replies as Redis sent them, to recognise them unparsed next time
     scripts: bool
     queues: tuple[str, ...] | None  # the queues asked for
     totals: bool
@@ -183,7 +183,7 @@ class SidekiqReader:
         head += set_commands
         # The sets, 10,000 names each poll, are usually the same bytes as last time: then they are
         # recognised with one comparison instead of parsed and sorted again.
-        expected = {len(head) - len(sets) + i: raw for i, raw in enumerate(bet.replies)} if bet else None
+        expected = {len(head) - len(sets) + i: raw for i, raw in enumerate(bet.set_replies)} if bet else None
         replies = self.connection.replies(head + (bet.commands if bet else []),
                                           encode_commands(head) + bet.encoded if bet else None, expected)
         answers = list(itertools.islice(replies, len(head)))
@@ -194,7 +194,7 @@ class SidekiqReader:
             self._refuse_scripts(loaded)
         members, raw = self._read_sets(answers[len(answers) - len(set_commands):], replies, bet)
         if bet and bet.scripts == self.scripts and bet.members == members:
-            plan = bet if bet.replies == raw else replace(bet, replies=raw)  # the same sets, listed anew
+            plan = bet if bet.set_replies == raw else replace(bet, set_replies=raw)  # the same sets, listed anew
             self._plan = plan
         else:
             _drain(replies)
@@ -225,7 +225,7 @@ class SidekiqReader:
                 raise reply
             if reply is UNCHANGED:
                 members.append(bet.members[i])  # type: ignore[union-attr]
-                raw.append(bet.replies[i])  # type: ignore[union-attr]
+                raw.append(bet.set_replies[i])  # type: ignore[union-attr]
             else:
                 members.append(sorted(reply))  # type: ignore[arg-type]
                 raw.append(encode_reply(reply))  # type: ignore[arg-type]

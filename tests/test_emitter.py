@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -266,6 +267,22 @@ def test_a_queue_replaced_between_polls_is_seen_in_one_round_trip_more(r, redis_
     CountingConnection.sends = 0
     assert [q.name for q in sidekiq_reader.read(totals=True).queues] == ["alpha", "bravx", "delta"]
     assert CountingConnection.sends == 1
+
+
+def test_the_same_sets_in_other_bytes_keep_the_plan_and_are_recognised_next_time(r, redis_server):
+    """Redis may list an unchanged set in another order (after a rehash or a restart): the members
+    are compared, the plan stands (one round trip), and the new bytes are what the next poll expects."""
+    for name in ("alpha", "bravo"):
+        push(r, name, json.dumps({"enqueued_at": time.time()}))
+    connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
+    sidekiq_reader = SidekiqReader(connection)
+    sidekiq_reader.read(totals=True)
+    plan = sidekiq_reader._plan
+    sidekiq_reader._plan = dataclasses.replace(plan, set_replies=[b"*2\r\n$5\r\nbravo\r\n$5\r\nalpha\r\n"] * 2)
+    CountingConnection.sends = 0
+    assert [q.name for q in sidekiq_reader.read(totals=True).queues] == ["alpha", "bravo"]
+    assert CountingConnection.sends == 1
+    assert sidekiq_reader._plan.commands is plan.commands and sidekiq_reader._plan.set_replies == plan.set_replies
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

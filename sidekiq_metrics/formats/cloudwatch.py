@@ -24,11 +24,11 @@ class CloudWatchOutput:
         self.namespace = namespace
         self.write = write
 
-    def emit(self, samples: Measurements, at: float) -> None:
+    def emit(self, measurements: Measurements, at: float) -> None:
         stamp = int(at * 1000)
         queues: dict[str, dict[str, float]] = {}
         totals: dict[str, float] = {}
-        for name, value, queue, _counter in samples:
+        for name, value, queue, _counter in measurements:
             if queue is not None:
                 queues.setdefault(queue, {})[name] = value
             else:

@@ -21,11 +21,11 @@ class JsonOutput:
     def __init__(self, write: Callable[[list[str]], None]) -> None:
         self.write = write
 
-    def emit(self, samples: Measurements, at: float) -> None:
+    def emit(self, measurements: Measurements, at: float) -> None:
         queues: dict[str, dict[str, float]] = {}
         totals: dict[str, float] = {}
         counts: dict[str, float] = {}
-        for name, value, queue, counter in samples:
+        for name, value, queue, counter in measurements:
             if queue is not None:
                 queues.setdefault(queue, {})[name] = round(value, 3)
             else:

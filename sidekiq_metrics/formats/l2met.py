@@ -4,11 +4,11 @@
     source=web.1 sample#sidekiq.default.latency=12.345 sample#sidekiq.mailers.latency=0.000
     source=web.1 sample#sidekiq.enqueued=3 ... count#sidekiq.jobs.processed=120 sample#sidekiq.metrics.up=1
 
-Each per-queue series (every size, every latency) shares a line, as the original buildpack printed
-them, and whole-Sidekiq samples share another; lines are split between measurements to stay under
-MAX_LINE_BYTES. Values
-are plain non-negative decimals: l2met reads only a leading run of digits and
-dots, so `1e-05` or `-1` would be misread or dropped.
+Each per-queue series (every size, every latency) shares a line, as the original
+buildpack printed them, and whole-Sidekiq samples share another; lines are split
+between measurements to stay under MAX_LINE_BYTES. Values are plain non-negative
+decimals: l2met reads only a leading run of digits and dots, so `1e-05` or `-1`
+would be misread or dropped.
 """
 
 from __future__ import annotations

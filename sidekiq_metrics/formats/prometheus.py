@@ -74,5 +74,5 @@ class PrometheusOutput:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True).start()
 
-    def emit(self, samples: Measurements, at: float) -> None:
-        self.body = render(self.prefix, samples).encode()
+    def emit(self, measurements: Measurements, at: float) -> None:
+        self.body = render(self.prefix, measurements).encode()

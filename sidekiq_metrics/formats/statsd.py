@@ -29,8 +29,8 @@ class StatsdOutput:
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
 
-    def emit(self, samples: Measurements, at: float) -> None:
-        self.send(self.datagrams(self.lines(samples)))
+    def emit(self, measurements: Measurements, at: float) -> None:
+        self.send(self.datagrams(self.lines(measurements)))
 
     def lines(self, samples: Iterable[Sample]) -> list[str]:
         out = []

@@ -15,7 +15,6 @@ packages::install() {
 	local wheels="${cache_dir}/wheels"
 	local stamp
 	stamp="${wheels}/.complete-$(sha256sum "${requirements}" | cut -c1-16)"
-	local python="${python_home}/bin/python3"
 	local pip
 	pip="$(python::bundled_pip "${python_home}")" || {
 		output::error <<-EOF
@@ -27,7 +26,7 @@ packages::install() {
 		return 1
 	}
 	local site
-	site="$("${python}" -I -B -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+	site="$(python::run "${python_home}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 	if [[ -f "${stamp}" ]]; then
 		output::step "Using cached packages (click, redis)"
@@ -37,7 +36,7 @@ packages::install() {
 		mkdir -p "${wheels}"
 		# pip reads PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX... from the environment: a mirror works.
 		# shellcheck disable=SC2310 # invoked in an if so that a failure can explain itself
-		if ! packages::pip "${python}" "${pip}" download --dest "${wheels}" --no-deps --only-binary=:all: \
+		if ! packages::pip "${python_home}" "${pip}" download --dest "${wheels}" --no-deps --only-binary=:all: \
 			--require-hashes --requirement "${requirements}"; then
 			output::error <<-EOF
 				Error: could not download the Python packages sidekiq-metrics needs.
@@ -52,7 +51,7 @@ packages::install() {
 	fi
 
 	output::step "Installing the sidekiq-metrics emitter"
-	packages::pip "${python}" "${pip}" install --no-index --find-links "${wheels}" --no-deps \
+	packages::pip "${python_home}" "${pip}" install --no-index --find-links "${wheels}" --no-deps \
 		--only-binary=:all: --require-hashes --no-compile --target "${site}" --upgrade \
 		--requirement "${requirements}"
 	rm -rf "${site:?}/bin"
@@ -60,14 +59,13 @@ packages::install() {
 	find "${site}/sidekiq_metrics" -name __pycache__ -prune -exec rm -rf {} +
 	# Bytecode now, so that dynos need not compile at every boot. The file names inside it are the
 	# run-time ones under /app, not this build directory's (pip's own --compile would keep those).
-	"${python}" -I -B -m compileall -q -s "${build_dir}" -p /app "${site}" | output::indent
+	python::run "${python_home}" -m compileall -q -s "${build_dir}" -p /app "${site}" | output::indent
 }
 
 packages::pip() {
-	local python="${1}"
+	local python_home="${1}"
 	local pip="${2}"
 	shift 2
-	# -B: no bytecode for the runtime's own modules with this build directory's path in it.
-	PIP_ROOT_USER_ACTION=ignore "${python}" -I -B "${pip}/pip" "${@}" --disable-pip-version-check \
+	PIP_ROOT_USER_ACTION=ignore python::run "${python_home}" "${pip}/pip" "${@}" --disable-pip-version-check \
 		--no-cache-dir --no-input --quiet |& output::indent
 }

@@ -7,26 +7,60 @@ set -euo pipefail
 PYTHON_VERSION="3.13.15"
 PYTHON_BASE_URL="https://heroku-buildpack-python.s3.dualstack.us-east-1.amazonaws.com"
 
-# Prints the Ubuntu version of a Heroku stack, or fails for a stack we do not support.
-python::ubuntu_version() {
+# Fails, saying what is supported, unless Heroku publishes a runtime for this stack and CPU.
+# Checked before any download. SIDEKIQ_METRICS_PYTHON_URL brings a runtime of the user's own.
+python::check_platform() {
 	local stack="${1}"
+	local arch="${2}"
+	[[ -z "${SIDEKIQ_METRICS_PYTHON_URL:-}" ]] || return 0
 	case "${stack}" in
-		heroku-22 | heroku-24 | heroku-26) echo "${stack#heroku-}.04" ;;
-		*) return 1 ;;
+		heroku-22 | heroku-24 | heroku-26) ;;
+		*)
+			output::error <<-EOF
+				Error: sidekiq-metrics does not support the stack ${stack}.
+
+				It supports heroku-22, heroku-24 and heroku-26 (classic buildpacks, Cedar).
+				To use another stack, point SIDEKIQ_METRICS_PYTHON_URL at a Python runtime
+				archive built for it.
+			EOF
+			return 1
+			;;
+	esac
+	case "${stack}/${arch}" in
+		heroku-22/amd64 | heroku-24/amd64 | heroku-24/arm64 | heroku-26/amd64 | heroku-26/arm64) ;;
+		*)
+			output::error <<-EOF
+				Error: Heroku publishes no Python runtime for ${stack} on the CPU architecture ${arch}.
+
+				Supported: amd64 on heroku-22; amd64 and arm64 on heroku-24 and heroku-26.
+				To build elsewhere, point SIDEKIQ_METRICS_PYTHON_URL at a Python runtime
+				archive built for ${arch}.
+			EOF
+			return 1
+			;;
 	esac
 }
 
-# Prints the runtime archive's URL: SIDEKIQ_METRICS_PYTHON_URL, else Heroku's for this stack and CPU.
+# Prints the runtime archive's URL: SIDEKIQ_METRICS_PYTHON_URL, else Heroku's for this stack and CPU
+# (python::check_platform has said whether there is one).
 python::archive_url() {
 	local stack="${1}"
 	local arch="${2}"
 	if [[ -n "${SIDEKIQ_METRICS_PYTHON_URL:-}" ]]; then
 		echo "${SIDEKIQ_METRICS_PYTHON_URL}"
-		return 0
+	else
+		echo "${PYTHON_BASE_URL}/python-${PYTHON_VERSION}-ubuntu-${stack#heroku-}.04-${arch}.tar.zst"
 	fi
-	local ubuntu
-	ubuntu="$(python::ubuntu_version "${stack}")" || return 1
-	echo "${PYTHON_BASE_URL}/python-${PYTHON_VERSION}-ubuntu-${ubuntu}-${arch}.tar.zst"
+}
+
+# Runs the runtime's Python. Heroku's archives are built --enable-shared with no RUNPATH: the
+# interpreter starts only when the loader is told where libpython is. -I: isolated from the app's
+# PYTHONPATH, PYTHONHOME and friends; -B: no bytecode with the build directory's path in it.
+python::run() {
+	local python_home="${1}"
+	shift
+	LD_LIBRARY_PATH="${python_home}/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
+		"${python_home}/bin/python3" -I -B "${@}"
 }
 
 # Downloads the archive into the cache unless it is there already, checks it, and unpacks it.
@@ -44,10 +78,20 @@ python::install() {
 		echo "${url}" | output::indent
 		# Only this archive is kept: other URLs' archives are from older builds.
 		rm -f "${cache_dir}"/python-*.tar.zst
-		mkdir -p "${cache_dir}"
-		# shellcheck disable=SC2310 # invoked in an if so that a failure can explain itself
-		if ! python::download "${url}" "${archive}.partial"; then
+		local status=0
+		python::download "${url}" "${archive}.partial" || status=$?
+		if ((status != 0)); then
 			rm -f "${archive}.partial"
+			if ((status == 23)); then # curl: "Failed writing received data to disk"
+				output::error <<-EOF
+					Error: could not write the Python runtime for sidekiq-metrics into the build cache.
+
+					The build cache's disk is full or read-only (see curl's message above).
+					Clear the app's build cache (heroku builds:cache:purge, from the
+					heroku-builds CLI plugin), then build again.
+				EOF
+				return 1
+			fi
 			output::error <<-EOF
 				Error: could not download the Python runtime for sidekiq-metrics.
 
@@ -69,8 +113,19 @@ python::install() {
 	fi
 
 	mkdir -p "${python_home}"
-	if ! tar --directory "${python_home}" --extract --file "${archive}" --zstd |& output::indent ||
-		[[ ! -x "${python_home}/bin/python3" ]]; then
+	# shellcheck disable=SC2310 # invoked in an if so that a failure can explain itself
+	if ! tar --directory "${python_home}" --extract --file "${archive}" --zstd |& output::indent; then
+		rm -f "${archive}"
+		output::error <<-EOF
+			Error: the Python runtime archive for sidekiq-metrics could not be unpacked.
+
+			tar's message is above. If it says the disk is full, the slug is too large
+			for the build; otherwise the cached archive was damaged and is now removed:
+			build again.
+		EOF
+		return 1
+	fi
+	if [[ ! -x "${python_home}/bin/python3" ]]; then
 		rm -f "${archive}"
 		output::error <<-EOF
 			Error: the Python runtime archive for sidekiq-metrics could not be unpacked.
@@ -102,8 +157,19 @@ python::download() {
 # archives; they come over HTTPS from Heroku's own bucket, as heroku-buildpack-python fetches them.
 python::verify() {
 	local archive="${1}"
+	# A value pasted with a trailing newline, carriage return or space means the same checksum.
 	local expected="${SIDEKIQ_METRICS_PYTHON_SHA256:-}"
+	expected="${expected//[[:space:]]/}"
 	[[ -n "${expected}" ]] || return 0
+	if [[ ! "${expected}" =~ ^[0-9A-Fa-f]{64}$ ]]; then
+		output::error <<-EOF
+			Error: SIDEKIQ_METRICS_PYTHON_SHA256 is not a SHA-256 checksum.
+
+			It must be 64 hexadecimal digits, as sha256sum prints them. Set it to the
+			checksum of the archive SIDEKIQ_METRICS_PYTHON_URL points at, or unset it.
+		EOF
+		return 1
+	fi
 	local actual
 	actual="$(sha256sum "${archive}" | cut -d' ' -f1)"
 	if [[ "${actual}" != "${expected,,}" ]]; then
@@ -122,7 +188,13 @@ python::verify() {
 }
 
 # Prints the path of pip inside the runtime's bundled pip wheel (no ensurepip, no download).
+# The home is quoted apart from the pattern: a build path holding [ * ? is a name, not a glob.
 python::bundled_pip() {
 	local python_home="${1}"
-	compgen -G "${python_home}/lib/python3.*/ensurepip/_bundled/pip-*.whl" | tail -n 1
+	local wheels
+	shopt -s nullglob
+	wheels=("${python_home}"/lib/python3.*/ensurepip/_bundled/pip-*.whl)
+	shopt -u nullglob
+	((${#wheels[@]} > 0)) || return 1
+	echo "${wheels[-1]}"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What bin/compile leaves in the slug besides the runtime: the launcher and the .profile.d hook.
-# Nothing written here holds the build directory's path: the app runs from another one (/app).
+# What bin/compile leaves in the slug besides the runtime: the launcher and the .profile.d hook. Nothing written here holds the build directory's path: the app runs from
+# another one (/app).
 
 set -euo pipefail
 
@@ -8,13 +8,16 @@ slug::install_launcher() {
 	local install_dir="${1}"
 	local buildpack_dir="${2}"
 	mkdir -p "${install_dir}/bin"
-	cp "${buildpack_dir}/lib/launcher.sh" "${install_dir}/bin/sidekiq-metrics"
-	chmod 755 "${install_dir}/bin/sidekiq-metrics"
+	install -m 755 "${buildpack_dir}/lib/launcher.sh" "${install_dir}/bin/sidekiq-metrics"
 }
 
+# The hook replaces whatever the app has at that name. An app's own file there, or a symlink to
+# one of its files, is never written through: only the name is taken over.
 slug::install_hook() {
 	local build_dir="${1}"
 	local buildpack_dir="${2}"
+	local hook="${build_dir}/.profile.d/sidekiq-metrics.sh"
 	mkdir -p "${build_dir}/.profile.d"
-	cp "${buildpack_dir}/profile.d/sidekiq-metrics.sh" "${build_dir}/.profile.d/sidekiq-metrics.sh"
+	rm -f "${hook}"
+	install -m 644 "${buildpack_dir}/profile.d/sidekiq-metrics.sh" "${hook}"
 }

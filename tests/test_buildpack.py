@@ -24,6 +24,9 @@ import pytest
 
 from conftest import ROOT, free_port
 
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+import heroku_runtime  # noqa: E402
+
 STACKS = ["heroku-22", "heroku-24", "heroku-26"]
 APP_ENV_SENTINELS = {"PYTHONHOME": "/app/.heroku/python", "PYTHONPATH": "/app/lib",
                      "LD_LIBRARY_PATH": "/app/.heroku/vendor/lib", "PATH": "/app/bin:/usr/local/bin:/usr/bin:/bin"}
@@ -31,19 +34,16 @@ APP_ENV_SENTINELS = {"PYTHONHOME": "/app/.heroku/python", "PYTHONPATH": "/app/li
 
 @pytest.fixture(scope="session")
 def runtime_archive(tmp_path_factory) -> Path:
-    """The running interpreter packed like Heroku's python-X.Y.Z-ubuntu-NN.04-ARCH.tar.zst."""
-    prefix = Path(sys.base_prefix)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    if not (prefix / "bin" / "python3").exists() or not shutil.which("zstd"):
-        pytest.fail("need a CPython installed under a prefix and zstd (tests/run installs zstd)")
-    stdlib = f"lib/{version}"
-    archive = tmp_path_factory.mktemp("runtime") / "python-ubuntu-24.04-amd64.tar.zst"
-    excluded = [f"{stdlib}/site-packages/*", f"{stdlib}/test", f"{stdlib}/idlelib", f"{stdlib}/tkinter",
-                f"{stdlib}/turtledemo", f"{stdlib}/lib2to3", f"{stdlib}/config-*", "__pycache__"]
-    members = ["bin/python3", f"bin/{version}", "lib"]
-    subprocess.run(["tar", "--create", "--zstd", "--file", str(archive), "--directory", str(prefix),
-                    *[f"--exclude={e}" for e in excluded], *members], check=True)
+    """A stand-in for Heroku's python-X.Y.Z-ubuntu-NN.04-ARCH.tar.zst (tests/support/heroku_runtime.py says
+    what it reproduces of Heroku's archives and what it cannot), checked before any test uses it."""
+    archive = heroku_runtime.build(tmp_path_factory.mktemp("runtime"))
+    heroku_runtime.check(archive, tmp_path_factory.mktemp("runtime-check"))
     return archive
+
+
+def test_the_stand_in_runtime_needs_ld_library_path_like_herokus(runtime_archive, tmp_path):
+    """The property that once hid a broken build: without LD_LIBRARY_PATH the interpreter does not start."""
+    heroku_runtime.check(runtime_archive, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -57,10 +57,10 @@ def wheel_mirror(tmp_path_factory) -> Path:
     return mirror
 
 
-def build_env(stack: str) -> dict[str, str]:
+def build_env(stack: str | None) -> dict[str, str]:
     """The build's environment: STACK set, no pip settings of this machine, no DYNO."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "SIDEKIQ_METRICS_", "DYNO"))}
-    return {**env, "STACK": stack}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "SIDEKIQ_METRICS_", "DYNO", "STACK"))}
+    return env if stack is None else {**env, "STACK": stack}
 
 
 def write_env_dir(env_dir: Path, **config: str) -> Path:
@@ -70,14 +70,32 @@ def write_env_dir(env_dir: Path, **config: str) -> Path:
     return env_dir
 
 
-def compile_app(tmp: Path, stack: str, **config: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
-    build, cache = tmp / "build", tmp / "cache"
+Compiled = tuple[subprocess.CompletedProcess[str], Path, Path]
+
+
+def compile_app(tmp: Path, stack: str | None, build_name: str = "build", mounts: tuple[str, ...] = (),
+                env: dict[str, str] | None = None, **config: str) -> Compiled:
+    """bin/compile as Heroku runs it. `mounts`: shell lines run first in a mount namespace of the build's
+    own (tmpfs caches that are full or read-only), with $BUILD and $CACHE set."""
+    build, cache = tmp / build_name, tmp / "cache"
     build.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(exist_ok=True)
     (build / "Gemfile").write_text("source 'https://rubygems.org'\ngem 'sidekiq'\n")
     env_dir = write_env_dir(tmp / "env", **config)
-    result = subprocess.run([str(ROOT / "bin/compile"), str(build), str(cache), str(env_dir)],
-                            env=build_env(stack), capture_output=True, text=True, timeout=300)
+    command = [str(ROOT / "bin/compile"), str(build), str(cache), str(env_dir)]
+    if mounts:
+        script = "; ".join([*mounts, 'exec "$@"'])
+        command = ["unshare", "--mount", "--propagation", "private", "bash", "-ec", script, "compile", *command]
+    build_environment = build_env(stack) if env is None else env
+    result = subprocess.run(command, env={**build_environment, "BUILD": str(build), "CACHE": str(cache)},
+                            capture_output=True, text=True, timeout=300)
     return result, build, cache
+
+
+def assert_ends_in_an_error_block(stderr: str) -> None:
+    """Heroku's form: every failure ends with a ` !     ` block saying what to do."""
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(" !     "), stderr
 
 
 def mirror_config(archive: Path, mirror: Path) -> dict[str, str]:
@@ -135,16 +153,19 @@ def test_slug_holds_no_build_path_and_no_console_scripts(slug):
 class Dyno:
     """One booted dyno: bash sources .profile.d/*.sh, then execs the process command (our fake app)."""
 
-    def __init__(self, home: Path, dyno: str, config: dict[str, str], run_for: float = 30) -> None:
+    def __init__(self, home: Path, dyno: str, config: dict[str, str], run_for: float = 30, shell_state: str = "",
+                 source_times: int = 1) -> None:
+        """`shell_state`: what an earlier .profile.d script or the boot left in the startup shell (set -o posix,
+        set -eu, an IFS...). `config` may set PATH (default: the app's sentinel PATH)."""
         self.env_file = home.parent / f"app-env-{dyno}-{time.monotonic_ns()}.json"
         app = (f"import json, os, time; json.dump(dict(os.environ), open({str(self.env_file)!r}, 'w')); "
                f"time.sleep({run_for})")
-        boot = ('cd "${HOME}"; for f in .profile.d/*.sh; do source "${f}"; done; '
+        sourcing = 'for f in .profile.d/*.sh; do source "${f}"; done; ' * source_times
+        boot = (f'{shell_state}\ncd "${{HOME}}"; {sourcing}'
                 f'exec {sys.executable} -I -c "{app}"')  # -I: our sentinel PYTHONHOME must not break it
         env = {"HOME": str(home), "DYNO": dyno, "PORT": "5000", **APP_ENV_SENTINELS, **config}
-        env["PATH"] = APP_ENV_SENTINELS["PATH"]
-        self.proc = subprocess.Popen(["bash", "-c", boot], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(["/bin/bash", "-c", boot], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.stdout = ""
         threading.Thread(target=self._collect, daemon=True).start()
 
@@ -444,3 +465,110 @@ def test_runtime_over_http_and_pip_mirror_from_the_build_environment(tmp_path, r
     assert result.returncode == 0, result.stderr
     assert f"-----> Downloading the Python runtime\n       {url}\n" in result.stdout
     assert (build / ".sidekiq-metrics/bin/sidekiq-metrics").exists()
+
+
+# --- bin/compile: the app's files, odd paths, and a " !     " block for every failure -----------------------------
+
+def test_a_symlinked_hook_in_the_app_is_replaced_not_written_through(tmp_path, runtime_archive, wheel_mirror):
+    build = tmp_path / "build"
+    (build / "config").mkdir(parents=True)
+    (build / "config/boot.sh").write_text("echo the app's own boot script\n")
+    (build / ".profile.d").mkdir()
+    (build / ".profile.d/sidekiq-metrics.sh").symlink_to("../config/boot.sh")
+    result, build, _ = compile_app(tmp_path, "heroku-24", **mirror_config(runtime_archive, wheel_mirror))
+    assert result.returncode == 0, result.stderr
+    assert (build / "config/boot.sh").read_text() == "echo the app's own boot script\n"
+    hook = build / ".profile.d/sidekiq-metrics.sh"
+    assert not hook.is_symlink() and hook.read_bytes() == (ROOT / "profile.d/sidekiq-metrics.sh").read_bytes()
+
+
+def test_build_paths_are_names_not_patterns(tmp_path, runtime_archive, wheel_mirror, r, redis_server):
+    r.sadd("queues", "default")
+    odd = tmp_path / "a [b] * c?"
+    odd.mkdir()
+    (tmp_path / "a b").mkdir()  # what the pattern "a [b] * c?" would match
+    result, build, _ = compile_app(odd, "heroku-24", build_name="build [1] *?",
+                                   **mirror_config(runtime_archive, wheel_mirror))
+    assert result.returncode == 0, result.stderr
+    app = tmp_path / "app"
+    shutil.move(str(build), str(app))
+    d = Dyno(app, "web.1", redis_config(redis_server))
+    try:
+        assert "sample#sidekiq.default.size=0" in d.read_stdout_until(".size=0", 8)
+    finally:
+        d.stop()
+
+
+def test_a_read_only_build_cache_is_said_plainly(tmp_path, runtime_archive, wheel_mirror):
+    result, _, _ = compile_app(tmp_path, "heroku-24", mounts=('mount -t tmpfs -o ro tmpfs "$CACHE"',),
+                               **mirror_config(runtime_archive, wheel_mirror))
+    assert result.returncode == 1
+    assert " !     Error: sidekiq-metrics cannot write to the build cache." in result.stderr
+    assert "Read-only file system" in result.stderr
+    assert "network" not in result.stderr and "Internal error" not in result.stderr
+    assert_ends_in_an_error_block(result.stderr)
+
+
+def test_a_full_build_cache_is_said_plainly(tmp_path, runtime_archive, wheel_mirror):
+    result, _, cache = compile_app(tmp_path, "heroku-24", mounts=('mount -t tmpfs -o size=1m tmpfs "$CACHE"',),
+                                   **mirror_config(runtime_archive, wheel_mirror))
+    assert result.returncode == 1
+    assert " !     Error: could not write the Python runtime for sidekiq-metrics into the build cache." in result.stderr
+    assert "network" not in result.stderr and "Internal error" not in result.stderr
+    assert_ends_in_an_error_block(result.stderr)
+
+
+def test_an_unexpected_failure_is_an_internal_error_with_the_failed_command(tmp_path, runtime_archive, wheel_mirror):
+    """A build directory that cannot be written is no mistake of the app's: an internal error, told apart."""
+    result, _, _ = compile_app(tmp_path, "heroku-24", mounts=('mount -t tmpfs -o ro tmpfs "$BUILD"',),
+                               **mirror_config(runtime_archive, wheel_mirror))
+    assert result.returncode != 0
+    assert " !     Internal error: the sidekiq-metrics buildpack failed unexpectedly" in result.stderr
+    assert " !     This command failed: mkdir -p " in result.stderr
+    assert_ends_in_an_error_block(result.stderr)
+
+
+def test_an_unsupported_cpu_is_named_before_any_download(tmp_path, runtime_archive, wheel_mirror):
+    """`dpkg` stands in for a riscv64 machine's; no download may be tried for it."""
+    fake_bin = tmp_path / "riscv64-bin"
+    fake_bin.mkdir()
+    (fake_bin / "dpkg").write_text("#!/bin/sh\n[ \"$1\" = --print-architecture ] && echo riscv64\n")
+    (fake_bin / "dpkg").chmod(0o755)
+    env = {**build_env("heroku-24"), "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    result, _, cache = compile_app(tmp_path, None, env=env)
+    assert result.returncode == 1
+    assert " !     Error: Heroku publishes no Python runtime for heroku-24 on the CPU architecture riscv64." \
+        in result.stderr
+    assert " !     Supported: amd64 on heroku-22; amd64 and arm64 on heroku-24 and heroku-26." in result.stderr
+    assert "Downloading" not in result.stdout and "riscv64.tar.zst" not in result.stdout + result.stderr
+    assert_ends_in_an_error_block(result.stderr)
+    # With a runtime of one's own, any CPU builds.
+    own, _, _ = compile_app(tmp_path, None, env=env, **mirror_config(runtime_archive, wheel_mirror))
+    assert own.returncode == 0, own.stderr
+
+
+def test_stack_unset_is_a_heroku_style_error(tmp_path):
+    result, _, _ = compile_app(tmp_path, None)
+    assert result.returncode == 1
+    assert " !     Error: the environment variable STACK is not set." in result.stderr
+    assert "unbound variable" not in result.stderr
+    assert_ends_in_an_error_block(result.stderr)
+
+
+@pytest.mark.parametrize("pasted", ["{sum}\r", "{sum}\r\n", " {sum} ", "{SUM}\n"])
+def test_a_pasted_checksum_with_white_space_or_capitals_is_the_same_checksum(tmp_path, runtime_archive, wheel_mirror,
+                                                                               pasted):
+    good = hashlib.sha256(runtime_archive.read_bytes()).hexdigest()
+    value = pasted.format(sum=good, SUM=good.upper())
+    result, _, _ = compile_app(tmp_path, "heroku-24", **mirror_config(runtime_archive, wheel_mirror),
+                               SIDEKIQ_METRICS_PYTHON_SHA256=value)
+    assert result.returncode == 0, result.stderr
+    assert "       SHA-256 verified\n" in result.stdout
+
+
+def test_a_checksum_that_is_not_one_is_said_so(tmp_path, runtime_archive, wheel_mirror):
+    result, _, _ = compile_app(tmp_path, "heroku-24", **mirror_config(runtime_archive, wheel_mirror),
+                               SIDEKIQ_METRICS_PYTHON_SHA256="sha256:abc")
+    assert result.returncode == 1
+    assert " !     Error: SIDEKIQ_METRICS_PYTHON_SHA256 is not a SHA-256 checksum." in result.stderr
+    assert_ends_in_an_error_block(result.stderr)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# What the build needs before it downloads anything: a stack to build for, a cache it can write.
+
+set -euo pipefail
+
+checks::stack_is_set() {
+	[[ -z "${STACK:-}" ]] || return 0
+	output::error <<-EOF
+		Error: the environment variable STACK is not set.
+
+		Heroku's build system sets it for every build. To run bin/compile by hand,
+		set it to the stack to build for, e.g. STACK=heroku-24.
+	EOF
+	return 1
+}
+
+# The runtime archive and the wheels are kept in the cache, so it must take a file.
+checks::cache_is_writable() {
+	local cache_dir="${1}"
+	local probe="${cache_dir}/.write-test"
+	local message
+	if message="$({ mkdir -p "${cache_dir}" && : >"${probe}" && rm -f "${probe}"; } 2>&1)"; then
+		return 0
+	fi
+	output::error <<-EOF
+		Error: sidekiq-metrics cannot write to the build cache.
+
+		${message}
+
+		The build cache's disk is full or read-only. Clear the app's build cache
+		(heroku builds:cache:purge, from the heroku-builds CLI plugin), then build again.
+	EOF
+	return 1
+}

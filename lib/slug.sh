@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# What bin/compile leaves in the slug besides the runtime: the launcher and the .profile.d hook. Nothing written here holds the build directory's path: the app runs from
+# What bin/compile leaves in the slug besides the runtime: the launcher, the supervisor and the
+# .profile.d hook. Nothing written here holds the build directory's path: the app runs from
 # another one (/app).
 
 set -euo pipefail
 
-slug::install_launcher() {
+slug::install_programs() {
 	local install_dir="${1}"
 	local buildpack_dir="${2}"
 	mkdir -p "${install_dir}/bin"
 	install -m 755 "${buildpack_dir}/lib/launcher.sh" "${install_dir}/bin/sidekiq-metrics"
+	install -m 755 "${buildpack_dir}/lib/supervise.sh" "${install_dir}/bin/supervise"
 }
 
 # The hook replaces whatever the app has at that name. An app's own file there, or a symlink to

@@ -467,6 +467,165 @@ def test_runtime_over_http_and_pip_mirror_from_the_build_environment(tmp_path, r
     assert (build / ".sidekiq-metrics/bin/sidekiq-metrics").exists()
 
 
+# --- The startup shell in any state: the hook never ends it and works the same ----------------------------------
+
+SHELL_STATES = {
+    "posix mode": "set -o posix",
+    "POSIXLY_CORRECT": "",  # set in the environment below: bash starts in POSIX mode
+    "set -euo pipefail": "set -euo pipefail",
+    "nullglob": "shopt -s nullglob",
+    "failglob": "shopt -s failglob",
+    "odd IFS": "IFS=/.=_",
+    "everything": "set -euo pipefail -o posix; shopt -s failglob; IFS=/.=_",
+}
+
+
+@pytest.mark.parametrize("state", SHELL_STATES)
+def test_the_hook_works_and_the_app_starts_whatever_state_the_startup_shell_is_in(slug, r, redis_server, state):
+    r.sadd("queues", "default")
+    config = redis_config(redis_server)
+    if state == "POSIXLY_CORRECT":
+        config["POSIXLY_CORRECT"] = "1"
+    web = Dyno(slug["app"], "web.1", config, shell_state=SHELL_STATES[state])
+    worker = Dyno(slug["app"], "worker.1", config, shell_state=SHELL_STATES[state])
+    try:
+        assert "sample#sidekiq.default.size=0" in web.read_stdout_until(".size=0", 8), web.proc.poll()
+        web.app_env(), worker.app_env()  # both apps started: the shell lived on past the hook
+        assert worker.ours() == []
+    finally:
+        web_stderr, worker_stderr = web.stop(), worker.stop()
+    assert worker_stderr == ""
+    assert web_stderr.startswith("sidekiq-metrics: starting the Sidekiq metrics emitter on web.1\n"), web_stderr
+
+
+def emitters(dyno: Dyno) -> list[int]:
+    return [p for p in dyno.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def supervisors(dyno: Dyno) -> list[int]:
+    return [p for p in dyno.ours() if b"bin/supervise" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def fresh_slug(slug: dict, tmp_path: Path) -> Path:
+    """A copy of the slug as Heroku unpacks one for each dyno: nothing left from an earlier boot."""
+    app = tmp_path / "app"
+    shutil.copytree(slug["app"], app, symlinks=True)
+    (app / ".sidekiq-metrics/supervisor.pid").unlink(missing_ok=True)
+    return app
+
+
+def test_sourcing_the_hook_twice_starts_one_emitter(slug, r, redis_server, tmp_path):
+    r.sadd("queues", "default")
+    d = Dyno(fresh_slug(slug, tmp_path), "web.1", redis_config(redis_server), source_times=2)
+    try:
+        out = d.read_stdout_until(".size=0", 8)
+        time.sleep(1.2)  # two more polls at 0.5 s: a second emitter would have printed its own
+        out += d.stdout[len(out):]
+        assert len(emitters(d)) == 1 and len(supervisors(d)) == 1
+    finally:
+        stderr = d.stop()
+    assert stderr.count("starting the Sidekiq metrics emitter") == 1
+    assert "already running on this dyno" in stderr
+    polls = [line for line in d.stdout.splitlines() if ".size=0" in line]
+    assert len(polls) <= 5  # one emitter at 0.5 s over ~1.7 s; two would print twice as many
+
+
+def test_a_stale_supervisor_pid_file_does_not_stop_the_emitter(slug, r, redis_server, tmp_path):
+    """A reused slug directory may hold the pid of a supervisor long gone, now any other process's."""
+    r.sadd("queues", "default")
+    app = fresh_slug(slug, tmp_path)
+    (app / ".sidekiq-metrics/supervisor.pid").write_text(f"{os.getpid()}\n")  # alive, but not a supervisor
+    d = Dyno(app, "web.1", redis_config(redis_server))
+    try:
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)
+    finally:
+        d.stop()
+
+
+def test_restarts_back_off_exponentially_and_start_over_after_a_healthy_run(slug, r, redis_server, tmp_path):
+    r.sadd("queues", "default")
+    config = redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.1", SIDEKIQ_METRICS_RESTART_MAX_DELAY="1.5")
+    d = Dyno(fresh_slug(slug, tmp_path), "web.1", config)
+    try:
+        for pause in (0, 0, 0, 1.8):  # the last run lasts longer than the longest delay: a healthy run
+            assert wait_for(lambda: len(emitters(d)) == 1, 8)
+            time.sleep(pause)
+            os.kill(emitters(d)[0], signal.SIGKILL)
+            assert wait_for(lambda: not emitters(d), 3)
+        assert wait_for(lambda: len(emitters(d)) == 1, 3)
+    finally:
+        stderr = d.stop()
+    delays = [line.rsplit(" ", 1)[1] for line in stderr.splitlines() if "restarting in" in line]
+    assert delays == ["0.1s", "1s", "1.5s", "0.1s"], stderr
+
+
+def test_a_persistent_failure_is_restarted_slowly_with_one_line_each(slug, redis_server, tmp_path):
+    """A slug whose Python is gone fails at every start; a delay of 0 must not become a restart storm."""
+    app = fresh_slug(slug, tmp_path)
+    for python in (app / ".sidekiq-metrics/python/bin").glob("python3*"):
+        python.unlink()
+    d = Dyno(app, "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0"))
+    try:
+        d.app_env()
+        time.sleep(3.5)
+    finally:
+        stderr = d.stop()
+    restarts = [line for line in stderr.splitlines() if line.startswith("sidekiq-metrics: the emitter exited")]
+    # Failures at about 0, 0, 1 and 3 s: one line each, the waits doubling (a storm made ~40 lines).
+    assert [line.rsplit(" ", 1)[1] for line in restarts] == ["0s", "1s", "2s", "4s"][:len(restarts)]
+    assert 3 <= len(restarts) <= 4, stderr
+
+
+def test_a_path_without_usr_bin_neither_stops_the_emitter_nor_makes_a_restart_storm(slug, r, redis_server, tmp_path):
+    r.sadd("queues", "default")
+    config = redis_config(redis_server, PATH="/nonexistent", SIDEKIQ_METRICS_RESTART_DELAY="0.5")
+    d = Dyno(fresh_slug(slug, tmp_path), "web.1", config)
+    try:
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)
+        os.kill(emitters(d)[0], signal.SIGKILL)
+        time.sleep(0.2)
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)  # restarted: `sleep` ran without the app's PATH
+    finally:
+        stderr = d.stop()
+    assert stderr.count("restarting in") == 1, stderr
+
+
+def test_sighup_to_the_supervisor_stops_the_emitter_too(slug, r, redis_server, tmp_path):
+    r.sadd("queues", "default")
+    d = Dyno(fresh_slug(slug, tmp_path), "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.2"))
+    try:
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)
+        ours = d.ours()
+        os.kill(supervisors(d)[0], signal.SIGHUP)
+        assert wait_for(lambda: not any(alive(p) for p in ours), 2)  # nothing of ours left unsupervised
+        time.sleep(0.5)
+        assert d.ours() == []
+    finally:
+        stderr = d.stop()
+    assert "restarting" not in stderr
+
+
+def test_sighup_to_the_emitter_stops_it_like_sigterm(slug, r, redis_server, tmp_path):
+    r.sadd("queues", "default")
+    d = Dyno(fresh_slug(slug, tmp_path), "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.2"))
+    try:
+        assert ".size=0" in d.read_stdout_until(".size=0", 8)
+        os.kill(emitters(d)[0], signal.SIGHUP)
+        assert wait_for(lambda: d.ours() == [], 2)
+    finally:
+        stderr = d.stop()
+    assert "restarting" not in stderr
+
+
 # --- bin/compile: the app's files, odd paths, and a " !     " block for every failure -----------------------------
 
 def test_a_symlinked_hook_in_the_app_is_replaced_not_written_through(tmp_path, runtime_archive, wheel_mirror):

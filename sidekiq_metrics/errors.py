@@ -9,6 +9,14 @@ class ConfigError(ValueError):
         self.setting = setting
 
 
+class OutputUnavailable(Exception):  # noqa: N818 - a state, said as one line
+    """An output cannot start (its port is taken, say). The message names the setting to change.
+
+    The emitter runs on with the other outputs: a failing optional output must not take the
+    l2met lines down with it.
+    """
+
+
 class StopRequested(BaseException):  # noqa: N818 - it is a request, not an error
     """Raised by the signal handler to leave a Redis call that hangs.
 

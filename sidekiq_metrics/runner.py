@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect, describe_error
-from sidekiq_metrics.errors import StopRequested
+from sidekiq_metrics.errors import OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.resp import RedisError
@@ -28,9 +28,11 @@ LOG_PREFIX = "sidekiq-metrics:"
 
 
 class Shutdown:
-    """SIGTERM/SIGINT handling.
+    """SIGTERM/SIGINT/SIGHUP handling.
 
-    Heroku sends SIGTERM to every process of a dyno and SIGKILLs 30 s later. A
+    Heroku sends SIGTERM to every process of a dyno and SIGKILLs 30 s later. SIGHUP
+    (the session that started us is gone) stops us the same way, as it stops the
+    supervisor: never an emitter left running without one. A
     signal that arrives while we sleep, wait on Redis or write raises
     StopRequested at once (a hung socket read or a blocked stdout would otherwise
     outlive it); one that arrives while we compute only sets a flag, which the
@@ -42,7 +44,7 @@ class Shutdown:
         self._interruptible = False
 
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -73,7 +75,7 @@ class Poller:
         self.out = out
         self.err = err
         self.shutdown = shutdown or Shutdown()
-        self.outputs = build_outputs(settings, self.write_lines)
+        self.outputs = build_outputs(settings, self.write_lines, self.log)
         self.deltas = CounterDeltas()
         self.last_snapshot: Snapshot | None = None  # for `doctor`
         self._last_warning: str | None = None
@@ -159,8 +161,8 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     shutdown.install()
     try:
         poller = Poller(settings, out, err, shutdown)
-    except OSError as exc:  # the Prometheus port is taken, say
-        err.write(f"{LOG_PREFIX} cannot start: {exc.strerror or exc}\n")
+    except OutputUnavailable as exc:  # no chosen output could start
+        err.write(f"{LOG_PREFIX} cannot start: {exc}\n")
         return 1
     try:
         if once:

@@ -143,15 +143,27 @@ def test_prometheus_endpoint_serves_the_last_poll_and_never_reads_redis_itself(o
         proc.wait(5)
 
 
-def test_a_taken_prometheus_port_is_one_clear_line(r, redis_server):
+def test_a_taken_prometheus_port_turns_that_output_off_and_the_l2met_lines_go_on(r, redis_server):
+    """The app's own exporter may hold 9394 too: the l2met lines must not go down with Prometheus."""
+    r.sadd("queues", "default")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus",
-                                           "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
-                                           "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(taken.getsockname()[1])})
-    assert result.returncode == 1
-    assert result.stderr == "sidekiq-metrics: cannot start: Address already in use\n"
+        port = taken.getsockname()[1]
+        env = {"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
+               "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(port)}
+        both = cli("run", "--once", env={**env, "SIDEKIQ_METRICS_OUTPUT": "l2met,prometheus"})
+        alone = cli("run", "--once", env={**env, "SIDEKIQ_METRICS_OUTPUT": "prometheus"})
+    assert both.returncode == 0
+    assert "sample#sidekiq.default.size=0" in both.stdout
+    assert both.stderr == (f"sidekiq-metrics: prometheus output off: cannot listen on 127.0.0.1:{port} (Address "
+                           "already in use); set SIDEKIQ_METRICS_PROMETHEUS_PORT to a free port; the other outputs "
+                           "go on\n")
+    # With no output left there is nothing to run for: exit 1, and the hook's supervisor tries again later.
+    assert alone.returncode == 1
+    assert alone.stderr == (f"sidekiq-metrics: cannot start: prometheus output off: cannot listen on "
+                            f"127.0.0.1:{port} (Address already in use); set SIDEKIQ_METRICS_PROMETHEUS_PORT to a "
+                            "free port\n")
 
 
 @pytest.mark.parametrize("env, message", [

@@ -12,31 +12,48 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sidekiq_metrics.config import Settings
+from sidekiq_metrics.errors import OutputUnavailable
 from sidekiq_metrics.metrics import Measurements
 
 Write = Callable[[list[str]], None]
+Log = Callable[[str], None]
 
 
 class Output(Protocol):
     def emit(self, measurements: Measurements, at: float) -> None: ...
 
 
-def build_outputs(settings: Settings, write: Write) -> list[Output]:
+def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:
+    """The chosen outputs that could start; one log line for each that could not.
+    Raises OutputUnavailable when none could."""
     outputs: list[Output] = []
+    failures: list[str] = []
     for name in settings.outputs:
-        if name == "l2met":
-            from sidekiq_metrics.formats.l2met import L2metOutput
-            outputs.append(L2metOutput(settings, write))
-        elif name == "json":
-            from sidekiq_metrics.formats.json_lines import JsonOutput
-            outputs.append(JsonOutput(write))
-        elif name == "statsd":
-            from sidekiq_metrics.formats.statsd import StatsdOutput
-            outputs.append(StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port))
-        elif name == "prometheus":
-            from sidekiq_metrics.formats.prometheus import PrometheusOutput
-            outputs.append(PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port))
-        elif name == "cloudwatch":
-            from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
-            outputs.append(CloudWatchOutput(settings.cloudwatch_namespace, write))
+        try:
+            outputs.append(_build(name, settings, write))
+        except OutputUnavailable as exc:
+            failures.append(f"{name} output off: {exc}")
+    if not outputs:
+        raise OutputUnavailable("; ".join(failures))
+    for failure in failures:
+        log(f"{failure}; the other outputs go on")
     return outputs
+
+
+def _build(name: str, settings: Settings, write: Write) -> Output:
+    if name == "l2met":
+        from sidekiq_metrics.formats.l2met import L2metOutput
+        return L2metOutput(settings, write)
+    if name == "json":
+        from sidekiq_metrics.formats.json_lines import JsonOutput
+        return JsonOutput(write)
+    if name == "statsd":
+        from sidekiq_metrics.formats.statsd import StatsdOutput
+        return StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port)
+    if name == "prometheus":
+        from sidekiq_metrics.formats.prometheus import PrometheusOutput
+        return PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port)
+    if name == "cloudwatch":
+        from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
+        return CloudWatchOutput(settings.cloudwatch_namespace, write)
+    raise AssertionError(f"no output named {name!r}")  # config.py admits only the names above

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sidekiq_metrics.errors import OutputUnavailable
 from sidekiq_metrics.metrics import Measurements, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -70,7 +71,11 @@ class PrometheusOutput:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet: no line per scrape
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise OutputUnavailable(f"cannot listen on {host}:{port} ({exc.strerror or exc}); set "
+                                    "SIDEKIQ_METRICS_PROMETHEUS_PORT to a free port") from None
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True).start()
 

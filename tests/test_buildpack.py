@@ -731,3 +731,11 @@ def test_a_checksum_that_is_not_one_is_said_so(tmp_path, runtime_archive, wheel_
     assert result.returncode == 1
     assert " !     Error: SIDEKIQ_METRICS_PYTHON_SHA256 is not a SHA-256 checksum." in result.stderr
     assert_ends_in_an_error_block(result.stderr)
+
+
+def test_bin_compile_without_its_three_arguments_says_how_it_is_called(tmp_path):
+    result = subprocess.run([str(ROOT / "bin/compile"), str(tmp_path)], env=build_env("heroku-24"),
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert " !     Error: usage: bin/compile BUILD_DIR CACHE_DIR ENV_DIR" in result.stderr
+    assert_ends_in_an_error_block(result.stderr)

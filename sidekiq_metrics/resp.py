@@ -7,6 +7,9 @@ socket and ssl in a few MB. (redis-py stays for `demo`, which writes sample data
 
 Semantics the emitter relies on:
 - nothing is sent until `pipeline` is called; a lost connection is reopened on the next call, once;
+- a connection that Redis closed while we were away (its idle `timeout`, a restart) is noticed
+  before anything is sent on it, and a new one opened in its place: no command is ever sent twice;
+- TCP keepalive is on, so a connection a middlebox dropped silently is noticed too;
 - every socket operation has a timeout; a timeout or a broken connection closes the socket
   (a half-read reply stream is never reused);
 - an error reply of one command is returned in its place, as a ReplyError; it does not
@@ -16,6 +19,7 @@ Semantics the emitter relies on:
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
@@ -92,6 +96,8 @@ class Connection:
         again byte for byte it is skipped unparsed and UNCHANGED is handed over instead."""
         if not commands:
             return
+        if self._sock is not None and self._closed_by_peer():
+            self.close()
         if self._sock is None:
             self._connect()
         expected = expected or {}
@@ -108,6 +114,19 @@ class Connection:
                 raise ConnectionFailed(f"lost the connection to Redis at {self.where}: {_reason(exc)}") from None
             raise
 
+    def _closed_by_peer(self) -> bool:
+        """True when the connection we are about to reuse has something to read before we asked:
+        Redis closed it (end of file) or the stream is out of step. Either way it cannot serve a
+        command, and checking costs no round trip (a poll(2) with no wait)."""
+        sock = self._sock
+        if self._pos < len(self._buf) or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
     def _connect(self) -> None:
         t = self.target
         try:
@@ -118,6 +137,7 @@ class Connection:
             else:
                 sock = socket.create_connection((t.host, t.port), timeout=self.timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                _keepalive(sock)
             if t.tls:
                 sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
         except ssl.SSLCertVerificationError as exc:
@@ -234,6 +254,18 @@ class Connection:
             out.append(bytes(buf[end + 2:stop]))
             self._pos = stop + 2
         return out
+
+
+# Probes after 60 s of silence, every 15 s, 4 unanswered: a dead peer is found in about two minutes
+# (the next poll then fails fast and reconnects), and a live one costs a few bytes a minute.
+KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
+
+
+def _keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE_OPTIONS:
+        if hasattr(socket, name):  # Linux has all three; elsewhere the system's defaults apply
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def encode_commands(commands: Sequence[Command]) -> bytes:

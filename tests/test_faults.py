@@ -285,3 +285,85 @@ def test_a_redis_over_its_memory_limit_still_answers_every_read(r, redis_server)
         r.config_set("maxmemory", 0)
     assert result.returncode == 0 and result.stderr == ""
     assert parse_l2met(result.stdout)["sample#sidekiq.default.size"] == "1"
+
+
+def test_every_poll_succeeds_when_redis_closes_idle_connections_between_polls():
+    """`heroku redis:timeout` (or a provider's default) shorter than the interval: Redis closes our idle
+    connection between two polls. The next poll must open a new one and succeed, every time."""
+    server = RedisServer("--timeout", "1", "--hz", "100").start()
+    try:
+        server.client().sadd("queues", "default")
+        proc = spawn("run", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_INTERVAL": "1.6"})
+        try:
+            lines = read_lines_until(proc, r"(?!)", 0)  # a pattern that never matches: collect every line
+            deadline = time.monotonic() + 7.5
+            while time.monotonic() < deadline and sum("metrics.up=" in text for _, text in lines) < 4:
+                time.sleep(0.1)
+            clients = server.client().info("stats")["total_connections_received"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=5)
+        heartbeats = [text.split("metrics.up=")[1][:1] for _, text in lines if "metrics.up=" in text]
+        assert len(heartbeats) >= 4 and set(heartbeats) == {"1"}, (heartbeats, stderr)
+        assert "poll failed" not in stderr
+        assert clients >= 4  # Redis did close them: each poll needed a new connection
+    finally:
+        server.stop()
+
+
+def test_the_connection_to_redis_has_tcp_keepalive(r, redis_server):
+    """A connection a middlebox dropped silently is noticed, as well-kept clients arrange."""
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "30"})
+    try:
+        assert read_lines_until(proc, r"metrics\.up=1", 10)
+        sockets = subprocess.run(["ss", "--tcp", "--numeric", "--options", "--processes", "state", "established",
+                                  f"( dport = :{redis_server.port} )"], capture_output=True, text=True).stdout
+        ours = [line for line in sockets.splitlines() if f"pid={proc.pid}," in line]
+        assert len(ours) == 1, sockets
+        assert "timer:(keepalive," in ours[0], ours[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=5)
+
+
+@pytest.mark.parametrize("path", ["script", "LINDEX"])
+@pytest.mark.parametrize("stamp", ["1" + "0" * 310, "9" * 5000, "1" + "0" * 310 + ".5", "-" + "9" * 5000])
+def test_a_poisoned_timestamp_is_one_warning_and_everything_else_is_reported(r, redis_server, stamp, path):
+    """One job whose enqueued_at no float can hold must not crash the poll (it crash-looped under the hook),
+    read by our script or, where scripts are refused, whole with LINDEX."""
+    r.sadd("queues", "poisoned", "healthy")
+    r.lpush("queue:poisoned", '{"class":"HardJob","enqueued_at":' + stamp + "}")
+    r.lpush("queue:healthy", json.dumps({"enqueued_at": time.time() - 3}))
+    url = redis_server.url
+    if path == "LINDEX":
+        r.execute_command("ACL", "SETUSER", "reader", "on", ">reader-pass", "~*", "+@read", "+@connection",
+                          "-@scripting")
+        url = f"redis://reader:reader-pass@127.0.0.1:{redis_server.port}/0"
+    try:
+        result = cli("run", "--once", env={"REDIS_URL": url})
+    finally:
+        if path == "LINDEX":
+            r.execute_command("ACL", "DELUSER", "reader")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    measured = parse_l2met(result.stdout)
+    assert measured["sample#sidekiq.poisoned.size"] == "1"
+    assert "sample#sidekiq.poisoned.latency" not in measured  # unknown, so left out
+    assert 3 <= float(measured["sample#sidekiq.healthy.latency"]) < 10
+    assert measured["sample#sidekiq.metrics.up"] == "1"
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "poisoned" in warnings[0], result.stderr
+
+
+def test_a_process_hash_with_a_number_of_thousands_of_digits_is_left_out_not_a_crash(r, redis_server):
+    r.sadd("queues", "default")
+    r.sadd("processes", "web.1:1:abc", "worker.1:2:def")
+    r.hset("web.1:1:abc", mapping={"busy": "1", "concurrency": "9" * 5000,
+                                   "info": json.dumps({"hostname": "web.1", "concurrency": 5})})
+    r.hset("worker.1:2:def", mapping={"busy": "2", "concurrency": "5",
+                                      "info": json.dumps({"hostname": "worker.1", "concurrency": 5})})
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    measured = parse_l2met(result.stdout)
+    assert measured["sample#sidekiq.default.size"] == "0"
+    assert measured["sample#sidekiq.busy"] == "3"
+    assert measured["sample#sidekiq.metrics.up"] == "1"

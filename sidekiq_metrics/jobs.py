@@ -17,6 +17,8 @@ from typing import NamedTuple
 # Sidekiq 8 timestamp of this century: it is epoch *seconds* from a third-party
 # client. (Sidekiq 8 itself would read it as ms and report ~1.7e9 s of latency.)
 MS_CUTOFF = 946_684_800_000
+# No clock writes an integer timestamp this large (2**63 ms is some 292 million years away).
+MAX_INT_STAMP = 2**63
 
 _NUMERIC_STRING = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
@@ -54,13 +56,14 @@ def epoch_seconds(value: object) -> float | None:
     - int: milliseconds (Sidekiq 8), or seconds when below MS_CUTOFF
     - numeric string (Sidekiq Pro's Lua scheduler has written these): the same
       rules, a decimal point meaning seconds
-    - NaN, infinities, negatives, booleans, arrays, objects: None
+    - NaN, infinities, negatives, integers from 2**63 up, booleans, arrays, objects: None
     """
     kind = value.__class__  # exact classes first: this runs for every queue, every poll
     if kind is float:
         return value if 0 <= value < math.inf else None  # type: ignore[operator,return-value]
     if kind is int:
-        if value < 0:  # type: ignore[operator]
+        # Beyond a 64-bit clock no float division is safe (10**310 overflows): not a timestamp.
+        if not 0 <= value < MAX_INT_STAMP:  # type: ignore[operator]
             return None
         return float(value) if value < MS_CUTOFF else value / 1000.0  # type: ignore[operator]
     if kind is str:

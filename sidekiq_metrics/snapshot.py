@@ -331,20 +331,26 @@ def _token(raw: bytes) -> object:
     # JSON allows no leading zero (0123) and no bare dot (1., .5); those go on to the strict check.
     leading_zero = raw[:1] == b"0" and raw[1:2] not in (b"", b".")
     if raw.isdigit() and not leading_zero:
-        return int(raw)
+        return _json_int(raw)
     if raw.replace(b".", b"", 1).isdigit() and not leading_zero and raw[:1] != b"." and raw[-1:] != b".":
         return float(raw)
     if raw in _LITERALS:
         return _LITERALS[raw]
     number = _JSON_NUMBER.fullmatch(raw)
     if number:
-        return float(raw) if number.group(1) or number.group(2) else int(raw)
+        return float(raw) if number.group(1) or number.group(2) else _json_int(raw)
     if raw[:1] == b'"':
         try:
             return json.loads(raw)
         except ValueError:
             return UNUSABLE
     return UNUSABLE
+
+
+def _json_int(raw: bytes) -> object:
+    """A JSON integer's value. Python refuses int() of more than 4,300 digits, and no timestamp has more
+    than 20: a longer one is unusable (UNUSABLE), never an exception in the middle of a poll."""
+    return int(raw) if len(raw) <= 21 else UNUSABLE
 
 
 def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes) -> None:
@@ -363,15 +369,18 @@ def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes) -> 
         else:
             stamps = (float(n) if b"." in n else int(n) for n in numbers)
         new, nones = tuple.__new__, [None] * len(names)
-        readings += map(new, itertools.repeat(QueueReading), zip(
-            names, map(int, sizes), map(new, itertools.repeat(Stamp), zip(stamps, nones, strict=True)), nones,
-            strict=True))
-        return
+        try:
+            readings += list(map(new, itertools.repeat(QueueReading), zip(
+                names, map(int, sizes), map(new, itertools.repeat(Stamp), zip(stamps, nones, strict=True)), nones,
+                strict=True)))
+            return
+        except ValueError:  # a number of thousands of digits (int() refuses them): line by line, below
+            pass
     for name, line in zip(names, text.split(b"\n"), strict=True):
         fields = line.split(b"\t")
         if len(fields) == 2:
             size, number = fields
-            readings.append(QueueReading(name, int(size), Stamp(float(number) if b"." in number else int(number))))
+            readings.append(QueueReading(name, int(size), Stamp(_token(number))))
         else:
             readings.append(_scan_line(name, fields))
 
@@ -414,7 +423,7 @@ def _process(identity: str, reply: object) -> ProcessReading | None:
 def _concurrency(field: bytes | None, info: bytes) -> int | None:
     """Where each Sidekiq version keeps it: a hash field (8.1.2+), info.concurrency (<= 8.1.1,
     the total over all capsules in 7.x), or the sum over info.capsules (8.0.9+)."""
-    if field is not None and field.isdigit():
+    if field is not None and field.isdigit() and len(field) <= 18:  # more digits: no real count, and int() may refuse
         return int(field)
     try:
         data = json.loads(info)

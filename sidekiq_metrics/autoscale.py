@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings
-from sidekiq_metrics.connection import connect, describe_error
+from sidekiq_metrics.connection import connect
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics import QUEUE_LATENCY, QUEUE_SIZE, QueueSeries, Sample
+from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import encode, key_prefix
 

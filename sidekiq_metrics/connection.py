@@ -24,13 +24,3 @@ def connect(settings: Settings) -> Connection:
     presents a self-signed one (Sidekiq's own Heroku guidance does the same).
     """
     return Connection(settings.redis, timeout=socket_timeout(settings.interval), tls_verify=settings.tls_verify)
-
-
-def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
-    """One short line for a failed poll, with any credential scrubbed out."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if len(text) > 300:
-        text = text[:300] + "..."
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from sidekiq_metrics.config import SETTINGS, Settings, check_settings
 from sidekiq_metrics.connection import connect
+from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.snapshot import key_prefix
@@ -102,7 +103,7 @@ def _redis(report: Report, settings: Settings) -> bool:
         rtt = (time.perf_counter() - start) * 1000
         info = connection.pipeline([["INFO", "server"]])[0]
     except RedisError as exc:
-        report.line(FAIL, f"Redis does not answer at {where}: {exc}",
+        report.line(FAIL, f"Redis does not answer at {where}: {describe_error(exc, settings.redis.secrets)}",
                     "check the URL and that this dyno can reach it; for Heroku Key-Value Store use rediss://")
         return False
     version = re.search(rb"(redis|valkey)_version:([^\r\n]+)", info if isinstance(info, bytes) else b"")
@@ -173,7 +174,8 @@ def _autoscale(report: Report, settings: Settings) -> None:
         try:
             quantity = api.quantity(rule.process_type)
         except ApiError as exc:
-            report.line(FAIL, f"{rule.process_type}: {exc}", "check HEROKU_API_TOKEN, the app "
+            report.line(FAIL, f"{rule.process_type}: {describe_error(exc, (config.token,))}",  # type: ignore[union-attr]
+                        "check HEROKU_API_TOKEN, the app "
                         f"({config.app}) and that `heroku ps` lists {rule.process_type}")  # type: ignore[union-attr]
             continue
         report.line(OK, f"{rule.process_type}: {quantity} dyno(s) now, scaled {rule.min_dynos}..{rule.max_dynos} on "

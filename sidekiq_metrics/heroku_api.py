@@ -93,18 +93,19 @@ class PlatformApi:
             raise ApiError(UNAVAILABLE, f"no answer from the Heroku API within {self.timeout:g}s") from None
         except (OSError, http.client.HTTPException) as exc:
             raise ApiError(UNAVAILABLE, f"cannot reach the Heroku API: {type(exc).__name__}: "
-                                        f"{' '.join(str(exc).split())[:120]}") from None
+                                        f"{' '.join(str(exc).split())}") from None
         finally:
             conn.close()
 
 
 def _error_message(data: bytes) -> str:
-    """Heroku's error body, {"id": "...", "message": "..."}, as ': message' (short, one line)."""
+    """Heroku's error body, {"id": "...", "message": "..."}, as ': message' (one line). Not cut here:
+    whoever prints it scrubs the token first, then cuts (redact.describe_error)."""
     try:
         message = json.loads(data).get("message")
     except (ValueError, AttributeError):
         return ""
-    return f": {' '.join(str(message).split())[:160]}" if message else ""
+    return f": {' '.join(str(message).split())}" if message else ""
 
 
 def _retry_after(value: str | None) -> float:

@@ -155,10 +155,15 @@ class Connection:
             hello.append(["AUTH", t.username, t.password] if t.username else ["AUTH", t.password])
         if t.db:
             hello.append(["SELECT", t.db])
-        for reply in self.pipeline(hello):
+        for command, reply in zip(hello, self.pipeline(hello), strict=True):
             if isinstance(reply, ReplyError):
                 self.close()
-                # The reply names no secret (e.g. "WRONGPASS invalid username-password pair").
+                if command[0] == "AUTH":
+                    # Never Redis's text: a server that does not know AUTH echoes its arguments, the
+                    # password among them ("ERR unknown command 'AUTH', with args beginning with: ...").
+                    code = reply.code if reply.code.isalpha() and reply.code.isupper() else "ERR"
+                    raise ConnectionFailed(f"Redis at {self.where} refused the login ({code}): check the "
+                                           "user name and password in the Redis URL")
                 raise ConnectionFailed(f"Redis at {self.where} refused the connection: {reply}")
 
     def _tls_context(self) -> ssl.SSLContext:

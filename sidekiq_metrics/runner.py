@@ -14,10 +14,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.connection import connect, describe_error
+from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
+from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 
@@ -137,7 +138,9 @@ class Poller:
         self._last_warning = text
 
     def log(self, message: str) -> None:
-        self.err.write(f"{LOG_PREFIX} {message}\n")
+        """One line on stderr, with the Redis credentials scrubbed out whoever wrote the message
+        (a NOPERM reply names the user, say)."""
+        self.err.write(f"{LOG_PREFIX} {redact(message, self.settings.redis.secrets)}\n")
         self.err.flush()
 
 

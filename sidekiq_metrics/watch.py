@@ -18,8 +18,9 @@ from types import FrameType
 from typing import TextIO
 
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.connection import connect, describe_error
+from sidekiq_metrics.connection import connect
 from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_series
+from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 

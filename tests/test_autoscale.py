@@ -208,6 +208,17 @@ def test_rate_limits_are_respected_and_server_errors_retried_next_poll(r, redis_
     assert out.count("metrics.up=1") >= 10
 
 
+def test_an_error_body_that_echoes_the_token_across_the_cut_leaks_no_part_of_it(r, redis_server, api):
+    """A proxy in front of the API may echo the Authorization header. The message used to be cut to 160
+    characters before the token was scrubbed, so a token straddling the cut leaked its first part."""
+    set_latency(r, "default", 100)
+    message = "Upstream said: " + "x" * 132 + f"Bearer {api.token} was not accepted"  # the token at 154..163
+    api.scripted.append((503, {}, {"id": "unavailable", "message": message}))
+    out, err = run_for(2.0, autoscale_env(redis_server.url, api))
+    assert "holding still this poll: the Heroku API answered 503: Upstream said: xxx" in err
+    assert api.token[:4] not in out + err, err
+
+
 def test_the_only_write_is_the_lock_key(own_redis, api):
     client = own_redis.client()
     set_latency(client, "default", 100)

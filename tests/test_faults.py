@@ -367,3 +367,21 @@ def test_a_process_hash_with_a_number_of_thousands_of_digits_is_left_out_not_a_c
     assert measured["sample#sidekiq.default.size"] == "0"
     assert measured["sample#sidekiq.busy"] == "3"
     assert measured["sample#sidekiq.metrics.up"] == "1"
+
+
+def test_a_server_that_echoes_a_refused_login_never_shows_the_password():
+    """A Redis (or proxy) that does not know AUTH echoes its arguments, cut to 128 characters: exact-match
+    masking let the password through, whole in `doctor` and as a prefix in `run`."""
+    password = "Zq8-" + "".join(chr(ord("a") + (i * 7) % 26) for i in range(196))
+    server = RedisServer("--rename-command", "AUTH", "").start()
+    try:
+        url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        run = cli("run", "--once", env={"REDIS_URL": url})
+        doctor = cli("doctor", env={"REDIS_URL": url})
+    finally:
+        server.stop()
+    assert run.returncode == 1 and doctor.returncode == 1
+    for result in (run, doctor):
+        output = result.stdout + result.stderr
+        assert "refused the login (ERR): check the user name and password in the Redis URL" in output, output
+        assert password[:5] not in output and password[60:70] not in output

@@ -1,0 +1,44 @@
+"""Secrets in what we print: scrubbed before anything is cut, prefixes too (servers cut what they echo)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidekiq_metrics.redact import MIN_PREFIX, describe_error, redact
+
+secrets = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=MIN_PREFIX + 1,
+                  max_size=200)
+text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=400)
+
+
+def leaked_prefix(output: str, secret: str) -> str | None:
+    for n in range(len(secret), MIN_PREFIX - 1, -1):
+        if secret[:n] in output:
+            return secret[:n]
+    return None
+
+
+@given(secret=secrets, before=text, after=text, cut=st.integers(min_value=0, max_value=200),
+       limit=st.integers(min_value=1, max_value=600))
+def test_no_prefix_of_a_secret_survives_a_servers_cut_or_ours(secret, before, after, cut, limit):
+    # The server echoed the secret cut short (cut=0: whole), and we cut the whole message to `limit`.
+    echoed = secret[:cut] if cut else secret
+    message = f"ERR unknown command 'AUTH', with args beginning with: '{before}{echoed}{after}'"
+    out = describe_error(RuntimeError(message), [secret], limit=limit)
+    assert leaked_prefix(out, secret) is None or leaked_prefix(before + after, secret) is not None
+    assert len(out) <= limit + 3
+
+
+def test_a_secret_straddling_the_cut_leaves_no_part_behind():
+    token = "tok-3f9a2c0d11"
+    message = "a" * 295 + token + " the rest"
+    out = describe_error(RuntimeError(message), [token], limit=300)
+    assert out == "a" * 295 + "*** the rest"[:5] + "..."
+    assert "tok-" not in out
+
+
+def test_ordinary_text_is_left_alone():
+    assert redact("lost the connection to Redis at 10.0.0.1:6379", ["hunter2-long"]) == \
+        "lost the connection to Redis at 10.0.0.1:6379"
+    assert redact("user=metrics pass=pw", ["metrics", "pw"]) == "user=*** pass=***"

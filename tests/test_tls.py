@@ -57,6 +57,6 @@ def test_a_wrong_password_is_one_line_without_either_password(tls_redis):
     result = cli("run", "--once", env={"REDIS_URL": url})
     assert result.returncode == 1
     assert result.stderr.startswith("sidekiq-metrics: poll failed: Redis at 127.0.0.1:")
-    assert "refused the connection: WRONGPASS" in result.stderr
+    assert "refused the login (WRONGPASS): check the user name and password in the Redis URL" in result.stderr
     assert "wrong-guess-pw" not in result.stderr and "tls-secret-pw" not in result.stderr
     assert result.stdout == "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1\n"

@@ -78,11 +78,10 @@ def test_script_reads_every_payload_shape_as_parsing_it_whole_does(both_ways):
     expected = {"sidekiq7": 10.25, "sidekiq8": 10.0, "activejob": 12.5, "top_level_first": 3.0,
                 "spaces_python_client": 4.0, "escaped_lookalike": 6.0, "key_ends_like_it": 7.0, "created_only": 8.0,
                 "null_enqueued": 9.0, "false_enqueued": 9.5, "duplicate_keys": 11.0, "string_stamp": 13.0,
-                "escaped_string_stamp": 14.0, "unicode": 15.0, "escaped_key_at_end": 16.0, "no_stamps": 0.0,
-                "huge_number": 0.0}
+                "escaped_string_stamp": 14.0, "unicode": 15.0, "escaped_key_at_end": 16.0, "no_stamps": 0.0}
     for name, age in expected.items():
         assert latency(by_name[name].oldest, now) == pytest.approx(age, abs=0.1), name
-    for name in ("nan", "array_stamp", "object_stamp", "bad_number"):
+    for name in ("nan", "array_stamp", "object_stamp", "bad_number", "huge_number"):
         assert latency(by_name[name].oldest, now) is None, name
     for name in ("not_json", "array", "empty_string", "string_job"):
         assert by_name[name].problem == "the oldest job is not a JSON object", name

@@ -6,7 +6,8 @@ Two rules, learnt the hard way:
 - Servers cut too: Redis echoes a refused command's arguments, shortened ("ERR unknown
   command 'AUTH', with args beginning with: '<the first 128 characters>'"). So every run of
   text that is a prefix of a secret, MIN_PREFIX characters or longer, is masked as well.
-  (Over-masking a host name that happens to start like the password is the safe mistake.)
+  (Over-masking a word that happens to start like the password is the safe mistake; shorter
+  runs would mask ordinary words: a password "reader-pass" would turn "reading" into "***ing".)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 MASK = "***"
-MIN_PREFIX = 4  # shorter runs are too common in ordinary text to mask, and give little away
+MIN_PREFIX = 8  # shorter runs are too common in ordinary text to mask, and give little away
 ERROR_LIMIT = 300
 
 

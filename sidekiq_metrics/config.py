@@ -50,6 +50,7 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     unix_path: str | None = None
+    tls_verify: bool | None = None  # the URL's ?ssl_cert_reqs=, when it has one
 
     @property
     def tls(self) -> bool:
@@ -163,6 +164,10 @@ def check_settings(env: Mapping[str, str],
             except ConfigError as exc:
                 errors.append(exc)
                 origins[name] = "default"
+    redis = kw["redis"]
+    if "tls_verify" not in kw and redis.tls_verify is not None:  # type: ignore[attr-defined]
+        kw["tls_verify"] = redis.tls_verify  # type: ignore[attr-defined]
+        origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
     kw["autoscale"] = _autoscale(env, kw.get("queues"), origins, errors)  # type: ignore[arg-type]
     return Settings(origins=origins, **kw), errors  # type: ignore[arg-type]
 
@@ -224,23 +229,51 @@ def parse_redis_url(url: str, label: str) -> RedisTarget:
         parts = urlsplit(url)
         port = parts.port
         username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password else None
+        password = unquote(parts.password) if parts.password is not None else None
     except ValueError:
         raise ConfigError(label, f"must be {accepts} (the value could not be parsed)") from None
+    if password is None and username is not None:
+        # redis://secret@host: one word and no colon is a password, as redis-client (Sidekiq 7+) reads it.
+        username, password = None, username
     scheme = parts.scheme.lower()
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    query = _url_query(parts.query, label)
     if scheme == "unix":
         if not parts.path:
             raise ConfigError(label, f"must be {accepts} (no socket path)")
         return RedisTarget(scheme, unix_path=parts.path, db=_db_number(query.get("db", "0"), label),
-                           username=username, password=password)
+                           username=username, password=password or None)
     if scheme not in ("redis", "rediss"):
         raise ConfigError(label, f"must be {accepts} (the scheme is not one of these)")
     if not parts.hostname:
         raise ConfigError(label, f"must be {accepts} (no host name)")
+    tls_verify = None
+    if "ssl_cert_reqs" in query:
+        if scheme != "rediss":
+            raise ConfigError(label, "has ?ssl_cert_reqs=, which means something only for a rediss:// URL")
+        tls_verify = _CERT_REQS.get(query["ssl_cert_reqs"].lower())
+        if tls_verify is None:
+            raise ConfigError(label, "has ?ssl_cert_reqs= with a value other than none, optional or required")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     return RedisTarget(scheme, host=parts.hostname, port=port or 6379, db=_db_number(db_text, label),
-                       username=username, password=password)
+                       username=username, password=password or None, tls_verify=tls_verify)
+
+
+# ?ssl_cert_reqs= as redis-py reads it; "optional" verifies too (a client's CERT_OPTIONAL is CERT_REQUIRED).
+_CERT_REQS = {"none": False, "cert_none": False, "optional": True, "cert_optional": True, "required": True,
+              "cert_required": True}
+URL_QUERY_OPTIONS = ("db", "ssl_cert_reqs")
+
+
+def _url_query(query: str, label: str) -> dict[str, str]:
+    """The URL's query options we honour; any other is refused, never silently ignored. (Values are not
+    repeated in the message: some clients take a password there.)"""
+    pairs = (part.partition("=") for part in query.split("&") if part)
+    options = {unquote(key): unquote(value) for key, _, value in pairs}
+    unknown = [k for k in options if k not in URL_QUERY_OPTIONS]
+    if unknown:
+        raise ConfigError(label, f"has a query option we do not know: {_quote(unknown[0])} (known: "
+                                 f"{', '.join(URL_QUERY_OPTIONS)})")
+    return options
 
 
 def _db_number(text: str, label: str) -> int:

@@ -118,6 +118,22 @@ def sidekiq(url: str, commands: list[dict], namespace: str | None = None) -> dic
     return json.loads(out.stdout)
 
 
+REFERENCE_SIDEKIQ = ROOT.parent / "shared" / "reference-sidekiq"
+
+
+@pytest.fixture(scope="session")
+def sidekiq7(tmp_path_factory) -> list[str]:
+    """The command that runs Ruby with real Sidekiq 7.3 and its redis-client loaded (../shared/reference-sidekiq)."""
+    if not (REFERENCE_SIDEKIQ / "setup.sh").exists():
+        pytest.fail(f"{REFERENCE_SIDEKIQ} is missing: the tests need ../shared beside the checkout")
+    target = tmp_path_factory.mktemp("reference-sidekiq")
+    subprocess.run(["bash", str(REFERENCE_SIDEKIQ / "setup.sh"), str(target)], check=True, capture_output=True,
+                   timeout=300)
+    values = dict(line.split("=", 1) for line in (target / "env.sh").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    return [values["SK7_RUBY"].strip('"'), *values["SK7_I"].strip('"').split()]
+
+
 def cli_env(**env: str) -> dict[str, str]:
     """The environment of a dyno: ours, minus any Redis or SIDEKIQ_METRICS_ variable, plus `env`."""
     base = {k: v for k, v in os.environ.items()

@@ -60,3 +60,22 @@ def test_a_wrong_password_is_one_line_without_either_password(tls_redis):
     assert "refused the login (WRONGPASS): check the user name and password in the Redis URL" in result.stderr
     assert "wrong-guess-pw" not in result.stderr and "tls-secret-pw" not in result.stderr
     assert result.stdout == "sample#sidekiq.metrics.up=0 count#sidekiq.metrics.errors=1\n"
+
+
+def test_ssl_cert_reqs_in_the_url_verifies_or_not_as_it_says(tls_redis):
+    tls_redis.client().sadd("queues", "default")
+    required = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url + "?ssl_cert_reqs=required"})
+    assert required.returncode == 1 and "the TLS certificate of 127.0.0.1:" in required.stderr
+    none = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url + "?ssl_cert_reqs=none"})
+    assert none.returncode == 0, none.stderr
+    # An explicit SIDEKIQ_METRICS_TLS_VERIFY wins over the URL's.
+    overridden = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url + "?ssl_cert_reqs=required",
+                                           "SIDEKIQ_METRICS_TLS_VERIFY": "false"})
+    assert overridden.returncode == 0, overridden.stderr
+
+
+def test_a_one_word_password_in_a_rediss_url(tls_redis):
+    url = tls_redis.tls_url.replace("rediss://:tls-secret-pw@", "rediss://tls-secret-pw@")
+    result = cli("run", "--once", env={"REDIS_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "tls-secret-pw" not in result.stdout + result.stderr

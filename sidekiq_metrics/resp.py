@@ -25,6 +25,7 @@ import ssl
 from collections.abc import Iterator, Mapping, Sequence
 
 from sidekiq_metrics.config import RedisTarget
+from sidekiq_metrics.resolver import RESOLVER, Address
 
 Command = Sequence[bytes | str | int]
 Reply = "bytes | int | None | list[Reply] | ReplyError"
@@ -135,9 +136,7 @@ class Connection:
                 sock.settimeout(self.timeout)
                 sock.connect(t.unix_path)
             else:
-                sock = socket.create_connection((t.host, t.port), timeout=self.timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                _keepalive(sock)
+                sock = _open_tcp(RESOLVER.lookup(t.host, t.port, wait=self.timeout), self.timeout)
             if t.tls:
                 sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
         except ssl.SSLCertVerificationError as exc:
@@ -259,6 +258,25 @@ class Connection:
             out.append(bytes(buf[end + 2:stop]))
             self._pos = stop + 2
         return out
+
+
+def _open_tcp(addresses: list[Address], timeout: float) -> socket.socket:
+    """The first of the addresses that accepts a connection (as socket.create_connection, without its
+    name lookup: that is the resolver's, which never makes us wait past our timeout)."""
+    error: OSError = OSError("no address")
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keepalive(sock)
+        return sock
+    raise error
 
 
 # Probes after 60 s of silence, every 15 s, 4 unanswered: a dead peer is found in about two minutes

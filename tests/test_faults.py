@@ -385,3 +385,63 @@ def test_a_server_that_echoes_a_refused_login_never_shows_the_password():
         output = result.stdout + result.stderr
         assert "refused the login (ERR): check the user name and password in the Redis URL" in output, output
         assert password[:8] not in output and password[60:70] not in output
+
+
+@pytest.fixture
+def silent_dns(tmp_path):
+    """A name server that takes every query and never answers, as resolv.conf of a mount namespace of the
+    emitter's own: the command prefix that runs a program there."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.77", 53))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.77", 53))
+    tcp.listen()
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.77\noptions timeout:5 attempts:2\n")  # glibc's defaults: 10 s a lookup
+    prefix = ["unshare", "--mount", "bash", "-c", f'mount --bind "{conf}" /etc/resolv.conf && exec "$@"', "dns"]
+    # The stand-in first: a plain lookup there must hang, as against a real silent name server.
+    probe = subprocess.Popen([*prefix, "python3", "-c", "import socket; socket.getaddrinfo('x.silent-dns.test', 1)"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            probe.wait(2)
+    finally:
+        probe.kill()
+        probe.wait()
+    yield prefix
+    udp.close()
+    tcp.close()
+
+
+def run_behind(prefix: list[str], env: dict[str, str], seconds: float) -> tuple[list[tuple[float, str]], str, float]:
+    """`run` for `seconds`, then SIGTERM: its timed stdout lines, its stderr, and how long SIGTERM took."""
+    proc = subprocess.Popen([*prefix, console_script(), "run"], env=cli_env(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = read_lines_until(proc, r"(?!)", 0)  # never matches: collects every line
+    time.sleep(seconds)
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=15)
+    return lines, stderr, time.monotonic() - asked
+
+
+def test_a_silent_name_server_for_the_redis_host_neither_stalls_the_loop_nor_sigterm(silent_dns):
+    env = {"REDIS_URL": "redis://redis.silent-dns.test:6379/0", "SIDEKIQ_METRICS_INTERVAL": "1"}
+    lines, stderr, stop_took = run_behind(silent_dns, env, 4.6)
+    beats = [at for at, text in lines if "metrics.up=0" in text]
+    assert len(beats) >= 4, (lines, stderr)  # one a second, though each lookup hangs for 10 s
+    assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 1.7
+    assert "no answer from the name server for redis.silent-dns.test within 0.5s" in stderr
+    assert stop_took < 1.0
+
+
+def test_a_silent_name_server_for_the_statsd_agent_costs_the_poll_nothing(silent_dns, r, redis_server):
+    for i in range(2000):  # some 60 datagrams a poll: a lookup per datagram stopped the loop outright
+        r.sadd("queues", f"queue{i:04d}")
+    env = {"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "1", "SIDEKIQ_METRICS_OUTPUT": "l2met,statsd",
+           "DD_AGENT_HOST": "agent.silent-dns.test"}
+    lines, stderr, stop_took = run_behind(silent_dns, env, 4.6)
+    beats = [at for at, text in lines if "metrics.up=1" in text]
+    assert len(beats) >= 4, stderr
+    assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 1.7
+    assert stop_took < 1.0
+    assert "Traceback" not in stderr

@@ -7,7 +7,9 @@
 
 Metrics are joined by newlines into datagrams of at most MAX_DATAGRAM bytes, under
 the usual safe UDP payload. UDP never waits: with no agent listening, the
-datagrams are simply lost and the poll goes on.
+datagrams are simply lost and the poll goes on. Nor does the agent's host name:
+it is looked up in the background (resolver.py), never per datagram; until a
+name server has answered, the datagrams are lost the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 from collections.abc import Iterable
 
 from sidekiq_metrics.metrics import Measurements, Sample
+from sidekiq_metrics.resolver import RESOLVER, Address
 
 MAX_DATAGRAM = 1432
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")  # what Datadog keeps in a tag; the rest become "_"
@@ -25,9 +28,15 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")  # what Datadog keeps in a tag; t
 class StatsdOutput:
     def __init__(self, prefix: str, host: str, port: int) -> None:
         self.prefix = prefix
-        self.address = (host, port)
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setblocking(False)
+        self.host, self.port = host, port
+        self.sockets: dict[int, socket.socket] = {}  # one per address family
+        self._address()  # starts the lookup now, so that the first poll finds it done
+
+    def _address(self) -> Address | None:
+        try:
+            return RESOLVER.lookup(self.host, self.port, wait=0, kind=socket.SOCK_DGRAM)[0]
+        except (OSError, IndexError):
+            return None
 
     def emit(self, measurements: Measurements, at: float) -> None:
         self.send(self.datagrams(self.lines(measurements)))
@@ -55,8 +64,15 @@ class StatsdOutput:
         return grams + ([current] if current else [])
 
     def send(self, grams: list[bytes]) -> None:
+        address = self._address()
+        if address is None:
+            return  # the agent's name is not known (yet): lost, like datagrams nobody listens to
+        family, sockaddr = address
+        if family not in self.sockets:
+            self.sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
+            self.sockets[family].setblocking(False)
         for gram in grams:
             try:
-                self.sock.sendto(gram, self.address)
+                self.sockets[family].sendto(gram, sockaddr)
             except OSError:  # no agent, a full socket buffer, no route: a metric lost, never a poll
                 pass

@@ -10,8 +10,10 @@ Semantics the emitter relies on:
 - a connection that Redis closed while we were away (its idle `timeout`, a restart) is noticed
   before anything is sent on it, and a new one opened in its place: no command is ever sent twice;
 - TCP keepalive is on, so a connection a middlebox dropped silently is noticed too;
-- every socket operation has a timeout; a timeout or a broken connection closes the socket
-  (a half-read reply stream is never reused);
+- every call has a deadline, `timeout` seconds (or the one `within` sets for several calls), that
+  holds for the whole exchange, not per socket read: a server that trickles its reply a byte at a
+  time fails the call on time. A timeout or a broken connection closes the socket (a half-read
+  reply stream is never reused);
 - an error reply of one command is returned in its place, as a ReplyError; it does not
   disturb the other replies;
 - a reply the caller expected byte for byte is skipped unparsed, and UNCHANGED returned in its place.
@@ -22,7 +24,9 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from sidekiq_metrics.config import RedisTarget
 from sidekiq_metrics.resolver import RESOLVER, Address
@@ -67,6 +71,7 @@ class Connection:
         self._sock: socket.socket | None = None
         self._buf = bytearray()
         self._pos = 0
+        self._deadline: float | None = None  # time.monotonic() by which the calls under way must be done
         self.received = 0  # bytes Redis has sent us, for benchmarks and tests
 
     @property
@@ -84,6 +89,24 @@ class Connection:
         self._buf.clear()
         self._pos = 0
 
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """Every call made inside, connecting included, is done within `seconds` of now in all (e.g. one
+        poll's calls), or fails with ConnectionFailed."""
+        outer = self._deadline
+        self._deadline = time.monotonic() + seconds if outer is None else min(outer, time.monotonic() + seconds)
+        try:
+            yield
+        finally:
+            self._deadline = outer
+
+    def _time_left(self) -> float:
+        """Seconds until the deadline; raises TimeoutError when it has passed."""
+        left = self._deadline - time.monotonic() if self._deadline is not None else self.timeout
+        if left <= 0:
+            raise TimeoutError
+        return min(left, self.timeout)
+
     def pipeline(self, commands: Sequence[Command]) -> list[Reply]:
         """Send every command at once, then read one reply per command."""
         return list(self.replies(commands))
@@ -97,12 +120,17 @@ class Connection:
         again byte for byte it is skipped unparsed and UNCHANGED is handed over instead."""
         if not commands:
             return
+        with self.within(self.timeout):  # a call of its own, or part of the caller's `within`
+            yield from self._exchange(commands, encoded, expected or {})
+
+    def _exchange(self, commands: Sequence[Command], encoded: bytes | None,
+                  expected: Mapping[int, bytes]) -> Iterator[Reply | Unchanged]:
         if self._sock is not None and self._closed_by_peer():
             self.close()
         if self._sock is None:
             self._connect()
-        expected = expected or {}
         try:
+            self._sock.settimeout(self._time_left())  # type: ignore[union-attr]
             self._sock.sendall(encoded or encode_commands(commands))  # type: ignore[union-attr]
             for i in range(len(commands)):
                 raw = expected.get(i)
@@ -133,11 +161,13 @@ class Connection:
         try:
             if t.unix_path:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(self.timeout)
+                sock.settimeout(self._time_left())
                 sock.connect(t.unix_path)
             else:
-                sock = _open_tcp(RESOLVER.lookup(t.host, t.port, wait=self.timeout), self.timeout)
+                addresses = RESOLVER.lookup(t.host, t.port, wait=self._time_left())  # type: ignore[arg-type]
+                sock = _open_tcp(addresses, self._time_left())
             if t.tls:
+                sock.settimeout(self._time_left())
                 sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
         except ssl.SSLCertVerificationError as exc:
             raise ConnectionFailed(f"the TLS certificate of {self.where} was refused ({exc.verify_message}); "
@@ -178,6 +208,7 @@ class Connection:
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0
+        self._sock.settimeout(self._time_left())  # type: ignore[union-attr]
         chunk = self._sock.recv(1 << 16)  # type: ignore[union-attr]
         if not chunk:
             raise ConnectionResetError("Redis closed the connection")

@@ -163,8 +163,13 @@ class SidekiqReader:
 
         A problem with one queue (a key of the wrong type, a job that is not JSON) is
         recorded on that queue's reading and never stops the others. Redis being
-        unreachable, or refusing to list the queues, raises RedisError.
+        unreachable, or refusing to list the queues, raises RedisError. The whole read,
+        connecting included, is done within the connection's timeout.
         """
+        with self.connection.within(self.connection.timeout):
+            return self._read(queues, totals, clock)
+
+    def _read(self, queues: Sequence[str] | None, totals: bool, clock: Callable[[], float]) -> Snapshot:
         ns = self.prefix
         listing = queues is None or totals
         sets = ([ns + b"queues"] if listing else []) + ([ns + b"processes"] if totals else [])

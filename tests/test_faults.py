@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ import pytest
 import redis
 
 from conftest import RedisServer, cli, cli_env, console_script, free_port, parse_l2met, read_lines_until, spawn
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from fault_proxy import FaultProxy  # noqa: E402
 
 L2MET_TOKEN = re.compile(r"(source=[A-Za-z0-9._:-]+|(sample|measure|count)#[A-Za-z0-9._:-]+=[0-9]+(\.[0-9]+)?)")
 
@@ -445,3 +449,64 @@ def test_a_silent_name_server_for_the_statsd_agent_costs_the_poll_nothing(silent
     assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 1.7
     assert stop_took < 1.0
     assert "Traceback" not in stderr
+
+
+@pytest.fixture
+def proxy(redis_server):
+    p = FaultProxy(redis_server.port)
+    yield p
+    p.close()
+
+
+def heartbeats(lines: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    return [(at, text.split("metrics.up=")[1][:1]) for at, text in lines if "metrics.up=" in text]
+
+
+def test_a_reply_trickled_a_byte_at_a_time_fails_the_poll_on_time(r, proxy):
+    """The deadline holds for a whole reply, not per socket read: one byte every 50 ms would stretch a poll
+    of a few hundred bytes to many seconds."""
+    r.sadd("queues", *[f"queue{i}" for i in range(20)])
+    proxy.mode = "trickle"
+    lines, stderr, stop_took = run_behind([], {"REDIS_URL": proxy.url, "SIDEKIQ_METRICS_INTERVAL": "1"}, 4.6)
+    beats = heartbeats(lines)
+    assert len(beats) >= 4 and {up for _, up in beats} == {"0"}, (beats, stderr)
+    assert max(b - a for (a, _), (b, _) in zip(beats, beats[1:], strict=False)) < 1.7
+    assert "no reply from Redis at 127.0.0.1:" in stderr and "within 0.5s" in stderr
+    assert stop_took < 1.0
+
+
+@pytest.mark.parametrize("fault", ["reset", "stall"])
+def test_a_connection_reset_or_stalled_mid_reply_fails_that_poll_and_the_next_ones_recover(r, proxy, fault):
+    r.sadd("queues", "default")
+    proc = spawn("run", env={"REDIS_URL": proxy.url, "SIDEKIQ_METRICS_INTERVAL": "0.5"})
+    try:
+        lines = read_lines_until(proc, r"(?!)", 0)
+        assert wait_until(lambda: any(up == "1" for _, up in heartbeats(lines)), 5)
+        proxy.mode = fault
+        assert wait_until(lambda: any(up == "0" for _, up in heartbeats(lines)), 5), lines
+        proxy.mode = "pass"
+        failed_at = max(at for at, up in heartbeats(lines) if up == "0")
+        assert wait_until(lambda: any(up == "1" and at > failed_at for at, up in heartbeats(lines)), 5), lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=5)
+    assert "Traceback" not in stderr
+    assert proc.returncode == 0
+
+
+def test_a_middlebox_that_closes_idle_connections_costs_no_poll(r, proxy):
+    r.sadd("queues", "default")
+    proxy.idle_close = 0.5  # shorter than the interval: every connection is closed between two polls
+    lines, stderr, _ = run_behind([], {"REDIS_URL": proxy.url, "SIDEKIQ_METRICS_INTERVAL": "1"}, 4.6)
+    beats = heartbeats(lines)
+    assert len(beats) >= 4 and {up for _, up in beats} == {"1"}, (beats, stderr)
+    assert proxy.accepted >= 4
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

@@ -105,9 +105,15 @@ QUEUE_SCAN = (Path(__file__).with_name("queue_scan.lua")).read_bytes()
 QUEUE_SCAN_SHA = hashlib.sha1(QUEUE_SCAN).hexdigest()
 SCAN_BATCH = 250  # queues per script call: about a millisecond of Redis time each
 SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
-# Error replies that say "not now" rather than "never": they fail a poll, but never make us give up
-# the script for good (as NOPERM or an unknown command does).
-PASSING_ERRORS = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT", "OOM"})
+SCRIPT_RECHECK = 600.0  # seconds after a refusal before the script is offered again (an ACL may change)
+
+
+def refuses_scripts(error: ReplyError) -> bool:
+    """Redis will not run our script at any moment: no permission (an ACL user without @scripting) or
+    no such command (scripting renamed away by the provider). Any other error (NOAUTH or "max number of
+    clients reached" on a fresh connection, LOADING, OOM, NOSCRIPT after a SCRIPT FLUSH, ...) fails that
+    poll only: giving the script up for it would read whole jobs for the life of the process."""
+    return error.code == "NOPERM" or (error.code == "ERR" and "unknown command" in str(error).lower())
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,9 @@ class SidekiqReader:
         self.prefix = key_prefix(namespace)
         self.log = log
         self.scripts = scripts
+        self._recheck_at: float | None = None  # when to offer the script again, after a refusal
+        self._refused = False  # the refusal has been said
+        self.recheck_after = SCRIPT_RECHECK
         self._plan: _Plan | None = None
 
     def read(self, queues: Sequence[str] | None = None, *, totals: bool = False,
@@ -174,6 +183,8 @@ class SidekiqReader:
         listing = queues is None or totals
         sets = ([ns + b"queues"] if listing else []) + ([ns + b"processes"] if totals else [])
         head: list[Command] = []
+        if self._recheck_at is not None and time.monotonic() >= self._recheck_at:
+            self.scripts, self._recheck_at = True, None  # refused a while ago: ask again
         scripts = self.scripts
         if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
             head.append(["SCRIPT", "LOAD", QUEUE_SCAN])
@@ -193,10 +204,13 @@ class SidekiqReader:
                                           encode_commands(head) + bet.encoded if bet else None, expected)
         answers = list(itertools.islice(replies, len(head)))
         if scripts and isinstance(loaded := answers.pop(0), ReplyError):
-            if loaded.code in PASSING_ERRORS:  # Redis is not ready: fail this poll, try the script again next
+            if not refuses_scripts(loaded):  # not now (e.g. LOADING): fail this poll, offer the script next time
                 _drain(replies)
                 raise loaded
             self._refuse_scripts(loaded)
+        elif scripts and self._refused:
+            self._refused = False
+            self.log("Redis runs our read-only Lua script again; reading only the start of each oldest job")
         members, raw = self._read_sets(answers[len(answers) - len(set_commands):], replies, bet)
         if bet and bet.scripts == self.scripts and bet.members == members:
             plan = bet if bet.set_replies == raw else replace(bet, set_replies=raw)  # the same sets, listed anew
@@ -280,8 +294,11 @@ class SidekiqReader:
     def _refuse_scripts(self, error: ReplyError) -> None:
         self.scripts = False
         self._plan = None
-        self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
-                 "oldest job whole with LINDEX instead")
+        self._recheck_at = time.monotonic() + self.recheck_after
+        if not self._refused:  # said once, not at every re-check
+            self._refused = True
+            self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
+                     "oldest job whole with LINDEX instead")
 
     def _scanned(self, plan: _Plan, replies: Iterable[Reply]) -> tuple[QueueReading, ...]:
         """Readings from the script's batches, each parsed as it arrives while Redis works on the next.
@@ -304,7 +321,7 @@ class SidekiqReader:
         error = error or next((r for r in more if isinstance(r, ReplyError)), None)  # type: ignore[assignment]
         if error:
             self._plan = None
-            if error.code not in PASSING_ERRORS:  # NOSCRIPT: a SCRIPT FLUSH during this poll
+            if refuses_scripts(error):
                 self._refuse_scripts(error)
             raise RedisError(f"Redis could not run the queue scan script ({str(error)[:100]}); the next poll "
                              "reads the queues again")

@@ -6,10 +6,13 @@ import json
 import time
 
 import pytest
+import redis
 
 from conftest import parse_l2met, reader, sidekiq, spawn
+from sidekiq_metrics.config import parse_redis_url
 from sidekiq_metrics.jobs import latency
-from sidekiq_metrics.snapshot import QUEUE_SCAN
+from sidekiq_metrics.resp import Connection, RedisError
+from sidekiq_metrics.snapshot import QUEUE_SCAN, SidekiqReader
 
 
 def payload_shapes(NOW: float) -> dict[str, str]:  # noqa: N803 - reads as a constant below
@@ -173,3 +176,43 @@ def test_where_scripts_are_refused_it_falls_back_and_says_so_once(r, redis_serve
     assert len(measured) >= 4
     assert all(2.0 <= float(m["sample#sidekiq.default.latency"]) < 4 for m in measured)
 
+
+
+def test_a_passing_error_on_a_fresh_connection_never_turns_the_script_off(own_redis):
+    """NOAUTH answers a fresh connection's first command while a password is being rotated in, say. It used
+    to turn the script off for good, and the fallback then read whole jobs (a 100 MB job: 430 MB of RSS)."""
+    admin = own_redis.client()
+    admin.sadd("queues", "default")
+    said: list[str] = []
+    ours = reader(own_redis, log=said.append)
+    admin.config_set("requirepass", "rotating-pw")
+    try:
+        with pytest.raises(RedisError, match="NOAUTH"):
+            ours.read()
+    finally:
+        redis.Redis(host="127.0.0.1", port=own_redis.port, password="rotating-pw").config_set("requirepass", "")
+    assert ours.read().queues[0].name == "default"
+    assert ours.scripts and said == []
+
+
+def test_a_refused_script_is_offered_again_later_and_said_once(r, redis_server):
+    r.execute_command("ACL", "SETUSER", "metrics", "on", ">reader-pass", "~*", "+@read", "+@connection",
+                      "-@scripting")
+    try:
+        r.sadd("queues", "default")
+        said: list[str] = []
+        url = f"redis://metrics:reader-pass@127.0.0.1:{redis_server.port}/0"
+        ours = SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=5), log=said.append)  # our user
+        ours.recheck_after = 0.2
+        ours.read()
+        assert not ours.scripts
+        time.sleep(0.3)
+        ours.read()  # offered again, refused again: not said again
+        assert len(said) == 1 and "refuses our read-only Lua script (NOPERM" in said[0]
+        r.execute_command("ACL", "SETUSER", "metrics", "+@scripting")
+        time.sleep(0.3)
+        assert ours.read().queues[0].size == 0
+        assert ours.scripts and said[1:] == ["Redis runs our read-only Lua script again; reading only the start "
+                                             "of each oldest job"]
+    finally:
+        r.execute_command("ACL", "DELUSER", "metrics")

@@ -35,6 +35,7 @@ from sidekiq_metrics.resp import (
     RedisError,
     Reply,
     ReplyError,
+    TooLarge,
     Unchanged,
     encode_commands,
     encode_reply,
@@ -200,8 +201,10 @@ class SidekiqReader:
         # The sets, 10,000 names each poll, are usually the same bytes as last time: then they are
         # recognised with one comparison instead of parsed and sorted again.
         expected = {len(head) - len(sets) + i: raw for i, raw in enumerate(bet.set_replies)} if bet else None
+        # Without the script each oldest job comes whole: one too large for a job is dropped unread.
+        most = None if scripts else SCAN_BUDGET
         replies = self.connection.replies(head + (bet.commands if bet else []),
-                                          encode_commands(head) + bet.encoded if bet else None, expected)
+                                          encode_commands(head) + bet.encoded if bet else None, expected, most)
         answers = list(itertools.islice(replies, len(head)))
         if scripts and isinstance(loaded := answers.pop(0), ReplyError):
             if not refuses_scripts(loaded):  # not now (e.g. LOADING): fail this poll, offer the script next time
@@ -218,7 +221,7 @@ class SidekiqReader:
         else:
             _drain(replies)
             plan = self._plan = self._make_plan(queues, members, raw, listing, totals)
-            replies = self.connection.replies(plan.commands, plan.encoded)
+            replies = self.connection.replies(plan.commands, plan.encoded, None, None if plan.scripts else SCAN_BUDGET)
         readings, rest = self._queues(plan, replies)
         now = clock()
         if not totals:
@@ -426,6 +429,9 @@ def _queue(name: str, size: object, oldest: object) -> QueueReading:
         return QueueReading(name, _int(size), None, _short(oldest))
     if oldest is None:
         return QueueReading(name, _int(size), None)
+    if isinstance(oldest, TooLarge):
+        return QueueReading(name, _int(size), None, f"the oldest job is {oldest.size / 1e6:.1f} MB; without our "
+                            "script (refused) its latency is not read, to keep memory bounded")
     try:
         return QueueReading(name, _int(size), stamp_from_payload(oldest))  # type: ignore[arg-type]
     except BadPayload as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 import redis
 
-from conftest import parse_l2met, reader, sidekiq, spawn
+from conftest import cli_env, console_script, parse_l2met, reader, sidekiq, spawn
 from sidekiq_metrics.config import parse_redis_url
 from sidekiq_metrics.jobs import latency
 from sidekiq_metrics.resp import Connection, RedisError
@@ -216,3 +218,29 @@ def test_a_refused_script_is_offered_again_later_and_said_once(r, redis_server):
                                              "of each oldest job"]
     finally:
         r.execute_command("ACL", "DELUSER", "metrics")
+
+
+def test_without_the_script_a_huge_oldest_job_is_dropped_unread_and_memory_stays_bounded(r, redis_server):
+    """The LINDEX fallback read every oldest job whole: a 100 MB job cost 430 MB of RSS."""
+    r.execute_command("ACL", "SETUSER", "metrics", "on", ">reader-pass", "~*", "+@read", "+@connection",
+                      "-@scripting")
+    try:
+        r.sadd("queues", "huge", "small")
+        r.lpush("queue:huge", json.dumps({"enqueued_at": time.time() - 5, "args": ["x" * 50_000_000]}))
+        r.lpush("queue:small", json.dumps({"enqueued_at": time.time() - 2}))
+        url = f"redis://metrics:reader-pass@127.0.0.1:{redis_server.port}/0"
+        measure = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, "
+                   "text=True); print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                   "print(done.stdout + done.stderr)")
+        result = subprocess.run([sys.executable, "-c", measure, console_script(), "run", "--once"],
+                                env=cli_env(REDIS_URL=url), capture_output=True, text=True, timeout=60)
+    finally:
+        r.execute_command("ACL", "DELUSER", "metrics")
+    status, peak_kb = map(int, result.stdout.splitlines()[0].split())
+    output = result.stdout.split("\n", 1)[1]
+    assert status == 0, output
+    assert peak_kb < 40_000, peak_kb  # not the 50 MB job (217 MB of RSS before), let alone copies of it
+    measured = parse_l2met(output)
+    assert measured["sample#sidekiq.huge.size"] == "1" and "sample#sidekiq.huge.latency" not in measured
+    assert 2 <= float(measured["sample#sidekiq.small.latency"]) < 5
+    assert "the oldest job is 50.0 MB; without our script (refused) its latency is not read" in output

@@ -93,16 +93,10 @@ def _known(name: str, queues: list[str], values: list[float | None]) -> QueueSer
 def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
     """Whole-Sidekiq levels, as Sidekiq::Stats and Sidekiq::ProcessSet report them."""
     worst = [max(s.values) for s in series if s.name == QUEUE_LATENCY and s.values]
-    samples = [
-        Sample("enqueued", totals.enqueued),
-        Sample("scheduled", totals.scheduled),
-        Sample("retries", totals.retries),
-        Sample("dead", totals.dead),
-        Sample("processes", totals.processes),
-        Sample("busy", totals.busy),
-        Sample("processed", totals.processed),
-        Sample("failed", totals.failed),
-    ]
+    levels = [("enqueued", totals.enqueued), ("scheduled", totals.scheduled), ("retries", totals.retries),
+              ("dead", totals.dead), ("processes", totals.processes), ("busy", totals.busy),
+              ("processed", totals.processed), ("failed", totals.failed)]
+    samples = [Sample(name, value) for name, value in levels if value is not None]  # None: unknown, left out
     if worst:
         samples.append(Sample("max_latency", max(worst)))
     if totals.concurrency:
@@ -121,9 +115,11 @@ class CounterDeltas:
     def __init__(self) -> None:
         self._previous: dict[str, int] = {}
 
-    def update(self, totals: Mapping[str, int]) -> list[Sample]:
+    def update(self, totals: Mapping[str, int | None]) -> list[Sample]:
         samples = []
         for name, value in totals.items():
+            if value is None:  # unknown this poll: no increase to report, and the last known value stays
+                continue
             before = self._previous.get(name)
             if before is not None and value >= before:
                 samples.append(Sample(name, value - before, counter=True))

@@ -114,7 +114,8 @@ class Poller:
             self.autoscaler.observe(series)
             samples += self.autoscaler.samples()
         self.emit(Measurements(series, samples + heartbeat(up=True)))
-        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems])
+        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] +
+                        list(snapshot.totals.problems if snapshot.totals else ()))
         return True
 
     def emit(self, measurements: Measurements) -> None:

@@ -62,14 +62,16 @@ class ProcessReading:
 class Totals:
     """What Sidekiq::Stats reports, read the way it reads it."""
 
-    processed: int
-    failed: int
-    scheduled: int
-    retries: int
-    dead: int
-    processes: int  # SCARD processes: Stats#processes_size, which may still count dead processes
+    # None: Redis refused to read it (an ACL without access to that key): unknown, never 0.
+    processed: int | None
+    failed: int | None
+    scheduled: int | None
+    retries: int | None
+    dead: int | None
+    processes: int | None  # SCARD processes: Stats#processes_size, which may still count dead processes
     enqueued: int  # sum of LLEN over every queue in the `queues` set: Stats#enqueued
     live: tuple[ProcessReading, ...]
+    problems: tuple[str, ...] = ()  # one line for each refused read
 
     @property
     def busy(self) -> int:
@@ -231,10 +233,15 @@ class SidekiqReader:
         sizes = map(_SIZE, readings) if counted is None else (r.size for r in readings if r.name in counted)
         enqueued = sum(filter(None, sizes)) + sum(unreported)  # None: an unreadable queue counts 0
         live = tuple(p for p in map(_process, plan.identities, rest[len(plan.unreported):]) if p is not None)
-        processed, failed, scheduled, retries, dead, processes = answers[:6]
+        keys = ("stat:processed", "stat:failed", "schedule", "retry", "dead", "processes")
+        counts = [None if isinstance(a, ReplyError) else _int(a) for a in answers[:6]]
+        problems = tuple(f"{ns.decode('utf-8', 'replace')}{key}: Redis refused to read it ({a.code}); give the user "
+                         f"read access to that key, until then it is left out"
+                         for key, a in zip(keys, answers[:6], strict=True) if isinstance(a, ReplyError))
+        processed, failed, scheduled, retries, dead, processes = counts
         return Snapshot(readings, now, Totals(
-            processed=_int(processed), failed=_int(failed), scheduled=_int(scheduled), retries=_int(retries),
-            dead=_int(dead), processes=_int(processes), enqueued=enqueued, live=live))
+            processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
+            processes=processes, enqueued=enqueued, live=live, problems=problems))
 
     def _read_sets(self, replies: list[Reply | Unchanged], rest: Iterator[Reply | Unchanged],
                    bet: _Plan | None) -> tuple[list[list[bytes]], list[bytes]]:

@@ -62,7 +62,7 @@ class View:
         if self.last and self.last.totals and snapshot.totals:
             minutes = max(1e-6, (snapshot.read_at - self.last.read_at) / 60)
             old, new = self.last.totals, snapshot.totals
-            self.rates = tuple((b - a) / minutes if b >= a else None  # type: ignore[assignment]
+            self.rates = tuple((b - a) / minutes if a is not None and b is not None and b >= a else None  # type: ignore[assignment]
                                for a, b in ((old.processed, new.processed), (old.failed, new.failed)))
         series, _ = queue_series(snapshot)  # the emitter's own derivation: the same numbers it prints
         waits = {q: v for s in series if s.name == QUEUE_LATENCY for q, v in zip(s.queues, s.values, strict=True)}
@@ -89,7 +89,8 @@ class View:
             t = snapshot.totals
             per_min = [f"{r:.0f}/min" if r is not None else "-" for r in self.rates]
             out.append(f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
-                       f"enqueued {t.enqueued}  scheduled {t.scheduled}  retries {t.retries}  dead {t.dead}"[:width])
+                       f"enqueued {t.enqueued}  scheduled {_shown(t.scheduled)}  retries {_shown(t.retries)}  "
+                       f"dead {_shown(t.dead)}"[:width])
         rows = self.rows
         name_width = max(10, min(40, width - 40))
         out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10}  TREND")
@@ -155,3 +156,7 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = 
             out.write(LEAVE)
             out.flush()
     return 0
+
+
+def _shown(count: int | None) -> str:
+    return "?" if count is None else str(count)

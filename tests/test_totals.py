@@ -199,3 +199,29 @@ def test_counter_deltas_unit():
     assert [s.value for s in deltas.update({"jobs.processed": 130})] == [30]
     assert deltas.update({"jobs.processed": 2}) == []  # went down: nothing this poll
     assert [s.value for s in deltas.update({"jobs.processed": 9})] == [7]
+
+
+def test_a_set_the_user_may_not_read_is_unknown_not_zero(r, redis_server):
+    """An ACL user without access to `schedule` and `retry` got scheduled=0 retries=0, silently."""
+    r.sadd("queues", "default")
+    r.zadd("schedule", {"job-1": time.time() + 60, "job-2": time.time() + 90})
+    r.zadd("retry", {"job-3": time.time() + 60})
+    r.zadd("dead", {"job-4": time.time()})
+    r.set("stat:processed", 40)
+    r.execute_command("ACL", "SETUSER", "metrics", "on", ">metrics-pw", "~queues", "~queue:*", "~stat:*",
+                      "~processes", "~dead", "+@read", "+@connection", "+@scripting")
+    try:
+        url = f"redis://metrics:metrics-pw@127.0.0.1:{redis_server.port}/0"
+        result = cli("run", "--once", env={"REDIS_URL": url})
+    finally:
+        r.execute_command("ACL", "DELUSER", "metrics")
+    assert result.returncode == 0, result.stderr
+    measured = parse_l2met(result.stdout)
+    assert "sample#sidekiq.scheduled" not in measured and "sample#sidekiq.retries" not in measured
+    assert measured["sample#sidekiq.dead"] == "1" and measured["sample#sidekiq.processed"] == "40"
+    assert measured["sample#sidekiq.metrics.up"] == "1"
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1, result.stderr
+    assert "schedule: Redis refused to read it (NOPERM); give the user read access to that key" in warning[0]
+    assert "retry: Redis refused to read it (NOPERM)" in warning[0]
+    assert "metrics-pw" not in result.stderr

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import struct
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -188,3 +192,85 @@ def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
     assert "sidekiq_autoscale_urgent_worker_desired 3\n" in body
     assert all(re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]* [0-9]+", line) for line in body.splitlines()
                if not line.startswith("#"))
+
+
+@pytest.fixture
+def prometheus_emitter(r, redis_server):
+    r.sadd("queues", "default")
+    port = free_port()
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus,l2met",
+                             "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
+                             "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(port), "SIDEKIQ_METRICS_INTERVAL": "0.5"})
+    assert read_lines_until(proc, r"metrics\.up=1", 10)
+    yield proc, port
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=5)
+
+
+def threads_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+def test_prometheus_endpoint_survives_rude_and_idle_clients_without_tracebacks_or_threads(prometheus_emitter):
+    proc, port = prometheus_emitter
+    for _ in range(20):  # clients that reset their connection in the middle of a request
+        rude = socket.create_connection(("127.0.0.1", port))
+        rude.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        rude.close()
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]  # they never send a thing
+    time.sleep(0.3)
+    assert threads_of(proc.pid) <= 16  # not one per idle client
+    for conn in idle:
+        conn.close()
+    time.sleep(0.2)
+    assert "sidekiq_metrics_up 1" in scrape(port)  # still answering
+    held = socket.create_connection(("127.0.0.1", port))
+    started = time.monotonic()
+    held.settimeout(10)
+    assert held.recv(1) == b""  # the server closed a silent client
+    assert time.monotonic() - started < 4
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=5)
+    assert "Traceback" not in stderr and "Exception" not in stderr, stderr
+
+
+def test_prometheus_endpoint_answers_its_path_only_and_head(prometheus_emitter):
+    _, port = prometheus_emitter
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/admin", timeout=5)
+    assert missing.value.code == 404
+    head = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="HEAD")
+    with urllib.request.urlopen(head, timeout=5) as response:
+        assert response.status == 200 and int(response.headers["Content-Length"]) > 0
+        assert response.read() == b""
+
+
+def test_prefixes_valid_in_l2met_are_mapped_to_valid_prometheus_and_dogstatsd_names(r, redis_server, udp):
+    r.sadd("queues", "default")
+    port = free_port()
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus,statsd,l2met",
+                             "SIDEKIQ_METRICS_PREFIX": "9my:app", "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
+                             "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(port),
+                             "DD_DOGSTATSD_PORT": str(udp.getsockname()[1])})
+    try:
+        assert read_lines_until(proc, r"metrics\.up=1", 10)
+        families = {f.name: f for f in text_string_to_metric_families(scrape(port))}  # the reference parser
+        assert families["_9my:app_queue_size"].samples[0].labels == {"queue": "default"}
+        lines = [line for g in receive(udp) for line in g.decode().split("\n")]
+        assert lines and all(DOGSTATSD.fullmatch(line) for line in lines), lines[:3]
+        assert any(line.startswith("9my_app.queue.size:0|g|#queue:default") for line in lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=5)
+
+
+def test_an_address_this_host_cannot_listen_on_is_one_line_naming_the_host_setting(r, redis_server):
+    r.sadd("queues", "default")
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "l2met,prometheus",
+                                       "SIDEKIQ_METRICS_PROMETHEUS_HOST": "192.0.2.1"})  # TEST-NET: not ours
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "sample#sidekiq.default.size=0" in result.stdout
+    assert "prometheus output off: cannot listen on 192.0.2.1:9394" in result.stderr
+    assert "set SIDEKIQ_METRICS_PROMETHEUS_HOST to an address of this dyno" in result.stderr

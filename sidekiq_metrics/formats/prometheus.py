@@ -13,7 +13,9 @@ daemon thread, so the poll loop never waits on a scraper.
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +34,14 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render(prefix: str, samples: Iterable[Sample]) -> str:
+def metric_base(prefix: str) -> str:
+    """The prefix as the start of a valid Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*): `9app` -> `_9app`."""
     base = re.sub(r"[^A-Za-z0-9_:]", "_", prefix)
+    return "_" + base if base[:1].isdigit() else base
+
+
+def render(prefix: str, samples: Iterable[Sample]) -> str:
+    base = metric_base(prefix)
     families: dict[str, tuple[str, list[str]]] = {}
     for name, value, queue, counter in samples:
         if counter:
@@ -53,6 +61,42 @@ def render(prefix: str, samples: Iterable[Sample]) -> str:
     return "\n".join(out) + "\n"
 
 
+PATH = "/metrics"
+MAX_CLIENTS = 8  # scrapers at once; more are closed at once (a scraper is one or two Prometheus servers)
+IDLE_TIMEOUT = 2.0  # seconds a connection may stay silent: a scraper sends its request at once
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per client, but never more than MAX_CLIENTS, and never a traceback on stderr: this
+    runs inside the customer's web dyno, and a client that resets its connection is no news."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], family: int) -> None:
+        self.address_family = family
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request, client_address) -> None:  # noqa: ANN001 - socketserver's signature
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:  # noqa: ANN001
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        pass
+
+
 class PrometheusOutput:
     def __init__(self, prefix: str, host: str, port: int) -> None:
         self.prefix = prefix
@@ -60,23 +104,35 @@ class PrometheusOutput:
         output = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = IDLE_TIMEOUT
+
             def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                self._answer(with_body=True)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._answer(with_body=False)
+
+            def _answer(self, with_body: bool) -> None:
+                if self.path.split("?", 1)[0] != PATH:
+                    self.send_error(404, f"the metrics are at {PATH}")
+                    return
                 body = output.body
                 self.send_response(200)
                 self.send_header("Content-Type", CONTENT_TYPE)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if with_body:
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet: no line per scrape
                 pass
 
         try:
-            self.server = ThreadingHTTPServer((host, port), Handler)
+            self.server = _Server((host, port), Handler, socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as exc:
-            raise OutputUnavailable(f"cannot listen on {host}:{port} ({exc.strerror or exc}); set "
-                                    "SIDEKIQ_METRICS_PROMETHEUS_PORT to a free port") from None
-        self.server.daemon_threads = True
+            fix = ("set SIDEKIQ_METRICS_PROMETHEUS_PORT to a free port" if exc.errno == errno.EADDRINUSE else
+                   "set SIDEKIQ_METRICS_PROMETHEUS_HOST to an address of this dyno (0.0.0.0: all of them)")
+            raise OutputUnavailable(f"cannot listen on {host}:{port} ({exc.strerror or exc}); {fix}") from None
         threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True).start()
 
     def emit(self, measurements: Measurements, at: float) -> None:

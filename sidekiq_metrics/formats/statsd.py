@@ -27,7 +27,7 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")  # what Datadog keeps in a tag; t
 
 class StatsdOutput:
     def __init__(self, prefix: str, host: str, port: int) -> None:
-        self.prefix = prefix
+        self.prefix = prefix.replace(":", "_")  # ":" ends a DogStatsD name: `my:app` would be read as `my`
         self.host, self.port = host, port
         self.sockets: dict[int, socket.socket] = {}  # one per address family
         self._address()  # starts the lookup now, so that the first poll finds it done

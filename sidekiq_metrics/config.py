@@ -154,8 +154,9 @@ def check_settings(env: Mapping[str, str],
         url, url_label = _redis_url(env, flags, origins)
         kw["redis"] = parse_redis_url(url, url_label)
     except ConfigError as exc:
+        exc.field = "redis"
         errors.append(exc)
-        kw["redis"] = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")
+        kw["redis"] = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")  # a stand-in: never to be used
     for name, flag, variable, parse in SETTINGS:
         raw, label = _pick(name, flag, variable, flags, env, origins)
         if raw is not None:

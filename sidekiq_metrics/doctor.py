@@ -16,6 +16,7 @@ from typing import TextIO
 
 from sidekiq_metrics.config import SETTINGS, Settings, check_settings
 from sidekiq_metrics.connection import connect
+from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
@@ -50,7 +51,9 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     report.section("This dyno")
     _dyno(report, env, settings)
     report.section("Redis")
-    if _redis(report, settings):
+    if any(error.field == "redis" for error in errors):
+        report.line(FAIL, "not checked: the Redis URL is not valid (see Configuration above)")
+    elif _redis(report, settings):
         report.section("One poll, exactly as it would print")
         _poll(report, settings)
     if settings.autoscale:
@@ -60,9 +63,10 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     return 1 if report.failed else 0
 
 
-def _configuration(report: Report, settings: Settings, errors: list) -> None:
+def _configuration(report: Report, settings: Settings, errors: list[ConfigError]) -> None:
     origins = settings.origins
-    report.line(OK, f"redis url = {settings.redis.display} ({origins.get('redis_url', 'default')})")
+    if not any(error.field == "redis" for error in errors):  # else its error is listed below
+        report.line(OK, f"redis url = {settings.redis.display} ({origins.get('redis_url', 'default')})")
     for name, _flag, _variable, _parse in SETTINGS:
         value = getattr(settings, name)
         shown = ",".join(value) if isinstance(value, tuple) else value
@@ -99,12 +103,20 @@ def _redis(report: Report, settings: Settings) -> bool:
     where = f"{settings.redis.display} ({'TLS' if settings.redis.tls else 'no TLS'})"
     try:
         start = time.perf_counter()
-        connection.pipeline([["PING"]])
+        pong = connection.pipeline([["PING"]])[0]
         rtt = (time.perf_counter() - start) * 1000
         info = connection.pipeline([["INFO", "server"]])[0]
     except RedisError as exc:
         report.line(FAIL, f"Redis does not answer at {where}: {describe_error(exc, settings.redis.secrets)}",
                     "check the URL and that this dyno can reach it; for Heroku Key-Value Store use rediss://")
+        return False
+    if isinstance(pong, ReplyError):
+        if pong.code == "NOAUTH":
+            report.line(FAIL, f"Redis at {where} wants a password (NOAUTH) and the URL has none",
+                        "use the URL your Redis add-on gives (redis://:password@host:port), as Sidekiq does")
+        else:
+            report.line(FAIL, f"Redis at {where} refuses even PING ({pong.code})",
+                        "give the URL's user the +@connection and +@read commands")
         return False
     version = re.search(rb"(redis|valkey)_version:([^\r\n]+)", info if isinstance(info, bytes) else b"")
     report.line(OK, f"Redis answers at {where}, in {rtt:.1f} ms"
@@ -117,7 +129,13 @@ def _sidekiq_data(report: Report, settings: Settings, connection: Connection) ->
     ns = key_prefix(settings.namespace)
     queues, bare = connection.pipeline([["SCARD", ns + b"queues"], ["EXISTS", b"queues"]])
     if isinstance(queues, ReplyError):
-        report.line(FAIL, f"{(ns + b'queues').decode(errors='replace')} is not a set: {queues}")
+        key = (ns + b"queues").decode(errors="replace")
+        if queues.code == "WRONGTYPE":
+            report.line(FAIL, f"the key {key!r} is not a set (WRONGTYPE): Sidekiq keeps its queue list there",
+                        "another program writes that key, or this is not Sidekiq's Redis database")
+        else:
+            report.line(FAIL, f"Redis refused to read the key {key!r} ({queues.code})",
+                        "give the URL's user read access to Sidekiq's keys")
         return
     if queues:
         report.line(OK, f"Sidekiq's queues set lists {queues} queue(s)"

@@ -80,3 +80,36 @@ def test_doctor_never_writes(r, redis_server):
     assert verbs <= {"PING", "INFO", "SCARD", "EXISTS", "RANDOMKEY", "SMEMBERS", "GET", "ZCARD", "HMGET", "SCRIPT",
                      "EVALSHA", "LLEN", "LINDEX"}, verbs
     assert all(c.upper().startswith("SCRIPT LOAD") for c in seen if c.upper().startswith("SCRIPT"))
+
+
+def test_an_invalid_url_is_a_failure_and_nothing_is_probed_in_its_place(own_redis):
+    """An invalid URL was listed "ok" (the stand-in default) and then localhost was probed."""
+    result = doctor(REDIS_URL="http://example.com/0")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "FAIL  REDIS_URL must be a redis://, rediss:// or unix:// URL" in out
+    assert "redis url = redis://localhost" not in out and "Redis answers" not in out
+    assert "Redis does not answer" not in out
+    assert "FAIL  not checked: the Redis URL is not valid (see Configuration above)" in out
+
+
+def test_a_missing_password_is_said_as_such_not_as_a_wrong_key_type():
+    from conftest import RedisServer
+
+    server = RedisServer("--requirepass", "needed-pw")
+    server.client = lambda **kw: RedisServer.client(server, password="needed-pw", **kw)
+    server.start()
+    try:
+        result = doctor(REDIS_URL=f"redis://127.0.0.1:{server.port}/0")
+    finally:
+        server.cleanup()
+    assert result.returncode == 1
+    assert "wants a password (NOAUTH) and the URL has none" in result.stdout
+    assert "is not a set" not in result.stdout and "Redis answers" not in result.stdout
+
+
+def test_a_queues_key_of_another_type_is_named(r, redis_server):
+    r.set("queues", "not a set")
+    result = doctor(REDIS_URL=redis_server.url)
+    assert result.returncode == 1
+    assert "FAIL  the key 'queues' is not a set (WRONGTYPE): Sidekiq keeps its queue list there" in result.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -63,6 +65,28 @@ def resolve_settings(flags: dict[str, object]) -> Settings:
 @click.version_option(__version__, prog_name="sidekiq-metrics")
 def main() -> None:
     """Sidekiq queue metrics read straight from Redis, printed as Heroku log metrics."""
+    _usable_streams()
+
+
+class _ClosedStream(io.TextIOBase):
+    """stdout as it is when the process was started with it closed: writing to it is writing to a reader
+    that is gone (BrokenPipeError), which the commands already end on quietly."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
+
+
+def _usable_streams() -> None:
+    """The standard streams as a dyno, a shell or a terminal may hand them over: closed (None), or in an
+    encoding that cannot spell a queue's name. No output ever fails on an encoding (backslash escapes
+    stand in), a closed stdout reads as a reader gone, and a closed stderr swallows what we would say."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command()

@@ -18,6 +18,14 @@ class OutputUnavailable(Exception):  # noqa: N818 - a state, said as one line
     """
 
 
+class OutputFailed(Exception):  # noqa: N818 - a state, said as one line
+    """stdout cannot be written (a full disk, an I/O error): the run ends with EXIT_OUTPUT and one line.
+    (A reader that went away, BrokenPipeError, is a stop, not this.)"""
+
+
+EXIT_OUTPUT = 74  # sysexits' EX_IOERR: not 0, so the hook's supervisor retries later, with backoff
+
+
 class StopRequested(BaseException):  # noqa: N818 - it is a request, not an error
     """Raised by the signal handler to leave a Redis call that hangs.
 

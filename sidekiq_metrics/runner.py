@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
-from sidekiq_metrics.errors import OutputUnavailable, StopRequested
+from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.redact import describe_error, redact
@@ -127,9 +127,14 @@ class Poller:
         """Lines to stdout, flushed. Interruptible: a log reader that stopped reading blocks this
         write, and SIGTERM must still end us within a second (a line cut short then is the lesser harm)."""
         with self.shutdown.interruptible():
-            if lines:
-                self.out.write("\n".join(lines) + "\n")
-            self.out.flush()
+            try:
+                if lines:
+                    self.out.write("\n".join(lines) + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise OutputFailed(f"cannot write the metrics to stdout: {exc.strerror or exc}") from None
 
     def _warn_once(self, warnings: list[str]) -> None:
         """Say what cannot be read when it changes, not every poll."""
@@ -141,8 +146,11 @@ class Poller:
     def log(self, message: str) -> None:
         """One line on stderr, with the Redis credentials scrubbed out whoever wrote the message
         (a NOPERM reply names the user, say)."""
-        self.err.write(f"{LOG_PREFIX} {redact(message, self.settings.redis.secrets)}\n")
-        self.err.flush()
+        try:
+            self.err.write(f"{LOG_PREFIX} {redact(message, self.settings.redis.secrets)}\n")
+            self.err.flush()
+        except (OSError, ValueError):  # stderr gone or full: the metrics matter more than our remarks
+            pass
 
 
 def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,
@@ -181,11 +189,14 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     except StopRequested:
         pass
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
+    except OutputFailed as exc:
+        poller.log(str(exc))
+        return EXIT_OUTPUT
     return 0
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """The log reader went away: nothing to say, and nowhere to say it. Keep the exit quiet."""
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -8,6 +8,7 @@ table again every refresh. Ctrl-C (or SIGTERM) restores the screen and exits 0.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -19,12 +20,15 @@ from typing import TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
+from sidekiq_metrics.errors import EXIT_OUTPUT
 from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_series
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.runner import silence_stdout
 from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
 
 SPARKS = "▁▂▃▄▅▆▇█"
+ASCII_SPARKS = "_.-=+*#@"  # for a terminal whose encoding has no block characters
 TREND_POINTS = 60  # latencies kept per queue: two minutes at the default refresh of 2 s
 ENTER, LEAVE, HOME_CLEAR = "\x1b[?1049h\x1b[?25l", "\x1b[?25h\x1b[?1049l", "\x1b[H\x1b[2J"
 BOLD, REVERSE, RESET = "\x1b[1m", "\x1b[7m", "\x1b[0m"
@@ -34,11 +38,19 @@ class Redraw(Exception):  # noqa: N818 - a signal to redraw, not an error
     """The terminal was resized while we waited: draw again at once."""
 
 
-def sparkline(values: list[float]) -> str:
+def sparkline(values: list[float], marks: str = SPARKS) -> str:
     if not values:
         return ""
     top = max(values) or 1.0
-    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1)))] for v in values)
+    return "".join(marks[min(len(marks) - 1, int(v / top * (len(marks) - 1)))] for v in values)
+
+
+def spark_marks(out: TextIO) -> str:
+    try:
+        SPARKS.encode(getattr(out, "encoding", None) or "utf-8")
+        return SPARKS
+    except (UnicodeEncodeError, LookupError):
+        return ASCII_SPARKS
 
 
 def clock(at: float) -> str:
@@ -57,6 +69,7 @@ class View:
     error: str = ""
     rates: tuple[float | None, float | None] = (None, None)  # processed, failed per minute
     rows: list[tuple[float, int, str]] = dataclasses.field(default_factory=list)  # latency (-1: unknown), size, name
+    marks: str = SPARKS  # the trend's characters: ASCII_SPARKS where the terminal cannot show SPARKS
 
     def update(self, snapshot: Snapshot) -> None:
         if self.last and self.last.totals and snapshot.totals:
@@ -102,7 +115,7 @@ class View:
                     f"{(f'{wait:.1f}s' if wait >= 0 else '?'):>10}  ")
             room_for_trend = max(0, width - len(text))  # the newest points that fit
             if room_for_trend:
-                text += sparkline(list(self.trends.get(name, ()))[-room_for_trend:])
+                text += sparkline(list(self.trends.get(name, ()))[-room_for_trend:], self.marks)
             text = text[:width]
             out.append(rev + text + reset if over and color else text)
         if len(rows) > room:
@@ -112,7 +125,7 @@ class View:
 
 def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = sys.stdout) -> int:
     reader = SidekiqReader(connect(dataclasses.replace(settings, interval=every)), namespace=settings.namespace)
-    view = View(threshold)
+    view = View(threshold, marks=spark_marks(out))
     tty = out.isatty()
     sleeping = False
 
@@ -151,10 +164,17 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = 
                 sleeping = False
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # the reader went away (`watch | head`): nothing to say, nowhere to say it
+        silence_stdout()
+        return 0
+    except OSError as exc:
+        sys.stderr.write(f"sidekiq-metrics: cannot write to stdout: {exc.strerror or exc}\n")
+        return EXIT_OUTPUT
     finally:
         if tty:
-            out.write(LEAVE)
-            out.flush()
+            with contextlib.suppress(OSError):
+                out.write(LEAVE)
+                out.flush()
     return 0
 
 

@@ -510,3 +510,45 @@ def wait_until(condition, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_stdout_on_a_full_disk_is_one_line_and_status_74(r, redis_server):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([console_script(), "run", "--once"], env=cli_env(REDIS_URL=redis_server.url),
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=30)
+    assert result.returncode == 74
+    assert result.stderr == "sidekiq-metrics: cannot write the metrics to stdout: No space left on device\n"
+
+
+def test_a_closed_stdout_is_a_quiet_stop(r, redis_server):
+    result = subprocess.run(["bash", "-c", f'exec "{console_script()}" run --once >&-'],
+                            env=cli_env(REDIS_URL=redis_server.url), capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_closed_stderr_never_stops_the_metrics():
+    """Nothing can be said, and a crash would be silent too: the heartbeats on stdout show it lives on."""
+    proc = subprocess.Popen(["bash", "-c", f'exec "{console_script()}" run 2>&-'], stdout=subprocess.PIPE,
+                            text=True, env=cli_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                                                   SIDEKIQ_METRICS_INTERVAL="0.2"))
+    try:
+        lines = read_lines_until(proc, r"(?!)", 0)
+        time.sleep(1.5)
+        assert sum("metrics.up=0" in text for _, text in lines) >= 5, lines
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+    assert proc.returncode == 0
+
+
+def test_watch_in_an_ascii_terminal_shows_any_queue_name(r, redis_server):
+    r.sadd("queues", "日本", "default")
+    proc = subprocess.Popen([console_script(), "watch", "--every", "0.3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, encoding="ascii",
+                            env=cli_env(REDIS_URL=redis_server.url, PYTHONIOENCODING="ascii"))
+    time.sleep(1.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=5)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "\\u65e5\\u672c" in out and "default" in out

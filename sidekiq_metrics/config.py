@@ -278,7 +278,7 @@ def _url_query(query: str, label: str) -> dict[str, str]:
 
 
 def _db_number(text: str, label: str) -> int:
-    if not text.isdigit() or not text.isascii() or int(text) > 1_000_000:
+    if _whole_number(text) is None or int(text) > 1_000_000:
         raise ConfigError(label, "must end in a database number, e.g. /0 (the path is not a number)")
     return int(text)
 
@@ -293,7 +293,7 @@ def parse_interval(raw: str, label: str) -> float:
 
 
 def parse_port(raw: str, label: str) -> int:
-    if raw.isdigit() and raw.isascii() and 0 < int(raw) < 65536:
+    if _whole_number(raw) is not None and 0 < int(raw) < 65536:
         return int(raw)
     raise ConfigError(label, f"must be a port number from 1 to 65535, got {_quote(raw)}")
 
@@ -316,13 +316,13 @@ def parse_queue_list(raw: str, label: str) -> tuple[str, ...]:
 
 
 def parse_dynos(raw: str, label: str) -> int:
-    if raw.isdigit() and raw.isascii() and int(raw) <= MAX_DYNOS:
+    if _whole_number(raw) is not None and int(raw) <= MAX_DYNOS:
         return int(raw)
     raise ConfigError(label, f"must be a number of dynos from 0 to {MAX_DYNOS}, got {_quote(raw)}")
 
 
 def parse_positive(raw: str, label: str) -> int:
-    if raw.isdigit() and raw.isascii() and 0 < int(raw) <= MAX_DYNOS:
+    if _whole_number(raw) is not None and 0 < int(raw) <= MAX_DYNOS:
         return int(raw)
     raise ConfigError(label, f"must be a whole number from 1 to {MAX_DYNOS}, got {_quote(raw)}")
 
@@ -448,10 +448,15 @@ def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str
     return None
 
 
+def _whole_number(raw: str) -> int | None:
+    """Plain ASCII digits, and few enough for int() (which refuses more than 4,300): else None."""
+    return int(raw) if raw.isdigit() and raw.isascii() and len(raw) <= 18 else None
+
+
 def _quote(raw: str, limit: int = 40) -> str:
-    """A bad value, shortened and escaped so that it prints as one harmless line."""
-    shown = raw if len(raw) <= limit else raw[:limit] + "..."
-    return ascii(shown)
+    """A bad value, escaped and then shortened, so that it prints as one short harmless line."""
+    shown = ascii(raw)[1:-1]
+    return f"'{shown if len(shown) <= limit else shown[:limit] + '...'}'"
 
 
 # Every setting but the Redis URL (which has Sidekiq's own rule, above): the Settings field,

@@ -34,14 +34,20 @@ class BadPayload(ValueError):
     """The oldest job of a queue is not a JSON object; its latency is unknown."""
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
 def stamp_from_payload(payload: bytes) -> Stamp:
     """The timestamps of one job as Sidekiq stores it: a JSON object.
 
     Only top-level keys count: an ActiveJob payload carries its own ISO-8601
-    "enqueued_at" inside `args`, which Sidekiq ignores and so do we.
+    "enqueued_at" inside `args`, which Sidekiq ignores and so do we. Parsed by the
+    rules of Ruby's JSON.parse, which Sidekiq uses: UTF-8 text (no byte-order mark, no
+    UTF-16), no NaN or Infinity, nothing after the object; escapes in keys decoded.
     """
     try:
-        job = json.loads(payload)
+        job = json.loads(payload.decode("utf-8", "surrogateescape"), parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise BadPayload("the oldest job is not valid JSON") from None
     if not isinstance(job, dict):

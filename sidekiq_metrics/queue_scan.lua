@@ -3,11 +3,13 @@
 --
 -- KEYS: queue keys (queue:<name>). ARGV[1]: how many payload bytes this call may scan
 -- before it stops early (so that no call holds Redis for long); at least one key is done.
--- Returns {lines, done}: `done` keys were processed; `lines` has one line for each:
+-- Returns {lines, done, jobs}: `done` keys were processed; `lines` has one line for each:
 --   <size> TAB <enqueued_at>                        the usual job: enqueued_at a plain JSON number
 --   <size> TAB <kind> TAB <enqueued_at> TAB <created_at>
 -- kind: e (empty queue), t (timestamps), x (the oldest job is not a JSON object),
---       w (the key could not be read; the third field is Redis's error).
+--       w (the key could not be read; the third field is Redis's error),
+--       j (the job itself is jobs[<third field>]: a small job off the usual path, handed back
+--          whole so that the reader parses it exactly as it parses LINDEX's, with a JSON parser).
 -- A timestamp is the raw JSON text of the top-level member (a number, a "string", null,
 -- true, false), "?" when it is something else, or empty when the member is absent.
 -- Members nested in `args` (ActiveJob keeps its own "enqueued_at" there) never count.
@@ -104,7 +106,8 @@ local function slow(job)
 end
 
 local budget = tonumber(ARGV[1]) or 1048576
-local lines, used = {}, 0
+local WHOLE, WHOLE_BUDGET = 16384, 65536 -- a job handed back whole, and all of them in one call
+local lines, used, jobs, handed = {}, 0, {}, 0
 -- '<size> TAB' for each size seen in this call: turning a Lua number into text is a sprintf,
 -- and most queues of an app share a few sizes.
 local heads = {}
@@ -133,13 +136,16 @@ for i, key in ipairs(KEYS) do
       end
       if fast then
         lines[i] = head .. fast
+      elseif #job <= WHOLE and handed + #job <= WHOLE_BUDGET then
+        jobs[#jobs + 1], handed = job, handed + #job
+        lines[i] = head .. 'j\t' .. #jobs .. '\t'
       else
         lines[i] = head .. slow(job)
       end
     end
   end
   if used >= budget and i < #KEYS then
-    return {table.concat(lines, '\n'), i}
+    return {table.concat(lines, '\n'), i, jobs}
   end
 end
-return {table.concat(lines, '\n'), #KEYS}
+return {table.concat(lines, '\n'), #KEYS, jobs}

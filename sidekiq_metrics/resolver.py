@@ -64,7 +64,7 @@ class Resolver:
                 if previous is not None and previous.addresses:
                     return previous.addresses  # stale, but an answer: the fresh one comes in the background
         if not current.done.wait(wait):
-            raise ResolveError(f"no answer from the name server for {host} within {wait:g}s")
+            raise ResolveError(f"no answer from the name server for {host} within {wait:.2g}s")
         if current.error:
             raise ResolveError(f"cannot resolve {host}: {current.error}")
         return current.addresses

@@ -161,6 +161,8 @@ class Connection:
                 raise ConnectionFailed(f"no reply from Redis at {self.where} within {self.timeout:g}s") from None
             if isinstance(exc, OSError):
                 raise ConnectionFailed(f"lost the connection to Redis at {self.where}: {_reason(exc)}") from None
+            if isinstance(exc, ValueError):  # a length or an integer that is not one: not Redis speaking
+                raise ConnectionFailed(f"unexpected reply from Redis at {self.where}: not RESP") from None
             raise
 
     def _closed_by_peer(self) -> bool:

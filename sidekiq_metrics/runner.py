@@ -114,8 +114,7 @@ class Poller:
             self.autoscaler.observe(series)
             samples += self.autoscaler.samples()
         self.emit(Measurements(series, samples + heartbeat(up=True)))
-        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] +
-                        list(snapshot.totals.problems if snapshot.totals else ()))
+        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] + list(snapshot.problems))
         return True
 
     def emit(self, measurements: Measurements) -> None:

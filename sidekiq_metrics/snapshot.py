@@ -71,7 +71,6 @@ class Totals:
     processes: int | None  # SCARD processes: Stats#processes_size, which may still count dead processes
     enqueued: int  # sum of LLEN over every queue in the `queues` set: Stats#enqueued
     live: tuple[ProcessReading, ...]
-    problems: tuple[str, ...] = ()  # one line for each refused read
 
     @property
     def busy(self) -> int:
@@ -89,6 +88,7 @@ class Snapshot:
     queues: tuple[QueueReading, ...]
     read_at: float  # epoch seconds, taken when the replies were in
     totals: Totals | None = None
+    problems: tuple[str, ...] = ()  # one line for each key Redis would not let us read, but queues' own
 
 
 def key_prefix(namespace: str | None) -> bytes:
@@ -216,7 +216,8 @@ class SidekiqReader:
         elif scripts and self._refused:
             self._refused = False
             self.log("Redis runs our read-only Lua script again; reading only the start of each oldest job")
-        members, raw = self._read_sets(answers[len(answers) - len(set_commands):], replies, bet)
+        problems: list[str] = []
+        members, raw = self._read_sets(answers[len(answers) - len(set_commands):], bet, sets, problems)
         if bet and bet.scripts == self.scripts and bet.members == members:
             plan = bet if bet.set_replies == raw else replace(bet, set_replies=raw)  # the same sets, listed anew
             self._plan = plan
@@ -227,31 +228,29 @@ class SidekiqReader:
         readings, rest = self._queues(plan, replies)
         now = clock()
         if not totals:
-            return Snapshot(readings, now)
+            return Snapshot(readings, now, problems=tuple(problems))
         unreported = list(map(_int, rest[:len(plan.unreported)]))
         counted = plan.counted
         sizes = map(_SIZE, readings) if counted is None else (r.size for r in readings if r.name in counted)
         enqueued = sum(filter(None, sizes)) + sum(unreported)  # None: an unreadable queue counts 0
         live = tuple(p for p in map(_process, plan.identities, rest[len(plan.unreported):]) if p is not None)
-        keys = ("stat:processed", "stat:failed", "schedule", "retry", "dead", "processes")
+        keys = [ns + key for key in (b"stat:processed", b"stat:failed", b"schedule", b"retry", b"dead", b"processes")]
         counts = [None if isinstance(a, ReplyError) else _int(a) for a in answers[:6]]
-        problems = tuple(f"{ns.decode('utf-8', 'replace')}{key}: Redis refused to read it ({a.code}); give the user "
-                         f"read access to that key, until then it is left out"
-                         for key, a in zip(keys, answers[:6], strict=True) if isinstance(a, ReplyError))
+        problems += [_unreadable(key, a) for key, a in zip(keys, answers[:6], strict=True) if isinstance(a, ReplyError)]
         processed, failed, scheduled, retries, dead, processes = counts
         return Snapshot(readings, now, Totals(
             processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
-            processes=processes, enqueued=enqueued, live=live, problems=problems))
+            processes=processes, enqueued=enqueued, live=live), tuple(problems))
 
-    def _read_sets(self, replies: list[Reply | Unchanged], rest: Iterator[Reply | Unchanged],
-                   bet: _Plan | None) -> tuple[list[list[bytes]], list[bytes]]:
-        """Each set's members, sorted by bytes (as Sidekiq::Queue.all sorts queues), and its reply's bytes."""
+    def _read_sets(self, replies: list[Reply | Unchanged], bet: _Plan | None, keys: list[bytes],
+                   problems: list[str]) -> tuple[list[list[bytes]], list[bytes]]:
+        """Each set's members, sorted by bytes (as Sidekiq::Queue.all sorts queues), and its reply's bytes.
+        A set Redis will not give (another type, no permission) has no members this poll, and a problem."""
         members, raw = [], []
         for i, reply in enumerate(replies):
-            if isinstance(reply, ReplyError):  # without the sets there is nothing to read
-                _drain(rest)
-                self._plan = None
-                raise reply
+            if isinstance(reply, ReplyError):
+                problems.append(_unreadable(keys[i], reply))
+                reply = []
             if reply is UNCHANGED:
                 members.append(bet.members[i])  # type: ignore[union-attr]
                 raw.append(bet.set_replies[i])  # type: ignore[union-attr]
@@ -321,9 +320,9 @@ class SidekiqReader:
             if error or isinstance(reply, ReplyError):
                 error = error or reply  # type: ignore[assignment]
                 continue
-            text, done = reply  # type: ignore[misc]
+            text, done, whole = reply  # type: ignore[misc]
             first = i * SCAN_BATCH
-            _scan_lines(readings, names[first:first + done], text)
+            _scan_lines(readings, names[first:first + done], text, whole)
             pending += range(first + done, min(first + SCAN_BATCH, len(names)))
         if not pending and not error:
             return tuple(readings)
@@ -337,7 +336,7 @@ class SidekiqReader:
                              "reads the queues again")
         late: dict[int, QueueReading] = {}
         for i, reply in zip(pending, more, strict=True):
-            _scan_lines(line := [], [names[i]], reply[0])  # type: ignore[index]
+            _scan_lines(line := [], [names[i]], reply[0], reply[2])  # type: ignore[index]
             late[i] = line[0]
         done_early = iter(readings)
         return tuple(late[i] if i in late else next(done_early) for i in range(len(names)))
@@ -385,7 +384,7 @@ def _json_int(raw: bytes) -> object:
     return int(raw) if len(raw) <= 21 else UNUSABLE
 
 
-def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes) -> None:
+def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes, whole: list[bytes]) -> None:
     """A script call's lines, parsed into readings. This runs for every queue, every poll, so a call
     whose lines are all the usual `<size> TAB <number>` (one tab a line) is parsed whole, in C."""
     if not names:
@@ -414,11 +413,13 @@ def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes) -> 
             size, number = fields
             readings.append(QueueReading(name, int(size), Stamp(_token(number))))
         else:
-            readings.append(_scan_line(name, fields))
+            readings.append(_scan_line(name, fields, whole))
 
 
-def _scan_line(name: str, fields: list[bytes]) -> QueueReading:
+def _scan_line(name: str, fields: list[bytes], whole: list[bytes]) -> QueueReading:
     size, kind, enqueued, created = fields
+    if kind == b"j":  # handed back whole: read as LINDEX's are, by the same parser
+        return _queue(name, int(size), whole[int(enqueued) - 1])
     if kind == b"t":
         return QueueReading(name, int(size), Stamp(_token(enqueued), _token(created) if created else None))
     if kind == b"e":
@@ -489,6 +490,17 @@ def _int(value: object) -> int:
         n = len(digits) - len(digits.lstrip(b"0123456789"))
         return sign * int(digits[:n]) if n and n <= 30 else 0
     return 0
+
+
+def _unreadable(key: bytes, error: ReplyError) -> str:
+    """One line for a key whose value is unknown this poll, saying what to do about it."""
+    name = key.decode("utf-8", "replace")
+    if error.code == "NOPERM":
+        return f"{name}: Redis refused to read it (NOPERM); give the user read access to that key, until then " \
+               "it is left out"
+    if error.code == "WRONGTYPE":
+        return f"{name}: it is not what Sidekiq keeps there (WRONGTYPE): another program writes that key; left out"
+    return f"{name}: Redis could not read it ({error.code}); left out"
 
 
 def _short(exc: Exception) -> str:

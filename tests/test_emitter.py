@@ -210,9 +210,9 @@ class CountingConnection(Connection):
 
     sends = 0
 
-    def replies(self, commands, encoded=None, expected=None):
+    def replies(self, commands, encoded=None, expected=None, max_bulk=None):
         CountingConnection.sends += bool(commands)
-        return super().replies(commands, encoded, expected)
+        return super().replies(commands, encoded, expected, max_bulk)
 
 
 @pytest.mark.parametrize("queues, processes", [(1, 0), (2000, 0), (2000, 300)])

@@ -1,0 +1,214 @@
+"""Property-based tests (Hypothesis) over everything we parse from Redis, and every setting.
+
+Each property runs against a real redis-server: Hypothesis writes the data, our reader reads it.
+- A job payload, however odd, reads the same through our Lua script and through LINDEX + json.
+- No value Redis holds makes a poll raise; every line stays valid l2met of at most 1,024 bytes.
+- Any bytes a server sends back are a reply or a RedisError, never another exception.
+- Any value of any setting is a setting or a one-line ConfigError.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import reader
+from sidekiq_metrics.config import SETTINGS, RedisTarget, load_settings
+from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.resp import Connection, RedisError
+from sidekiq_metrics.runner import Poller
+
+EXAMPLES = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=bool(os.environ.get("CI")))
+NOW = time.time()
+
+# Timestamps of every type and unit a job may carry, the plausible and the absurd.
+stamps = st.one_of(
+    st.floats(min_value=NOW - 10**6, max_value=NOW + 100),  # Sidekiq <= 7: float seconds
+    st.integers(min_value=int((NOW - 10**6) * 1000), max_value=int(NOW * 1000)),  # Sidekiq 8: integer ms
+    st.integers(min_value=0, max_value=int(NOW)),  # integer seconds (third-party clients)
+    st.integers(), st.floats(), st.integers(min_value=10**18, max_value=10**400),
+    st.text(max_size=30), st.sampled_from([f"{NOW - 5:.6f}", f"{int(NOW * 1000) - 5}", "1e3", "-1", "0x10"]),
+    st.none(), st.booleans(), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.none()),
+)
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                           max_leaves=8)
+keys = st.sampled_from(["enqueued_at", "created_at", "class", "args", "enqueued\\u005fat", "x\\\"enqueued_at",
+                        "Enqueued_at", "enqueued_at ", "jid"])
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> bytes:
+    """Job payloads: Sidekiq's own shapes, near-JSON around them, and plain junk."""
+    members = draw(st.lists(st.tuples(keys, st.one_of(stamps, json_values)), max_size=5))
+    compact = draw(st.booleans())
+    sep = (",", ":") if compact else (", ", ": ")
+    body = "{" + sep[0].join(f'"{k}"{sep[1]}{json.dumps(v, allow_nan=True)}' for k, v in members) + "}"
+    text = body.encode()
+    framing = draw(st.sampled_from(["", "bom", "trailing", "whitespace", "nested", "truncated", "junk"]))
+    if framing == "bom":
+        text = b"\xef\xbb\xbf" + text
+    elif framing == "trailing":
+        text += draw(st.sampled_from([b"x", b"}", b" {}", b",", b"\x00"]))
+    elif framing == "whitespace":
+        text = b" \n\t" + text + b"\r\n "
+    elif framing == "nested":
+        text = b'{"args":[' + text + b'],"enqueued_at":' + json.dumps(draw(stamps), allow_nan=True).encode() + b"}"
+    elif framing == "truncated":
+        text = text[:draw(st.integers(min_value=0, max_value=len(text)))]
+    elif framing == "junk":
+        text = draw(st.binary(max_size=60))
+    return text
+
+
+@pytest.fixture(scope="module")
+def both(redis_server):
+    """Our reader twice: through the script, and through LLEN + LINDEX as where scripts are refused."""
+    return reader(redis_server), reader(redis_server, scripts=False)
+
+
+@EXAMPLES
+@given(payload=payloads())
+def test_the_script_and_lindex_read_every_payload_alike(r, both, payload):
+    scripted, plain = both
+    r.delete("queues", "queue:q")
+    r.sadd("queues", "q")
+    r.lpush("queue:q", payload)
+    now = time.time()
+    (s,), (p,) = scripted.read().queues, plain.read().queues
+    assert s.size == p.size == 1
+    theirs = None if p.problem else latency(p.oldest, now)
+    ours = None if s.problem else latency(s.oldest, now)
+    assert (ours is None) == (theirs is None), (payload, s, p)
+    if ours is not None:
+        assert ours == pytest.approx(theirs, abs=0.05), payload
+    reference = _sidekiq_rule(payload, now)
+    if reference is not None and theirs is not None:
+        assert theirs == pytest.approx(reference, abs=0.05), payload
+
+
+def _sidekiq_rule(payload: bytes, now: float) -> float | None:
+    """Sidekiq::Queue#latency where it is defined: a JSON object whose timestamp is a float (seconds) or an
+    integer (milliseconds) of this era; None where Sidekiq's own answer is an error or nonsense."""
+    try:
+        job = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(job, dict):
+        return None
+    stamp = job.get("enqueued_at")
+    if stamp is None or stamp is False:
+        stamp = job.get("created_at")
+    if stamp is None or stamp is False:
+        return 0.0
+    if isinstance(stamp, float) and 0 <= stamp < 1e11:
+        return max(0.0, now - stamp)
+    if isinstance(stamp, int) and not isinstance(stamp, bool) and 946_684_800_000 <= stamp < 2**63:
+        return max(0.0, now - stamp / 1000)
+    return None
+
+
+L2MET_TOKEN = re.compile(r"(source=[A-Za-z0-9._:-]+|(sample|measure|count)#[A-Za-z0-9._:-]+=[0-9]+(\.[0-9]+)?)")
+anything = st.binary(max_size=40) | st.sampled_from([b"", b"-1", b"9" * 5000, b"1e400", b"NaN", b"\xff\xfe"])
+
+
+@EXAMPLES
+@given(names=st.lists(st.binary(min_size=0, max_size=30), max_size=4), jobs=st.lists(payloads(), max_size=4),
+       counters=st.lists(anything, min_size=2, max_size=2), process=st.lists(anything, min_size=3, max_size=3),
+       wrong_type=st.sampled_from([None, "schedule", "queue", "processes", "stat:processed"]))
+def test_no_value_in_redis_breaks_a_poll(r, redis_server, names, jobs, counters, process, wrong_type):
+    r.flushdb()
+    for i, name in enumerate(names):
+        r.sadd("queues", name)
+        if i < len(jobs):
+            r.lpush(b"queue:" + name, jobs[i])
+    r.set("stat:processed", counters[0])
+    r.set("stat:failed", counters[1])
+    r.sadd("processes", b"web.1:1:abc")
+    r.hset(b"web.1:1:abc", mapping={"busy": process[0], "concurrency": process[1], "info": process[2]})
+    if wrong_type == "queue" and names:
+        r.delete(b"queue:" + names[0])
+        r.set(b"queue:" + names[0], "a string")
+    elif wrong_type:
+        r.delete(wrong_type)
+        r.hset(wrong_type, "a", "hash")
+    out, err = io.StringIO(), io.StringIO()
+    settings_ = load_settings({"REDIS_URL": redis_server.url})
+    assert Poller(settings_, out, err).poll(), err.getvalue()  # Redis is up: the poll succeeds
+    for line in out.getvalue().splitlines():
+        assert len(line.encode()) <= 1024
+        assert all(L2MET_TOKEN.fullmatch(token) for token in line.split(" ")), line[:200]
+    assert "sample#sidekiq.metrics.up=1" in out.getvalue()
+    assert len(err.getvalue().splitlines()) <= 1
+
+
+class OneReplyServer:
+    """A loopback server that answers every connection with the bytes it was given, then closes."""
+
+    def __init__(self) -> None:
+        self.reply = b""
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def answering():
+    server = OneReplyServer()
+    yield server
+    server.listener.close()
+
+
+resp_pieces = st.sampled_from([b"+OK\r\n", b"-ERR x\r\n", b":12\r\n", b"$3\r\nabc\r\n", b"$-1\r\n", b"*2\r\n",
+                               b"*-1\r\n", b"$abc\r\n", b":x\r\n", b"*zz\r\n", b"$5\r\nab\r\n", b"%1\r\n", b"\r\n",
+                               b"$99999999999999999999\r\n", b"*" + b"9" * 30 + b"\r\n"])
+
+
+@EXAMPLES
+@given(reply=st.lists(resp_pieces | st.binary(max_size=20), max_size=6).map(b"".join))
+def test_any_bytes_from_a_server_are_a_reply_or_a_redis_error(answering, reply):
+    answering.reply = reply
+    connection = Connection(RedisTarget("redis", host="127.0.0.1", port=answering.port), timeout=0.5)
+    try:
+        connection.pipeline([["GET", "a"], ["GET", "b"]])
+    except RedisError:
+        pass
+    finally:
+        connection.close()
+
+
+@EXAMPLES
+@given(setting=st.sampled_from([variable for _, _, variable, _ in SETTINGS] + ["REDIS_URL", "REDIS_PROVIDER"]),
+       value=st.text(max_size=60) | st.sampled_from(["9" * 5000, "-1", "1e999", "nan", "redis://a:b@c:99999/0",
+                                                      "rediss://x/?ssl_cert_reqs=%zz", "redis://[::1/0"]))
+def test_any_value_of_any_setting_is_a_setting_or_one_config_error(setting, value):
+    try:
+        load_settings({setting: value})
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400

@@ -3,7 +3,9 @@
 --
 -- KEYS: queue keys (queue:<name>). ARGV[1]: how many payload bytes this call may scan
 -- before it stops early (so that no call holds Redis for long); at least one key is done.
--- Returns {lines, done, jobs}: `done` keys were processed; `lines` has one line for each:
+-- ARGV[2]: a job longer than this many bytes is named in `large`, as {key's index, bytes}, so
+-- that the reader can take it with LINDEX next time instead (scanning it here holds Redis).
+-- Returns {lines, done, jobs, large}: `done` keys were processed; `lines` has one line for each:
 --   <size> TAB <enqueued_at>                        the usual job: enqueued_at a plain JSON number
 --   <size> TAB <kind> TAB <enqueued_at> TAB <created_at>
 -- kind: e (empty queue), t (timestamps), x (the oldest job is not a JSON object),
@@ -106,8 +108,9 @@ local function slow(job)
 end
 
 local budget = tonumber(ARGV[1]) or 1048576
+local large_job = tonumber(ARGV[2]) or budget
 local WHOLE, WHOLE_BUDGET = 16384, 65536 -- a job handed back whole, and all of them in one call
-local lines, used, jobs, handed = {}, 0, {}, 0
+local lines, used, jobs, handed, large = {}, 0, {}, 0, {}
 -- '<size> TAB' for each size seen in this call: turning a Lua number into text is a sprintf,
 -- and most queues of an app share a few sizes.
 local heads = {}
@@ -121,6 +124,9 @@ for i, key in ipairs(KEYS) do
       lines[i] = size .. '\te\t\t'
     else
       used = used + #job
+      if #job > large_job then
+        large[#large + 1], large[#large + 2] = i, #job
+      end
       -- Fast path: Sidekiq writes compact JSON with enqueued_at last, so a job usually ends
       -- `,"enqueued_at":<number>}`. In a JSON object that can only be its top-level member (the
       -- comma before the quote means the quote opens a key). The number must be plain: digits,
@@ -145,7 +151,7 @@ for i, key in ipairs(KEYS) do
     end
   end
   if used >= budget and i < #KEYS then
-    return {table.concat(lines, '\n'), i, jobs}
+    return {table.concat(lines, '\n'), i, jobs, large}
   end
 end
-return {table.concat(lines, '\n'), #KEYS, jobs}
+return {table.concat(lines, '\n'), #KEYS, jobs, large}

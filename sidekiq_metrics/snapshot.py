@@ -108,6 +108,12 @@ QUEUE_SCAN = (Path(__file__).with_name("queue_scan.lua")).read_bytes()
 QUEUE_SCAN_SHA = hashlib.sha1(QUEUE_SCAN).hexdigest()
 SCAN_BATCH = 250  # queues per script call: about a millisecond of Redis time each
 SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
+# A queue whose oldest job is longer than this is read with LINDEX rather than scanned inside Redis.
+# Measured (benchmarks: tests/bench_poll.py --large-jobs): the script holds Redis about 1.4 ms a MB
+# (2.9 at 20 MB), LINDEX 0.05-0.55 ms a MB but moves the whole job over the network. Below 1 MB the
+# script's hold stays under the 5 ms cap and the bytes saved matter; above, Redis's time does.
+LARGE_JOB = 1 << 20
+SCRIPT_MS_PER_MB = 1.4
 SCRIPT_RECHECK = 600.0  # seconds after a refusal before the script is offered again (an ACL may change)
 
 
@@ -135,6 +141,9 @@ class _Plan:
     identities: list[str]  # the processes
     commands: list[Command]
     encoded: bytes  # the commands on the wire, encoded once for as long as the plan holds
+    scanned: list[int]  # indexes into `reported` of the queues our script reads, in its calls' order
+    whole: list[int]  # ...and of those read with LLEN + LINDEX (all without the script; else large jobs)
+    large: frozenset[bytes]  # the keys known to hold a large oldest job when the plan was made
 
     @property
     def queue_calls(self) -> int:
@@ -166,6 +175,7 @@ class SidekiqReader:
         self.scripts = scripts
         self._recheck_at: float | None = None  # when to offer the script again, after a refusal
         self._refused = False  # the refusal has been said
+        self._large: dict[bytes, int] = {}  # queue key -> its oldest job's length, while over LARGE_JOB
         self.recheck_after = SCRIPT_RECHECK
         self._plan: _Plan | None = None
 
@@ -196,17 +206,16 @@ class SidekiqReader:
                      ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"]]
         asked = tuple(queues) if queues is not None else None
         bet = self._plan
-        if bet and (bet.queues, bet.totals, bet.scripts) != (asked, totals, scripts):
+        if bet and (bet.queues, bet.totals, bet.scripts, bet.large) != (asked, totals, scripts, self._large.keys()):
             bet = None
         set_commands: list[Command] = [["SMEMBERS", key] for key in sets]
         head += set_commands
         # The sets, 10,000 names each poll, are usually the same bytes as last time: then they are
         # recognised with one comparison instead of parsed and sorted again.
         expected = {len(head) - len(sets) + i: raw for i, raw in enumerate(bet.set_replies)} if bet else None
-        # Without the script each oldest job comes whole: one too large for a job is dropped unread.
-        most = None if scripts else SCAN_BUDGET
+        # An oldest job read with LINDEX (a large one, or every one without the script) is kept only if small.
         replies = self.connection.replies(head + (bet.commands if bet else []),
-                                          encode_commands(head) + bet.encoded if bet else None, expected, most)
+                                          encode_commands(head) + bet.encoded if bet else None, expected, LARGE_JOB)
         answers = list(itertools.islice(replies, len(head)))
         if scripts and isinstance(loaded := answers.pop(0), ReplyError):
             if not refuses_scripts(loaded):  # not now (e.g. LOADING): fail this poll, offer the script next time
@@ -215,7 +224,7 @@ class SidekiqReader:
             self._refuse_scripts(loaded)
         elif scripts and self._refused:
             self._refused = False
-            self.log("Redis runs our read-only Lua script again; reading only the start of each oldest job")
+            self.log("Redis runs our read-only Lua script again; reading only the stamps of each oldest job")
         problems: list[str] = []
         members, raw = self._read_sets(answers[len(answers) - len(set_commands):], bet, sets, problems)
         if bet and bet.scripts == self.scripts and bet.members == members:
@@ -224,7 +233,7 @@ class SidekiqReader:
         else:
             _drain(replies)
             plan = self._plan = self._make_plan(queues, members, raw, listing, totals)
-            replies = self.connection.replies(plan.commands, plan.encoded, None, None if plan.scripts else SCAN_BUDGET)
+            replies = self.connection.replies(plan.commands, plan.encoded, None, LARGE_JOB)
         readings, rest = self._queues(plan, replies)
         now = clock()
         if not totals:
@@ -272,33 +281,59 @@ class SidekiqReader:
         listed = set(reported)
         unreported = [q for q in known if q not in listed] if totals else []
         commands: list[Command] = []
+        large = frozenset(self._large)
         if self.scripts:
-            for i in range(0, len(keys), SCAN_BATCH):
-                batch = keys[i:i + SCAN_BATCH]
-                commands.append(["EVALSHA", QUEUE_SCAN_SHA, len(batch), *batch, SCAN_BUDGET])
+            scanned = [i for i, key in enumerate(keys) if key not in large]
+            whole = [i for i, key in enumerate(keys) if key in large]
         else:
-            for key in keys:
-                commands += [["LLEN", key], ["LINDEX", key, -1]]
+            scanned, whole = [], list(range(len(keys)))
+        for start in range(0, len(scanned), SCAN_BATCH):
+            batch = [keys[i] for i in scanned[start:start + SCAN_BATCH]]
+            commands.append(["EVALSHA", QUEUE_SCAN_SHA, len(batch), *batch, SCAN_BUDGET, LARGE_JOB])
+        for i in whole:
+            commands += [["LLEN", keys[i]], ["LINDEX", keys[i], -1]]
         commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
         commands += [["HMGET", ns + identity, "busy", "concurrency", "info"] for identity in process_members]
         asked = tuple(queues) if queues is not None else None
         counted = None if queues is None else frozenset(known).intersection(reported)
         return _Plan(members, raw, self.scripts, asked, totals, reported, keys, counted, unreported,
-                     [decode(i) for i in process_members], commands, encode_commands(commands))
+                     [decode(i) for i in process_members], commands, encode_commands(commands), scanned, whole,
+                     large)
 
     def _queues(self, plan: _Plan, replies: Iterator[Reply]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
         """The queue readings, and the replies after them (unreported sizes, processes)."""
         calls = itertools.islice(replies, plan.queue_calls)
+        names = plan.reported
+        readings: list[QueueReading | None] = [None] * len(names)
         try:
-            if plan.scripts:
-                readings = self._scanned(plan, calls)
-            else:
-                plain = list(calls)
-                readings = tuple(_queue(n, plain[2 * i], plain[2 * i + 1]) for i, n in enumerate(plan.reported))
+            script_calls = -(-len(plan.scanned) // SCAN_BATCH)
+            for i, reading in zip(plan.scanned, self._scanned(plan, itertools.islice(calls, script_calls)),
+                                  strict=True):
+                readings[i] = reading
         except RedisError:
             _drain(replies)
             raise
-        return readings, list(replies)
+        plain = list(calls)
+        for j, i in enumerate(plan.whole):
+            oldest = plain[2 * j + 1]
+            if isinstance(oldest, TooLarge):
+                self._large[plan.keys[i]] = oldest.size
+            else:
+                self._large.pop(plan.keys[i], None)  # consumed: back to the script next time
+            readings[i] = _queue(names[i], plain[2 * j], oldest)
+        return tuple(readings), list(replies)  # type: ignore[arg-type]
+
+    def _note_large(self, names: list[str], keys: list[bytes], first: int, large: list[int]) -> None:
+        """The queues whose oldest job the script found over LARGE_JOB (`large`: 1-based index in the call,
+        length, ...): read with LINDEX from the next poll on, and said once each."""
+        for n in range(0, len(large), 2):
+            i, length = first + large[n] - 1, large[n + 1]
+            if keys[i] not in self._large:
+                mb = length / 1e6
+                self.log(f"queue {ascii(names[i])[:80]}: its oldest job is {mb:.1f} MB; reading it with LINDEX "
+                         f"from now on ({mb:.1f} MB over the network a poll) rather than inside Redis, which "
+                         f"would hold Redis about {mb * SCRIPT_MS_PER_MB:.0f} ms a poll")
+            self._large[keys[i]] = length
 
     def _refuse_scripts(self, error: ReplyError) -> None:
         self.scripts = False
@@ -312,21 +347,24 @@ class SidekiqReader:
     def _scanned(self, plan: _Plan, replies: Iterable[Reply]) -> tuple[QueueReading, ...]:
         """Readings from the script's batches, each parsed as it arrives while Redis works on the next.
         A batch that stopped early (big jobs) is finished one key per call, all in one more round trip."""
-        names = plan.reported
+        names = [plan.reported[i] for i in plan.scanned]
+        keys = [plan.keys[i] for i in plan.scanned]
         readings: list[QueueReading] = []
-        pending: list[int] = []  # indexes of the queues still to scan
+        pending: list[int] = []  # indexes (into names) of the queues still to scan
         error: ReplyError | None = None
         for i, reply in enumerate(replies):  # read every reply, even after an error: the stream stays in step
             if error or isinstance(reply, ReplyError):
                 error = error or reply  # type: ignore[assignment]
                 continue
-            text, done, whole = reply  # type: ignore[misc]
+            text, done, whole, large = reply  # type: ignore[misc]
             first = i * SCAN_BATCH
             _scan_lines(readings, names[first:first + done], text, whole)
+            self._note_large(names, keys, first, large)
             pending += range(first + done, min(first + SCAN_BATCH, len(names)))
         if not pending and not error:
             return tuple(readings)
-        more = self.connection.pipeline([["EVALSHA", QUEUE_SCAN_SHA, 1, plan.keys[i], SCAN_BUDGET] for i in pending])
+        more = self.connection.pipeline([["EVALSHA", QUEUE_SCAN_SHA, 1, keys[i], SCAN_BUDGET, LARGE_JOB]
+                                         for i in pending])
         error = error or next((r for r in more if isinstance(r, ReplyError)), None)  # type: ignore[assignment]
         if error:
             self._plan = None
@@ -337,6 +375,7 @@ class SidekiqReader:
         late: dict[int, QueueReading] = {}
         for i, reply in zip(pending, more, strict=True):
             _scan_lines(line := [], [names[i]], reply[0], reply[2])  # type: ignore[index]
+            self._note_large(names, keys, i, reply[3])  # type: ignore[index]
             late[i] = line[0]
         done_early = iter(readings)
         return tuple(late[i] if i in late else next(done_early) for i in range(len(names)))
@@ -438,8 +477,11 @@ def _queue(name: str, size: object, oldest: object) -> QueueReading:
     if oldest is None:
         return QueueReading(name, _int(size), None)
     if isinstance(oldest, TooLarge):
-        return QueueReading(name, _int(size), None, f"the oldest job is {oldest.size / 1e6:.1f} MB; without our "
-                            "script (refused) its latency is not read, to keep memory bounded")
+        stamp = _usual_end(oldest)
+        if stamp is None:
+            return QueueReading(name, _int(size), None, f"the oldest job is {oldest.size / 1e6:.1f} MB and does "
+                                "not end as Sidekiq writes jobs: its latency is not read (only its ends were kept)")
+        return QueueReading(name, _int(size), stamp)
     try:
         return QueueReading(name, _int(size), stamp_from_payload(oldest))  # type: ignore[arg-type]
     except BadPayload as exc:
@@ -490,6 +532,20 @@ def _int(value: object) -> int:
         n = len(digits) - len(digits.lstrip(b"0123456789"))
         return sign * int(digits[:n]) if n and n <= 30 else 0
     return 0
+
+
+_USUAL_END = re.compile(rb"([1-9][0-9]*(?:\.[0-9]+)?)\}")
+
+
+def _usual_end(job: TooLarge) -> Stamp | None:
+    """The stamp of a job too large to keep, from its ends: Sidekiq's jobs start with `{` and end with
+    `,"enqueued_at":<number>}`. The same rule as the script's fast path, so both read it alike."""
+    if job.head[:1] != b"{":
+        return None
+    tail = job.tail
+    k = tail.find(b',"enqueued_at":', max(0, len(tail) - 49))
+    number = _USUAL_END.fullmatch(tail, k + 15) if k >= 0 else None
+    return Stamp(_token(number[1])) if number else None
 
 
 def _unreadable(key: bytes, error: ReplyError) -> str:

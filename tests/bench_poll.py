@@ -1,6 +1,7 @@
 """Benchmark: the cost of a poll, to Redis and to the dyno, beside Sidekiq's own Ruby API.
 
     .venv/bin/python tests/bench_poll.py [--queues 10000] [--runs 15]
+    .venv/bin/python tests/bench_poll.py --large-jobs    # only: the cost of a large oldest job, both ways
 
 Not part of the test run (pytest collects test_*.py only). It starts its own
 redis-server on a free loopback port, seeds it the way Sidekiq writes jobs, and
@@ -209,11 +210,63 @@ def big_jobs_bytes(url: str, r: redis.Redis) -> tuple[float, float]:
     return results[0], results[1]
 
 
+def large_job_costs(url: str, r: redis.Redis, sizes_mb: tuple[int, ...] = (1, 5, 20), runs: int = 5) -> list[tuple]:
+    """For one queue whose oldest job (as Sidekiq writes it) weighs N MB: Redis's time to scan it inside
+    our script, and to hand it over with LINDEX; then what our poll does from its second read on (the
+    script for jobs up to LARGE_JOB, LINDEX above): its Redis time and the bytes it moves."""
+    from sidekiq_metrics.snapshot import QUEUE_SCAN
+
+    rows = []
+    for mb in sizes_mb:
+        r.flushall()
+        sha = r.script_load(QUEUE_SCAN)
+        r.sadd("queues", "big")
+        r.lpush("queue:big", json.dumps({"class": "A", "args": ["x" * (mb * 1_000_000)],
+                                         "enqueued_at": time.time()}, separators=(",", ":")))
+        script, lindex = [], []
+        for _ in range(runs):
+            before = commandstats(r)
+            r.evalsha(sha, 1, "queue:big", 1 << 30, 1 << 30)  # scan it, whatever its size
+            script.append(server_usec(before, commandstats(r), ("llen", "lindex")))
+            before = commandstats(r)
+            r.lindex("queue:big", -1)
+            lindex.append(server_usec(before, commandstats(r)))
+        reader = SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=30))
+        reader.read()  # the first read learns the job's size
+        before, got = commandstats(r), reader.connection.received
+        for _ in range(runs):
+            reader.read()
+        after = commandstats(r)
+        scanned = after.get("cmdstat_evalsha", {}).get("calls", 0) > before.get("cmdstat_evalsha", {}).get("calls", 0)
+        ours_usec = server_usec(before, after, ("llen", "lindex") if scanned else ()) / runs
+        ours_bytes = (reader.connection.received - got) / runs
+        rows.append((mb, statistics.median(script) / 1000, statistics.median(lindex) / 1000, ours_usec / 1000,
+                     ours_bytes))
+    return rows
+
+
+def print_large_jobs(rows: list[tuple]) -> None:
+    print("\n# one queue whose oldest job weighs N MB: Redis's time (ms, median of 5) and bytes per poll")
+    print(f"{'N MB':>5}  {'script scan':>11}  {'LINDEX':>7}  {'our poll':>8}  {'our bytes':>10}  "
+          "per MB: script / LINDEX")
+    for mb, script, lindex, ours, moved in rows:
+        print(f"{mb:>5}  {script:>9.2f}ms  {lindex:>5.2f}ms  {ours:>6.2f}ms  {moved / 1e6:>8.2f}MB  "
+              f"{script / mb:.2f} / {lindex / mb:.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queues", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--large-jobs", action="store_true", help="only the large-oldest-job table")
     args = parser.parse_args()
+    if args.large_jobs:
+        server = RedisServer().start()
+        try:
+            print_large_jobs(large_job_costs(server.url, server.client()))
+        finally:
+            server.cleanup()
+        return
 
     server = RedisServer().start()
     try:
@@ -245,6 +298,7 @@ def main() -> None:
         first_line = first_line_seconds(server.url, 5)
         rss_after_1000, growth = rss_growth_over_polls(server.url, 10_000)
         big_ours, big_whole = big_jobs_bytes(server.url, r)
+        large = large_job_costs(server.url, r)
     finally:
         server.cleanup()
 
@@ -278,6 +332,7 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>10}  {note}")
+    print_large_jobs(large)
 
 
 if __name__ == "__main__":

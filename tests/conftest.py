@@ -23,6 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SIDEKIQ_REF = ROOT / "tests" / "support" / "sidekiq_ref.rb"
 
 
+def wait_until(condition, timeout: float) -> bool:
+    """True as soon as condition() is; False if it never was within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, wait_until
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 import heroku_runtime  # noqa: E402
@@ -380,7 +380,11 @@ def test_every_supported_stack_builds_and_reports(tmp_path, runtime_archive, whe
     r.sadd("queues", "default")
     result, build, _ = compile_app(tmp_path, stack, **mirror_config(runtime_archive, wheel_mirror))
     assert result.returncode == 0, result.stderr
-    app = tmp_path / "app"
+    assert_moved_slug_reports(build, tmp_path / "app", redis_server)
+
+
+def assert_moved_slug_reports(build: Path, app: Path, redis_server) -> None:
+    """The slug, moved away from its build path as Heroku runs it, boots web.1 and reports."""
     shutil.move(str(build), str(app))
     d = Dyno(app, "web.1", redis_config(redis_server))
     try:
@@ -506,14 +510,6 @@ def supervisors(dyno: Dyno) -> list[int]:
     return [p for p in dyno.ours() if b"bin/supervise" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def fresh_slug(slug: dict, tmp_path: Path) -> Path:
     """A copy of the slug as Heroku unpacks one for each dyno: nothing left from an earlier boot."""
@@ -557,11 +553,11 @@ def test_restarts_back_off_exponentially_and_start_over_after_a_healthy_run(slug
     d = Dyno(fresh_slug(slug, tmp_path), "web.1", config)
     try:
         for pause in (0, 0, 0, 1.8):  # the last run lasts longer than the longest delay: a healthy run
-            assert wait_for(lambda: len(emitters(d)) == 1, 8)
+            assert wait_until(lambda: len(emitters(d)) == 1, 8)
             time.sleep(pause)
             os.kill(emitters(d)[0], signal.SIGKILL)
-            assert wait_for(lambda: not emitters(d), 3)
-        assert wait_for(lambda: len(emitters(d)) == 1, 3)
+            assert wait_until(lambda: not emitters(d), 3)
+        assert wait_until(lambda: len(emitters(d)) == 1, 3)
     finally:
         stderr = d.stop()
     delays = [line.rsplit(" ", 1)[1] for line in stderr.splitlines() if "restarting in" in line]
@@ -606,7 +602,7 @@ def test_sighup_to_the_supervisor_stops_the_emitter_too(slug, r, redis_server, t
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
         ours = d.ours()
         os.kill(supervisors(d)[0], signal.SIGHUP)
-        assert wait_for(lambda: not any(alive(p) for p in ours), 2)  # nothing of ours left unsupervised
+        assert wait_until(lambda: not any(alive(p) for p in ours), 2)  # nothing of ours left unsupervised
         time.sleep(0.5)
         assert d.ours() == []
     finally:
@@ -620,7 +616,7 @@ def test_sighup_to_the_emitter_stops_it_like_sigterm(slug, r, redis_server, tmp_
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
         os.kill(emitters(d)[0], signal.SIGHUP)
-        assert wait_for(lambda: d.ours() == [], 2)
+        assert wait_until(lambda: d.ours() == [], 2)
     finally:
         stderr = d.stop()
     assert "restarting" not in stderr
@@ -649,13 +645,7 @@ def test_build_paths_are_names_not_patterns(tmp_path, runtime_archive, wheel_mir
     result, build, _ = compile_app(odd, "heroku-24", build_name="build [1] *?",
                                    **mirror_config(runtime_archive, wheel_mirror))
     assert result.returncode == 0, result.stderr
-    app = tmp_path / "app"
-    shutil.move(str(build), str(app))
-    d = Dyno(app, "web.1", redis_config(redis_server))
-    try:
-        assert "sample#sidekiq.default.size=0" in d.read_stdout_until(".size=0", 8)
-    finally:
-        d.stop()
+    assert_moved_slug_reports(build, tmp_path / "app", redis_server)
 
 
 def test_a_read_only_build_cache_is_said_plainly(tmp_path, runtime_archive, wheel_mirror):

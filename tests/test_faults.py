@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import RedisServer, cli, cli_env, console_script, free_port, parse_l2met, read_lines_until, spawn
+from conftest import (
+    RedisServer,
+    cli,
+    cli_env,
+    console_script,
+    free_port,
+    parse_l2met,
+    read_lines_until,
+    spawn,
+    wait_until,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from fault_proxy import FaultProxy  # noqa: E402
@@ -502,14 +512,6 @@ def test_a_middlebox_that_closes_idle_connections_costs_no_poll(r, proxy):
     assert len(beats) >= 4 and {up for _, up in beats} == {"1"}, (beats, stderr)
     assert proxy.accepted >= 4
 
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_stdout_on_a_full_disk_is_one_line_and_status_74(r, redis_server):

@@ -288,7 +288,6 @@ class Connection:
             return None if n < 0 else self._read_array(n)
         raise OSError(f"unexpected reply from Redis: {line[:40]!r}")
 
-
     def _drop(self, count: int) -> tuple[bytes, bytes]:
         """Consume `count` bytes of the stream, keeping only its first and last TooLarge.KEPT."""
         kept = TooLarge.KEPT

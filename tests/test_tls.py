@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import RedisServer, cli, free_port, parse_l2met
+from conftest import RedisServer, cli, free_port, parse_l2met, read_lines_until, spawn
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,19 @@ def test_a_one_word_password_in_a_rediss_url(tls_redis):
     result = cli("run", "--once", env={"REDIS_URL": url})
     assert result.returncode == 0, result.stderr
     assert "tls-secret-pw" not in result.stdout + result.stderr
+
+
+def test_a_tls_connection_is_kept_across_polls(tls_redis):
+    """The check for a connection Redis closed must not take TLS's own traffic after the handshake (session
+    tickets) for a close, and open a new connection, with a new handshake, every poll."""
+    tls_redis.client().sadd("queues", "default")
+    before = tls_redis.client().info("stats")["total_connections_received"]
+    proc = spawn("run", env={"REDIS_URL": tls_redis.tls_url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        lines = read_lines_until(proc, r"(?!)", 0)
+        time.sleep(1.6)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert sum("metrics.up=1" in text for _, text in lines) >= 6
+    assert tls_redis.client().info("stats")["total_connections_received"] - before <= 2  # ours, and this INFO's

@@ -6,9 +6,9 @@
 #   fresh at every boot; a file left by a supervisor that is gone (a reused slug directory) is
 #   taken over.
 # - An emitter that dies is started again after SIDEKIQ_METRICS_RESTART_DELAY seconds (default
-#   10), and after each further failure in a row
-#   twice as long (at least 1 s), up to SIDEKIQ_METRICS_RESTART_MAX_DELAY (default 300). A run that
-#   lasted that long was healthy: the next restart waits the first delay again. One line a restart.
+#   10), and after each further failure in a row twice as long (at least 1 s), up to
+#   SIDEKIQ_METRICS_RESTART_MAX_DELAY (default 300). A run that lasted that long was healthy: the
+#   next restart waits the first delay again. One line a restart.
 # - Not restarted when it stopped on a signal (0, 130, 143: the dyno is shutting down) or for a
 #   configuration error (2), which it has explained in one line.
 # - SIGTERM, SIGINT or SIGHUP to the supervisor stop the emitter and the supervisor: a hang-up

@@ -1,10 +1,19 @@
 """The buildpack as Heroku drives it, simulated on this machine.
 
-A Python runtime archive in Heroku's layout is built from the interpreter running the tests and
-served by SIDEKIQ_METRICS_PYTHON_URL=file://...; the pinned wheels are served by pip's own mirror
-settings (PIP_NO_INDEX + PIP_FIND_LINKS in ENV_DIR). bin/compile builds a slug, the slug is moved
-elsewhere, and a dyno is booted the way Heroku boots one: HOME is the slug, config vars are in the
-environment, bash sources every .profile.d/*.sh, then execs the process command.
+The Python runtime archive is a stand-in for Heroku's (tests/support/heroku_runtime.py, whose docstring
+lists every property of Heroku's archives it reproduces and those it cannot): built --enable-shared with
+no RUNPATH and a libpython nothing else on the machine provides, so that, like Heroku's, its interpreter
+starts only with LD_LIBRARY_PATH, which the `runtime_archive` fixture checks before any test uses it.
+It is served by SIDEKIQ_METRICS_PYTHON_URL=file://...; the pinned wheels by pip's own mirror settings
+(PIP_NO_INDEX + PIP_FIND_LINKS in ENV_DIR). bin/compile builds a slug, the slug is moved elsewhere, and a
+dyno is booted the way Heroku boots one: HOME is the slug, config vars are in the environment, bash
+sources every .profile.d/*.sh (in whatever state an earlier script left the shell), then execs the
+process command.
+
+Not reproduced of a real Heroku build: Heroku's build system itself (its build image, its caching of
+CACHE_DIR, its slug compression and size limit), the dyno manager's startup shell (bash --login and
+/etc/profile; here bash -c), Logplex, the stacks' own images (every stack here is this machine), and
+downloads from Heroku's bucket over HTTPS.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ python::install() {
 		# Only this archive is kept: other URLs' archives are from older builds.
 		rm -f "${cache_dir}"/python-*.tar.zst
 		local status=0
+		# shellcheck disable=SC2310 # invoked in an || so that a failure can explain itself
 		python::download "${url}" "${archive}.partial" || status=$?
 		if ((status != 0)); then
 			rm -f "${archive}.partial"

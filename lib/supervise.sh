@@ -30,19 +30,20 @@ child=""
 to_ms() {
 	case "$1" in
 		'' | *[!0-9.]* | *.*.* | .* | *.) return 1 ;;
+		*) ;;
 	esac
 	whole="${1%%.*}"
 	fraction=""
-	case "$1" in *.*) fraction="${1#*.}" ;; esac
+	case "$1" in *.*) fraction="${1#*.}" ;; *) ;; esac
 	fraction="${fraction}000"
-	[ "${#whole}" -le 5 ] || return 1
+	[[ "${#whole}" -le 5 ]] || return 1
 	ms=$((10#${whole} * 1000 + 10#${fraction:0:3}))
 }
 
 # 1500 -> "1.5", 10000 -> "10", 250 -> "0.25", in $seconds (no subshell, no program).
 to_seconds() {
 	printf -v fraction '%03d' $(($1 % 1000))
-	while [ "${fraction%0}" != "${fraction}" ]; do fraction="${fraction%0}"; done
+	while [[ "${fraction%0}" != "${fraction}" ]]; do fraction="${fraction%0}"; done
 	seconds="$(($1 / 1000))${fraction:+.${fraction}}"
 }
 
@@ -54,10 +55,10 @@ clock() {
 
 # True when pid $1 is a live supervisor of this slug (a pid can be reused by any process).
 is_supervisor() {
-	case "$1" in '' | *[!0-9]*) return 1 ;; esac
-	[ "$1" != "$$" ] || return 1
+	case "$1" in '' | *[!0-9]*) return 1 ;; *) ;; esac
+	[[ "$1" != "$$" ]] || return 1
 	mapfile -d '' -t argv 2>/dev/null <"/proc/$1/cmdline" || return 1
-	[ "${argv[1]:-}" = "$0" ]
+	[[ "${argv[1]:-}" = "$0" ]]
 }
 
 claim() {
@@ -74,7 +75,7 @@ claim() {
 }
 
 stop() {
-	[ -z "${child}" ] || kill -TERM "${child}" 2>/dev/null
+	[[ -z "${child}" ]] || kill -TERM "${child}" 2>/dev/null
 	exit 0
 }
 
@@ -85,7 +86,7 @@ to_ms "${SIDEKIQ_METRICS_RESTART_DELAY:-10}" || to_ms 10
 first_delay="${ms}"
 to_ms "${SIDEKIQ_METRICS_RESTART_MAX_DELAY:-300}" || to_ms 300
 max_delay="${ms}"
-[ "${max_delay}" -ge "${first_delay}" ] || max_delay="${first_delay}"
+[[ "${max_delay}" -ge "${first_delay}" ]] || max_delay="${first_delay}"
 delay="${first_delay}"
 
 printf '%s\n' "sidekiq-metrics: starting the Sidekiq metrics emitter on ${DYNO:-this dyno}" >&2
@@ -106,7 +107,7 @@ while :; do
 		*) ;;
 	esac
 	clock
-	[ $((now - started)) -lt "${max_delay}" ] || delay="${first_delay}"
+	[[ $((now - started)) -lt "${max_delay}" ]] || delay="${first_delay}"
 	to_seconds "${delay}"
 	printf '%s\n' "sidekiq-metrics: the emitter exited with status ${status}; restarting in ${seconds}s" >&2
 	command -p sleep "${seconds}" &
@@ -114,6 +115,6 @@ while :; do
 	wait "${child}"
 	child=""
 	delay=$((delay * 2))
-	[ "${delay}" -ge 1000 ] || delay=1000
-	[ "${delay}" -le "${max_delay}" ] || delay="${max_delay}"
+	[[ "${delay}" -ge 1000 ]] || delay=1000
+	[[ "${delay}" -le "${max_delay}" ]] || delay="${max_delay}"
 done

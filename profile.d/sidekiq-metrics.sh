@@ -5,8 +5,9 @@
 # `heroku run` dynos too), before the dyno's own command. That shell may be in whatever state a
 # config var or an earlier script left it: POSIX mode (POSIXLY_CORRECT, `set -o posix`),
 # `set -euo pipefail`, nullglob or failglob, an odd IFS, a PATH without /usr/bin. So this file is
-# plain POSIX syntax with every expansion quoted, runs no program in the foreground, and does all
-# it does in one subshell: no variable, function or option of ours reaches the app's shell, and
+# valid in bash's POSIX mode (no function names with `::`), quotes every expansion and tests with
+# [[ ]] (no word splitting, no globbing), runs no program in the foreground, and does all it does
+# in one subshell: no variable, function or option of ours reaches the app's shell, and
 # nothing here can end it (`exit` leaves only the subshell; `|| :` because under `set -e` a
 # failed subshell would end the shell that sourced us).
 #
@@ -16,19 +17,19 @@
 #   SIDEKIQ_METRICS_DISABLE is unset or empty.
 (
 	set +e +u
-	[ -z "${SIDEKIQ_METRICS_DISABLE:-}" ] || exit 0
-	[ "${DYNO:-}" = "${SIDEKIQ_METRICS_DYNO:-web.1}" ] || exit 0
-	if [ -z "${SIDEKIQ_METRICS_REDIS_URL:-}" ] && [ -z "${REDIS_URL:-}" ]; then
+	[[ -z "${SIDEKIQ_METRICS_DISABLE:-}" ]] || exit 0
+	[[ "${DYNO:-}" = "${SIDEKIQ_METRICS_DYNO:-web.1}" ]] || exit 0
+	if [[ -z "${SIDEKIQ_METRICS_REDIS_URL:-}" ]] && [[ -z "${REDIS_URL:-}" ]]; then
 		provider="${REDIS_PROVIDER:-}"
 		case "${provider}" in
 			"") exit 0 ;;
 			# Not a variable name (a URL pasted in by mistake): start, and let the emitter say what is wrong.
 			[0-9]* | *[!A-Za-z0-9_]*) ;;
-			*) [ -n "${!provider:-}" ] || exit 0 ;;
+			*) [[ -n "${!provider:-}" ]] || exit 0 ;;
 		esac
 	fi
 	supervisor="${HOME:-/app}/.sidekiq-metrics/bin/supervise"
-	if [ ! -x "${supervisor}" ]; then
+	if [[ ! -x "${supervisor}" ]]; then
 		printf '%s\n' "sidekiq-metrics: not started: ${supervisor} is missing; rebuild the app with this buildpack" >&2
 		exit 0
 	fi

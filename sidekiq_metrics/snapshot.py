@@ -109,7 +109,7 @@ QUEUE_SCAN_SHA = hashlib.sha1(QUEUE_SCAN).hexdigest()
 SCAN_BATCH = 250  # queues per script call: about a millisecond of Redis time each
 SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
 # A queue whose oldest job is longer than this is read with LINDEX rather than scanned inside Redis.
-# Measured (benchmarks: tests/bench_poll.py --large-jobs): the script holds Redis about 1.4 ms a MB
+# Measured (benchmarks: benchmarks/bench_poll.py --large-jobs): the script holds Redis about 1.4 ms a MB
 # (2.9 at 20 MB), LINDEX 0.05-0.55 ms a MB but moves the whole job over the network. Below 1 MB the
 # script's hold stays under the 5 ms cap and the bytes saved matter; above, Redis's time does.
 LARGE_JOB = 1 << 20

@@ -1,9 +1,9 @@
 """Benchmark: the cost of a poll, to Redis and to the dyno, beside Sidekiq's own Ruby API.
 
-    .venv/bin/python tests/bench_poll.py [--queues 10000] [--runs 15]
-    .venv/bin/python tests/bench_poll.py --large-jobs    # only: the cost of a large oldest job, both ways
+    .venv/bin/python benchmarks/bench_poll.py [--queues 10000] [--runs 15]
+    .venv/bin/python benchmarks/bench_poll.py --large-jobs    # only: the cost of a large oldest job, both ways
 
-Not part of the test run (pytest collects test_*.py only). It starts its own
+Not part of the test run (pytest collects tests/ only). It starts its own
 redis-server on a free loopback port, seeds it the way Sidekiq writes jobs, and
 prints one table: medians of several runs, with ratios measured in this same run.
 Sidekiq's API is measured when Debian's ruby-sidekiq is installed.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # its RedisServer
 from conftest import RedisServer  # noqa: E402
 from sidekiq_metrics.config import load_settings, parse_redis_url  # noqa: E402
 from sidekiq_metrics.resp import Connection  # noqa: E402

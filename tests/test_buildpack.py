@@ -713,11 +713,9 @@ def test_stack_unset_is_a_heroku_style_error(tmp_path):
     assert_ends_in_an_error_block(result.stderr)
 
 
-@pytest.mark.parametrize("pasted", ["{sum}\r", "{sum}\r\n", " {sum} ", "{SUM}\n"])
-def test_a_pasted_checksum_with_white_space_or_capitals_is_the_same_checksum(tmp_path, runtime_archive, wheel_mirror,
-                                                                               pasted):
+def test_a_pasted_checksum_with_white_space_or_capitals_is_the_same_checksum(tmp_path, runtime_archive, wheel_mirror):
     good = hashlib.sha256(runtime_archive.read_bytes()).hexdigest()
-    value = pasted.format(sum=good, SUM=good.upper())
+    value = f" \t{good.upper()}\r\n"  # a space, a tab, capitals, a carriage return: one build for all of them
     result, _, _ = compile_app(tmp_path, "heroku-24", **mirror_config(runtime_archive, wheel_mirror),
                                SIDEKIQ_METRICS_PYTHON_SHA256=value)
     assert result.returncode == 0, result.stderr

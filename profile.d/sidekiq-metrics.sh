@@ -6,19 +6,18 @@
 # config var or an earlier script left it: POSIX mode (POSIXLY_CORRECT, `set -o posix`),
 # `set -euo pipefail`, nullglob or failglob, an odd IFS, a PATH without /usr/bin. So this file is
 # valid in bash's POSIX mode (no function names with `::`), quotes every expansion and tests with
-# [[ ]] (no word splitting, no globbing), runs no program in the foreground, and does all it does
-# in one subshell: no variable, function or option of ours reaches the app's shell, and
-# nothing here can end it (`exit` leaves only the subshell; `|| :` because under `set -e` a
-# failed subshell would end the shell that sourced us).
+# [[ ]] (no word splitting, no globbing), and runs no program in the foreground. On the dyno that
+# runs the emitter, all it does happens in one subshell: no variable, function or option of ours
+# reaches the app's shell, and nothing here can end it (`exit` leaves only the subshell; `|| :`
+# because under `set -e` a failed subshell would end the shell that sourced us). Every other dyno
+# costs one test in the app's shell, not even a fork.
 #
 # It starts .sidekiq-metrics/bin/supervise when all of these hold:
 #   DYNO equals SIDEKIQ_METRICS_DYNO (default web.1),
 #   a Redis URL is configured (SIDEKIQ_METRICS_REDIS_URL, the variable REDIS_PROVIDER names, or REDIS_URL),
 #   SIDEKIQ_METRICS_DISABLE is unset or empty.
-(
+[[ -n "${SIDEKIQ_METRICS_DISABLE:-}" || "${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}" ]] || (
 	set +e +u
-	[[ -z "${SIDEKIQ_METRICS_DISABLE:-}" ]] || exit 0
-	[[ "${DYNO:-}" = "${SIDEKIQ_METRICS_DYNO:-web.1}" ]] || exit 0
 	if [[ -z "${SIDEKIQ_METRICS_REDIS_URL:-}" ]] && [[ -z "${REDIS_URL:-}" ]]; then
 		provider="${REDIS_PROVIDER:-}"
 		case "${provider}" in

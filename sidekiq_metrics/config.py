@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.redis_target import RedisTarget
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_INTERVAL = 30.0
@@ -37,37 +38,6 @@ _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable ASCII: it goes into an 
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """Where Redis is, parsed from a URL. `display` is safe to print: it has no credentials."""
-
-    scheme: str
-    host: str | None = None
-    port: int = 6379
-    db: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    unix_path: str | None = None
-    tls_verify: bool | None = None  # the URL's ?ssl_cert_reqs=, when it has one
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "rediss"
-
-    @property
-    def display(self) -> str:
-        auth = "***@" if (self.username or self.password) else ""
-        if self.unix_path:
-            return f"unix://{auth}{self.unix_path}?db={self.db}"
-        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
-        return f"{self.scheme}://{auth}{host}:{self.port}/{self.db}"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Strings that must never reach any output."""
-        return tuple(s for s in (self.password, self.username) if s)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sidekiq_metrics.jobs import latency
-from sidekiq_metrics.snapshot import Snapshot, Totals
+from sidekiq_metrics.readings import Snapshot, Totals
 
 QUEUE_SIZE = "size"
 QUEUE_LATENCY = "latency"

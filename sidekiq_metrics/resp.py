@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sidekiq_metrics.config import RedisTarget
+from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resolver import RESOLVER, Address
 
 Command = Sequence[bytes | str | int]

@@ -18,9 +18,10 @@ from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
+from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
+from sidekiq_metrics.snapshot import SidekiqReader
 
 if TYPE_CHECKING:
     from sidekiq_metrics.autoscale import Autoscaler

@@ -11,7 +11,8 @@ Keys, as Sidekiq writes them (with an optional redis-namespace prefix "<ns>:"):
 
 The sets and totals are read with everything the sets listed at the last poll (see SidekiqReader);
 one more round trip happens only when jobs of hundreds of kilobytes make a script call stop early.
-Only read commands are sent, and a read-only Lua script. This is the one module that talks to Redis.
+Only read commands are sent, and a read-only Lua script. (The autoscaler's lock, a write, has a
+connection of its own: autoscale.py.) What a read produces is in readings.py.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
 
 from sidekiq_metrics.jobs import BadPayload, Stamp, stamp_from_payload
+from sidekiq_metrics.readings import ProcessReading, QueueReading, Snapshot, Totals
 from sidekiq_metrics.resp import (
     UNCHANGED,
     Command,
@@ -40,55 +41,6 @@ from sidekiq_metrics.resp import (
     encode_commands,
     encode_reply,
 )
-
-
-class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
-    name: str
-    size: int | None  # None: the key could not be read (e.g. it is not a list)
-    oldest: Stamp | None  # None: the queue is empty (or unreadable, see `problem`)
-    problem: str | None = None  # why size or oldest is unknown
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessReading:
-    """A Sidekiq process whose heartbeat hash still exists (Sidekiq drops the others the same way)."""
-
-    identity: str
-    busy: int
-    concurrency: int | None  # None: not readable from any field this Sidekiq version writes
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """What Sidekiq::Stats reports, read the way it reads it."""
-
-    # None: Redis refused to read it (an ACL without access to that key): unknown, never 0.
-    processed: int | None
-    failed: int | None
-    scheduled: int | None
-    retries: int | None
-    dead: int | None
-    processes: int | None  # SCARD processes: Stats#processes_size, which may still count dead processes
-    enqueued: int  # sum of LLEN over every queue in the `queues` set: Stats#enqueued
-    live: tuple[ProcessReading, ...]
-
-    @property
-    def busy(self) -> int:
-        """Stats#workers_size: an expired process hash counts 0."""
-        return sum(p.busy for p in self.live)
-
-    @property
-    def concurrency(self) -> int:
-        """ProcessSet#total_concurrency: the threads of the live processes."""
-        return sum(p.concurrency or 0 for p in self.live)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    queues: tuple[QueueReading, ...]
-    read_at: float  # epoch seconds, taken when the replies were in
-    totals: Totals | None = None
-    problems: tuple[str, ...] = ()  # one line for each key Redis would not let us read, but queues' own
 
 
 def key_prefix(namespace: str | None) -> bytes:

@@ -22,10 +22,11 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT
 from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_series
+from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.runner import silence_stdout
-from sidekiq_metrics.snapshot import SidekiqReader, Snapshot
+from sidekiq_metrics.snapshot import SidekiqReader
 
 SPARKS = "▁▂▃▄▅▆▇█"
 ASCII_SPARKS = "_.-=+*#@"  # for a terminal whose encoding has no block characters

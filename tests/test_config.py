@@ -3,8 +3,9 @@
 import pytest
 
 from conftest import cli
-from sidekiq_metrics.config import RedisTarget, load_settings
+from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.redis_target import RedisTarget
 
 
 def test_defaults():

@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import reader
-from sidekiq_metrics.config import SETTINGS, RedisTarget, load_settings
+from sidekiq_metrics.config import SETTINGS, load_settings
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection, RedisError
 from sidekiq_metrics.runner import Poller
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.formats import FACTORIES
 from sidekiq_metrics.redis_target import RedisTarget
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -21,7 +22,7 @@ DEFAULT_INTERVAL = 30.0
 MAX_INTERVAL = 86400.0
 DEFAULT_PREFIX = "sidekiq"
 METRIC_TYPES = ("sample", "measure", "count")
-OUTPUTS = ("l2met", "json", "statsd", "prometheus", "cloudwatch")
+OUTPUTS = tuple(FACTORIES)  # the output names, declared once, with the code that builds each
 DEFAULT_HEROKU_API_URL = "https://api.heroku.com"
 MAX_DYNOS = 1000  # far above any Heroku formation: anything larger is a typo
 

@@ -3,17 +3,20 @@
 An output is anything with `emit(measurements, at)`; `at` is the poll's time in epoch
 seconds. Outputs that print take a `write(lines)` that writes and flushes
 stdout. Each lives in a module of its own, imported only when chosen, so an
-unused one costs no memory; adding one touches this file and its module.
+unused one costs no memory; adding one touches FACTORIES below and its module
+(SIDEKIQ_METRICS_OUTPUT accepts exactly FACTORIES' names).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import OutputUnavailable
-from sidekiq_metrics.metrics import Measurements
+
+if TYPE_CHECKING:  # not at run time: config.py imports this module for the names of the outputs
+    from sidekiq_metrics.config import Settings
+    from sidekiq_metrics.metrics import Measurements
 
 Write = Callable[[list[str]], None]
 Log = Callable[[str], None]
@@ -23,6 +26,36 @@ class Output(Protocol):
     def emit(self, measurements: Measurements, at: float) -> None: ...
 
 
+def _l2met(settings: Settings, write: Write) -> Output:
+    from sidekiq_metrics.formats.l2met import L2metOutput
+    return L2metOutput(settings, write)
+
+
+def _json(settings: Settings, write: Write) -> Output:
+    from sidekiq_metrics.formats.json_lines import JsonOutput
+    return JsonOutput(write)
+
+
+def _statsd(settings: Settings, write: Write) -> Output:
+    from sidekiq_metrics.formats.statsd import StatsdOutput
+    return StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port)
+
+
+def _prometheus(settings: Settings, write: Write) -> Output:
+    from sidekiq_metrics.formats.prometheus import PrometheusOutput
+    return PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port)
+
+
+def _cloudwatch(settings: Settings, write: Write) -> Output:
+    from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
+    return CloudWatchOutput(settings.cloudwatch_namespace, write)
+
+
+FACTORIES: dict[str, Callable[[Settings, Write], Output]] = {
+    "l2met": _l2met, "json": _json, "statsd": _statsd, "prometheus": _prometheus, "cloudwatch": _cloudwatch,
+}
+
+
 def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:
     """The chosen outputs that could start; one log line for each that could not.
     Raises OutputUnavailable when none could."""
@@ -30,7 +63,7 @@ def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:
     failures: list[str] = []
     for name in settings.outputs:
         try:
-            outputs.append(_build(name, settings, write))
+            outputs.append(FACTORIES[name](settings, write))
         except OutputUnavailable as exc:
             failures.append(f"{name} output off: {exc}")
     if not outputs:
@@ -38,22 +71,3 @@ def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:
     for failure in failures:
         log(f"{failure}; the other outputs go on")
     return outputs
-
-
-def _build(name: str, settings: Settings, write: Write) -> Output:
-    if name == "l2met":
-        from sidekiq_metrics.formats.l2met import L2metOutput
-        return L2metOutput(settings, write)
-    if name == "json":
-        from sidekiq_metrics.formats.json_lines import JsonOutput
-        return JsonOutput(write)
-    if name == "statsd":
-        from sidekiq_metrics.formats.statsd import StatsdOutput
-        return StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port)
-    if name == "prometheus":
-        from sidekiq_metrics.formats.prometheus import PrometheusOutput
-        return PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port)
-    if name == "cloudwatch":
-        from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
-        return CloudWatchOutput(settings.cloudwatch_namespace, write)
-    raise AssertionError(f"no output named {name!r}")  # config.py admits only the names above

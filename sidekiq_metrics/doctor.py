@@ -17,10 +17,11 @@ from typing import TextIO
 from sidekiq_metrics.config import SETTINGS, Settings, check_settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
-from sidekiq_metrics.snapshot import key_prefix
+from sidekiq_metrics.snapshot import SidekiqReader, key_prefix
 
 OK, FAIL, WARN, INFO = "ok  ", "FAIL", "warn", "info"
 # Sidekiq keys that give a redis-namespace away when they are found under a prefix.
@@ -175,7 +176,9 @@ def _poll(report: Report, settings: Settings) -> None:
         report.out.write(f"      {line}\n")
     if ok:
         report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
-    _generation(report, poller)
+    if ok:
+        _generation(report, SidekiqReader(connect(settings), namespace=settings.namespace).read(
+            settings.queues, totals=True))
 
 
 def _autoscale(report: Report, settings: Settings) -> None:
@@ -200,11 +203,8 @@ def _autoscale(report: Report, settings: Settings) -> None:
                         f"the latency of {queues} (up above {rule.up_latency:g}s, down below {rule.down_latency:g}s)")
 
 
-def _generation(report: Report, poller: Poller) -> None:
+def _generation(report: Report, snapshot: Snapshot) -> None:
     """Which Sidekiq wrote the jobs, by the type of their timestamps, and its live processes."""
-    snapshot = poller.last_snapshot
-    if snapshot is None:
-        return
     stamps = [q.oldest.enqueued_at for q in snapshot.queues if q.oldest is not None]
     floats = sum(isinstance(s, float) for s in stamps)
     ints = sum(isinstance(s, int) and not isinstance(s, bool) for s in stamps)

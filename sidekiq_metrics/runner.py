@@ -18,7 +18,6 @@ from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
-from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader
@@ -73,13 +72,12 @@ class Poller:
                  autoscaler: Autoscaler | None = None) -> None:
         self.settings = settings
         self.autoscaler = autoscaler
+        self.log = line_logger(err, settings.redis.secrets)
         self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log)
         self.out = out
-        self.err = err
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
         self.deltas = CounterDeltas()
-        self.last_snapshot: Snapshot | None = None  # for `doctor`
         self._last_warning: str | None = None
 
     def poll(self) -> bool:
@@ -104,7 +102,6 @@ class Poller:
             else:
                 self.emit(Measurements(samples=heartbeat(up=False)))
             return False
-        self.last_snapshot = snapshot
         series, problems = queue_series(snapshot)
         samples = []
         if snapshot.totals:
@@ -143,14 +140,18 @@ class Poller:
             self.log(f"warning: {text}")
         self._last_warning = text
 
-    def log(self, message: str) -> None:
-        """One line on stderr, with the Redis credentials scrubbed out whoever wrote the message
-        (a NOPERM reply names the user, say)."""
+
+
+def line_logger(err: TextIO, secrets: tuple[str, ...]) -> Callable[[str], None]:
+    """Writes one line to stderr, with the credentials scrubbed out whoever wrote the message (a NOPERM
+    reply names the user, say). Never raises: the metrics matter more than our remarks."""
+    def log(message: str) -> None:
         try:
-            self.err.write(f"{LOG_PREFIX} {redact(message, self.settings.redis.secrets)}\n")
-            self.err.flush()
-        except (OSError, ValueError):  # stderr gone or full: the metrics matter more than our remarks
+            err.write(f"{LOG_PREFIX} {redact(message, secrets)}\n")
+            err.flush()
+        except (OSError, ValueError):  # stderr gone or full
             pass
+    return log
 
 
 def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,
@@ -171,8 +172,13 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     """The `run` command. Exit status: 0, or 1 when --once could not read Redis."""
     shutdown = Shutdown()
     shutdown.install()
+    autoscaler = None
+    if settings.autoscale and not once:  # never for --once: one poll is no basis for scaling
+        from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
+
+        autoscaler = Autoscaler.from_settings(settings, line_logger(err, settings.redis.secrets))
     try:
-        poller = Poller(settings, out, err, shutdown)
+        poller = Poller(settings, out, err, shutdown, autoscaler)
     except OutputUnavailable as exc:  # no chosen output could start
         err.write(f"{LOG_PREFIX} cannot start: {exc}\n")
         return 1
@@ -180,11 +186,8 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
         if once:
             return 0 if poller.poll() else 1
         poller.log(f"polling {settings.redis.display} every {settings.interval:g}s")
-        if settings.autoscale:  # never for --once: one poll is no basis for scaling
-            from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
-
-            poller.autoscaler = Autoscaler.from_settings(settings, poller.log)
-            poller.autoscaler.start()
+        if autoscaler:
+            autoscaler.start()
         run_forever(poller.poll, settings.interval, shutdown)
     except StopRequested:
         pass

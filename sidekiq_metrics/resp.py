@@ -168,17 +168,28 @@ class Connection:
             raise
 
     def _closed_by_peer(self) -> bool:
-        """True when the connection we are about to reuse has something to read before we asked:
-        Redis closed it (end of file) or the stream is out of step. Either way it cannot serve a
-        command, and checking costs no round trip (a poll(2) with no wait)."""
+        """True when the connection we are about to reuse cannot serve a command: Redis closed it (end
+        of file) or bytes came that nobody asked for (the stream is out of step). Checking costs no
+        round trip: a poll(2) with no wait, and a read only when it says there is something. Under
+        TLS that something may be the protocol's own records (TLS 1.3 session tickets come after the
+        handshake, sometimes after our last read): they are consumed, and the connection kept."""
         sock = self._sock
-        if self._pos < len(self._buf) or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+        if self._pos < len(self._buf):
             return True
         try:
             readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
             return True
-        return bool(readable)
+        if not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            return False
+        try:
+            sock.setblocking(False)  # type: ignore[union-attr]
+            sock.recv(1)  # type: ignore[union-attr]
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False  # TLS records of its own, no data for us: the connection is fine
+        except OSError:
+            return True
+        return True  # b"": closed; a byte: out of step. Either way, a new connection.
 
     def _connect(self) -> None:
         t = self.target

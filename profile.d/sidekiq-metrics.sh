@@ -16,15 +16,18 @@
 #   DYNO equals SIDEKIQ_METRICS_DYNO (default web.1),
 #   a Redis URL is configured (SIDEKIQ_METRICS_REDIS_URL, the variable REDIS_PROVIDER names, or REDIS_URL),
 #   SIDEKIQ_METRICS_DISABLE is unset or empty.
-[[ -n "${SIDEKIQ_METRICS_DISABLE:-}" || "${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}" ]] || (
+# The rule, as config.why_no_emitter states it too (a test holds the two equal): blank is unset.
+[[ "${SIDEKIQ_METRICS_DISABLE:-}" == *[![:space:]]* || "${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}" ]] || (
 	set +e +u
-	if [[ -z "${SIDEKIQ_METRICS_REDIS_URL:-}" ]] && [[ -z "${REDIS_URL:-}" ]]; then
+	if [[ "${SIDEKIQ_METRICS_REDIS_URL:-}${REDIS_URL:-}" != *[![:space:]]* ]]; then
 		provider="${REDIS_PROVIDER:-}"
+		provider="${provider#"${provider%%[![:space:]]*}"}" # trimmed, as Sidekiq and config.py read it
+		provider="${provider%"${provider##*[![:space:]]}"}"
 		case "${provider}" in
 			"") exit 0 ;;
 			# Not a variable name (a URL pasted in by mistake): start, and let the emitter say what is wrong.
 			[0-9]* | *[!A-Za-z0-9_]*) ;;
-			*) [[ -n "${!provider:-}" ]] || exit 0 ;;
+			*) [[ "${!provider:-}" == *[![:space:]]* ]] || exit 0 ;;
 		esac
 	fi
 	supervisor="${HOME:-/app}/.sidekiq-metrics/bin/supervise"

@@ -168,6 +168,25 @@ def parse_outputs(raw: str, label: str) -> tuple[str, ...]:
     return outputs
 
 
+def why_no_emitter(env: Mapping[str, str]) -> list[str]:
+    """Every reason why the dyno hook (profile.d/sidekiq-metrics.sh) starts no emitter on the dyno `env`
+    describes; none when it starts one. The one statement of that rule in Python, which `doctor` reports
+    and a test holds equal to the hook's own, case by case. Blank values count as unset, as everywhere
+    here; SIDEKIQ_METRICS_DYNO is matched exactly, as the hook matches it."""
+    reasons = []
+    if env.get("SIDEKIQ_METRICS_DISABLE", "").strip():
+        reasons.append("SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno")
+    dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO") or "web.1"
+    if dyno != wanted:
+        reasons.append(f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} does "
+                       "(SIDEKIQ_METRICS_DYNO)")
+    provider = env.get("REDIS_PROVIDER", "").strip()
+    named = provider and (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", provider) or env.get(provider, "").strip())
+    if not (env.get("SIDEKIQ_METRICS_REDIS_URL", "").strip() or env.get("REDIS_URL", "").strip() or named):
+        reasons.append("no Redis URL is configured: the hook starts the emitter only with one")
+    return reasons
+
+
 def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
                origins: dict[str, str]) -> tuple[str, str]:
     """Sidekiq's own rule, behind our explicit override: the variable REDIS_PROVIDER names, else REDIS_URL."""

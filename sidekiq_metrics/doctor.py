@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.config import SETTINGS, Settings, check_settings
+from sidekiq_metrics.config import SETTINGS, Settings, check_settings, why_no_emitter
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.readings import Snapshot
@@ -78,18 +78,16 @@ def _configuration(report: Report, settings: Settings, errors: list[ConfigError]
 
 
 def _dyno(report: Report, env: Mapping[str, str], settings: Settings) -> None:
-    dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO", "web.1") or "web.1"
-    if env.get("SIDEKIQ_METRICS_DISABLE"):
-        report.line(WARN, "SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno",
-                    "heroku config:unset SIDEKIQ_METRICS_DISABLE")
-    if settings.origins.get("redis_url") == "default":
-        report.line(FAIL, "no Redis URL is configured: the hook starts the emitter only with one",
-                    "set REDIS_URL (or REDIS_PROVIDER, or SIDEKIQ_METRICS_REDIS_URL)")
-    if dyno == wanted:
-        report.line(OK, f"this dyno ({dyno}) is the one that runs the emitter")
-    else:
-        report.line(INFO, f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} does "
-                          "(SIDEKIQ_METRICS_DYNO)")
+    reasons = why_no_emitter(env)
+    for reason in reasons:
+        if reason.startswith("SIDEKIQ_METRICS_DISABLE"):
+            report.line(WARN, reason, "heroku config:unset SIDEKIQ_METRICS_DISABLE")
+        elif reason.startswith("no Redis URL"):
+            report.line(FAIL, reason, "set REDIS_URL (or REDIS_PROVIDER, or SIDEKIQ_METRICS_REDIS_URL)")
+        else:
+            report.line(INFO, reason)
+    if not any(reason.startswith("this dyno") for reason in reasons):
+        report.line(OK, f"this dyno ({env.get('DYNO')}) is the one that runs the emitter")
     home = Path(env.get("HOME", "/app"))
     launcher, hook = home / ".sidekiq-metrics/bin/sidekiq-metrics", home / ".profile.d/sidekiq-metrics.sh"
     if launcher.exists() and hook.exists():

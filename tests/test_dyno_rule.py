@@ -1,0 +1,63 @@
+"""Does the emitter start on this dyno? One rule, written twice: in the hook (bash, where it must be cheap
+and run before the app) and in config.why_no_emitter (what `doctor` reports). These tests hold the two
+equal: the real hook is sourced by bash for every environment, with a supervisor that only says it ran."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from sidekiq_metrics.config import why_no_emitter
+
+HOOK = ROOT / "profile.d/sidekiq-metrics.sh"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """An app directory whose supervisor only leaves a mark (the real one would start the emitter)."""
+    home = tmp_path_factory.mktemp("app")
+    supervise = home / ".sidekiq-metrics/bin/supervise"
+    supervise.parent.mkdir(parents=True)
+    supervise.write_text('#!/bin/bash\n: >"${HOME}/started"\n')
+    supervise.chmod(0o755)
+    return home
+
+
+def hook_starts(home: Path, env: dict[str, str]) -> bool:
+    mark = home / "started"
+    mark.unlink(missing_ok=True)
+    # capture_output: run() returns once every holder of the output pipes has closed them, the supervisor
+    # the hook started in the background included, so the mark is there by then if it ever will be.
+    subprocess.run(["/bin/bash", "-c", 'source "$1"', "boot", str(HOOK)], check=True, timeout=10,
+                   env={**env, "HOME": str(home), "PATH": "/usr/bin:/bin"}, capture_output=True)
+    return mark.exists()
+
+
+def test_the_stand_in_supervisor_marks_when_the_hook_starts_it(home):
+    assert hook_starts(home, {"DYNO": "web.1", "REDIS_URL": "redis://h:1/0"})
+    assert not hook_starts(home, {"DYNO": "worker.1", "REDIS_URL": "redis://h:1/0"})
+
+
+blank = st.sampled_from(["", " ", "\t"])
+url = blank | st.just("redis://h:1/0")
+environments = st.fixed_dictionaries(
+    {"DYNO": st.sampled_from(["web.1", "worker.1", "run.1234", ""])},
+    optional={"SIDEKIQ_METRICS_DYNO": blank | st.sampled_from(["web.1", "worker.1"]),
+              "SIDEKIQ_METRICS_DISABLE": blank | st.just("1"),
+              "SIDEKIQ_METRICS_REDIS_URL": url, "REDIS_URL": url,
+              "REDIS_PROVIDER": blank | st.sampled_from(["REDISCLOUD_URL", " REDISCLOUD_URL ", "redis://x", "9NAME",
+                                                         "MISSING_URL"]),
+              "REDISCLOUD_URL": url})
+
+
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "300")), deadline=None,
+          derandomize=bool(os.environ.get("CI")))
+@given(env=environments)
+def test_the_hook_and_the_python_rule_agree_on_every_environment(home, env):
+    assert hook_starts(home, env) == (why_no_emitter(env) == []), env

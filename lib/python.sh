@@ -53,6 +53,16 @@ python::archive_url() {
 	fi
 }
 
+# Prints a URL as it may be shown: a mirror's user name and password (https://user:pw@host/...)
+# stay out of the build output.
+python::shown_url() {
+	local url="${1}"
+	if [[ "${url}" =~ ^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@(.*)$ ]]; then
+		url="${BASH_REMATCH[1]}***@${BASH_REMATCH[2]}"
+	fi
+	echo "${url}"
+}
+
 # Runs the runtime's Python. Heroku's archives are built --enable-shared with no RUNPATH: the
 # interpreter starts only when the loader is told where libpython is. -I: isolated from the app's
 # PYTHONPATH, PYTHONHOME and friends; -B: no bytecode with the build directory's path in it.
@@ -75,10 +85,11 @@ python::install() {
 		output::step "Using the cached Python runtime"
 	else
 		output::step "Downloading the Python runtime"
-		echo "${url}" | output::indent
+		python::shown_url "${url}" | output::indent
 		# Only this archive is kept: other URLs' archives are from older builds.
 		rm -f "${cache_dir}"/python-*.tar.zst
-		local status=0
+		local status=0 shown_url
+		shown_url="$(python::shown_url "${url}")"
 		# shellcheck disable=SC2310 # invoked in an || so that a failure can explain itself
 		python::download "${url}" "${archive}.partial" || status=$?
 		if ((status != 0)); then
@@ -96,7 +107,7 @@ python::install() {
 			output::error <<-EOF
 				Error: could not download the Python runtime for sidekiq-metrics.
 
-				From: ${url}
+				From: ${shown_url}
 
 				This is often a passing network problem: build again.
 				If your builds use a mirror, point SIDEKIQ_METRICS_PYTHON_URL at a copy of

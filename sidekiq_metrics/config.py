@@ -262,7 +262,9 @@ def _url_query(query: str, label: str) -> dict[str, str]:
     options = {unquote(key): unquote(value) for key, _, value in pairs}
     unknown = [k for k in options if k not in URL_QUERY_OPTIONS]
     if unknown:
-        raise ConfigError(label, f"has a query option we do not know: {_quote(unknown[0])} (known: "
+        # Named only when it looks like an option's name: `?hunter2` may be a password put in the wrong place.
+        name = _quote(unknown[0]) if re.fullmatch(r"[a-z_]{1,32}", unknown[0]) else "(not shown)"
+        raise ConfigError(label, f"has a query option we do not know: {name} (known: "
                                  f"{', '.join(URL_QUERY_OPTIONS)})")
     return options
 

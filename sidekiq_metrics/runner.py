@@ -180,7 +180,7 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     try:
         poller = Poller(settings, out, err, shutdown, autoscaler)
     except OutputUnavailable as exc:  # no chosen output could start
-        err.write(f"{LOG_PREFIX} cannot start: {exc}\n")
+        line_logger(err, settings.redis.secrets)(f"cannot start: {exc}")
         return 1
     try:
         if once:

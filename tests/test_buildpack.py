@@ -423,6 +423,16 @@ def test_unsupported_stack_fails_clearly(tmp_path):
     assert " !     Error: sidekiq-metrics does not support the stack heroku-20." in result.stderr
 
 
+def test_a_mirror_url_with_credentials_never_shows_them(tmp_path, wheel_mirror):
+    url = f"http://mirror-user:S3cret-pw@127.0.0.1:{free_port()}/python.tar.zst"  # nothing listens there
+    result, _, _ = compile_app(tmp_path, "heroku-24", SIDEKIQ_METRICS_PYTHON_URL=url, PIP_NO_INDEX="1",
+                               PIP_FIND_LINKS=str(wheel_mirror))
+    assert result.returncode == 1
+    assert "S3cret-pw" not in result.stdout + result.stderr and "mirror-user" not in result.stdout + result.stderr
+    assert f" !     From: http://***@127.0.0.1:{url.rsplit(':', 1)[1]}" in result.stderr
+    assert_ends_in_an_error_block(result.stderr)
+
+
 def test_failed_download_names_the_url_and_the_override(tmp_path, wheel_mirror):
     result, _, cache = compile_app(tmp_path, "heroku-24", SIDEKIQ_METRICS_PYTHON_URL="file:///nonexistent/python.tar.zst",
                                    PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheel_mirror))

@@ -65,3 +65,9 @@ def test_query_options_we_cannot_honour_are_refused_not_ignored(url, message):
     with pytest.raises(ConfigError, match=message) as caught:
         parse_redis_url(url, "REDIS_URL")
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_query_option_that_may_be_a_secret_is_not_named():
+    with pytest.raises(ConfigError) as caught:
+        parse_redis_url("redis://h:1/0?Hunter2-pw", "REDIS_URL")
+    assert "Hunter2" not in str(caught.value) and "(not shown)" in str(caught.value)

@@ -1,4 +1,4 @@
-"""Command line: parse, then hand over. Every option also has an environment variable (see README)."""
+"""Command line: parse, then hand over. The settings' options are made from their declarations (config.SETTINGS)."""
 
 from __future__ import annotations
 
@@ -12,43 +12,25 @@ from typing import Any
 import click
 
 from sidekiq_metrics import __version__
-from sidekiq_metrics.config import Settings, load_settings
+from sidekiq_metrics.config import REDIS_URL, SETTINGS, Setting, Settings, load_settings
 from sidekiq_metrics.errors import ConfigError
 
 EXIT_OK, EXIT_REDIS, EXIT_CONFIG = 0, 1, 2
 
-_OPTIONS = [
-    click.option("--redis-url", help="Redis URL [env SIDEKIQ_METRICS_REDIS_URL, else the variable "
-                                     "named by REDIS_PROVIDER, else REDIS_URL; default redis://localhost:6379/0]"),
-    click.option("--tls-verify/--no-tls-verify", default=None,
-                 help="Verify the server certificate of a rediss:// URL [env SIDEKIQ_METRICS_TLS_VERIFY; "
-                      "default off, as Heroku's certificates are self-signed]"),
-    click.option("--interval", help="Seconds between polls [env SIDEKIQ_METRICS_INTERVAL; default 30]"),
-    click.option("--queues", help="Comma-separated queues to report [env SIDEKIQ_METRICS_QUEUES; "
-                                  "default every queue Sidekiq knows]"),
-    click.option("--namespace", help="redis-namespace of a Sidekiq <= 6 app [env SIDEKIQ_METRICS_NAMESPACE]"),
-    click.option("--prefix", help="First part of every metric name [env SIDEKIQ_METRICS_PREFIX; default sidekiq]"),
-    click.option("--type", "metric_type",
-                 help="l2met measurement type: sample, measure or count [env SIDEKIQ_METRICS_TYPE; default sample]"),
-    click.option("--source", help="Adds source=<value> to every line [env SIDEKIQ_METRICS_SOURCE]"),
-    click.option("--output", "outputs", help="Comma-separated outputs: l2met, json, statsd, prometheus, cloudwatch "
-                                               "[env SIDEKIQ_METRICS_OUTPUT; default l2met]"),
-    click.option("--statsd-host", help="DogStatsD agent host [env DD_AGENT_HOST; default 127.0.0.1]"),
-    click.option("--statsd-port", help="DogStatsD agent port [env DD_DOGSTATSD_PORT; default 8125]"),
-    click.option("--prometheus-host", help="Address the Prometheus endpoint listens on "
-                                           "[env SIDEKIQ_METRICS_PROMETHEUS_HOST; default 0.0.0.0]"),
-    click.option("--prometheus-port", help="Port of the Prometheus endpoint [env SIDEKIQ_METRICS_PROMETHEUS_PORT; "
-                                           "default 9394]"),
-    click.option("--cloudwatch-namespace", help="CloudWatch namespace of the EMF lines "
-                                                "[env SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE; default Sidekiq]"),
-    click.option("--stats/--no-stats", default=None,
-                 help="Whole-Sidekiq totals (enqueued, busy, processed, ...) [env SIDEKIQ_METRICS_STATS; default on]"),
-]
+def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A setting's flag, made from its declaration (config.SETTINGS). Values are parsed by config, not by
+    click, so that a flag and its variable are checked alike and a bad one gets the same one-line error."""
+    where = f"[env {setting.variable}; default {setting.shown_default}]"
+    text = setting.help.replace("`", "")
+    if setting.boolean:
+        name = setting.flag.removeprefix("--")
+        return click.option(f"--{name}/--no-{name}", setting.name, default=None, help=f"{text} {where}")
+    return click.option(setting.flag, setting.name, help=f"{text} {where}")
 
 
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_OPTIONS):
-        func = option(func)
+    for setting in reversed((REDIS_URL, *SETTINGS)):
+        func = _option(setting)(func)
     return func
 
 

@@ -7,10 +7,12 @@ plain mapping, so tests pass dicts instead of patching os.environ.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sidekiq_metrics.errors import ConfigError
@@ -67,22 +69,58 @@ class AutoscaleSettings:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One setting of the emitter, as a user meets it: a flag, an environment variable, a default."""
+
+    name: str  # the Settings field
+    flag: str
+    variable: str
+    default: object
+    help: str  # what it means, one sentence: for --help, `doctor` and docs/configuration.md
+    parse: Callable[[str, str], object] = field(repr=False)  # (raw text, the flag or variable) -> value
+    shown: str | None = None  # the default as the docs say it, when its value does not say it well
+
+    @property
+    def boolean(self) -> bool:
+        return self.parse is parse_bool
+
+    @property
+    def shown_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        return "none" if self.default is None else format_value(self.default)
+
+
+def format_value(value: object) -> str:
+    """A setting's value as a user would write it: `true`, `30`, `l2met,json`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+@dataclass(frozen=True)
 class Settings:
+    """Every field is set by check_settings, from the declarations in SETTINGS (defaults included)."""
+
     redis: RedisTarget
-    tls_verify: bool = False
-    interval: float = DEFAULT_INTERVAL
-    queues: tuple[str, ...] | None = None  # None: every queue in Sidekiq's `queues` set
-    namespace: str | None = None
-    prefix: str = DEFAULT_PREFIX
-    metric_type: str = "sample"
-    source: str | None = None
-    stats: bool = True  # whole-Sidekiq totals beside the per-queue lines
-    outputs: tuple[str, ...] = ("l2met",)
-    statsd_host: str = "127.0.0.1"  # Datadog's DD_AGENT_HOST and DD_DOGSTATSD_PORT
-    statsd_port: int = 8125
-    prometheus_host: str = "0.0.0.0"
-    prometheus_port: int = 9394
-    cloudwatch_namespace: str = "Sidekiq"
+    tls_verify: bool
+    interval: float
+    queues: tuple[str, ...] | None  # None: every queue in Sidekiq's `queues` set
+    namespace: str | None
+    prefix: str
+    metric_type: str
+    source: str | None
+    stats: bool  # whole-Sidekiq totals beside the per-queue lines
+    outputs: tuple[str, ...]
+    statsd_host: str  # Datadog's DD_AGENT_HOST and DD_DOGSTATSD_PORT
+    statsd_port: int
+    prometheus_host: str
+    prometheus_port: int
+    cloudwatch_namespace: str
     autoscale: AutoscaleSettings | None = None  # None: off (the default)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """For each setting, where its value came from: a flag, a variable, or "default"."""
@@ -120,28 +158,27 @@ def check_settings(env: Mapping[str, str],
     flags = flags or {}
     origins: dict[str, str] = {}
     errors: list[ConfigError] = []
-    kw: dict[str, object] = {}
+    values: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}  # Any: each its own type
     try:
         url, url_label = _redis_url(env, flags, origins)
-        kw["redis"] = parse_redis_url(url, url_label)
+        redis = parse_redis_url(url, url_label)
     except ConfigError as exc:
         exc.field = "redis"
         errors.append(exc)
-        kw["redis"] = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")  # a stand-in: never to be used
-    for name, flag, variable, parse in SETTINGS:
-        raw, label = _pick(name, flag, variable, flags, env, origins)
+        redis = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")  # a stand-in: never to be used
+    for setting in SETTINGS:
+        raw, label = _pick(setting.name, setting.flag, setting.variable, flags, env, origins)
         if raw is not None:
             try:
-                kw[name] = parse(raw, label)
+                values[setting.name] = setting.parse(raw, label)
             except ConfigError as exc:
                 errors.append(exc)
-                origins[name] = "default"
-    redis = kw["redis"]
-    if "tls_verify" not in kw and redis.tls_verify is not None:  # type: ignore[attr-defined]
-        kw["tls_verify"] = redis.tls_verify  # type: ignore[attr-defined]
+                origins[setting.name] = "default"
+    if origins["tls_verify"] == "default" and redis.tls_verify is not None:
+        values["tls_verify"] = redis.tls_verify
         origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
-    kw["autoscale"] = _autoscale(env, kw.get("queues"), origins, errors)  # type: ignore[arg-type]
-    return Settings(origins=origins, **kw), errors  # type: ignore[arg-type]
+    autoscale = _autoscale(env, values["queues"], origins, errors)
+    return Settings(redis=redis, autoscale=autoscale, origins=origins, **values), errors
 
 
 def _matching(pattern: re.Pattern[str], accepts: str) -> Callable[[str, str], str]:
@@ -190,7 +227,7 @@ def why_no_emitter(env: Mapping[str, str]) -> list[str]:
 def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
                origins: dict[str, str]) -> tuple[str, str]:
     """Sidekiq's own rule, behind our explicit override: the variable REDIS_PROVIDER names, else REDIS_URL."""
-    raw, label = _pick("redis_url", "--redis-url", "SIDEKIQ_METRICS_REDIS_URL", flags, env, origins)
+    raw, label = _pick(REDIS_URL.name, REDIS_URL.flag, REDIS_URL.variable, flags, env, origins)
     if raw is not None:
         return raw, label
     provider = env.get("REDIS_PROVIDER", "").strip()
@@ -325,17 +362,39 @@ def parse_seconds(raw: str, label: str) -> float:
     raise ConfigError(label, f"must be a number of seconds from 0 to {MAX_INTERVAL:.0f}, e.g. 30, got {_quote(raw)}")
 
 
-# The per-type autoscaling variables, SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_<SUFFIX>: the ScalingRule field and its parser.
-AUTOSCALE_RULE_SETTINGS: tuple[tuple[str, str, Callable[[str, str], object]], ...] = (
-    ("queues", "QUEUES", parse_queue_list),
-    ("min_dynos", "MIN", parse_dynos),
-    ("max_dynos", "MAX", parse_dynos),
-    ("up_latency", "UP_LATENCY", parse_seconds),
-    ("down_latency", "DOWN_LATENCY", parse_seconds),
-    ("step", "STEP", parse_positive),
-    ("up_cooldown", "UP_COOLDOWN", parse_seconds),
-    ("down_cooldown", "DOWN_COOLDOWN", parse_seconds),
-    ("up_polls", "UP_POLLS", parse_positive),
+@dataclass(frozen=True)
+class RuleSetting:
+    """One per-type autoscaling variable, SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_<SUFFIX>. Its default is the
+    ScalingRule field's."""
+
+    name: str  # the ScalingRule field
+    suffix: str
+    help: str
+    parse: Callable[[str, str], object] = field(repr=False)
+
+    @property
+    def shown_default(self) -> str:
+        default = next(f.default for f in dataclasses.fields(ScalingRule) if f.name == self.name)
+        if default is dataclasses.MISSING:
+            return "required"
+        return "every reported queue" if default is None else format_value(default)
+
+
+AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
+    RuleSetting("queues", "QUEUES", "the queues this type serves; its latency is the worst of them, its backlog "
+                "their total size. A queue Sidekiq does not know counts as empty. They must be among "
+                "`SIDEKIQ_METRICS_QUEUES` if that is set", parse_queue_list),
+    RuleSetting("min_dynos", "MIN", f"fewest dynos, 0 to {MAX_DYNOS}", parse_dynos),
+    RuleSetting("max_dynos", "MAX", "most dynos, at least MIN", parse_dynos),
+    RuleSetting("up_latency", "UP_LATENCY", "seconds; latency above it for UP_POLLS polls in a row scales up",
+                parse_seconds),
+    RuleSetting("down_latency", "DOWN_LATENCY", "seconds, below UP_LATENCY; latency below it for DOWN_COOLDOWN "
+                "seconds scales down", parse_seconds),
+    RuleSetting("up_polls", "UP_POLLS", "consecutive polls above UP_LATENCY before scaling up", parse_positive),
+    RuleSetting("step", "STEP", "dynos added or removed per change", parse_positive),
+    RuleSetting("up_cooldown", "UP_COOLDOWN", "seconds after any change before the next scale-up", parse_seconds),
+    RuleSetting("down_cooldown", "DOWN_COOLDOWN", "seconds after any change, and of low latency, before a "
+                "scale-down", parse_seconds),
 )
 
 
@@ -389,9 +448,9 @@ def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins
     except ConfigError as exc:
         errors.append(exc)
         dry_run = True
-    if len(errors) > before:
+    if len(errors) > before or app is None:  # (app is None only with an error: said so for the type checker)
         return None
-    return AutoscaleSettings(tuple(rules), app[0], token, api_url, dry_run)  # type: ignore[index]
+    return AutoscaleSettings(tuple(rules), app[0], token, api_url, dry_run)
 
 
 def _pick_env(env: Mapping[str, str], origins: dict[str, str], name: str, *variables: str) -> tuple[str, str] | None:
@@ -407,15 +466,15 @@ def _pick_env(env: Mapping[str, str], origins: dict[str, str], name: str, *varia
 
 def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str, ...] | None,
                   origins: dict[str, str], errors: list[ConfigError]) -> ScalingRule | None:
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     before = len(errors)
-    for name, suffix, parse in AUTOSCALE_RULE_SETTINGS:
-        variable = autoscale_variable(process_type, suffix)
+    for setting in AUTOSCALE_RULE_SETTINGS:
+        variable = autoscale_variable(process_type, setting.suffix)
         raw = env.get(variable, "").strip()
-        origins[f"autoscale.{process_type}.{name}"] = variable if raw else "default"
+        origins[f"autoscale.{process_type}.{setting.name}"] = variable if raw else "default"
         if raw:
             try:
-                values[name] = parse(raw, variable)
+                values[setting.name] = setting.parse(raw, variable)
             except ConfigError as exc:
                 errors.append(exc)
     if len(errors) > before:
@@ -424,7 +483,7 @@ def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str
         errors.append(ConfigError(autoscale_variable(process_type, "MAX"), f"must be set to autoscale "
                                   f"{process_type}: the most dynos it may have, e.g. 10"))
         return None
-    rule = ScalingRule(process_type, **values)  # type: ignore[arg-type]
+    rule = ScalingRule(process_type, **values)
     if rule.min_dynos > rule.max_dynos:
         errors.append(ConfigError(autoscale_variable(process_type, "MIN"), f"must not be above "
                                   f"{autoscale_variable(process_type, 'MAX')} ({rule.min_dynos} > {rule.max_dynos})"))
@@ -451,24 +510,47 @@ def _quote(raw: str, limit: int = 40) -> str:
     return f"'{shown if len(shown) <= limit else shown[:limit] + '...'}'"
 
 
-# Every setting but the Redis URL (which has Sidekiq's own rule, above): the Settings field,
-# its flag, its environment variable, and what parses and checks it.
-SETTINGS: tuple[tuple[str, str, str, Callable[[str, str], object]], ...] = (
-    ("tls_verify", "--tls-verify", "SIDEKIQ_METRICS_TLS_VERIFY", parse_bool),
-    ("interval", "--interval", "SIDEKIQ_METRICS_INTERVAL", parse_interval),
-    ("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", parse_queue_list),
-    ("namespace", "--namespace", "SIDEKIQ_METRICS_NAMESPACE", lambda raw, label: raw),  # any text, as in Sidekiq
-    ("prefix", "--prefix", "SIDEKIQ_METRICS_PREFIX",
-     _matching(_PREFIX_RE, "1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending with a dot)")),
-    ("metric_type", "--type", "SIDEKIQ_METRICS_TYPE", _one_of(METRIC_TYPES)),
-    ("source", "--source", "SIDEKIQ_METRICS_SOURCE", _matching(_SOURCE_RE, "1 to 255 of A-Z a-z 0-9 . _ : -")),
-    ("stats", "--stats", "SIDEKIQ_METRICS_STATS", parse_bool),
-    ("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", parse_outputs),
-    ("statsd_host", "--statsd-host", "DD_AGENT_HOST", _matching(_HOST_RE, "a host name or IP address")),
-    ("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", parse_port),
-    ("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST",
-     _matching(_HOST_RE, "a host name or IP address to listen on")),
-    ("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", parse_port),
-    ("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE",
-     _matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces")),
+# Every setting of the emitter, declared once: the Settings field, its flag, its environment variable,
+# its default, what it means (for --help, `doctor` and docs/configuration.md, which a test holds equal
+# to this table) and what parses and checks it. The CLI's options are made from it (cli.py).
+REDIS_URL = Setting(
+    "redis_url", "--redis-url", "SIDEKIQ_METRICS_REDIS_URL", DEFAULT_REDIS_URL,
+    "Redis URL: `redis://`, `rediss://` (TLS) or `unix://`. Unset: the variable `REDIS_PROVIDER` names, "
+    "else `REDIS_URL`, else the default (Sidekiq's own rule)", parse_redis_url)
+SETTINGS: tuple[Setting, ...] = (
+    Setting("tls_verify", "--tls-verify", "SIDEKIQ_METRICS_TLS_VERIFY", False,
+            "verify a `rediss://` server's certificate and host name. Off by default because Heroku Key-Value "
+            "Store uses self-signed certificates; traffic is encrypted either way", parse_bool),
+    Setting("interval", "--interval", "SIDEKIQ_METRICS_INTERVAL", DEFAULT_INTERVAL,
+            f"seconds between polls; any number above 0, at most {MAX_INTERVAL:.0f}", parse_interval),
+    Setting("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", None,
+            "comma-separated queues to report (spaces around names ignored); a listed queue that does not "
+            "exist reports size 0 and latency 0", parse_queue_list, shown="every queue"),
+    Setting("namespace", "--namespace", "SIDEKIQ_METRICS_NAMESPACE", None,
+            "the redis-namespace of a Sidekiq <= 6 app: `myapp` reads `myapp:queues`, `myapp:queue:default`",
+            lambda raw, label: raw),  # any text, as in Sidekiq
+    Setting("prefix", "--prefix", "SIDEKIQ_METRICS_PREFIX", DEFAULT_PREFIX,
+            "first part of every metric name (1 to 64 of `A-Za-z0-9._:-`)",
+            _matching(_PREFIX_RE, "1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending with a dot)")),
+    Setting("metric_type", "--type", "SIDEKIQ_METRICS_TYPE", "sample",
+            "l2met measurement type of the levels: `sample`, `measure` or `count`", _one_of(METRIC_TYPES)),
+    Setting("source", "--source", "SIDEKIQ_METRICS_SOURCE", None,
+            "adds `source=<value>` to every l2met line (Librato's source; 1 to 255 of `A-Za-z0-9._:-`)",
+            _matching(_SOURCE_RE, "1 to 255 of A-Z a-z 0-9 . _ : -")),
+    Setting("stats", "--stats", "SIDEKIQ_METRICS_STATS", True,
+            "whole-Sidekiq totals (enqueued, busy, processed, ...) beside the per-queue metrics", parse_bool),
+    Setting("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", ("l2met",),
+            f"comma-separated outputs: {', '.join(OUTPUTS)}", parse_outputs),
+    Setting("statsd_host", "--statsd-host", "DD_AGENT_HOST", "127.0.0.1",
+            "the DogStatsD agent's host (statsd output)", _matching(_HOST_RE, "a host name or IP address")),
+    Setting("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", 8125,
+            "the DogStatsD agent's UDP port (statsd output)", parse_port),
+    Setting("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST", "0.0.0.0",
+            "the address the Prometheus endpoint listens on (prometheus output)",
+            _matching(_HOST_RE, "a host name or IP address to listen on")),
+    Setting("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", 9394,
+            "the port of the Prometheus endpoint (prometheus output)", parse_port),
+    Setting("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE", "Sidekiq",
+            "the CloudWatch namespace of the EMF lines (cloudwatch output)",
+            _matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces")),
 )

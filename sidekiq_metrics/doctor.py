@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.config import SETTINGS, Settings, check_settings, why_no_emitter
+from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, Settings, check_settings, why_no_emitter
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.readings import Snapshot
@@ -59,7 +59,7 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
         _poll(report, settings)
     if settings.autoscale:
         report.section("Autoscaling")
-        _autoscale(report, settings)
+        _autoscale(report, settings.autoscale)
     report.out.write(f"\n{'The emitter would not work here: see FAIL above.' if report.failed else 'All good.'}\n")
     return 1 if report.failed else 0
 
@@ -68,11 +68,10 @@ def _configuration(report: Report, settings: Settings, errors: list[ConfigError]
     origins = settings.origins
     if not any(error.field == "redis" for error in errors):  # else its error is listed below
         report.line(OK, f"redis url = {settings.redis.display} ({origins.get('redis_url', 'default')})")
-    for name, _flag, _variable, _parse in SETTINGS:
-        value = getattr(settings, name)
-        shown = ",".join(value) if isinstance(value, tuple) else value
-        report.line(OK, f"{name.replace('_', ' ')} = {shown if shown is not None else '(none)'} "
-                        f"({origins.get(name, 'default')})")
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        shown = ",".join(value) if isinstance(value, tuple) else "(none)" if value is None else value
+        report.line(OK, f"{setting.name.replace('_', ' ')} = {shown} ({origins.get(setting.name, 'default')})")
     for error in errors:
         report.line(FAIL, str(error), "set it to a value it accepts, or unset it for the default")
 
@@ -136,7 +135,7 @@ def _sidekiq_data(report: Report, settings: Settings, connection: Connection) ->
             report.line(FAIL, f"Redis refused to read the key {key!r} ({queues.code})",
                         "give the URL's user read access to Sidekiq's keys")
         return
-    if queues:
+    if isinstance(queues, int) and queues:
         report.line(OK, f"Sidekiq's queues set lists {queues} queue(s)"
                         + (f" under the namespace {settings.namespace!r}" if settings.namespace else ""))
         return
@@ -179,23 +178,22 @@ def _poll(report: Report, settings: Settings) -> None:
             settings.queues, totals=True))
 
 
-def _autoscale(report: Report, settings: Settings) -> None:
+def _autoscale(report: Report, config: AutoscaleSettings) -> None:
     """Each scaled type's rule, and its formation read from the Platform API (a GET only: nothing is scaled)."""
     from sidekiq_metrics.heroku_api import ApiError, PlatformApi  # only for those who autoscale
 
-    config = settings.autoscale
-    api = PlatformApi(config.api_url, config.token, config.app)  # type: ignore[union-attr]
-    if config.dry_run:  # type: ignore[union-attr]
+    api = PlatformApi(config.api_url, config.token, config.app)
+    if config.dry_run:
         report.line(INFO, "dry run: decisions are logged, nothing is changed",
                     "heroku config:unset SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN when the decisions look right")
-    for rule in config.rules:  # type: ignore[union-attr]
+    for rule in config.rules:
         queues = ",".join(rule.queues) if rule.queues else "every reported queue"
         try:
             quantity = api.quantity(rule.process_type)
         except ApiError as exc:
-            report.line(FAIL, f"{rule.process_type}: {describe_error(exc, (config.token,))}",  # type: ignore[union-attr]
+            report.line(FAIL, f"{rule.process_type}: {describe_error(exc, (config.token,))}",
                         "check HEROKU_API_TOKEN, the app "
-                        f"({config.app}) and that `heroku ps` lists {rule.process_type}")  # type: ignore[union-attr]
+                        f"({config.app}) and that `heroku ps` lists {rule.process_type}")
             continue
         report.line(OK, f"{rule.process_type}: {quantity} dyno(s) now, scaled {rule.min_dynos}..{rule.max_dynos} on "
                         f"the latency of {queues} (up above {rule.up_latency:g}s, down below {rule.down_latency:g}s)")

@@ -22,10 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
-from sidekiq_metrics.metrics import QUEUE_LATENCY, QUEUE_SIZE, QueueSeries, Sample
+from sidekiq_metrics.metrics import QueueSeries, Sample
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import encode, key_prefix
@@ -48,9 +49,9 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries]) -> dic
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
     for s in series:
-        if s.name == QUEUE_LATENCY:
+        if s.metric is QUEUE_LATENCY:
             latencies.update(zip(s.queues, s.values, strict=True))
-        elif s.name == QUEUE_SIZE:
+        elif s.metric is QUEUE_SIZE:
             sizes.update(zip(s.queues, s.values, strict=True))
     unreadable = sizes.keys() - latencies.keys()  # sized, but no usable timestamp
     out = {}
@@ -171,10 +172,9 @@ class Autoscaler:
         self._wake = threading.Event()
 
     @classmethod
-    def from_settings(cls, settings: Settings, log: Callable[[str], None]) -> Autoscaler:
+    def from_settings(cls, config: AutoscaleSettings, settings: Settings, log: Callable[[str], None]) -> Autoscaler:
         owner = f"{os.environ.get('DYNO', 'local')}:{os.getpid()}"
-        return cls(settings.autoscale, ScalingLock(settings, owner), log,  # type: ignore[arg-type]
-                   settings.redis.secrets)
+        return cls(config, ScalingLock(settings, owner), log, settings.redis.secrets)
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="autoscale", daemon=True).start()
@@ -195,9 +195,9 @@ class Autoscaler:
         out = []
         for process_type, state in self.states.items():
             if state.current is not None:
-                out.append(Sample(f"autoscale.{process_type}.current", state.current))
-                out.append(Sample(f"autoscale.{process_type}.desired", state.desired if state.desired is not None
-                                  else state.current))
+                desired = state.desired if state.desired is not None else state.current
+                out.append(Sample(AUTOSCALE_CURRENT, state.current, subject=process_type))
+                out.append(Sample(AUTOSCALE_DESIRED, desired, subject=process_type))
         return out
 
     def _run(self) -> None:
@@ -214,7 +214,7 @@ class Autoscaler:
         """One round for every type: what the thread does with each poll."""
         for process_type, policy in self.policies.items():
             try:
-                self._step_type(policy, self.states[process_type], latest and latest.get(process_type))
+                self._step_type(policy, self.states[process_type], latest.get(process_type) if latest else None)
             except Exception as exc:  # noqa: BLE001 - autoscaling must never take the metrics down with it
                 self.log(f"autoscale {process_type}: unexpected error, holding still: "
                          f"{describe_error(exc, self.secrets)}")

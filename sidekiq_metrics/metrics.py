@@ -1,10 +1,10 @@
 """Metrics derived from a Snapshot: plain values, no formatting, no I/O.
 
-A Sample names what was measured and, for per-queue values, the real queue name;
-per-queue values come in QueueSeries, one per kind, and reach the outputs with the
-whole-Sidekiq Samples as one Measurements. Each output format decides how to spell
-that: l2met puts the queue into the metric name, tag-based systems make it a tag.
-Names here are the part after the prefix: "<prefix>.<queue>.size", "<prefix>.enqueued".
+A Sample is one value of a metric of the catalogue (catalogue.py: its name, kind and unit
+travel with it) and, for per-queue values, the real queue name; per-queue values come in
+QueueSeries, one per metric, and reach the outputs with the whole-Sidekiq Samples as one
+Measurements. Each output decides how to spell that: l2met puts the queue into the
+metric name, tag-based systems make it a tag.
 """
 
 from __future__ import annotations
@@ -13,22 +13,28 @@ import itertools
 import operator
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
+from sidekiq_metrics import catalogue as m
+from sidekiq_metrics.catalogue import Kind, Metric
 from sidekiq_metrics.jobs import latency
 from sidekiq_metrics.readings import Snapshot, Totals
 
-QUEUE_SIZE = "size"
-QUEUE_LATENCY = "latency"
-UP = "metrics.up"
-ERRORS = "metrics.errors"
-
 
 class Sample(NamedTuple):
-    name: str
+    metric: Metric
     value: float
     queue: str | None = None  # the real queue name, for per-queue samples
-    counter: bool = False  # an increase since the previous poll, not a level
+    subject: str | None = None  # the process type, for the autoscaling metrics (`<type>` in their name)
+
+    @property
+    def name(self) -> str:
+        """The metric's name after the prefix, `<type>` filled in."""
+        return self.metric.name if self.subject is None else self.metric.name.replace("<type>", self.subject)
+
+    @property
+    def delta(self) -> bool:
+        return self.metric.kind is Kind.DELTA
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +45,12 @@ class QueueSeries:
     the l2met output, whose speed matters most, renders straight from the columns.
     """
 
-    name: str  # QUEUE_SIZE or QUEUE_LATENCY
+    metric: Metric  # a per-queue one: catalogue.QUEUE_SIZE or QUEUE_LATENCY
     queues: list[str]
     values: list[float]
 
     def samples(self) -> Iterator[Sample]:
-        return map(Sample, itertools.repeat(self.name), self.values, self.queues)
+        return map(Sample, itertools.repeat(self.metric), self.values, self.queues)
 
 
 @dataclass
@@ -74,33 +80,34 @@ def queue_series(snapshot: Snapshot) -> tuple[list[QueueSeries], list[Problem]]:
     names = list(map(_NAME, queues))
     sizes = list(map(_SIZE, queues))
     waits = [None if q[3] else latency(q[2], now) for q in queues]
-    series = [QueueSeries(QUEUE_SIZE, names, sizes), QueueSeries(QUEUE_LATENCY, names, waits)]
     if None not in waits:  # so every size is known too (an unknown size always comes with a problem)
-        return series, []
+        return [QueueSeries(m.QUEUE_SIZE, names, sizes),
+                QueueSeries(m.QUEUE_LATENCY, names, cast("list[float]", waits))], []  # no None in it: checked
     problems = [Problem(q[0], q[3] or "the oldest job's timestamp is not a usable time")
                 for q, w in zip(queues, waits, strict=True) if w is None]
-    return [_known(QUEUE_SIZE, names, sizes), _known(QUEUE_LATENCY, names, waits)], problems
+    return [_known(m.QUEUE_SIZE, names, sizes), _known(m.QUEUE_LATENCY, names, waits)], problems
 
 
 _NAME, _SIZE = operator.itemgetter(0), operator.itemgetter(1)
 
 
-def _known(name: str, queues: list[str], values: list[float | None]) -> QueueSeries:
+def _known(metric: Metric, queues: list[str], values: list[float | None]) -> QueueSeries:
     pairs = [(q, v) for q, v in zip(queues, values, strict=True) if v is not None]
-    return QueueSeries(name, [q for q, _ in pairs], [v for _, v in pairs])
+    return QueueSeries(metric, [q for q, _ in pairs], [v for _, v in pairs])
 
 
 def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
     """Whole-Sidekiq levels, as Sidekiq::Stats and Sidekiq::ProcessSet report them."""
-    worst = [max(s.values) for s in series if s.name == QUEUE_LATENCY and s.values]
-    levels = [("enqueued", totals.enqueued), ("scheduled", totals.scheduled), ("retries", totals.retries),
-              ("dead", totals.dead), ("processes", totals.processes), ("busy", totals.busy),
-              ("processed", totals.processed), ("failed", totals.failed)]
-    samples = [Sample(name, value) for name, value in levels if value is not None]  # None: unknown, left out
+    worst = [max(s.values) for s in series if s.metric is m.QUEUE_LATENCY and s.values]
+    levels: list[tuple[Metric, int | None]] = [
+        (m.ENQUEUED, totals.enqueued), (m.SCHEDULED, totals.scheduled), (m.RETRIES, totals.retries),
+        (m.DEAD, totals.dead), (m.PROCESSES, totals.processes), (m.BUSY, totals.busy),
+        (m.PROCESSED, totals.processed), (m.FAILED, totals.failed)]
+    samples = [Sample(metric, value) for metric, value in levels if value is not None]  # None: unknown, left out
     if worst:
-        samples.append(Sample("max_latency", max(worst)))
+        samples.append(Sample(m.MAX_LATENCY, max(worst)))
     if totals.concurrency:
-        samples.append(Sample("utilization", min(1.0, totals.busy / totals.concurrency)))
+        samples.append(Sample(m.UTILIZATION, min(1.0, totals.busy / totals.concurrency)))
     return samples
 
 
@@ -113,22 +120,23 @@ class CounterDeltas:
     """
 
     def __init__(self) -> None:
-        self._previous: dict[str, int] = {}
+        self._previous: dict[Metric, int] = {}
 
-    def update(self, totals: Mapping[str, int | None]) -> list[Sample]:
+    def update(self, totals: Mapping[Metric, int | None]) -> list[Sample]:
+        """The increase of each running total, as the DELTA metric it is given under."""
         samples = []
-        for name, value in totals.items():
+        for metric, value in totals.items():
             if value is None:  # unknown this poll: no increase to report, and the last known value stays
                 continue
-            before = self._previous.get(name)
+            before = self._previous.get(metric)
             if before is not None and value >= before:
-                samples.append(Sample(name, value - before, counter=True))
-            self._previous[name] = value
+                samples.append(Sample(metric, value - before))
+            self._previous[metric] = value
         return samples
 
 
 def heartbeat(up: bool) -> list[Sample]:
     """`metrics.up` on every poll, so an alert can tell "no queues" from "no metrics"."""
     if up:
-        return [Sample(UP, 1)]
-    return [Sample(UP, 0), Sample(ERRORS, 1, counter=True)]
+        return [Sample(m.UP, 1)]
+    return [Sample(m.UP, 0), Sample(m.ERRORS, 1)]

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
+from sidekiq_metrics.catalogue import JOBS_FAILED, JOBS_PROCESSED
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
@@ -107,7 +108,7 @@ class Poller:
         if snapshot.totals:
             totals = snapshot.totals
             samples += total_samples(totals, series)
-            samples += self.deltas.update({"jobs.processed": totals.processed, "jobs.failed": totals.failed})
+            samples += self.deltas.update({JOBS_PROCESSED: totals.processed, JOBS_FAILED: totals.failed})
         if self.autoscaler:
             self.autoscaler.observe(series)
             samples += self.autoscaler.samples()
@@ -176,7 +177,7 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     if settings.autoscale and not once:  # never for --once: one poll is no basis for scaling
         from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
 
-        autoscaler = Autoscaler.from_settings(settings, line_logger(err, settings.redis.secrets))
+        autoscaler = Autoscaler.from_settings(settings.autoscale, settings, line_logger(err, settings.redis.secrets))
     try:
         poller = Poller(settings, out, err, shutdown, autoscaler)
     except OutputUnavailable as exc:  # no chosen output could start

@@ -18,10 +18,11 @@ import time
 from types import FrameType
 from typing import TextIO
 
+from sidekiq_metrics.catalogue import QUEUE_LATENCY
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT
-from sidekiq_metrics.metrics import QUEUE_LATENCY, queue_series
+from sidekiq_metrics.metrics import queue_series
 from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
@@ -58,6 +59,11 @@ def clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
+def _rate(before: int | None, after: int | None, minutes: float) -> float | None:
+    """Jobs a minute; None when unknown, or when the total went down (a reset of Sidekiq's stats)."""
+    return (after - before) / minutes if before is not None and after is not None and after >= before else None
+
+
 @dataclasses.dataclass
 class View:
     """What the screen shows, kept between reads: trends, rates, and when the last good read was."""
@@ -76,10 +82,9 @@ class View:
         if self.last and self.last.totals and snapshot.totals:
             minutes = max(1e-6, (snapshot.read_at - self.last.read_at) / 60)
             old, new = self.last.totals, snapshot.totals
-            self.rates = tuple((b - a) / minutes if a is not None and b is not None and b >= a else None  # type: ignore[assignment]
-                               for a, b in ((old.processed, new.processed), (old.failed, new.failed)))
+            self.rates = (_rate(old.processed, new.processed, minutes), _rate(old.failed, new.failed, minutes))
         series, _ = queue_series(snapshot)  # the emitter's own derivation: the same numbers it prints
-        waits = {q: v for s in series if s.name == QUEUE_LATENCY for q, v in zip(s.queues, s.values, strict=True)}
+        waits = {q: v for s in series if s.metric is QUEUE_LATENCY for q, v in zip(s.queues, s.values, strict=True)}
         for q in snapshot.queues:
             self.trends.setdefault(q.name, collections.deque(maxlen=TREND_POINTS)).append(waits.get(q.name, 0.0))
         self.rows = sorted(((waits.get(q.name, -1.0), q.size or 0, q.name) for q in snapshot.queues),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sidekiq_metrics.autoscale import Policy, Reading, TypeState, readings
+from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import ScalingRule
 from sidekiq_metrics.metrics import QueueSeries
 
@@ -91,7 +92,7 @@ def test_a_formation_at_zero_is_woken_by_a_backlog_whose_latency_is_still_zero()
     (("broken", "fast"), Reading(1.0, 7)),
 ])
 def test_readings_take_the_worst_latency_and_the_backlog_of_the_rules_queues(queues, expected):
-    series = [QueueSeries("size", ["broken", "fast", "slow"], [5, 2, 5]),
-              QueueSeries("latency", ["fast", "slow"], [1.0, 40.0])]
+    series = [QueueSeries(QUEUE_SIZE, ["broken", "fast", "slow"], [5, 2, 5]),
+              QueueSeries(QUEUE_LATENCY, ["fast", "slow"], [1.0, 40.0])]
     rule = ScalingRule("worker", max_dynos=3, queues=queues)
     assert readings([rule], series) == {"worker": expected}

@@ -4,14 +4,15 @@ import random
 
 import pytest
 
+from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.formats.l2met import MAX_LINE_BYTES, L2metFormat, format_value
 from sidekiq_metrics.metrics import Measurements, QueueSeries, Sample
 
 
 def samples(*queues, totals=()):
     names = [q for q, _, _ in queues]
-    return Measurements([QueueSeries("size", names, [size for _, size, _ in queues]),
-                         QueueSeries("latency", names, [lat for _, _, lat in queues])], list(totals))
+    return Measurements([QueueSeries(c.QUEUE_SIZE, names, [size for _, size, _ in queues]),
+                         QueueSeries(c.QUEUE_LATENCY, names, [lat for _, _, lat in queues])], list(totals))
 
 
 def test_sizes_and_latencies_on_their_own_lines_like_the_original():
@@ -58,15 +59,15 @@ def test_no_samples_no_lines():
 
 def test_whole_sidekiq_samples_share_a_line_after_the_queues():
     lines = L2metFormat(source="web.1").render(samples(("default", 3, 1.5), totals=[
-        Sample("enqueued", 3), Sample("jobs.processed", 5, counter=True), Sample("utilization", 0.25),
-        Sample("metrics.up", 1)]))
+        Sample(c.ENQUEUED, 3), Sample(c.JOBS_PROCESSED, 5), Sample(c.UTILIZATION, 0.25), Sample(c.UP, 1)]))
     assert lines[-1] == ("source=web.1 sample#sidekiq.enqueued=3 count#sidekiq.jobs.processed=5 "
                          "sample#sidekiq.utilization=0.250 sample#sidekiq.metrics.up=1")
 
 
 def test_a_queue_keeps_its_metric_name_on_every_line_when_another_lacks_a_latency():
     # "x y" and "x/y" both become "x_y", so both get a digest; "x/y" has no usable latency this poll.
-    measurements = Measurements([QueueSeries("size", ["x y", "x/y"], [1, 2]), QueueSeries("latency", ["x y"], [0.5])])
+    measurements = Measurements([QueueSeries(c.QUEUE_SIZE, ["x y", "x/y"], [1, 2]),
+                                 QueueSeries(c.QUEUE_LATENCY, ["x y"], [0.5])])
     size_line, latency_line = L2metFormat().render(measurements)
     names = [t.split("=")[0].removeprefix("sample#sidekiq.").rsplit(".", 1)[0] for t in size_line.split(" ")]
     assert len(set(names)) == 2 and all(n.startswith("x_y-") for n in names)

@@ -8,15 +8,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from sidekiq_metrics.metrics import Measurements
+from sidekiq_metrics.catalogue import Unit
+from sidekiq_metrics.metrics import Measurements, Sample
 
-QUEUE_METRICS = {"size": ("QueueSize", "Count"), "latency": ("QueueLatency", "Seconds")}
-TOTAL_UNITS = {"max_latency": "Seconds", "utilization": "None", "metrics.up": "None"}
+UNITS = {Unit.SECONDS: "Seconds", Unit.RATIO: "None", Unit.BOOLEAN: "None"}  # every other unit counts things
 
 
-def metric_name(name: str) -> str:
-    """`jobs.processed` -> `JobsProcessed`, CloudWatch's usual spelling."""
-    return "".join(part.capitalize() for part in name.replace(".", "_").split("_"))
+def metric_name(sample: Sample) -> str:
+    """`jobs.processed` -> `JobsProcessed`, CloudWatch's usual spelling; a queue's `size` -> `QueueSize`."""
+    words = "".join(part.capitalize() for part in sample.name.replace(".", "_").split("_"))
+    return "Queue" + words if sample.metric.per_queue else words
+
+
+def _metric(sample: Sample) -> dict[str, str]:
+    return {"Name": metric_name(sample), "Unit": UNITS.get(sample.metric.unit, "Count")}
 
 
 class CloudWatchOutput:
@@ -26,25 +31,21 @@ class CloudWatchOutput:
 
     def emit(self, measurements: Measurements, at: float) -> None:
         stamp = int(at * 1000)
-        queues: dict[str, dict[str, float]] = {}
-        totals: dict[str, float] = {}
-        for name, value, queue, _counter in measurements:
-            if queue is not None:
-                queues.setdefault(queue, {})[name] = value
+        queues: dict[str, list[Sample]] = {}
+        totals: list[Sample] = []
+        for sample in measurements:
+            if sample.queue is not None:
+                queues.setdefault(sample.queue, []).append(sample)
             else:
-                totals[name] = value
-        lines = []
-        for queue, values in queues.items():
-            record: dict[str, object] = {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": [{
-                "Namespace": self.namespace, "Dimensions": [["Queue"]],
-                "Metrics": [{"Name": QUEUE_METRICS[n][0], "Unit": QUEUE_METRICS[n][1]} for n in values]}]},
-                "Queue": queue}
-            record.update((QUEUE_METRICS[n][0], round(v, 3)) for n, v in values.items())
-            lines.append(json.dumps(record, ensure_ascii=True, separators=(",", ":")))
+                totals.append(sample)
+        lines = [self._record(stamp, samples, {"Queue": queue}) for queue, samples in queues.items()]
         if totals:
-            record = {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": [{
-                "Namespace": self.namespace, "Dimensions": [[]],
-                "Metrics": [{"Name": metric_name(n), "Unit": TOTAL_UNITS.get(n, "Count")} for n in totals]}]}}
-            record.update((metric_name(n), round(v, 3)) for n, v in totals.items())
-            lines.append(json.dumps(record, ensure_ascii=True, separators=(",", ":")))
+            lines.append(self._record(stamp, totals, {}))
         self.write(lines)
+
+    def _record(self, stamp: int, samples: list[Sample], dimensions: dict[str, str]) -> str:
+        record: dict[str, object] = {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": [{
+            "Namespace": self.namespace, "Dimensions": [list(dimensions)],
+            "Metrics": [_metric(s) for s in samples]}]}, **dimensions}
+        record.update((metric_name(s), round(s.value, 3)) for s in samples)
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":"))

@@ -25,11 +25,12 @@ class JsonOutput:
         queues: dict[str, dict[str, float]] = {}
         totals: dict[str, float] = {}
         counts: dict[str, float] = {}
-        for name, value, queue, counter in measurements:
-            if queue is not None:
-                queues.setdefault(queue, {})[name] = round(value, 3)
+        for sample in measurements:
+            value = round(sample.value, 3)
+            if sample.queue is not None:
+                queues.setdefault(sample.queue, {})[sample.name] = value
             else:
-                (counts if counter else totals)[name] = round(value, 3)
+                (counts if sample.delta else totals)[sample.name] = value
         # ensure_ascii: any queue name, even one that is not UTF-8, stays one valid line
         record = {"time": iso_time(at), "queues": queues, "totals": totals, "counts": counts}
         self.write([json.dumps(record, ensure_ascii=True, separators=(",", ":"))])

@@ -39,7 +39,7 @@ class L2metFormat:
         for series, heads in zip(measurements.series, self._queue_heads(measurements.series), strict=True):
             lines += self._pack(list(map(operator.add, heads, _formatted(series.values))))
         if measurements.samples:
-            lines += self._pack([f"{'count' if s.counter else self.metric_type}#{self.prefix}.{s.name}="
+            lines += self._pack([f"{'count' if s.delta else self.metric_type}#{self.prefix}.{s.name}="
                                  f"{format_value(s.value)}" for s in measurements.samples])
         return lines
 
@@ -49,7 +49,7 @@ class L2metFormat:
             return self._heads[1]
         # Metric names are chosen over every queue of the poll, so a queue keeps its name on every line.
         names = queue_metric_names(tuple(dict.fromkeys(itertools.chain.from_iterable(queues))), self.prefix)
-        heads = [[f"{self.metric_type}#{self.prefix}.{names[q]}.{s.name}=" for q in s.queues] for s in series]
+        heads = [[f"{self.metric_type}#{self.prefix}.{names[q]}.{s.metric.name}=" for q in s.queues] for s in series]
         self._heads = ([list(q) for q in queues], heads)
         return heads
 

@@ -20,14 +20,12 @@ import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sidekiq_metrics.catalogue import Kind, Unit
 from sidekiq_metrics.errors import OutputUnavailable
 from sidekiq_metrics.metrics import Measurements, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Level samples with a name of their own here; `jobs.*` increases are left out: Prometheus takes rate().
-QUEUE_NAMES = {"size": ("queue_size", "gauge"), "latency": ("queue_latency_seconds", "gauge")}
-TOTAL_NAMES = {"processed": ("processed_total", "counter"), "failed": ("failed_total", "counter"),
-               "max_latency": ("max_latency_seconds", "gauge")}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_:]")
 
 
 def _escape(value: str) -> str:
@@ -36,32 +34,45 @@ def _escape(value: str) -> str:
 
 def metric_base(prefix: str) -> str:
     """The prefix as the start of a valid Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*): `9app` -> `_9app`."""
-    base = re.sub(r"[^A-Za-z0-9_:]", "_", prefix)
+    base = _UNSAFE.sub("_", prefix)
     return "_" + base if base[:1].isdigit() else base
 
 
+def family_name(sample: Sample) -> str:
+    """Prometheus's conventions: a queue's metrics begin `queue_`, seconds end `_seconds`, a running total is a
+    counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
+    metric = sample.metric
+    name = ("queue_" if metric.per_queue else "") + _UNSAFE.sub("_", sample.name)
+    if metric.unit is Unit.SECONDS:
+        name += "_seconds"
+    return name + "_total" if metric.kind is Kind.TOTAL else name
+
+
 def render(prefix: str, samples: Iterable[Sample]) -> str:
+    """The text exposition of a poll. Deltas are left out: Prometheus takes rate() of the totals."""
     base = metric_base(prefix)
     families: dict[str, tuple[str, list[str]]] = {}
-    for name, value, queue, counter in samples:
-        if counter:
+    for sample in samples:
+        kind = sample.metric.kind
+        if kind is Kind.DELTA:
             continue
-        if queue is not None:
-            metric, kind = QUEUE_NAMES[name]
-            labels = f'{{queue="{_escape(queue.encode("utf-8", "backslashreplace").decode())}"}}'
-        else:
-            metric, kind = TOTAL_NAMES.get(name, (re.sub(r"[^A-Za-z0-9_:]", "_", name), "gauge"))
-            labels = ""
+        queue = sample.queue
+        labels = "" if queue is None else f'{{queue="{_escape(queue.encode("utf-8", "backslashreplace").decode())}"}}'
+        value = sample.value
         number = str(value) if value.__class__ is int else repr(float(value))
-        families.setdefault(f"{base}_{metric}", (kind, []))[1].append(f"{base}_{metric}{labels} {number}")
+        family = f"{base}_{family_name(sample)}"
+        families.setdefault(family, ("counter" if kind is Kind.TOTAL else "gauge", []))[1].append(
+            f"{family}{labels} {number}")
     out = []
-    for family, (kind, lines) in families.items():
-        out.append(f"# TYPE {family} {kind}")
+    for family, (kind_name, lines) in families.items():
+        out.append(f"# TYPE {family} {kind_name}")
         out += lines
     return "\n".join(out) + "\n"
 
 
 PATH = "/metrics"
+Request = socket.socket | tuple[bytes, socket.socket]  # socketserver's _RequestType
+Address = tuple[str, int] | str  # socketserver's _AddressType, as a listening TCP server sees its clients
 MAX_CLIENTS = 8  # scrapers at once; more are closed at once (a scraper is one or two Prometheus servers)
 IDLE_TIMEOUT = 2.0  # seconds a connection may stay silent: a scraper sends its request at once
 
@@ -77,7 +88,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, handler)
         self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
 
-    def process_request(self, request, client_address) -> None:  # noqa: ANN001 - socketserver's signature
+    def process_request(self, request: Request, client_address: Address) -> None:
         if not self.slots.acquire(blocking=False):
             self.shutdown_request(request)
             return
@@ -87,13 +98,13 @@ class _Server(ThreadingHTTPServer):
             self.slots.release()
             raise
 
-    def process_request_thread(self, request, client_address) -> None:  # noqa: ANN001
+    def process_request_thread(self, request: Request, client_address: Address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
             self.slots.release()
 
-    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+    def handle_error(self, request: Request, client_address: Address) -> None:
         pass
 
 

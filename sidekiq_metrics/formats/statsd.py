@@ -43,13 +43,14 @@ class StatsdOutput:
 
     def lines(self, samples: Iterable[Sample]) -> list[str]:
         out = []
-        for name, value, queue, counter in samples:
+        for sample in samples:
+            value, queue = sample.value, sample.queue
             number = str(value) if value.__class__ is int else f"{value:.3f}"
             if queue is None:
-                out.append(f"{self.prefix}.{name}:{number}|{'c' if counter else 'g'}")
+                out.append(f"{self.prefix}.{sample.name}:{number}|{'c' if sample.delta else 'g'}")
             else:
                 tag = _TAG_UNSAFE.sub("_", queue)[:190] or "_"
-                out.append(f"{self.prefix}.queue.{name}:{number}|g|#queue:{tag}")
+                out.append(f"{self.prefix}.queue.{sample.name}:{number}|g|#queue:{tag}")
         return out
 
     @staticmethod

@@ -1,0 +1,78 @@
+"""Every metric the emitter reports, declared once: its name, kind, unit and meaning.
+
+The metrics module computes the values; each output spells a metric from these facts
+(l2met writes a delta as `count#`, Prometheus a total as a `_total` counter, CloudWatch
+takes the unit), and docs/metrics.md's table is made from this list, which a test holds
+equal. Adding a metric touches this file and the code that computes it, nothing else.
+
+Names are the part after the prefix (`sidekiq.` by default) and are a contract: the
+original buildpack's `<queue>.size` and `<queue>.latency` among them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Kind(enum.Enum):
+    GAUGE = "gauge"  # a level, as it is now
+    TOTAL = "total"  # a running total that only grows (but for a reset of Sidekiq's stats)
+    DELTA = "delta"  # how much a running total grew since the previous poll
+
+
+class Unit(enum.Enum):
+    JOBS = "jobs"
+    SECONDS = "seconds"
+    PROCESSES = "processes"
+    RATIO = "ratio"  # 0 to 1
+    BOOLEAN = "0 or 1"
+    POLLS = "polls"
+    DYNOS = "dynos"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # after the prefix; `<type>` stands for a process type (autoscaling)
+    kind: Kind
+    unit: Unit
+    help: str  # what it means, for docs/metrics.md
+    per_queue: bool = False  # one value per queue: l2met puts the queue in the name, the others a tag
+
+
+GAUGE, TOTAL, DELTA = Kind.GAUGE, Kind.TOTAL, Kind.DELTA
+
+QUEUE_SIZE = Metric("size", GAUGE, Unit.JOBS, "jobs waiting in the queue (`Sidekiq::Queue#size`: `LLEN "
+                    "queue:<queue>`)", per_queue=True)
+QUEUE_LATENCY = Metric("latency", GAUGE, Unit.SECONDS, "seconds the oldest job has waited, to the millisecond "
+                       "(`Sidekiq::Queue#latency`); 0 for an empty queue", per_queue=True)
+ENQUEUED = Metric("enqueued", GAUGE, Unit.JOBS, "jobs waiting in all queues (`Sidekiq::Stats#enqueued`), "
+                  "whatever `SIDEKIQ_METRICS_QUEUES` reports")
+SCHEDULED = Metric("scheduled", GAUGE, Unit.JOBS, "jobs in the schedule set (`Stats#scheduled_size`)")
+RETRIES = Metric("retries", GAUGE, Unit.JOBS, "jobs waiting to be retried (`Stats#retry_size`)")
+DEAD = Metric("dead", GAUGE, Unit.JOBS, "jobs in the dead set (`Stats#dead_size`)")
+PROCESSES = Metric("processes", GAUGE, Unit.PROCESSES, "Sidekiq processes (`Stats#processes_size`), dead ones "
+                   "not yet pruned included")
+BUSY = Metric("busy", GAUGE, Unit.JOBS, "jobs being worked on right now by live processes (`Stats#workers_size`)")
+PROCESSED = Metric("processed", TOTAL, Unit.JOBS, "Sidekiq's running total of jobs processed (`Stats#processed`)")
+FAILED = Metric("failed", TOTAL, Unit.JOBS, "Sidekiq's running total of jobs failed (`Stats#failed`)")
+MAX_LATENCY = Metric("max_latency", GAUGE, Unit.SECONDS, "the largest latency among the reported queues; left "
+                     "out when no latency is known")
+UTILIZATION = Metric("utilization", GAUGE, Unit.RATIO, "busy / total concurrency of live processes; left out when "
+                     "no live process reports a concurrency")
+JOBS_PROCESSED = Metric("jobs.processed", DELTA, Unit.JOBS, "jobs processed since the previous poll, from the "
+                        "second poll on")
+JOBS_FAILED = Metric("jobs.failed", DELTA, Unit.JOBS, "jobs failed since the previous poll, from the second "
+                     "poll on")
+UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 after every successful poll, even with no queues at all; 0 "
+            "after a failed one")
+ERRORS = Metric("metrics.errors", DELTA, Unit.POLLS, "1 for each failed poll")
+AUTOSCALE_CURRENT = Metric("autoscale.<type>.current", GAUGE, Unit.DYNOS, "with autoscaling on: the formation's "
+                           "quantity of each scaled process type, as last read or set")
+AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with autoscaling on: the quantity the "
+                           "policy wants, even while a cool-down holds it back")
+
+CATALOGUE: tuple[Metric, ...] = (
+    QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
+    UTILIZATION, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED,
+)

@@ -15,8 +15,9 @@ Semantics the emitter relies on:
   time fails the call on time. A timeout or a broken connection closes the socket (a half-read
   reply stream is never reused);
 - an error reply of one command is returned in its place, as a ReplyError; it does not
-  disturb the other replies;
-- a reply the caller expected byte for byte is skipped unparsed, and UNCHANGED returned in its place.
+  disturb the other replies.
+
+It knows RESP, sockets, TLS and deadlines; nothing of Sidekiq, nor of what a caller expects to read.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeAlias
 
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resolver import RESOLVER, Address
 
 Command = Sequence[bytes | str | int]
-Reply = "bytes | int | None | list[Reply] | ReplyError | TooLarge"
+Reply: TypeAlias = "bytes | int | None | list[Reply] | ReplyError | TooLarge"
 
 
 class RedisError(Exception):
@@ -49,18 +51,6 @@ class ReplyError(RedisError):
     @property
     def code(self) -> str:
         return str(self).split(" ", 1)[0]
-
-
-class Unchanged:
-    """In place of a reply that was byte for byte the one the caller expected (see Connection.replies)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNCHANGED"
-
-
-UNCHANGED = Unchanged()
 
 
 class TooLarge:
@@ -127,36 +117,28 @@ class Connection:
         """Send every command at once, then read one reply per command."""
         return list(self.replies(commands))
 
-    def replies(self, commands: Sequence[Command], encoded: bytes | None = None,
-                expected: Mapping[int, bytes] | None = None,
-                max_bulk: int | None = None) -> Iterator[Reply | Unchanged]:
+    def replies(self, commands: Sequence[Command], *, max_bulk: int | None = None) -> Iterator[Reply]:
         """Like pipeline, but each reply is handed over as soon as it is read, so the caller's work
-        on one reply overlaps Redis's work on the next. `encoded`: the commands already encoded
-        (encode_commands), for a caller that sends the same ones every poll. `expected`: for some
-        commands (by index), the reply they gave last time, as encode_reply spells it; when it comes
-        again byte for byte it is skipped unparsed and UNCHANGED is handed over instead. `max_bulk`: a
-        bulk reply (not inside an array) longer than this is dropped as it arrives, TooLarge in its place."""
+        on one reply overlaps Redis's work on the next. `max_bulk`: a bulk reply (not inside an array)
+        longer than this is dropped as it arrives, TooLarge in its place."""
         if not commands:
             return
         with self.within(self.timeout):  # a call of its own, or part of the caller's `within`
             self._max_bulk = max_bulk
             try:
-                yield from self._exchange(commands, encoded, expected or {})
+                yield from self._exchange(commands)
             finally:
                 self._max_bulk = None
 
-    def _exchange(self, commands: Sequence[Command], encoded: bytes | None,
-                  expected: Mapping[int, bytes]) -> Iterator[Reply | Unchanged]:
-        if self._sock is not None and self._closed_by_peer():
+    def _exchange(self, commands: Sequence[Command]) -> Iterator[Reply]:
+        if self._sock is not None and self._closed_by_peer(self._sock):
             self.close()
-        if self._sock is None:
-            self._connect()
+        sock = self._sock or self._connect()
         try:
-            self._sock.settimeout(self._time_left())  # type: ignore[union-attr]
-            self._sock.sendall(encoded or encode_commands(commands))  # type: ignore[union-attr]
-            for i in range(len(commands)):
-                raw = expected.get(i)
-                yield UNCHANGED if raw is not None and self._skip(raw) else self._read_reply()
+            sock.settimeout(self._time_left())
+            sock.sendall(encode_commands(commands))
+            for _ in range(len(commands)):
+                yield self._read_reply()
         except BaseException as exc:
             self.close()  # whatever happened, the reply stream is no longer in step
             if isinstance(exc, socket.timeout):
@@ -167,13 +149,12 @@ class Connection:
                 raise ConnectionFailed(f"unexpected reply from Redis at {self.where}: not RESP") from None
             raise
 
-    def _closed_by_peer(self) -> bool:
+    def _closed_by_peer(self, sock: socket.socket) -> bool:
         """True when the connection we are about to reuse cannot serve a command: Redis closed it (end
         of file) or bytes came that nobody asked for (the stream is out of step). Checking costs no
         round trip: a poll(2) with no wait, and a read only when it says there is something. Under
         TLS that something may be the protocol's own records (TLS 1.3 session tickets come after the
         handshake, sometimes after our last read): they are consumed, and the connection kept."""
-        sock = self._sock
         if self._pos < len(self._buf):
             return True
         try:
@@ -183,15 +164,16 @@ class Connection:
         if not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             return False
         try:
-            sock.setblocking(False)  # type: ignore[union-attr]
-            sock.recv(1)  # type: ignore[union-attr]
+            sock.setblocking(False)
+            sock.recv(1)
         except (ssl.SSLWantReadError, BlockingIOError):
             return False  # TLS records of its own, no data for us: the connection is fine
         except OSError:
             return True
         return True  # b"": closed; a byte: out of step. Either way, a new connection.
 
-    def _connect(self) -> None:
+    def _connect(self) -> socket.socket:
+        """A new connection, logged in and on the URL's database, as self._sock."""
         t = self.target
         try:
             if t.unix_path:
@@ -199,7 +181,8 @@ class Connection:
                 sock.settimeout(self._time_left())
                 sock.connect(t.unix_path)
             else:
-                addresses = RESOLVER.lookup(t.host, t.port, wait=self._time_left())  # type: ignore[arg-type]
+                host = t.host or "localhost"  # (config refuses a URL without a host)
+                addresses = RESOLVER.lookup(host, t.port, wait=self._time_left())
                 sock = _open_tcp(addresses, self._time_left())
             if t.tls:
                 sock.settimeout(self._time_left())
@@ -229,6 +212,7 @@ class Connection:
                     raise ConnectionFailed(f"Redis at {self.where} refused the login ({code}): check the "
                                            "user name and password in the Redis URL")
                 raise ConnectionFailed(f"Redis at {self.where} refused the connection: {reply}")
+        return sock
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -243,8 +227,10 @@ class Connection:
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0
-        self._sock.settimeout(self._time_left())  # type: ignore[union-attr]
-        chunk = self._sock.recv(1 << 16)  # type: ignore[union-attr]
+        if self._sock is None:  # closed under us (a signal handler's close, say)
+            raise ConnectionResetError("the connection was closed")
+        self._sock.settimeout(self._time_left())
+        chunk = self._sock.recv(1 << 16)
         if not chunk:
             raise ConnectionResetError("Redis closed the connection")
         self.received += len(chunk)
@@ -258,19 +244,6 @@ class Connection:
                 self._pos = end + 2
                 return line
             self._fill()
-
-    def _skip(self, raw: bytes) -> bool:
-        """Consume the next reply if it is `raw`, else leave it unread. Waiting for more bytes is safe
-        while all that has come matches: a reply never ends inside another (RESP is self-delimiting),
-        so a different reply shows a difference before it ends, and an equal one is all coming."""
-        while len(self._buf) - self._pos < len(raw):
-            if not raw.startswith(self._buf[self._pos:]):
-                return False
-            self._fill()
-        if not self._buf.startswith(raw, self._pos):
-            return False
-        self._pos += len(raw)
-        return True
 
     def _read_reply(self) -> Reply:
         line = self._line()
@@ -378,11 +351,6 @@ def _keepalive(sock: socket.socket) -> None:
 
 def encode_commands(commands: Sequence[Command]) -> bytes:
     return b"".join(map(encode_command, commands))
-
-
-def encode_reply(members: Sequence[bytes]) -> bytes:
-    """An array of bulk strings (an SMEMBERS reply) exactly as Redis sends it."""
-    return b"*%d\r\n" % len(members) + b"".join(b"$%d\r\n%b\r\n" % (len(m), m) for m in members)
 
 
 def encode_command(command: Command) -> bytes:

@@ -17,30 +17,16 @@ connection of its own: autoscale.py.) What a read produces is in readings.py.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import operator
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from sidekiq_metrics.jobs import BadPayload, Stamp, stamp_from_payload
+from sidekiq_metrics import queue_scan
 from sidekiq_metrics.readings import ProcessReading, QueueReading, Snapshot, Totals
-from sidekiq_metrics.resp import (
-    UNCHANGED,
-    Command,
-    Connection,
-    RedisError,
-    Reply,
-    ReplyError,
-    TooLarge,
-    Unchanged,
-    encode_commands,
-    encode_reply,
-)
+from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
 
 
 def key_prefix(namespace: str | None) -> bytes:
@@ -56,16 +42,6 @@ def decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-QUEUE_SCAN = (Path(__file__).with_name("queue_scan.lua")).read_bytes()
-QUEUE_SCAN_SHA = hashlib.sha1(QUEUE_SCAN).hexdigest()
-SCAN_BATCH = 250  # queues per script call: about a millisecond of Redis time each
-SCAN_BUDGET = 1 << 20  # payload bytes one script call may scan (about a millisecond of Redis time)
-# A queue whose oldest job is longer than this is read with LINDEX rather than scanned inside Redis.
-# Measured (benchmarks: benchmarks/bench_poll.py --large-jobs): the script holds Redis about 1.4 ms a MB
-# (2.9 at 20 MB), LINDEX 0.05-0.55 ms a MB but moves the whole job over the network. Below 1 MB the
-# script's hold stays under the 5 ms cap and the bytes saved matter; above, Redis's time does.
-LARGE_JOB = 1 << 20
-SCRIPT_MS_PER_MB = 1.4
 SCRIPT_RECHECK = 600.0  # seconds after a refusal before the script is offered again (an ACL may change)
 
 
@@ -82,7 +58,7 @@ class _Plan:
     """What the second part of a poll reads: derived from the two sets, reused while they stay the same."""
 
     members: list[list[bytes]]  # the sets it was made from, each sorted
-    set_replies: list[bytes]  # the sets' replies as Redis sent them, to recognise them unparsed next time
+    listed: list[list[bytes]]  # the same sets as Redis listed them, to recognise them unsorted next time
     scripts: bool
     queues: tuple[str, ...] | None  # the queues asked for
     totals: bool
@@ -92,7 +68,6 @@ class _Plan:
     unreported: list[str]  # queues only counted into `enqueued`
     identities: list[str]  # the processes
     commands: list[Command]
-    encoded: bytes  # the commands on the wire, encoded once for as long as the plan holds
     scanned: list[int]  # indexes into `reported` of the queues our script reads, in its calls' order
     whole: list[int]  # ...and of those read with LLEN + LINDEX (all without the script; else large jobs)
     large: frozenset[bytes]  # the keys known to hold a large oldest job when the plan was made
@@ -127,7 +102,7 @@ class SidekiqReader:
         self.scripts = scripts
         self._recheck_at: float | None = None  # when to offer the script again, after a refusal
         self._refused = False  # the refusal has been said
-        self._large: dict[bytes, int] = {}  # queue key -> its oldest job's length, while over LARGE_JOB
+        self._large: dict[bytes, int] = {}  # queue key -> its oldest job's length, while over queue_scan.LARGE_JOB
         self.recheck_after = SCRIPT_RECHECK
         self._plan: _Plan | None = None
 
@@ -152,22 +127,18 @@ class SidekiqReader:
             self.scripts, self._recheck_at = True, None  # refused a while ago: ask again
         scripts = self.scripts
         if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
-            head.append(["SCRIPT", "LOAD", QUEUE_SCAN])
+            head.append(["SCRIPT", "LOAD", queue_scan.SCRIPT])
         if totals:
             head += [["GET", ns + b"stat:processed"], ["GET", ns + b"stat:failed"], ["ZCARD", ns + b"schedule"],
                      ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"]]
         asked = tuple(queues) if queues is not None else None
         bet = self._plan
-        if bet and (bet.queues, bet.totals, bet.scripts, bet.large) != (asked, totals, scripts, self._large.keys()):
+        if bet and (bet.queues, bet.totals, bet.scripts, bet.large) != (asked, totals, scripts, frozenset(self._large)):
             bet = None
-        set_commands: list[Command] = [["SMEMBERS", key] for key in sets]
-        head += set_commands
-        # The sets, 10,000 names each poll, are usually the same bytes as last time: then they are
-        # recognised with one comparison instead of parsed and sorted again.
-        expected = {len(head) - len(sets) + i: raw for i, raw in enumerate(bet.set_replies)} if bet else None
-        # An oldest job read with LINDEX (a large one, or every one without the script) is kept only if small.
-        replies = self.connection.replies(head + (bet.commands if bet else []),
-                                          encode_commands(head) + bet.encoded if bet else None, expected, LARGE_JOB)
+        head += [["SMEMBERS", key] for key in sets]
+        # The bet: the plan's reads go in the same pipeline as the sets, so a poll whose sets did not change
+        # (the usual case) takes one round trip. An oldest job read with LINDEX is kept only if small.
+        replies = self.connection.replies(head + bet.commands if bet else head, max_bulk=queue_scan.LARGE_JOB)
         answers = list(itertools.islice(replies, len(head)))
         if scripts and isinstance(loaded := answers.pop(0), ReplyError):
             if not refuses_scripts(loaded):  # not now (e.g. LOADING): fail this poll, offer the script next time
@@ -178,14 +149,16 @@ class SidekiqReader:
             self._refused = False
             self.log("Redis runs our read-only Lua script again; reading only the stamps of each oldest job")
         problems: list[str] = []
-        members, raw = self._read_sets(answers[len(answers) - len(set_commands):], bet, sets, problems)
-        if bet and bet.scripts == self.scripts and bet.members == members:
-            plan = bet if bet.set_replies == raw else replace(bet, set_replies=raw)  # the same sets, listed anew
-            self._plan = plan
+        listed = self._read_sets(answers[len(answers) - len(sets):], sets, problems)
+        # Sorted (as Sidekiq::Queue.all sorts queues) only when Redis lists a set otherwise than last time.
+        members = [bet.members[i] if bet and names == bet.listed[i] else sorted(names)
+                   for i, names in enumerate(listed)]
+        if bet and bet.scripts == self.scripts and bet.members == members:  # the bet held
+            plan = self._plan = bet if bet.listed == listed else replace(bet, listed=listed)
         else:
             _drain(replies)
-            plan = self._plan = self._make_plan(queues, members, raw, listing, totals)
-            replies = self.connection.replies(plan.commands, plan.encoded, None, LARGE_JOB)
+            plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
+            replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies)
         now = clock()
         if not totals:
@@ -203,24 +176,18 @@ class SidekiqReader:
             processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
             processes=processes, enqueued=enqueued, live=live), tuple(problems))
 
-    def _read_sets(self, replies: list[Reply | Unchanged], bet: _Plan | None, keys: list[bytes],
-                   problems: list[str]) -> tuple[list[list[bytes]], list[bytes]]:
-        """Each set's members, sorted by bytes (as Sidekiq::Queue.all sorts queues), and its reply's bytes.
-        A set Redis will not give (another type, no permission) has no members this poll, and a problem."""
-        members, raw = [], []
-        for i, reply in enumerate(replies):
+    @staticmethod
+    def _read_sets(replies: list[Reply], keys: list[bytes], problems: list[str]) -> list[list[bytes]]:
+        """Each set's members as Redis lists them. A set Redis will not give (another type, no permission)
+        has no members this poll, and a problem."""
+        listed: list[list[bytes]] = []
+        for key, reply in zip(keys, replies, strict=True):
             if isinstance(reply, ReplyError):
-                problems.append(_unreadable(keys[i], reply))
-                reply = []
-            if reply is UNCHANGED:
-                members.append(bet.members[i])  # type: ignore[union-attr]
-                raw.append(bet.set_replies[i])  # type: ignore[union-attr]
-            else:
-                members.append(sorted(reply))  # type: ignore[arg-type]
-                raw.append(encode_reply(reply))  # type: ignore[arg-type]
-        return members, raw
+                problems.append(_unreadable(key, reply))
+            listed.append([m for m in reply if isinstance(m, bytes)] if isinstance(reply, list) else [])
+        return listed
 
-    def _make_plan(self, queues: Sequence[str] | None, members: list[list[bytes]], raw: list[bytes],
+    def _make_plan(self, queues: Sequence[str] | None, members: list[list[bytes]], listed: list[list[bytes]],
                    listing: bool, totals: bool) -> _Plan:
         ns = self.prefix
         queue_members = members[0] if listing else []  # by bytes, as Sidekiq::Queue.all sorts them
@@ -230,8 +197,8 @@ class SidekiqReader:
             reported, keys = known, [ns + b"queue:" + m for m in queue_members]
         else:
             reported, keys = list(queues), [ns + b"queue:" + encode(name) for name in queues]
-        listed = set(reported)
-        unreported = [q for q in known if q not in listed] if totals else []
+        wanted = set(reported)
+        unreported = [q for q in known if q not in wanted] if totals else []
         commands: list[Command] = []
         large = frozenset(self._large)
         if self.scripts:
@@ -239,18 +206,16 @@ class SidekiqReader:
             whole = [i for i, key in enumerate(keys) if key in large]
         else:
             scanned, whole = [], list(range(len(keys)))
-        for start in range(0, len(scanned), SCAN_BATCH):
-            batch = [keys[i] for i in scanned[start:start + SCAN_BATCH]]
-            commands.append(["EVALSHA", QUEUE_SCAN_SHA, len(batch), *batch, SCAN_BUDGET, LARGE_JOB])
+        for start in range(0, len(scanned), queue_scan.BATCH):
+            commands.append(queue_scan.call([keys[i] for i in scanned[start:start + queue_scan.BATCH]]))
         for i in whole:
             commands += [["LLEN", keys[i]], ["LINDEX", keys[i], -1]]
         commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
         commands += [["HMGET", ns + identity, "busy", "concurrency", "info"] for identity in process_members]
         asked = tuple(queues) if queues is not None else None
         counted = None if queues is None else frozenset(known).intersection(reported)
-        return _Plan(members, raw, self.scripts, asked, totals, reported, keys, counted, unreported,
-                     [decode(i) for i in process_members], commands, encode_commands(commands), scanned, whole,
-                     large)
+        return _Plan(members, listed, self.scripts, asked, totals, reported, keys, counted, unreported,
+                     [decode(i) for i in process_members], commands, scanned, whole, large)
 
     def _queues(self, plan: _Plan, replies: Iterator[Reply]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
         """The queue readings, and the replies after them (unreported sizes, processes)."""
@@ -258,7 +223,7 @@ class SidekiqReader:
         names = plan.reported
         readings: list[QueueReading | None] = [None] * len(names)
         try:
-            script_calls = -(-len(plan.scanned) // SCAN_BATCH)
+            script_calls = -(-len(plan.scanned) // queue_scan.BATCH)
             for i, reading in zip(plan.scanned, self._scanned(plan, itertools.islice(calls, script_calls)),
                                   strict=True):
                 readings[i] = reading
@@ -273,10 +238,11 @@ class SidekiqReader:
             else:
                 self._large.pop(plan.keys[i], None)  # consumed: back to the script next time
             readings[i] = _queue(names[i], plain[2 * j], oldest)
-        return tuple(readings), list(replies)  # type: ignore[arg-type]
+        done = [r for r in readings if r is not None]  # every queue has its reading: scanned or read whole
+        return tuple(done), list(replies)
 
     def _note_large(self, names: list[str], keys: list[bytes], first: int, large: list[int]) -> None:
-        """The queues whose oldest job the script found over LARGE_JOB (`large`: 1-based index in the call,
+        """The queues whose oldest job the script found over queue_scan.LARGE_JOB (`large`: 1-based index in the call,
         length, ...): read with LINDEX from the next poll on, and said once each."""
         for n in range(0, len(large), 2):
             i, length = first + large[n] - 1, large[n + 1]
@@ -284,7 +250,7 @@ class SidekiqReader:
                 mb = length / 1e6
                 self.log(f"queue {ascii(names[i])[:80]}: its oldest job is {mb:.1f} MB; reading it with LINDEX "
                          f"from now on ({mb:.1f} MB over the network a poll) rather than inside Redis, which "
-                         f"would hold Redis about {mb * SCRIPT_MS_PER_MB:.0f} ms a poll")
+                         f"would hold Redis about {mb * queue_scan.MS_PER_MB:.0f} ms a poll")
             self._large[keys[i]] = length
 
     def _refuse_scripts(self, error: ReplyError) -> None:
@@ -306,18 +272,17 @@ class SidekiqReader:
         error: ReplyError | None = None
         for i, reply in enumerate(replies):  # read every reply, even after an error: the stream stays in step
             if error or isinstance(reply, ReplyError):
-                error = error or reply  # type: ignore[assignment]
+                error = error or reply if isinstance(reply, ReplyError) else error
                 continue
-            text, done, whole, large = reply  # type: ignore[misc]
-            first = i * SCAN_BATCH
-            _scan_lines(readings, names[first:first + done], text, whole)
+            text, done, whole, large = queue_scan.unpack(reply)
+            first = i * queue_scan.BATCH
+            queue_scan.parse_reply(readings, names[first:first + done], text, whole)
             self._note_large(names, keys, first, large)
-            pending += range(first + done, min(first + SCAN_BATCH, len(names)))
+            pending += range(first + done, min(first + queue_scan.BATCH, len(names)))
         if not pending and not error:
             return tuple(readings)
-        more = self.connection.pipeline([["EVALSHA", QUEUE_SCAN_SHA, 1, keys[i], SCAN_BUDGET, LARGE_JOB]
-                                         for i in pending])
-        error = error or next((r for r in more if isinstance(r, ReplyError)), None)  # type: ignore[assignment]
+        more = self.connection.pipeline([queue_scan.call([keys[i]]) for i in pending])
+        error = error or next((r for r in more if isinstance(r, ReplyError)), None)
         if error:
             self._plan = None
             if refuses_scripts(error):
@@ -326,8 +291,10 @@ class SidekiqReader:
                              "reads the queues again")
         late: dict[int, QueueReading] = {}
         for i, reply in zip(pending, more, strict=True):
-            _scan_lines(line := [], [names[i]], reply[0], reply[2])  # type: ignore[index]
-            self._note_large(names, keys, i, reply[3])  # type: ignore[index]
+            text, _, whole, large = queue_scan.unpack(reply)
+            line: list[QueueReading] = []
+            queue_scan.parse_reply(line, [names[i]], text, whole)
+            self._note_large(names, keys, i, large)
             late[i] = line[0]
         done_early = iter(readings)
         return tuple(late[i] if i in late else next(done_early) for i in range(len(names)))
@@ -342,84 +309,6 @@ def _drain(replies: Iterator[Reply]) -> None:
         pass
 
 
-_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_LITERALS: dict[bytes, object] = {b"": None, b"null": None, b"true": True, b"false": False}
-UNUSABLE = "not a timestamp"  # epoch_seconds() refuses it, as it refuses any non-numeric text
-
-
-def _token(raw: bytes) -> object:
-    """A JSON value from the script's raw text, typed as json.loads would type it."""
-    # The usual cases first, without a regex: 1700000000123 (Sidekiq 8), 1700000000.123 (Sidekiq <= 7).
-    # JSON allows no leading zero (0123) and no bare dot (1., .5); those go on to the strict check.
-    leading_zero = raw[:1] == b"0" and raw[1:2] not in (b"", b".")
-    if raw.isdigit() and not leading_zero:
-        return _json_int(raw)
-    if raw.replace(b".", b"", 1).isdigit() and not leading_zero and raw[:1] != b"." and raw[-1:] != b".":
-        return float(raw)
-    if raw in _LITERALS:
-        return _LITERALS[raw]
-    number = _JSON_NUMBER.fullmatch(raw)
-    if number:
-        return float(raw) if number.group(1) or number.group(2) else _json_int(raw)
-    if raw[:1] == b'"':
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return UNUSABLE
-    return UNUSABLE
-
-
-def _json_int(raw: bytes) -> object:
-    """A JSON integer's value. Python refuses int() of more than 4,300 digits, and no timestamp has more
-    than 20: a longer one is unusable (UNUSABLE), never an exception in the middle of a poll."""
-    return int(raw) if len(raw) <= 21 else UNUSABLE
-
-
-def _scan_lines(readings: list[QueueReading], names: list[str], text: bytes, whole: list[bytes]) -> None:
-    """A script call's lines, parsed into readings. This runs for every queue, every poll, so a call
-    whose lines are all the usual `<size> TAB <number>` (one tab a line) is parsed whole, in C."""
-    if not names:
-        return
-    if text.count(b"\t") == len(names):
-        fields = text.replace(b"\n", b"\t").split(b"\t")
-        sizes, numbers = fields[0::2], fields[1::2]
-        dots = text.count(b".")  # the script sends numbers with at most one dot, sizes with none
-        if dots == len(names):  # Sidekiq <= 7: every stamp a float
-            stamps = map(float, numbers)
-        elif dots == 0:  # Sidekiq 8: every stamp an integer of milliseconds
-            stamps = map(int, numbers)
-        else:
-            stamps = (float(n) if b"." in n else int(n) for n in numbers)
-        new, nones = tuple.__new__, [None] * len(names)
-        try:
-            readings += list(map(new, itertools.repeat(QueueReading), zip(
-                names, map(int, sizes), map(new, itertools.repeat(Stamp), zip(stamps, nones, strict=True)), nones,
-                strict=True)))
-            return
-        except ValueError:  # a number of thousands of digits (int() refuses them): line by line, below
-            pass
-    for name, line in zip(names, text.split(b"\n"), strict=True):
-        fields = line.split(b"\t")
-        if len(fields) == 2:
-            size, number = fields
-            readings.append(QueueReading(name, int(size), Stamp(_token(number))))
-        else:
-            readings.append(_scan_line(name, fields, whole))
-
-
-def _scan_line(name: str, fields: list[bytes], whole: list[bytes]) -> QueueReading:
-    size, kind, enqueued, created = fields
-    if kind == b"j":  # handed back whole: read as LINDEX's are, by the same parser
-        return _queue(name, int(size), whole[int(enqueued) - 1])
-    if kind == b"t":
-        return QueueReading(name, int(size), Stamp(_token(enqueued), _token(created) if created else None))
-    if kind == b"e":
-        return QueueReading(name, int(size), None)
-    if kind == b"x":
-        return QueueReading(name, int(size), None, "the oldest job is not a JSON object")
-    return QueueReading(name, None, None, enqueued.decode("utf-8", "replace")[:120])
-
-
 def _queue(name: str, size: object, oldest: object) -> QueueReading:
     """A reading from plain LLEN and LINDEX replies (when scripts are refused)."""
     if isinstance(size, Exception):
@@ -429,25 +318,25 @@ def _queue(name: str, size: object, oldest: object) -> QueueReading:
     if oldest is None:
         return QueueReading(name, _int(size), None)
     if isinstance(oldest, TooLarge):
-        stamp = _usual_end(oldest)
+        stamp = queue_scan.usual_end(oldest)
         if stamp is None:
             return QueueReading(name, _int(size), None, f"the oldest job is {oldest.size / 1e6:.1f} MB and does "
                                 "not end as Sidekiq writes jobs: its latency is not read (only its ends were kept)")
         return QueueReading(name, _int(size), stamp)
-    try:
-        return QueueReading(name, _int(size), stamp_from_payload(oldest))  # type: ignore[arg-type]
-    except BadPayload as exc:
-        return QueueReading(name, _int(size), None, str(exc))
+    if isinstance(oldest, bytes):
+        return queue_scan.job_reading(name, _int(size), oldest)
+    return QueueReading(name, _int(size), None, "LINDEX did not answer with a job")
 
 
 def _process(identity: str, reply: object) -> ProcessReading | None:
     """A process from HMGET busy concurrency info; None when its heartbeat hash has expired."""
-    if isinstance(reply, Exception):
+    if not isinstance(reply, list) or len(reply) != 3:  # an error: no permission, another type
         return None
-    busy, concurrency, info = reply  # type: ignore[misc]
-    if info is None:
-        return None  # Sidekiq's ProcessSet skips these too
-    return ProcessReading(identity, _int(busy), _concurrency(concurrency, info))
+    busy, concurrency, info = reply
+    if not isinstance(info, bytes):
+        return None  # expired (nil): Sidekiq's ProcessSet skips these too
+    return ProcessReading(identity, _int(busy), _concurrency(concurrency if isinstance(concurrency, bytes) else None,
+                                                             info))
 
 
 def _concurrency(field: bytes | None, info: bytes) -> int | None:
@@ -466,8 +355,8 @@ def _concurrency(field: bytes | None, info: bytes) -> int | None:
         return value
     capsules = data.get("capsules")
     if isinstance(capsules, dict):
-        counts = [c.get("concurrency") for c in capsules.values() if isinstance(c, dict)]
-        counts = [c for c in counts if isinstance(c, int) and not isinstance(c, bool) and c >= 0]
+        values = [c.get("concurrency") for c in capsules.values() if isinstance(c, dict)]
+        counts = [c for c in values if isinstance(c, int) and not isinstance(c, bool) and c >= 0]
         if counts:
             return sum(counts)
     return None
@@ -484,20 +373,6 @@ def _int(value: object) -> int:
         n = len(digits) - len(digits.lstrip(b"0123456789"))
         return sign * int(digits[:n]) if n and n <= 30 else 0
     return 0
-
-
-_USUAL_END = re.compile(rb"([1-9][0-9]*(?:\.[0-9]+)?)\}")
-
-
-def _usual_end(job: TooLarge) -> Stamp | None:
-    """The stamp of a job too large to keep, from its ends: Sidekiq's jobs start with `{` and end with
-    `,"enqueued_at":<number>}`. The same rule as the script's fast path, so both read it alike."""
-    if job.head[:1] != b"{":
-        return None
-    tail = job.tail
-    k = tail.find(b',"enqueued_at":', max(0, len(tail) - 49))
-    number = _USUAL_END.fullmatch(tail, k + 15) if k >= 0 else None
-    return Stamp(_token(number[1])) if number else None
 
 
 def _unreadable(key: bytes, error: ReplyError) -> str:

@@ -18,7 +18,7 @@ from sidekiq_metrics.runner import Poller
 
 def seed(client: redis.Redis, now: float) -> None:
     """Queues as Sidekiq's client leaves them: SADD queues, LPUSH queue:<name> (newest on the left)."""
-    jobs = {
+    jobs: dict[str, list[float]] = {
         # Sidekiq <= 7: epoch seconds as JSON floats.
         "default": [now - 42.5, now - 3.25],
         # Sidekiq 8: epoch milliseconds as JSON integers.
@@ -36,7 +36,8 @@ def seed(client: redis.Redis, now: float) -> None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def run_demo(polls: int) -> int:

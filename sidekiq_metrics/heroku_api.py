@@ -52,7 +52,7 @@ class PlatformApi:
     def scale(self, process_type: str, quantity: int) -> int:
         return self._formation("PATCH", process_type, {"quantity": quantity})
 
-    def _formation(self, method: str, process_type: str, body: dict | None) -> int:
+    def _formation(self, method: str, process_type: str, body: dict[str, int] | None) -> int:
         path = f"{self._base_path}/apps/{quote(self.app, safe='')}/formation/{quote(process_type, safe='')}"
         status, headers, data = self._request(method, path, body)
         if status == 200:
@@ -73,7 +73,7 @@ class PlatformApi:
                            _retry_after(headers.get("retry-after")))
         raise ApiError(UNAVAILABLE, f"the Heroku API answered {status}{reason}")
 
-    def _request(self, method: str, path: str, body: dict | None) -> tuple[int, dict[str, str], bytes]:
+    def _request(self, method: str, path: str, body: dict[str, int] | None) -> tuple[int, dict[str, str], bytes]:
         headers = dict(self._headers)
         payload = None
         if body is not None:

@@ -64,19 +64,20 @@ def epoch_seconds(value: object) -> float | None:
       rules, a decimal point meaning seconds
     - NaN, infinities, negatives, integers from 2**63 up, booleans, arrays, objects: None
     """
-    kind = value.__class__  # exact classes first: this runs for every queue, every poll
-    if kind is float:
-        return value if 0 <= value < math.inf else None  # type: ignore[operator,return-value]
-    if kind is int:
+    if isinstance(value, float):
+        return value if 0 <= value < math.inf else None
+    if isinstance(value, bool):  # an int to Python, never a time
+        return None
+    if isinstance(value, int):
         # Beyond a 64-bit clock no float division is safe (10**310 overflows): not a timestamp.
-        if not 0 <= value < MAX_INT_STAMP:  # type: ignore[operator]
+        if not 0 <= value < MAX_INT_STAMP:
             return None
-        return float(value) if value < MS_CUTOFF else value / 1000.0  # type: ignore[operator]
-    if kind is str:
-        if not _NUMERIC_STRING.fullmatch(value):  # type: ignore[arg-type]
+        return float(value) if value < MS_CUTOFF else value / 1000.0
+    if isinstance(value, str):
+        if not _NUMERIC_STRING.fullmatch(value):
             return None
-        return epoch_seconds(float(value) if "." in value else int(value))  # type: ignore[arg-type,operator]
-    return None  # bool (not int here: its class is bool), None, list, dict, ...
+        return epoch_seconds(float(value) if "." in value else int(value))
+    return None  # None, list, dict, ...
 
 
 def latency(stamp: Stamp | None, now: float) -> float | None:

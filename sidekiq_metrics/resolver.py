@@ -14,9 +14,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 TTL = 60.0  # seconds; DNS answers for Heroku add-ons change rarely, and never mid-poll
-Address = tuple[int, tuple]  # (family, sockaddr), as socket.connect and sendto take them
+Address = tuple[int, tuple[Any, ...]]  # (family, sockaddr), as socket.connect and sendto take them
 
 
 class ResolveError(OSError):

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # its RedisServer
-from conftest import RedisServer  # noqa: E402
-from sidekiq_metrics.config import load_settings, parse_redis_url  # noqa: E402
-from sidekiq_metrics.resp import Connection  # noqa: E402
-from sidekiq_metrics.runner import Poller  # noqa: E402
-from sidekiq_metrics.snapshot import SidekiqReader  # noqa: E402
+from sidekiq_metrics.config import load_settings, parse_redis_url
+from sidekiq_metrics.resp import Connection
+from sidekiq_metrics.runner import Poller
+from sidekiq_metrics.snapshot import SidekiqReader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' helpers, as `support`
+from support.redis_server import RedisServer  # noqa: E402
 
 SCRIPT_ENTRY = Path(sys.executable).parent / "sidekiq-metrics"
 
@@ -214,7 +215,7 @@ def large_job_costs(url: str, r: redis.Redis, sizes_mb: tuple[int, ...] = (1, 5,
     """For one queue whose oldest job (as Sidekiq writes it) weighs N MB: Redis's time to scan it inside
     our script, and to hand it over with LINDEX; then what our poll does from its second read on (the
     script for jobs up to LARGE_JOB, LINDEX above): its Redis time and the bytes it moves."""
-    from sidekiq_metrics.snapshot import QUEUE_SCAN
+    from sidekiq_metrics.queue_scan import SCRIPT as QUEUE_SCAN
 
     rows = []
     for mb in sizes_mb:

@@ -3,18 +3,16 @@ Platform API on loopback (tests/support/fake_platform_api.py) as the queue laten
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, monitored, parse_l2met, spawn
-
-sys.path.insert(0, str(Path(__file__).parent / "support"))
-from fake_platform_api import FakePlatformApi  # noqa: E402
+from support.commands import cli, parse_l2met, spawn
+from support.fake_platform_api import FakePlatformApi
+from support.redis_server import monitored
+from support.sidekiq_data import job, push
 
 INTERVAL = 0.2
 
@@ -28,13 +26,10 @@ def api():
 
 def set_latency(r, queue: str, seconds: float, jobs: int = 3) -> None:
     """Queue `queue` holds `jobs` Sidekiq jobs, the oldest enqueued `seconds` ago (0 jobs: empty)."""
-    r.sadd("queues", queue)
     r.delete(f"queue:{queue}")
     now = time.time()
-    for i in range(jobs):
-        r.lpush(f"queue:{queue}", json.dumps({"class": "HardJob", "args": [i], "queue": queue, "jid": f"{i:024x}",
-                                              "created_at": now - seconds, "enqueued_at": now - seconds + i * 0.001},
-                                             separators=(",", ":")))
+    push(r, queue, *[job(now - seconds + i * 0.001, created_at=now - seconds, queue=queue, args=[i])
+                     for i in range(jobs)])
 
 
 def autoscale_env(url: str, api: FakePlatformApi, **rule: str) -> dict[str, str]:
@@ -251,9 +246,9 @@ def test_bad_autoscale_settings_are_one_line_and_status_2(api, env, named):
     assert "s3cr3t" not in result.stderr and api.token not in result.stderr
 
 
-def test_the_readme_example_does_what_the_readme_says(r, redis_server, api):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    example = readme.split("### A worked example", 1)[1].split("### Settings", 1)[0]
+def test_the_documented_example_does_what_the_documentation_says(r, redis_server, api):
+    readme = (Path(__file__).parent.parent / "docs" / "autoscaling.md").read_text()
+    example = readme.split("## A worked example", 1)[1].split("## Settings", 1)[0]
     settings = dict(re.findall(r"^  (\w+)=(\S+)", example, re.MULTILINE))
     assert settings["SIDEKIQ_METRICS_AUTOSCALE"] == "worker" and settings["HEROKU_API_TOKEN"] == "<the"
     env = {**settings, "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app, "REDIS_URL": redis_server.url,

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, wait_until
-
-sys.path.insert(0, str(Path(__file__).parent / "support"))
-import heroku_runtime  # noqa: E402
+from support import heroku_runtime
+from support.commands import ROOT
+from support.redis_server import free_port, wait_until
+from support.sidekiq_data import job, push
 
 STACKS = ["heroku-22", "heroku-24", "heroku-26"]
 APP_ENV_SENTINELS = {"PYTHONHOME": "/app/.heroku/python", "PYTHONPATH": "/app/lib",
@@ -249,8 +249,7 @@ def redis_config(redis_server, **extra: str) -> dict[str, str]:
 
 
 def test_web_1_reports_within_seconds_and_leaves_the_app_env_alone(slug, r, redis_server):
-    r.sadd("queues", "default")
-    r.lpush("queue:default", json.dumps({"enqueued_at": time.time() - 2.0}))
+    push(r, "default", job(time.time() - 2.0))
     config = redis_config(redis_server)
     dyno = Dyno(slug["app"], "web.1", config)
     try:
@@ -333,7 +332,7 @@ def test_sourcing_the_hook_is_instant_and_never_ends_the_shell(slug, tmp_path):
 
 
 def test_a_crashed_emitter_is_restarted_but_nothing_survives_sigterm(slug, r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.5"))
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
@@ -359,7 +358,7 @@ def test_a_crashed_emitter_is_restarted_but_nothing_survives_sigterm(slug, r, re
 
 
 def test_a_bad_restart_delay_falls_back_to_10_seconds_not_a_restart_storm(slug, r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="soon; rm -rf /"))
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
@@ -387,7 +386,7 @@ def test_a_configuration_error_is_said_once_and_not_restarted(slug, redis_server
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_supported_stack_builds_and_reports(tmp_path, runtime_archive, wheel_mirror, r, redis_server, stack):
-    r.sadd("queues", "default")
+    push(r, "default")
     result, build, _ = compile_app(tmp_path, stack, **mirror_config(runtime_archive, wheel_mirror))
     assert result.returncode == 0, result.stderr
     assert_moved_slug_reports(build, tmp_path / "app", redis_server)
@@ -506,7 +505,7 @@ SHELL_STATES = {
 
 @pytest.mark.parametrize("state", SHELL_STATES)
 def test_the_hook_works_and_the_app_starts_whatever_state_the_startup_shell_is_in(slug, r, redis_server, state):
-    r.sadd("queues", "default")
+    push(r, "default")
     config = redis_config(redis_server)
     if state == "POSIXLY_CORRECT":
         config["POSIXLY_CORRECT"] = "1"
@@ -540,7 +539,7 @@ def fresh_slug(slug: dict, tmp_path: Path) -> Path:
 
 
 def test_sourcing_the_hook_twice_starts_one_emitter(slug, r, redis_server, tmp_path):
-    r.sadd("queues", "default")
+    push(r, "default")
     d = Dyno(fresh_slug(slug, tmp_path), "web.1", redis_config(redis_server), source_times=2)
     try:
         out = d.read_stdout_until(".size=0", 8)
@@ -557,7 +556,7 @@ def test_sourcing_the_hook_twice_starts_one_emitter(slug, r, redis_server, tmp_p
 
 def test_a_stale_supervisor_pid_file_does_not_stop_the_emitter(slug, r, redis_server, tmp_path):
     """A reused slug directory may hold the pid of a supervisor long gone, now any other process's."""
-    r.sadd("queues", "default")
+    push(r, "default")
     app = fresh_slug(slug, tmp_path)
     (app / ".sidekiq-metrics/supervisor.pid").write_text(f"{os.getpid()}\n")  # alive, but not a supervisor
     d = Dyno(app, "web.1", redis_config(redis_server))
@@ -568,7 +567,7 @@ def test_a_stale_supervisor_pid_file_does_not_stop_the_emitter(slug, r, redis_se
 
 
 def test_restarts_back_off_exponentially_and_start_over_after_a_healthy_run(slug, r, redis_server, tmp_path):
-    r.sadd("queues", "default")
+    push(r, "default")
     config = redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.1", SIDEKIQ_METRICS_RESTART_MAX_DELAY="1.5")
     d = Dyno(fresh_slug(slug, tmp_path), "web.1", config)
     try:
@@ -602,7 +601,7 @@ def test_a_persistent_failure_is_restarted_slowly_with_one_line_each(slug, redis
 
 
 def test_a_path_without_usr_bin_neither_stops_the_emitter_nor_makes_a_restart_storm(slug, r, redis_server, tmp_path):
-    r.sadd("queues", "default")
+    push(r, "default")
     config = redis_config(redis_server, PATH="/nonexistent", SIDEKIQ_METRICS_RESTART_DELAY="0.5")
     d = Dyno(fresh_slug(slug, tmp_path), "web.1", config)
     try:
@@ -616,7 +615,7 @@ def test_a_path_without_usr_bin_neither_stops_the_emitter_nor_makes_a_restart_st
 
 
 def test_sighup_to_the_supervisor_stops_the_emitter_too(slug, r, redis_server, tmp_path):
-    r.sadd("queues", "default")
+    push(r, "default")
     d = Dyno(fresh_slug(slug, tmp_path), "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.2"))
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
@@ -631,7 +630,7 @@ def test_sighup_to_the_supervisor_stops_the_emitter_too(slug, r, redis_server, t
 
 
 def test_sighup_to_the_emitter_stops_it_like_sigterm(slug, r, redis_server, tmp_path):
-    r.sadd("queues", "default")
+    push(r, "default")
     d = Dyno(fresh_slug(slug, tmp_path), "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.2"))
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
@@ -658,7 +657,7 @@ def test_a_symlinked_hook_in_the_app_is_replaced_not_written_through(tmp_path, r
 
 
 def test_build_paths_are_names_not_patterns(tmp_path, runtime_archive, wheel_mirror, r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     odd = tmp_path / "a [b] * c?"
     odd.mkdir()
     (tmp_path / "a b").mkdir()  # what the pattern "a [b] * c?" would match

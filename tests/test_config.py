@@ -2,10 +2,10 @@
 
 import pytest
 
-from conftest import cli
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.redis_target import RedisTarget
+from support.commands import cli
 
 
 def test_defaults():

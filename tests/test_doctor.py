@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import cli, free_port, monitored, sidekiq
+from support.commands import cli
+from support.redis_server import free_port, monitored
+from support.sidekiq_data import push, sidekiq
 
 
 def doctor(**env: str):
@@ -39,7 +41,7 @@ def test_a_namespace_that_is_missing_is_found_and_named(r, redis_server):
 
 
 def test_a_wrong_namespace_over_plain_keys(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     result = doctor(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_NAMESPACE="oldapp")
     assert result.returncode == 1
     assert "-> unset SIDEKIQ_METRICS_NAMESPACE (Sidekiq 7+ has no namespaces)" in result.stdout
@@ -71,7 +73,7 @@ def test_the_off_switch_and_another_dyno_are_explained(r, redis_server):
 
 
 def test_doctor_never_writes(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     with monitored(redis_server) as seen:
         doctor(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_NAMESPACE="nothing_here")
         doctor(REDIS_URL=redis_server.url)
@@ -94,7 +96,7 @@ def test_an_invalid_url_is_a_failure_and_nothing_is_probed_in_its_place(own_redi
 
 
 def test_a_missing_password_is_said_as_such_not_as_a_wrong_key_type():
-    from conftest import RedisServer
+    from support.redis_server import RedisServer
 
     server = RedisServer("--requirepass", "needed-pw")
     server.client = lambda **kw: RedisServer.client(server, password="needed-pw", **kw)

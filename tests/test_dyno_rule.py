@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from sidekiq_metrics.config import why_no_emitter
+from support.commands import ROOT
 
 HOOK = ROOT / "profile.d/sidekiq-metrics.sh"
 

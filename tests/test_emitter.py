@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
-from conftest import RedisServer, cli, monitored, parse_l2met, read_lines_until, sidekiq, spawn
 from sidekiq_metrics.config import load_settings, parse_redis_url
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.resp import Connection
 from sidekiq_metrics.snapshot import SidekiqReader
+from support.commands import cli, parse_l2met, read_lines_until, spawn
+from support.redis_server import RedisServer, monitored
+from support.sidekiq_data import job, push, sidekiq
 
 WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
                  "max_latency", "utilization", "jobs.processed", "jobs.failed", "metrics.up", "metrics.errors"}
@@ -85,36 +86,19 @@ def test_redis_namespace_of_sidekiq_6_apps(r, redis_server):
     assert_matches_sidekiq(ours, before, after)
 
 
-def sidekiq8_job(queue: str, enqueued_ms: int | None, created_ms: int | None = None, **extra) -> str:
-    """A job as Sidekiq 8 writes it: epoch milliseconds as JSON integers."""
-    job = {"retry": True, "queue": queue, "class": "HardJob", "args": [1], "jid": "ab" * 12, **extra}
-    if created_ms is not None:
-        job["created_at"] = created_ms
-    if enqueued_ms is not None:
-        job["enqueued_at"] = enqueued_ms
-    return json.dumps(job)
-
-
-def push(r: redis.Redis, queue: str, *jobs: str) -> None:
-    """As Sidekiq's client does: SADD queues, LPUSH (so the first job given is the oldest)."""
-    r.sadd("queues", queue)
-    for job in jobs:
-        r.lpush(f"queue:{queue}", job)
-
-
 def test_sidekiq_8_milliseconds_mixed_queues_and_fallbacks(r, redis_server):
     now_ms = int(time.time() * 1000)
-    push(r, "v8", sidekiq8_job("v8", now_ms - 20_000), sidekiq8_job("v8", now_ms - 1_000))
+    push(r, "v8", job(queue="v8", enqueued_at=now_ms - 20_000), job(queue="v8", enqueued_at=now_ms - 1_000))
     # Right after a 7 -> 8 upgrade: float-second jobs at the tail, millisecond jobs at the head.
     push(r, "mixed", json.dumps({"queue": "mixed", "enqueued_at": now_ms / 1000 - 50.0}),
-         sidekiq8_job("mixed", now_ms - 2_000))
+         job(queue="mixed", enqueued_at=now_ms - 2_000))
     # ActiveJob under Sidekiq 8: its own ISO "enqueued_at" inside args must be ignored.
-    push(r, "aj8", sidekiq8_job("aj8", now_ms - 30_000, wrapped="MyJob",
+    push(r, "aj8", job(queue="aj8", enqueued_at=now_ms - 30_000, wrapped="MyJob",
                                 args=[{"job_class": "MyJob", "enqueued_at": "2001-01-01T00:00:00Z"}]))
-    push(r, "created_only", sidekiq8_job("created_only", None, created_ms=now_ms - 40_000))
-    push(r, "no_stamps", sidekiq8_job("no_stamps", None))
+    push(r, "created_only", job(queue="created_only", enqueued_at=None, created_at=now_ms - 40_000))
+    push(r, "no_stamps", job(queue="no_stamps", enqueued_at=None, created_at=None))
     push(r, "int_seconds", json.dumps({"queue": "int_seconds", "enqueued_at": now_ms // 1000 - 60}))
-    push(r, "future", sidekiq8_job("future", now_ms + 60_000))
+    push(r, "future", job(queue="future", enqueued_at=now_ms + 60_000))
     push(r, "pro_string", json.dumps({"queue": "pro_string", "enqueued_at": f"{now_ms / 1000 - 70:.6f}"}))
     start = time.time()
     ours = poll_once(redis_server.url)
@@ -133,12 +117,12 @@ def test_sidekiq_8_milliseconds_mixed_queues_and_fallbacks(r, redis_server):
 
 def test_one_bad_queue_never_hides_the_others(r, redis_server):
     now = time.time()
-    push(r, "good", json.dumps({"enqueued_at": now - 5.0}))
-    push(r, "bad_json", "{not json", json.dumps({"enqueued_at": now}))
-    push(r, "bad_stamp", json.dumps({"enqueued_at": "yesterday"}))
-    r.sadd("queues", "wrong_type")
+    push(r, "good", job(now - 5.0))
+    push(r, "bad_json", "{not json", job(now))
+    push(r, "bad_stamp", job("yesterday"))
+    push(r, "wrong_type")
     r.set("queue:wrong_type", "I am a string")
-    r.sadd("queues", "hash_type")
+    push(r, "hash_type")
     r.hset("queue:hash_type", "a", "b")
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
     assert result.returncode == 0
@@ -156,8 +140,8 @@ def test_one_bad_queue_never_hides_the_others(r, redis_server):
 
 
 def test_queue_filter_reports_listed_queues_only_and_missing_ones_as_zero(r, redis_server):
-    push(r, "default", json.dumps({"enqueued_at": time.time() - 3.0}))
-    push(r, "mailers", json.dumps({"enqueued_at": time.time()}))
+    push(r, "default", job(time.time() - 3.0))
+    push(r, "mailers", job(time.time()))
     ours = poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES=" default , nope ")
     assert set(ours) == {"sample#sidekiq.default.size", "sample#sidekiq.default.latency",
                          "sample#sidekiq.nope.size", "sample#sidekiq.nope.latency"}
@@ -195,7 +179,7 @@ def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis)
 
 
 def test_only_read_commands_reach_redis(r, redis_server):
-    push(r, "default", json.dumps({"enqueued_at": time.time()}))
+    push(r, "default", job(time.time()))
     with monitored(redis_server) as seen:
         poll_once(redis_server.url)
         poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES="default,missing")
@@ -210,15 +194,15 @@ class CountingConnection(Connection):
 
     sends = 0
 
-    def replies(self, commands, encoded=None, expected=None, max_bulk=None):
+    def replies(self, commands, *, max_bulk=None):
         CountingConnection.sends += bool(commands)
-        return super().replies(commands, encoded, expected, max_bulk)
+        return super().replies(commands, max_bulk=max_bulk)
 
 
 @pytest.mark.parametrize("queues, processes", [(1, 0), (2000, 0), (2000, 300)])
 def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queues, processes):
     for i in range(queues):
-        push(r, f"q{i}", json.dumps({"enqueued_at": time.time()}))
+        push(r, f"q{i}", job(time.time()))
     for i in range(processes):
         r.sadd("processes", f"web.{i}:1:abc")
         r.hset(f"web.{i}:1:abc", mapping={"busy": 1, "info": json.dumps({"concurrency": 5})})
@@ -240,7 +224,7 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
             assert again.totals == snapshot.totals
         if processes:
             assert len(sidekiq_reader.read(totals=True).totals.live) == processes
-        push(r, "a_new_queue", json.dumps({"enqueued_at": time.time()}))  # the set changed: two again
+        push(r, "a_new_queue", job(time.time()))  # the set changed: two again
         CountingConnection.sends = 0
         assert "a_new_queue" in [q.name for q in sidekiq_reader.read().queues]
         assert CountingConnection.sends == 2
@@ -252,13 +236,13 @@ def test_a_queue_replaced_between_polls_is_seen_in_one_round_trip_more(r, redis_
     """The sets are recognised unparsed when their bytes are the same as last poll; a queue swapped
     for another of the same name length (same count, same reply length) must still be seen."""
     for name in ("alpha", "bravo", "delta"):
-        push(r, name, json.dumps({"enqueued_at": time.time()}))
+        push(r, name, job(time.time()))
     connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
     sidekiq_reader = SidekiqReader(connection)
     for _ in range(2):
         assert [q.name for q in sidekiq_reader.read(totals=True).queues] == ["alpha", "bravo", "delta"]
     r.srem("queues", "bravo")
-    push(r, "bravx", json.dumps({"enqueued_at": time.time()}), json.dumps({"enqueued_at": time.time()}))
+    push(r, "bravx", job(time.time()), job(time.time()))
     CountingConnection.sends = 0
     snapshot = sidekiq_reader.read(totals=True)
     assert [(q.name, q.size) for q in snapshot.queues] == [("alpha", 1), ("bravx", 2), ("delta", 1)]
@@ -271,23 +255,23 @@ def test_a_queue_replaced_between_polls_is_seen_in_one_round_trip_more(r, redis_
 
 def test_the_same_sets_in_other_bytes_keep_the_plan_and_are_recognised_next_time(r, redis_server):
     """Redis may list an unchanged set in another order (after a rehash or a restart): the members
-    are compared, the plan stands (one round trip), and the new bytes are what the next poll expects."""
+    are compared, the plan stands (one round trip), and the new listing is what the next poll compares."""
     for name in ("alpha", "bravo"):
-        push(r, name, json.dumps({"enqueued_at": time.time()}))
+        push(r, name, job(time.time()))
     connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
     sidekiq_reader = SidekiqReader(connection)
     sidekiq_reader.read(totals=True)
     plan = sidekiq_reader._plan
-    sidekiq_reader._plan = dataclasses.replace(plan, set_replies=[b"*2\r\n$5\r\nbravo\r\n$5\r\nalpha\r\n"] * 2)
+    sidekiq_reader._plan = dataclasses.replace(plan, listed=[[b"bravo", b"alpha"]] * 2)
     CountingConnection.sends = 0
     assert [q.name for q in sidekiq_reader.read(totals=True).queues] == ["alpha", "bravo"]
     assert CountingConnection.sends == 1
-    assert sidekiq_reader._plan.commands is plan.commands and sidekiq_reader._plan.set_replies == plan.set_replies
+    assert sidekiq_reader._plan.commands is plan.commands and sidekiq_reader._plan.listed == plan.listed
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_ends_the_loop_within_a_second_exit_0(r, redis_server, sig):
-    push(r, "default", json.dumps({"enqueued_at": time.time()}))
+    push(r, "default", job(time.time()))
     proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "30"})
     try:
         lines = read_lines_until(proc, r"\.latency=", 10)
@@ -303,7 +287,7 @@ def test_signal_ends_the_loop_within_a_second_exit_0(r, redis_server, sig):
 
 
 def test_steady_schedule_without_drift(r, redis_server):
-    push(r, "default", json.dumps({"enqueued_at": time.time()}))
+    push(r, "default", job(time.time()))
     interval = 0.25
     proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": str(interval)})
     try:
@@ -329,7 +313,7 @@ def test_redis_lost_and_back_the_loop_survives():
         server.stop()
         time.sleep(1.0)
         server.start()  # empty again: nothing is persisted
-        push(server.client(), "default", json.dumps({"enqueued_at": time.time()}))
+        push(server.client(), "default", job(time.time()))
         assert read_lines_until(proc, r"default\.size=1", 5)[-1][1].endswith("default.size=1")
         assert proc.poll() is None
     finally:
@@ -350,7 +334,7 @@ def test_socket_timeout_is_shorter_than_the_interval():
 
 
 def test_a_hung_redis_never_stalls_the_loop_past_its_interval(own_redis):
-    push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
+    push(own_redis.client(), "default", job(time.time()))
     proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "0.4"})
     try:
         assert read_lines_until(proc, r"default\.latency=", 5)
@@ -370,7 +354,7 @@ def test_a_hung_redis_never_stalls_the_loop_past_its_interval(own_redis):
 
 
 def test_sigterm_during_a_hung_redis_call_still_ends_within_a_second(own_redis):
-    push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
+    push(own_redis.client(), "default", job(time.time()))
     own_redis.proc.send_signal(signal.SIGSTOP)
     proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "60"})  # 10 s timeout
     try:
@@ -391,7 +375,7 @@ def test_redis_down_at_start_then_up_the_loop_starts_reporting(own_redis):
         assert read_lines_until(proc, r"metrics\.up=0", 5)
         own_redis.start()
         ready = time.monotonic()
-        push(own_redis.client(), "default", json.dumps({"enqueued_at": time.time()}))
+        push(own_redis.client(), "default", job(time.time()))
         lines = read_lines_until(proc, r"default\.size=1", 5)
         assert lines[-1][1].endswith("default.size=1")
         assert lines[-1][0] - ready < 0.2 + 0.15  # within one interval of Redis answering
@@ -412,7 +396,7 @@ def test_a_redis_still_loading_its_data_fails_polls_briefly_and_keeps_the_script
     try:
         r = server.client()
         r.execute_command("DEBUG", "POPULATE", 1_500_000, "filler", 200)  # enough data to load for a while
-        push(r, "default", json.dumps({"enqueued_at": time.time()}))
+        push(r, "default", job(time.time()))
         r.save()
         server.stop()
         server.proc = subprocess.Popen(["redis-server", "--port", str(server.port), "--bind", "127.0.0.1",

@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,20 +15,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import (
-    RedisServer,
-    cli,
-    cli_env,
-    console_script,
-    free_port,
-    parse_l2met,
-    read_lines_until,
-    spawn,
-    wait_until,
-)
-
-sys.path.insert(0, str(Path(__file__).parent / "support"))
-from fault_proxy import FaultProxy  # noqa: E402
+from support.commands import cli, cli_env, console_script, parse_l2met, read_lines_until, spawn
+from support.fault_proxy import FaultProxy
+from support.redis_server import RedisServer, free_port, wait_until
+from support.sidekiq_data import job, push
 
 L2MET_TOKEN = re.compile(r"(source=[A-Za-z0-9._:-]+|(sample|measure|count)#[A-Za-z0-9._:-]+=[0-9]+(\.[0-9]+)?)")
 
@@ -54,7 +43,7 @@ def test_hostile_queue_names_and_jobs_never_break_a_poll_or_a_line(r, redis_serv
     for i, stamp in enumerate(stamps):
         r.sadd("queues", f"stamp{i}")
         r.lpush(f"queue:stamp{i}", json.dumps({"enqueued_at": stamp, "created_at": stamp}))
-    r.sadd("queues", "million")
+    push(r, "million")
     for _ in range(10):
         r.lpush("queue:million", *[json.dumps({"enqueued_at": time.time()})] * 100_000)
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
@@ -133,7 +122,7 @@ def test_at_most_one_connection_attempt_per_interval_when_redis_drops_every_conn
 def test_slow_redis_debug_sleep_polls_end_within_their_interval():
     server = RedisServer("--enable-debug-command", "yes").start()
     try:
-        server.client().sadd("queues", "default")
+        push(server.client(), "default")
         proc = spawn("run", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_INTERVAL": "0.4"})
         assert read_lines_until(proc, r"metrics\.up=1", 5)
         blocker = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", "1.5"))
@@ -151,7 +140,7 @@ def test_slow_redis_debug_sleep_polls_end_within_their_interval():
 
 
 def test_connections_killed_mid_run_are_survived(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.05"})
     try:
         assert read_lines_until(proc, r"metrics\.up=1", 5)
@@ -167,7 +156,7 @@ def test_connections_killed_mid_run_are_survived(r, redis_server):
 
 
 def test_a_closed_stdout_ends_it_quietly(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     reader_end, writer_end = os.pipe()
     proc = subprocess.Popen([console_script(), "run"], stdout=writer_end, stderr=subprocess.PIPE, text=True,
                             env=cli_env(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_INTERVAL="0.05"))
@@ -188,7 +177,7 @@ def rss_kb(pid: int) -> int:
 
 
 def test_soak_10000_polls_with_redis_restarts_keeps_memory_and_descriptors_flat(own_redis):
-    own_redis.client().sadd("queues", "default")
+    push(own_redis.client(), "default")
     proc = subprocess.Popen([console_script(), "run"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=cli_env(REDIS_URL=own_redis.url, SIDEKIQ_METRICS_INTERVAL="0.0005"))
     polls, checkpoints, restarts = 0, {}, 0
@@ -217,8 +206,7 @@ def test_soak_10000_polls_with_redis_restarts_keeps_memory_and_descriptors_flat(
 
 def test_monitor_sees_only_reads_through_faults(own_redis):
     server = own_redis
-    server.client().sadd("queues", "default")
-    server.client().lpush("queue:default", json.dumps({"enqueued_at": time.time()}))
+    push(server.client(), "default", job(time.time()))
     seen: list[str] = []
     done = threading.Event()
 
@@ -274,8 +262,7 @@ def test_the_password_appears_in_no_output_whatever_fails(own_redis):
 
 def test_a_read_only_replica_serves_every_read_including_the_script(own_redis):
     primary = own_redis
-    primary.client().sadd("queues", "default")
-    primary.client().lpush("queue:default", json.dumps({"enqueued_at": time.time() - 2.0}))
+    push(primary.client(), "default", job(time.time() - 2.0))
     replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()
     try:
         deadline = time.monotonic() + 10
@@ -290,8 +277,7 @@ def test_a_read_only_replica_serves_every_read_including_the_script(own_redis):
 
 
 def test_a_redis_over_its_memory_limit_still_answers_every_read(r, redis_server):
-    r.sadd("queues", "default")
-    r.lpush("queue:default", json.dumps({"enqueued_at": time.time()}))
+    push(r, "default", job(time.time()))
     r.config_set("maxmemory", 1)  # every write would now be refused with OOM; reads are not
     try:
         result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
@@ -306,7 +292,7 @@ def test_every_poll_succeeds_when_redis_closes_idle_connections_between_polls():
     connection between two polls. The next poll must open a new one and succeed, every time."""
     server = RedisServer("--timeout", "1", "--hz", "100").start()
     try:
-        server.client().sadd("queues", "default")
+        push(server.client(), "default")
         proc = spawn("run", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_INTERVAL": "1.6"})
         try:
             lines = read_lines_until(proc, r"(?!)", 0)  # a pattern that never matches: collect every line
@@ -369,7 +355,7 @@ def test_a_poisoned_timestamp_is_one_warning_and_everything_else_is_reported(r, 
 
 
 def test_a_process_hash_with_a_number_of_thousands_of_digits_is_left_out_not_a_crash(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     r.sadd("processes", "web.1:1:abc", "worker.1:2:def")
     r.hset("web.1:1:abc", mapping={"busy": "1", "concurrency": "9" * 5000,
                                    "info": json.dumps({"hostname": "web.1", "concurrency": 5})})
@@ -487,7 +473,7 @@ def test_a_reply_trickled_a_byte_at_a_time_fails_the_poll_on_time(r, proxy):
 
 @pytest.mark.parametrize("fault", ["reset", "stall"])
 def test_a_connection_reset_or_stalled_mid_reply_fails_that_poll_and_the_next_ones_recover(r, proxy, fault):
-    r.sadd("queues", "default")
+    push(r, "default")
     proc = spawn("run", env={"REDIS_URL": proxy.url, "SIDEKIQ_METRICS_INTERVAL": "0.5"})
     try:
         lines = read_lines_until(proc, r"(?!)", 0)
@@ -505,7 +491,7 @@ def test_a_connection_reset_or_stalled_mid_reply_fails_that_poll_and_the_next_on
 
 
 def test_a_middlebox_that_closes_idle_connections_costs_no_poll(r, proxy):
-    r.sadd("queues", "default")
+    push(r, "default")
     proxy.idle_close = 0.5  # shorter than the interval: every connection is closed between two polls
     lines, stderr, _ = run_behind([], {"REDIS_URL": proxy.url, "SIDEKIQ_METRICS_INTERVAL": "1"}, 4.6)
     beats = heartbeats(lines)

@@ -15,17 +15,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import cli, free_port, parse_l2met, read_lines_until, spawn
+from support.commands import cli, parse_l2met, read_lines_until, spawn
+from support.redis_server import free_port
+from support.sidekiq_data import push, seed
 
 DOGSTATSD = re.compile(r"(?P<name>[A-Za-z0-9_.]+):(?P<value>[0-9.]+)\|(?P<type>g|c)(\|#(?P<tags>[^|]+))?")
 
 
-def seed(r) -> None:
-    now = time.time()
-    for queue, age, size in (("default", 12.5, 2), ("low priority", 3.0, 1), ("mailers", 0.0, 0)):
-        r.sadd("queues", queue)
-        for _ in range(size):
-            r.lpush(f"queue:{queue}", json.dumps({"enqueued_at": now - age}))
+def seed_queues(r) -> None:
+    seed(r, {"default": (12.5, 2), "low priority": (3.0, 1), "mailers": (0.0, 0)})
     r.set("stat:processed", 42)
 
 
@@ -49,7 +47,7 @@ def receive(sock: socket.socket) -> list[bytes]:
 
 
 def test_all_outputs_at_once_agree_with_the_l2met_lines(r, redis_server, udp):
-    seed(r)
+    seed_queues(r)
     env = {"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "l2met,json,statsd,cloudwatch",
            "DD_AGENT_HOST": "127.0.0.1", "DD_DOGSTATSD_PORT": str(udp.getsockname()[1])}
     result = cli("run", "--once", env=env)
@@ -122,7 +120,7 @@ def scrape(port: int) -> str:
 
 
 def test_prometheus_endpoint_serves_the_last_poll_and_never_reads_redis_itself(own_redis):
-    seed(own_redis.client())
+    seed_queues(own_redis.client())
     own_redis.client().sadd("queues", 'we"ird\\name\n')
     port = free_port()
     proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus,l2met",
@@ -149,7 +147,7 @@ def test_prometheus_endpoint_serves_the_last_poll_and_never_reads_redis_itself(o
 
 def test_a_taken_prometheus_port_turns_that_output_off_and_the_l2met_lines_go_on(r, redis_server):
     """The app's own exporter may hold 9394 too: the l2met lines must not go down with Prometheus."""
-    r.sadd("queues", "default")
+    push(r, "default")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -183,11 +181,12 @@ def test_output_settings_refuse_bad_values(env, message):
 
 
 def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
+    from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED
     from sidekiq_metrics.formats.prometheus import render
     from sidekiq_metrics.metrics import Sample
 
-    body = render("sidekiq", [Sample("autoscale.urgent-worker.current", 2),
-                              Sample("autoscale.urgent-worker.desired", 3)])
+    body = render("sidekiq", [Sample(AUTOSCALE_CURRENT, 2, subject="urgent-worker"),
+                              Sample(AUTOSCALE_DESIRED, 3, subject="urgent-worker")])
     assert "sidekiq_autoscale_urgent_worker_current 2\n" in body
     assert "sidekiq_autoscale_urgent_worker_desired 3\n" in body
     assert all(re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]* [0-9]+", line) for line in body.splitlines()
@@ -196,7 +195,7 @@ def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
 
 @pytest.fixture
 def prometheus_emitter(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     port = free_port()
     proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus,l2met",
                              "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
@@ -248,7 +247,7 @@ def test_prometheus_endpoint_answers_its_path_only_and_head(prometheus_emitter):
 
 
 def test_prefixes_valid_in_l2met_are_mapped_to_valid_prometheus_and_dogstatsd_names(r, redis_server, udp):
-    r.sadd("queues", "default")
+    push(r, "default")
     port = free_port()
     proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus,statsd,l2met",
                              "SIDEKIQ_METRICS_PREFIX": "9my:app", "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
@@ -267,7 +266,7 @@ def test_prefixes_valid_in_l2met_are_mapped_to_valid_prometheus_and_dogstatsd_na
 
 
 def test_an_address_this_host_cannot_listen_on_is_one_line_naming_the_host_setting(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "l2met,prometheus",
                                        "SIDEKIQ_METRICS_PROMETHEUS_HOST": "192.0.2.1"})  # TEST-NET: not ours
     assert result.returncode == 0 and "Traceback" not in result.stderr

@@ -21,13 +21,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import reader
 from sidekiq_metrics.config import SETTINGS, load_settings
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.jobs import latency
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection, RedisError
 from sidekiq_metrics.runner import Poller
+from support.redis_server import reader
+from support.sidekiq_data import push
 
 EXAMPLES = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=bool(os.environ.get("CI")))
@@ -84,7 +85,7 @@ def both(redis_server):
 def test_the_script_and_lindex_read_every_payload_alike(r, both, payload):
     scripted, plain = both
     r.delete("queues", "queue:q")
-    r.sadd("queues", "q")
+    push(r, "q")
     r.lpush("queue:q", payload)
     now = time.time()
     (s,), (p,) = scripted.read().queues, plain.read().queues
@@ -209,7 +210,7 @@ def test_any_bytes_from_a_server_are_a_reply_or_a_redis_error(answering, reply):
 
 
 @EXAMPLES
-@given(setting=st.sampled_from([variable for _, _, variable, _ in SETTINGS] + ["REDIS_URL", "REDIS_PROVIDER"]),
+@given(setting=st.sampled_from([setting.variable for setting in SETTINGS] + ["REDIS_URL", "REDIS_PROVIDER"]),
        value=st.text(max_size=60) | st.sampled_from(["9" * 5000, "-1", "1e999", "nan", "redis://a:b@c:99999/0",
                                                       "rediss://x/?ssl_cert_reqs=%zz", "redis://[::1/0"]))
 def test_any_value_of_any_setting_is_a_setting_or_one_config_error(setting, value):

@@ -10,11 +10,14 @@ import time
 import pytest
 import redis
 
-from conftest import cli_env, console_script, monitored, parse_l2met, reader, sidekiq, spawn
 from sidekiq_metrics.config import parse_redis_url
 from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.queue_scan import SCRIPT as QUEUE_SCAN
 from sidekiq_metrics.resp import Connection, RedisError
-from sidekiq_metrics.snapshot import QUEUE_SCAN, SidekiqReader
+from sidekiq_metrics.snapshot import SidekiqReader
+from support.commands import cli_env, console_script, parse_l2met, spawn
+from support.redis_server import monitored, reader
+from support.sidekiq_data import job, push, sidekiq
 
 
 def payload_shapes(NOW: float) -> dict[str, str]:  # noqa: N803 - reads as a constant below
@@ -164,8 +167,7 @@ def test_where_scripts_are_refused_it_falls_back_and_says_so_once(r, redis_serve
     r.execute_command("ACL", "SETUSER", "metrics", "on", ">reader-pass", "~*", "+@read", "+@connection",
                       "-@scripting")
     try:
-        r.sadd("queues", "default")
-        r.lpush("queue:default", json.dumps({"enqueued_at": time.time() - 2.0}))
+        push(r, "default", job(time.time() - 2.0))
         url = f"redis://metrics:reader-pass@127.0.0.1:{redis_server.port}/0"
         proc = spawn(  # a loop of several polls, to see the notice only once
             "run", env={"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
@@ -187,7 +189,7 @@ def test_a_passing_error_on_a_fresh_connection_never_turns_the_script_off(own_re
     """NOAUTH answers a fresh connection's first command while a password is being rotated in, say. It used
     to turn the script off for good, and the fallback then read whole jobs (a 100 MB job: 430 MB of RSS)."""
     admin = own_redis.client()
-    admin.sadd("queues", "default")
+    push(admin, "default")
     said: list[str] = []
     ours = reader(own_redis, log=said.append)
     admin.config_set("requirepass", "rotating-pw")
@@ -204,7 +206,7 @@ def test_a_refused_script_is_offered_again_later_and_said_once(r, redis_server):
     r.execute_command("ACL", "SETUSER", "metrics", "on", ">reader-pass", "~*", "+@read", "+@connection",
                       "-@scripting")
     try:
-        r.sadd("queues", "default")
+        push(r, "default")
         said: list[str] = []
         url = f"redis://metrics:reader-pass@127.0.0.1:{redis_server.port}/0"
         ours = SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=5), log=said.append)  # our user

@@ -6,9 +6,10 @@ import subprocess
 
 import pytest
 
-from conftest import RedisServer, cli
 from sidekiq_metrics.config import parse_redis_url
 from sidekiq_metrics.errors import ConfigError
+from support.commands import cli
+from support.redis_server import RedisServer
 
 PING = 'require "sidekiq"; Sidekiq.configure_client { |c| c.redis = { url: ENV["URL"] } }; ' \
        'puts Sidekiq.redis { |c| c.call("PING") }'

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
 
 import pytest
 
-from conftest import RedisServer, cli, free_port, parse_l2met, read_lines_until, spawn
+from support.commands import cli, parse_l2met, read_lines_until, spawn
+from support.redis_server import RedisServer, free_port
+from support.sidekiq_data import job, push
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,7 @@ def tls_redis(tmp_path_factory):
 
 def test_rediss_with_a_self_signed_certificate_works_by_default(tls_redis):
     r = tls_redis.client()
-    r.sadd("queues", "default")
-    r.lpush("queue:default", json.dumps({"enqueued_at": time.time() - 3.0}))
+    push(r, "default", job(time.time() - 3.0))
     result = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url})
     assert result.returncode == 0, result.stderr
     measured = parse_l2met(result.stdout)
@@ -63,7 +63,7 @@ def test_a_wrong_password_is_one_line_without_either_password(tls_redis):
 
 
 def test_ssl_cert_reqs_in_the_url_verifies_or_not_as_it_says(tls_redis):
-    tls_redis.client().sadd("queues", "default")
+    push(tls_redis.client(), "default")
     required = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url + "?ssl_cert_reqs=required"})
     assert required.returncode == 1 and "the TLS certificate of 127.0.0.1:" in required.stderr
     none = cli("run", "--once", env={"REDIS_URL": tls_redis.tls_url + "?ssl_cert_reqs=none"})
@@ -84,7 +84,7 @@ def test_a_one_word_password_in_a_rediss_url(tls_redis):
 def test_a_tls_connection_is_kept_across_polls(tls_redis):
     """The check for a connection Redis closed must not take TLS's own traffic after the handshake (session
     tickets) for a close, and open a new connection, with a new handshake, every poll."""
-    tls_redis.client().sadd("queues", "default")
+    push(tls_redis.client(), "default")
     before = tls_redis.client().info("stats")["total_connections_received"]
     proc = spawn("run", env={"REDIS_URL": tls_redis.tls_url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
     try:

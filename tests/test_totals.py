@@ -11,8 +11,11 @@ import time
 import pytest
 import redis
 
-from conftest import ROOT, cli, parse_l2met, read_lines_until, reader, sidekiq, spawn
+from sidekiq_metrics.catalogue import JOBS_PROCESSED
 from sidekiq_metrics.metrics import CounterDeltas
+from support.commands import ROOT, cli, parse_l2met, read_lines_until, spawn
+from support.redis_server import reader
+from support.sidekiq_data import push, sidekiq
 
 
 @pytest.fixture
@@ -154,7 +157,7 @@ def test_no_processes_no_utilization_and_zeros_with_no_queues(r, redis_server):
 
 
 def test_stats_false_gives_the_originals_lines_and_the_heartbeat(r, redis_server):
-    r.sadd("queues", "default")
+    push(r, "default")
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_STATS": "false"})
     assert result.stdout == ("sample#sidekiq.default.size=0\nsample#sidekiq.default.latency=0.000\n"
                              "sample#sidekiq.metrics.up=1\n")
@@ -195,15 +198,15 @@ def test_counts_are_increases_between_polls_and_survive_a_reset(r, redis_server)
 
 def test_counter_deltas_unit():
     deltas = CounterDeltas()
-    assert deltas.update({"jobs.processed": 100}) == []
-    assert [s.value for s in deltas.update({"jobs.processed": 130})] == [30]
-    assert deltas.update({"jobs.processed": 2}) == []  # went down: nothing this poll
-    assert [s.value for s in deltas.update({"jobs.processed": 9})] == [7]
+    assert deltas.update({JOBS_PROCESSED: 100}) == []
+    assert [s.value for s in deltas.update({JOBS_PROCESSED: 130})] == [30]
+    assert deltas.update({JOBS_PROCESSED: 2}) == []  # went down: nothing this poll
+    assert [s.value for s in deltas.update({JOBS_PROCESSED: 9})] == [7]
 
 
 def test_a_set_the_user_may_not_read_is_unknown_not_zero(r, redis_server):
     """An ACL user without access to `schedule` and `retry` got scheduled=0 retries=0, silently."""
-    r.sadd("queues", "default")
+    push(r, "default")
     r.zadd("schedule", {"job-1": time.time() + 60, "job-2": time.time() + 90})
     r.zadd("retry", {"job-3": time.time() + 60})
     r.zadd("dead", {"job-4": time.time()})

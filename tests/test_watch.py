@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
 
 import pytest
 
-from conftest import console_script, spawn
+from support.commands import console_script, spawn
+from support.sidekiq_data import seed
 
 
 @pytest.fixture
@@ -35,16 +35,12 @@ def wait_for(session: str, text: str, timeout: float = 8) -> str:
     raise AssertionError(f"{text!r} never appeared on:\n{screen(session)}")
 
 
-def seed(r) -> None:
-    now = time.time()
-    for queue, age, size in (("fast", 0.2, 1), ("slow", 120.0, 3), ("middle", 8.0, 2), ("empty", 0, 0)):
-        r.sadd("queues", queue)
-        for _ in range(size):
-            r.lpush(f"queue:{queue}", json.dumps({"enqueued_at": now - age}))
+def seed_queues(r) -> None:
+    seed(r, {"fast": (0.2, 1), "slow": (120.0, 3), "middle": (8.0, 2), "empty": (0, 0)})
 
 
 def test_live_screen_worst_first_resize_outage_and_ctrl_c(tmux, own_redis, tmp_path):
-    seed(own_redis.client())
+    seed_queues(own_redis.client())
     status = tmp_path / "status"
     command = (f"REDIS_URL={own_redis.url} {console_script()} watch --every 0.3 --threshold 60; "
                f"echo $? > {status}")
@@ -66,7 +62,7 @@ def test_live_screen_worst_first_resize_outage_and_ctrl_c(tmux, own_redis, tmp_p
     stale = wait_for(tmux, "STALE since")
     assert "cannot connect to Redis" in stale or "no reply" in stale or "lost the connection" in stale
     own_redis.start()
-    seed(own_redis.client())
+    seed_queues(own_redis.client())
     deadline = time.monotonic() + 8
     while "STALE" in screen(tmux) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -81,7 +77,7 @@ def test_live_screen_worst_first_resize_outage_and_ctrl_c(tmux, own_redis, tmp_p
 
 
 def test_without_a_terminal_it_prints_plain_tables(r, redis_server):
-    seed(r)
+    seed_queues(r)
     proc = spawn("watch", "--every", "0.3", env={"REDIS_URL": redis_server.url})
     time.sleep(1.2)
     proc.terminate()

@@ -1,6 +1,6 @@
 """Queue names as parts of Librato metric names (A-Za-z0-9.:_-, 255 characters in all).
 
-The rule, which README.md states for users:
+The rule, which docs/metrics.md states for users:
 - a queue name made only of those characters, short enough, is used as it is;
 - any other has each other character replaced by "_" (`low priority` -> `low_priority`),
   and is cut to fit with "-" and 8 hex digits of its SHA-1 added when too long;

@@ -89,9 +89,10 @@ class SidekiqReader:
     Round trips: the first poll reads the two sets (`queues`, `processes`), then what
     they list. Later polls send both parts at once, betting that the sets have not
     changed since (the usual case): one round trip, and Redis works on the queues
-    while we read the sets. A set whose reply is byte for byte last poll's is taken
-    as it was, unparsed. When the sets did change, the bet's replies are dropped
-    and what the new sets list is read in a second round trip.
+    while we read the sets. A set Redis lists as it did last poll is not sorted
+    again. When the sets did change, the bet's replies are dropped and what the new
+    sets list is read in a second round trip. The bet is this class's alone: the
+    connection is only handed a pipeline.
     """
 
     def __init__(self, connection: Connection, *, namespace: str | None = None,

@@ -30,6 +30,7 @@ from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.snapshot import SidekiqReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' helpers, as `support`
+from support.otlp_receiver import OtlpReceiver  # noqa: E402
 from support.redis_server import RedisServer  # noqa: E402
 
 SCRIPT_ENTRY = Path(sys.executable).parent / "sidekiq-metrics"
@@ -150,10 +151,10 @@ print(usage.ru_maxrss if os.waitstatus_to_exitcode(status) == 0 else -1)
 """
 
 
-def peak_rss_once(url: str) -> float:
+def peak_rss_once(url: str, **env: str) -> float:
     """Peak RSS (MB) of `sidekiq-metrics run --once`, from the kernel's accounting of that process."""
     out = subprocess.run([sys.executable, "-I", "-c", PEAK_RSS_HELPER, str(SCRIPT_ENTRY), "run", "--once"],
-                         env={**os.environ, "REDIS_URL": url}, capture_output=True, text=True, check=True)
+                         env={**os.environ, "REDIS_URL": url, **env}, capture_output=True, text=True, check=True)
     kb = int(out.stdout)
     assert kb > 0, "run --once failed"
     return kb / 1024
@@ -292,10 +293,16 @@ def main() -> None:
                     "rss_kb": max(x["rss_kb"] for _, _, x in rounds),
                     "ratio": statistics.median(x["median"] / o["wall"] for o, _, x in rounds)}
         naive = measure_naive(r, max(3, args.runs // 3))
+        receiver = OtlpReceiver()  # the otlp output's cost, against a real receiver on loopback
+        otlp = {"SIDEKIQ_METRICS_OUTPUT": "l2met,otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
         rss_many = statistics.median(peak_rss_once(server.url) for _ in range(3))
+        rss_many_otlp = statistics.median(peak_rss_once(server.url, **otlp) for _ in range(3))
         r.flushall()
         seed(r, 1)
         rss_one = statistics.median(peak_rss_once(server.url) for _ in range(3))
+        rss_one_otlp = statistics.median(peak_rss_once(server.url, **otlp) for _ in range(3))
+        assert len(receiver.requests) == 6 and not receiver.refused, "the otlp output did not export"
+        receiver.close()
         first_line = first_line_seconds(server.url, 5)
         rss_after_1000, growth = rss_growth_over_polls(server.url, 10_000)
         big_ours, big_whole = big_jobs_bytes(server.url, r)
@@ -324,6 +331,9 @@ def main() -> None:
          f"reading them whole: {big_whole / 1024 / 1024:.1f} MB (target < 64 KB)"),
         ("peak RSS, run --once, 1 queue", f"{rss_one:.1f} MB", "target <= 30 MB"),
         (f"peak RSS, run --once, {args.queues} queues", f"{rss_many:.1f} MB", "target <= 40 MB"),
+        ("peak RSS, run --once, l2met + otlp, 1 queue", f"{rss_one_otlp:.1f} MB", f"{rss_one_otlp - rss_one:+.1f} MB"),
+        (f"peak RSS, run --once, l2met + otlp, {args.queues} queues", f"{rss_many_otlp:.1f} MB",
+         f"{rss_many_otlp - rss_many:+.1f} MB"),
         ("RSS growth from poll 1,000 to 10,000 (1 queue)", f"{growth * 1024:+.0f} KB",
          f"at poll 1,000: {rss_after_1000:.1f} MB (target < 1 MB growth)"),
         ("first line after process start", f"{first_line * ms:.0f} ms", "target <= 300 ms"),

@@ -12,6 +12,8 @@ packages::install() {
 	local build_dir="${4}"
 
 	local requirements="${buildpack_dir}/lib/runtime-requirements.txt"
+	local names
+	names="$(packages::names "${requirements}")"
 	local wheels="${cache_dir}/wheels"
 	local stamp
 	stamp="${wheels}/.complete-$(sha256sum "${requirements}" | cut -c1-16)"
@@ -29,9 +31,9 @@ packages::install() {
 	site="$(python::run "${python_home}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 	if [[ -f "${stamp}" ]]; then
-		output::step "Using cached packages (click, redis)"
+		output::step "Using cached packages (${names})"
 	else
-		output::step "Downloading packages (click, redis)"
+		output::step "Downloading packages (${names})"
 		rm -rf "${wheels}"
 		mkdir -p "${wheels}"
 		# pip reads PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX... from the environment: a mirror works.
@@ -41,7 +43,7 @@ packages::install() {
 			output::error <<-EOF
 				Error: could not download the Python packages sidekiq-metrics needs.
 
-				pip could not fetch the pinned wheels of click and redis (see above).
+				pip could not fetch the pinned wheels of ${names} (see above).
 				This is often a passing network problem: build again. If your builds use a
 				package mirror, set PIP_INDEX_URL (or PIP_FIND_LINKS) as a config var.
 			EOF
@@ -60,6 +62,17 @@ packages::install() {
 	# Bytecode now, so that dynos need not compile at every boot. The file names inside it are the
 	# run-time ones under /app, not this build directory's (pip's own --compile would keep those).
 	python::run "${python_home}" -m compileall -q -s "${build_dir}" -p /app "${site}" | output::indent
+}
+
+# The pinned packages' names, as the build says them: "click, redis, ...".
+packages::names() {
+	local line list=""
+	while IFS= read -r line; do
+		if [[ "${line}" =~ ^([A-Za-z0-9._-]+)== ]]; then
+			list+="${list:+, }${BASH_REMATCH[1]}"
+		fi
+	done <"${1}"
+	echo "${list}"
 }
 
 packages::pip() {

@@ -174,7 +174,7 @@ class Autoscaler:
     @classmethod
     def from_settings(cls, config: AutoscaleSettings, settings: Settings, log: Callable[[str], None]) -> Autoscaler:
         owner = f"{os.environ.get('DYNO', 'local')}:{os.getpid()}"
-        return cls(config, ScalingLock(settings, owner), log, settings.redis.secrets)
+        return cls(config, ScalingLock(settings, owner), log, settings.secrets)
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="autoscale", daemon=True).start()

@@ -38,6 +38,7 @@ class Metric:
     unit: Unit
     help: str  # what it means, for docs/metrics.md
     per_queue: bool = False  # one value per queue: l2met puts the queue in the name, the others a tag
+    total: Metric | None = None  # of a DELTA: the running total it is the increase of (OTLP sends them as one Sum)
 
 
 GAUGE, TOTAL, DELTA = Kind.GAUGE, Kind.TOTAL, Kind.DELTA
@@ -61,18 +62,20 @@ MAX_LATENCY = Metric("max_latency", GAUGE, Unit.SECONDS, "the largest latency am
 UTILIZATION = Metric("utilization", GAUGE, Unit.RATIO, "busy / total concurrency of live processes; left out when "
                      "no live process reports a concurrency")
 JOBS_PROCESSED = Metric("jobs.processed", DELTA, Unit.JOBS, "jobs processed since the previous poll, from the "
-                        "second poll on")
+                        "second poll on", total=PROCESSED)
 JOBS_FAILED = Metric("jobs.failed", DELTA, Unit.JOBS, "jobs failed since the previous poll, from the second "
-                     "poll on")
+                     "poll on", total=FAILED)
 UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 after every successful poll, even with no queues at all; 0 "
             "after a failed one")
 ERRORS = Metric("metrics.errors", DELTA, Unit.POLLS, "1 for each failed poll")
 AUTOSCALE_CURRENT = Metric("autoscale.<type>.current", GAUGE, Unit.DYNOS, "with autoscaling on: the formation's "
                            "quantity of each scaled process type, as last read or set")
+OTLP_DROPPED = Metric("metrics.otlp.dropped", TOTAL, Unit.POLLS, "otlp output only: polls not exported, as the "
+                      "backend was down for longer than the few polls kept for it")
 AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with autoscaling on: the quantity the "
                            "policy wants, even while a cool-down holds it back")
 
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
-    UTILIZATION, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED,
+    UTILIZATION, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, OTLP_DROPPED,
 )

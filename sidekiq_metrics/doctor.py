@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, Settings, check_settings, why_no_emitter
+from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, OtlpSettings, Settings, check_settings, why_no_emitter
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.readings import Snapshot
-from sidekiq_metrics.redact import describe_error
+from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.snapshot import SidekiqReader, key_prefix
@@ -57,6 +58,9 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     elif _redis(report, settings):
         report.section("One poll, exactly as it would print")
         _poll(report, settings)
+    if settings.otlp:
+        report.section("OpenTelemetry (the otlp output)")
+        _otlp(report, settings, settings.otlp)
     if settings.autoscale:
         report.section("Autoscaling")
         _autoscale(report, settings.autoscale)
@@ -105,7 +109,7 @@ def _redis(report: Report, settings: Settings) -> bool:
         rtt = (time.perf_counter() - start) * 1000
         info = connection.pipeline([["INFO", "server"]])[0]
     except RedisError as exc:
-        report.line(FAIL, f"Redis does not answer at {where}: {describe_error(exc, settings.redis.secrets)}",
+        report.line(FAIL, f"Redis does not answer at {where}: {describe_error(exc, settings.secrets)}",
                     "check the URL and that this dyno can reach it; for Heroku Key-Value Store use rediss://")
         return False
     if isinstance(pong, ReplyError):
@@ -197,6 +201,39 @@ def _autoscale(report: Report, config: AutoscaleSettings) -> None:
             continue
         report.line(OK, f"{rule.process_type}: {quantity} dyno(s) now, scaled {rule.min_dynos}..{rule.max_dynos} on "
                         f"the latency of {queues} (up above {rule.up_latency:g}s, down below {rule.down_latency:g}s)")
+
+
+def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:
+    """Where exports go (the host only: a path or a header may hold a key), how, and one real export."""
+    from sidekiq_metrics.formats.otlp import export_once  # only for those who chose it
+
+    origin = settings.origins.get("otlp.endpoint", "default")
+    report.line(OK, f"otlp endpoint = {config.display} ({origin})")
+    names = ", ".join(name for name, _ in config.headers)
+    if names:
+        report.line(OK, f"headers: {names} (values not shown)")
+    else:
+        report.line(INFO, "no headers set", "most backends want an API key in OTEL_EXPORTER_OTLP_HEADERS")
+    report.line(OK, f"protocol {config.protocol}, compression {config.compression}, temporality {config.temporality}")
+    try:
+        snapshot = SidekiqReader(connect(settings), namespace=settings.namespace).read(settings.queues, totals=True)
+        series, _ = queue_series(snapshot)
+        measurements = Measurements(series, (total_samples(snapshot.totals, series) if snapshot.totals else [])
+                                    + heartbeat(up=True))
+    except RedisError:
+        measurements = Measurements(samples=heartbeat(up=False))
+    outcome = export_once(settings, measurements, time.time())
+    said = redact(outcome.message, settings.secrets)
+    if outcome.ok:
+        report.line(OK, f"otlp: an export was accepted ({outcome.status}" + (f"; {said}" if said else "") + ")")
+        if outcome.rejected:
+            report.line(WARN, f"otlp: {outcome.rejected} data point(s) were rejected")
+    elif outcome.status:
+        report.line(FAIL, f"otlp: the export was refused ({said})",
+                    "check the endpoint and the API key header your backend documents")
+    else:
+        report.line(FAIL, f"otlp: cannot export to {config.display}: {said}",
+                    "check OTEL_EXPORTER_OTLP_ENDPOINT and that this dyno can reach it")
 
 
 def _generation(report: Report, snapshot: Snapshot) -> None:

@@ -183,7 +183,7 @@ class Connection:
             else:
                 host = t.host or "localhost"  # (config refuses a URL without a host)
                 addresses = RESOLVER.lookup(host, t.port, wait=self._time_left())
-                sock = _open_tcp(addresses, self._time_left())
+                sock = open_tcp(addresses, self._time_left())
             if t.tls:
                 sock.settimeout(self._time_left())
                 sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
@@ -318,7 +318,7 @@ class Connection:
         return out
 
 
-def _open_tcp(addresses: list[Address], timeout: float) -> socket.socket:
+def open_tcp(addresses: list[Address], timeout: float) -> socket.socket:
     """The first of the addresses that accepts a connection (as socket.create_connection, without its
     name lookup: that is the resolver's, which never makes us wait past our timeout)."""
     error: OSError = OSError("no address")

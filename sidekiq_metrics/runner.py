@@ -17,7 +17,7 @@ from sidekiq_metrics.catalogue import JOBS_FAILED, JOBS_PROCESSED
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
-from sidekiq_metrics.formats import build_outputs
+from sidekiq_metrics.formats import Flushing, build_outputs
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
@@ -73,7 +73,7 @@ class Poller:
                  autoscaler: Autoscaler | None = None) -> None:
         self.settings = settings
         self.autoscaler = autoscaler
-        self.log = line_logger(err, settings.redis.secrets)
+        self.log = line_logger(err, settings.secrets)
         self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log)
         self.out = out
         self.shutdown = shutdown or Shutdown()
@@ -96,7 +96,7 @@ class Poller:
             with self.shutdown.interruptible():
                 snapshot = self.reader.read(self.settings.queues, totals=self.settings.stats)
         except (RedisError, OSError) as exc:
-            self.log(f"poll failed: {describe_error(exc, self.settings.redis.secrets)}")
+            self.log(f"poll failed: {describe_error(exc, self.settings.secrets)}")
             if self.autoscaler:
                 self.autoscaler.observe(None)
                 self.emit(Measurements(samples=heartbeat(up=False) + self.autoscaler.samples()))
@@ -115,6 +115,12 @@ class Poller:
         self.emit(Measurements(series, samples + heartbeat(up=True)))
         self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] + list(snapshot.problems))
         return True
+
+    def flush(self) -> None:
+        """Wait for the outputs that send in the background to send what they hold (`run --once`)."""
+        for output in self.outputs:
+            if isinstance(output, Flushing) and self.settings.otlp and not output.flush(self.settings.otlp.timeout):
+                self.log("otlp: the export was not sent before the timeout (OTEL_EXPORTER_OTLP_TIMEOUT)")
 
     def emit(self, measurements: Measurements) -> None:
         at = time.time()
@@ -177,15 +183,18 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     if settings.autoscale and not once:  # never for --once: one poll is no basis for scaling
         from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
 
-        autoscaler = Autoscaler.from_settings(settings.autoscale, settings, line_logger(err, settings.redis.secrets))
+        autoscaler = Autoscaler.from_settings(settings.autoscale, settings, line_logger(err, settings.secrets))
     try:
         poller = Poller(settings, out, err, shutdown, autoscaler)
     except OutputUnavailable as exc:  # no chosen output could start
-        line_logger(err, settings.redis.secrets)(f"cannot start: {exc}")
+        line_logger(err, settings.secrets)(f"cannot start: {exc}")
         return 1
     try:
         if once:
-            return 0 if poller.poll() else 1
+            read = poller.poll()
+            with shutdown.interruptible():
+                poller.flush()
+            return 0 if read else 1
         poller.log(f"polling {settings.redis.display} every {settings.interval:g}s")
         if autoscaler:
             autoscaler.start()

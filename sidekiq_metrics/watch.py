@@ -155,7 +155,7 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = 
                 try:
                     view.update(reader.read(settings.queues, totals=True))
                 except (RedisError, OSError) as exc:
-                    view.failed(describe_error(exc, settings.redis.secrets), time.time())
+                    view.failed(describe_error(exc, settings.secrets), time.time())
             # The terminal's own size (not $COLUMNS, which a shell may have set before a resize).
             columns, rows = os.get_terminal_size(out.fileno()) if tty else (shutil.get_terminal_size().columns, 10_000)
             lines = view.lines(title, columns, rows, color=tty)

@@ -33,6 +33,7 @@ import pytest
 
 from support import heroku_runtime
 from support.commands import ROOT
+from support.otlp_receiver import OtlpReceiver
 from support.redis_server import free_port, wait_until
 from support.sidekiq_data import job, push
 
@@ -144,9 +145,10 @@ def test_release_declares_nothing(tmp_path):
 def test_compile_output_and_cache(slug):
     first, second = slug["first"].stdout, slug["second"].stdout
     assert first.startswith("-----> Downloading the Python runtime\n       file://")
-    assert "-----> Downloading packages (click, redis)\n-----> Installing the sidekiq-metrics emitter\n" in first
+    packages = "click, redis, opentelemetry-proto, protobuf"
+    assert f"-----> Downloading packages ({packages})\n-----> Installing the sidekiq-metrics emitter\n" in first
     assert "       sidekiq-metrics, version 0.1.0\n" in first
-    assert second.startswith("-----> Using the cached Python runtime\n-----> Using cached packages (click, redis)\n")
+    assert second.startswith(f"-----> Using the cached Python runtime\n-----> Using cached packages ({packages})\n")
     assert "Downloading" not in second
 
 
@@ -275,6 +277,23 @@ def test_web_1_reports_within_seconds_and_leaves_the_app_env_alone(slug, r, redi
         {k: v for k, v in without_hook.items() if k not in normalise}
     for name, value in APP_ENV_SENTINELS.items():
         assert with_hook[name] == value
+
+
+def test_the_slug_exports_otlp_with_its_pinned_protobuf(slug, r, redis_server):
+    """The otlp output from the slug: the pinned opentelemetry-proto and protobuf wheels (protobuf's C
+    extension among them) load in the relocated runtime, and a receiver decodes what it sends."""
+    push(r, "default", job(time.time() - 2.0))
+    receiver = OtlpReceiver()
+    dyno = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_OUTPUT="l2met,otlp",
+                                                    OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+                                                    HEROKU_APP_NAME="shop"))
+    try:
+        (export, *_) = receiver.wait_for(1, 15) or [None]
+    finally:
+        stderr = dyno.stop()
+        receiver.close()
+    assert export is not None, stderr
+    assert export.resource()["service.name"] == "shop" and "sidekiq.queue.latency" in export.metrics()
 
 
 @pytest.mark.parametrize("dyno, config", [

@@ -10,7 +10,7 @@ unused one costs no memory; adding one touches FACTORIES below and its module
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sidekiq_metrics.errors import OutputUnavailable
 
@@ -26,33 +26,46 @@ class Output(Protocol):
     def emit(self, measurements: Measurements, at: float) -> None: ...
 
 
-def _l2met(settings: Settings, write: Write) -> Output:
+@runtime_checkable
+class Flushing(Protocol):
+    """An output that sends in the background: `run --once` waits for it (at most `timeout` seconds)."""
+
+    def flush(self, timeout: float) -> bool: ...
+
+
+def _l2met(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.l2met import L2metOutput
     return L2metOutput(settings, write)
 
 
-def _json(settings: Settings, write: Write) -> Output:
+def _json(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.json_lines import JsonOutput
     return JsonOutput(write)
 
 
-def _statsd(settings: Settings, write: Write) -> Output:
+def _statsd(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.statsd import StatsdOutput
     return StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port)
 
 
-def _prometheus(settings: Settings, write: Write) -> Output:
+def _prometheus(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.prometheus import PrometheusOutput
     return PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port)
 
 
-def _cloudwatch(settings: Settings, write: Write) -> Output:
+def _cloudwatch(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
     return CloudWatchOutput(settings.cloudwatch_namespace, write)
 
 
-FACTORIES: dict[str, Callable[[Settings, Write], Output]] = {
+def _otlp(settings: Settings, write: Write, log: Log) -> Output:
+    from sidekiq_metrics.formats.otlp import OtlpOutput  # protobuf and http.client: about 7 MB, only when chosen
+    return OtlpOutput(settings, log)
+
+
+FACTORIES: dict[str, Callable[[Settings, Write, Log], Output]] = {
     "l2met": _l2met, "json": _json, "statsd": _statsd, "prometheus": _prometheus, "cloudwatch": _cloudwatch,
+    "otlp": _otlp,
 }
 
 
@@ -63,7 +76,7 @@ def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:
     failures: list[str] = []
     for name in settings.outputs:
         try:
-            outputs.append(FACTORIES[name](settings, write))
+            outputs.append(FACTORIES[name](settings, write, log))
         except OutputUnavailable as exc:
             failures.append(f"{name} output off: {exc}")
     if not outputs:

@@ -15,8 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sidekiq_metrics.catalogue import CATALOGUE, Metric
-from sidekiq_metrics.config import AUTOSCALE_RULE_SETTINGS, REDIS_URL, SETTINGS, Setting
+from sidekiq_metrics.catalogue import CATALOGUE, Kind, Metric
+from sidekiq_metrics.config import AUTOSCALE_RULE_SETTINGS, OTLP_SETTINGS, REDIS_URL, SETTINGS, Setting
+from sidekiq_metrics.formats.otlp import UNITS, otel_name
 
 DOCS = Path(__file__).resolve().parent
 _BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z-]+) -->\n).*?(<!-- end of table -->)", re.S)
@@ -49,8 +50,31 @@ def metrics_table() -> str:
     return "\n".join([_row("metric", "kind", "unit", "meaning"), "|---|---|---|---|", *map(row, CATALOGUE)])
 
 
+def otlp_table() -> str:
+    rows = [_row(" / ".join(f"`{v}`" for v in s.variables), s.shown_default if s.default in (None, ()) else
+                 f"`{s.shown_default}`", s.help) for s in OTLP_SETTINGS]
+    return "\n".join([_row("variable (the first one set wins)", "default", "meaning"), "|---|---|---|", *rows])
+
+
+def otel_names_table() -> str:
+    """Each metric as the otlp output sends it. A running total and its increase are one Sum."""
+    rows = []
+    for m in CATALOGUE:
+        if m.kind is Kind.DELTA and m.total is not None:
+            continue  # sent with its total, as one Sum
+        l2met = f"sidekiq.<queue>.{m.name}" if m.per_queue else f"sidekiq.{m.name}"
+        also = next((f" and `sidekiq.{d.name}`" for d in CATALOGUE if d.total is m), "")
+        instrument = "Gauge" if m.kind is Kind.GAUGE else "Sum (monotonic)"
+        attributes = "queue" if m.per_queue else "process_type" if "<type>" in m.name else ""
+        rows.append(_row(f"`{l2met}`{also}", f"`{otel_name('sidekiq', m)}`", instrument, f"`{UNITS[m.unit]}`",
+                         attributes))
+    return "\n".join([_row("l2met name", "OpenTelemetry name", "instrument", "unit", "attributes"),
+                      "|---|---|---|---|---|", *rows])
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "settings": settings_table, "autoscale-rule": autoscale_rule_table, "metrics": metrics_table,
+    "otlp": otlp_table, "otel-names": otel_names_table,
 }
 
 

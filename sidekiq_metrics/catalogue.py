@@ -29,6 +29,8 @@ class Unit(enum.Enum):
     BOOLEAN = "0 or 1"
     POLLS = "polls"
     DYNOS = "dynos"
+    MEGABYTES = "MB"
+    MILLISECONDS = "ms"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,24 @@ PROCESSES = Metric("processes", GAUGE, Unit.PROCESSES, "Sidekiq processes (`Stat
 BUSY = Metric("busy", GAUGE, Unit.JOBS, "jobs being worked on right now by live processes (`Stats#workers_size`)")
 PROCESSED = Metric("processed", TOTAL, Unit.JOBS, "Sidekiq's running total of jobs processed (`Stats#processed`)")
 FAILED = Metric("failed", TOTAL, Unit.JOBS, "Sidekiq's running total of jobs failed (`Stats#failed`)")
+SCHEDULED_LAG = Metric("scheduled.lag", GAUGE, Unit.SECONDS, "seconds since the earliest job of the schedule set "
+                       "became due; 0 when none is due. Growing: Sidekiq's scheduler is not moving jobs (no process "
+                       "running, or its poller stuck)")
+RETRIES_LAG = Metric("retries.lag", GAUGE, Unit.SECONDS, "the same for the retry set: seconds since the earliest "
+                     "retry became due; 0 when none is due")
+PROCESS_COUNT = Metric("process.<type>.count", GAUGE, Unit.PROCESSES, "live Sidekiq processes on dynos of this "
+                       "process type (`worker.3` is of type `worker`; processes elsewhere are of type `other`)")
+PROCESS_BUSY = Metric("process.<type>.busy", GAUGE, Unit.JOBS, "jobs those processes are working on")
+PROCESS_UTILIZATION = Metric("process.<type>.utilization", GAUGE, Unit.RATIO, "busy / concurrency of those "
+                             "processes; left out when none reports a concurrency")
+PROCESS_QUIET = Metric("process.<type>.quiet", GAUGE, Unit.PROCESSES, "those of them that are quiet (take no new "
+                       "jobs: TSTP sent, or shutting down)")
+PROCESS_MEMORY_MAX = Metric("process.<type>.memory.max", GAUGE, Unit.MEGABYTES, "the largest resident memory "
+                            "among them, as each process measures it (`rss`); left out when none reports it")
+PROCESS_MEMORY_TOTAL = Metric("process.<type>.memory.total", GAUGE, Unit.MEGABYTES, "their resident memory "
+                              "summed")
+PROCESS_REDIS_RTT_MAX = Metric("process.<type>.redis_rtt.max", GAUGE, Unit.MILLISECONDS, "the slowest Redis round "
+                               "trip among them, as Sidekiq measures it at each heartbeat (`rtt_us`)")
 MAX_LATENCY = Metric("max_latency", GAUGE, Unit.SECONDS, "the largest latency among the reported queues; left "
                      "out when no latency is known")
 UTILIZATION = Metric("utilization", GAUGE, Unit.RATIO, "busy / total concurrency of live processes; left out when "
@@ -77,5 +97,7 @@ AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with 
 
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
-    UTILIZATION, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, OTLP_DROPPED,
+    UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_UTILIZATION, PROCESS_QUIET,
+    PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS,
+    AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, OTLP_DROPPED,
 )

@@ -218,8 +218,8 @@ def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:
     try:
         snapshot = SidekiqReader(connect(settings), namespace=settings.namespace).read(settings.queues, totals=True)
         series, _ = queue_series(snapshot)
-        measurements = Measurements(series, (total_samples(snapshot.totals, series) if snapshot.totals else [])
-                                    + heartbeat(up=True))
+        totals = total_samples(snapshot.totals, series, snapshot.read_at) if snapshot.totals else []
+        measurements = Measurements(series, totals + heartbeat(up=True))
     except RedisError:
         measurements = Measurements(samples=heartbeat(up=False))
     outcome = export_once(settings, measurements, time.time())

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
 from sidekiq_metrics.jobs import latency
-from sidekiq_metrics.readings import Snapshot, Totals
+from sidekiq_metrics.readings import ProcessReading, Snapshot, Totals
 
 
 class Sample(NamedTuple):
@@ -96,8 +96,9 @@ def _known(metric: Metric, queues: list[str], values: list[float | None]) -> Que
     return QueueSeries(metric, [q for q, _ in pairs], [v for _, v in pairs])
 
 
-def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
-    """Whole-Sidekiq levels, as Sidekiq::Stats and Sidekiq::ProcessSet report them."""
+def total_samples(totals: Totals, series: list[QueueSeries], now: float) -> list[Sample]:
+    """Whole-Sidekiq levels, as Sidekiq::Stats and Sidekiq::ProcessSet report them; how late the scheduled
+    and retry sets run; and the live processes by Heroku process type."""
     worst = [max(s.values) for s in series if s.metric is m.QUEUE_LATENCY and s.values]
     levels: list[tuple[Metric, int | None]] = [
         (m.ENQUEUED, totals.enqueued), (m.SCHEDULED, totals.scheduled), (m.RETRIES, totals.retries),
@@ -108,6 +109,34 @@ def total_samples(totals: Totals, series: list[QueueSeries]) -> list[Sample]:
         samples.append(Sample(m.MAX_LATENCY, max(worst)))
     if totals.concurrency:
         samples.append(Sample(m.UTILIZATION, min(1.0, totals.busy / totals.concurrency)))
+    for metric, due, size in ((m.SCHEDULED_LAG, totals.scheduled_due, totals.scheduled),
+                              (m.RETRIES_LAG, totals.retry_due, totals.retries)):
+        if size is not None:  # None: the set could not be read, so neither can its lag
+            samples.append(Sample(metric, max(0.0, now - due) if due is not None else 0.0))
+    return samples + process_samples(totals.live)
+
+
+def process_samples(live: Iterable[ProcessReading]) -> list[Sample]:
+    """The live processes grouped by Heroku process type: counts, the worst and the total, never one series
+    per dyno (a metric service bills each series)."""
+    by_type: dict[str, list[ProcessReading]] = {}
+    for process in live:
+        by_type.setdefault(process.process_type, []).append(process)
+    samples = []
+    for kind, processes in sorted(by_type.items()):
+        busy = sum(p.busy for p in processes)
+        concurrency = sum(p.concurrency or 0 for p in processes)
+        memory = [p.rss_kb / 1024 for p in processes if p.rss_kb is not None]
+        rtts = [p.rtt_us / 1000 for p in processes if p.rtt_us is not None]
+        found: list[tuple[Metric, float]] = [(m.PROCESS_COUNT, len(processes)), (m.PROCESS_BUSY, busy),
+                                             (m.PROCESS_QUIET, sum(1 for p in processes if p.quiet))]
+        if concurrency:
+            found.append((m.PROCESS_UTILIZATION, min(1.0, busy / concurrency)))
+        if memory:
+            found += [(m.PROCESS_MEMORY_MAX, max(memory)), (m.PROCESS_MEMORY_TOTAL, sum(memory))]
+        if rtts:
+            found.append((m.PROCESS_REDIS_RTT_MAX, max(rtts)))
+        samples += [Sample(metric, value, subject=kind) for metric, value in found]
     return samples
 
 

@@ -5,10 +5,13 @@ The metrics, `watch` and `doctor` take these; only snapshot.py makes them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from sidekiq_metrics.jobs import Stamp
+
+_PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as a Procfile names them
 
 
 class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
@@ -25,6 +28,16 @@ class ProcessReading:
     identity: str
     busy: int
     concurrency: int | None  # None: not readable from any field this Sidekiq version writes
+    hostname: str | None = None  # `$DYNO` on Heroku (worker.3)
+    rss_kb: int | None = None  # resident memory, as the process measures it
+    rtt_us: int | None = None  # its Redis round trip, as Sidekiq measures it
+    quiet: bool = False  # it takes no new jobs (TSTP, or shutting down)
+
+    @property
+    def process_type(self) -> str:
+        """The Heroku process type of the dyno it runs on (`worker.3` -> `worker`); `other` elsewhere."""
+        name, dot, number = (self.hostname or "").rpartition(".")
+        return name if dot and number.isdigit() and name and _PROCESS_TYPE.fullmatch(name) else "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +53,8 @@ class Totals:
     processes: int | None  # SCARD processes: Stats#processes_size, which may still count dead processes
     enqueued: int  # sum of LLEN over every queue in the `queues` set: Stats#enqueued
     live: tuple[ProcessReading, ...]
+    scheduled_due: float | None = None  # epoch seconds when the earliest scheduled job is due; None: none
+    retry_due: float | None = None  # ... and the earliest retry
 
     @property
     def busy(self) -> int:

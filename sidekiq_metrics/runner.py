@@ -107,7 +107,7 @@ class Poller:
         samples = []
         if snapshot.totals:
             totals = snapshot.totals
-            samples += total_samples(totals, series)
+            samples += total_samples(totals, series, snapshot.read_at)
             samples += self.deltas.update({JOBS_PROCESSED: totals.processed, JOBS_FAILED: totals.failed})
         if self.autoscaler:
             self.autoscaler.observe(series)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -131,7 +132,9 @@ class SidekiqReader:
             head.append(["SCRIPT", "LOAD", queue_scan.SCRIPT])
         if totals:
             head += [["GET", ns + b"stat:processed"], ["GET", ns + b"stat:failed"], ["ZCARD", ns + b"schedule"],
-                     ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"]]
+                     ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"],
+                     # The earliest due time of each set: by rank, so Redis 5 answers too, and never a scan.
+                     ["ZRANGE", ns + b"schedule", 0, 0, "WITHSCORES"], ["ZRANGE", ns + b"retry", 0, 0, "WITHSCORES"]]
         asked = tuple(queues) if queues is not None else None
         bet = self._plan
         if bet and (bet.queues, bet.totals, bet.scripts, bet.large) != (asked, totals, scripts, frozenset(self._large)):
@@ -175,7 +178,8 @@ class SidekiqReader:
         processed, failed, scheduled, retries, dead, processes = counts
         return Snapshot(readings, now, Totals(
             processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
-            processes=processes, enqueued=enqueued, live=live), tuple(problems))
+            processes=processes, enqueued=enqueued, live=live, scheduled_due=_first_score(answers[6]),
+            retry_due=_first_score(answers[7])), tuple(problems))
 
     @staticmethod
     def _read_sets(replies: list[Reply], keys: list[bytes], problems: list[str]) -> list[list[bytes]]:
@@ -212,7 +216,7 @@ class SidekiqReader:
         for i in whole:
             commands += [["LLEN", keys[i]], ["LINDEX", keys[i], -1]]
         commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
-        commands += [["HMGET", ns + identity, "busy", "concurrency", "info"] for identity in process_members]
+        commands += [["HMGET", ns + identity, *PROCESS_FIELDS] for identity in process_members]
         asked = tuple(queues) if queues is not None else None
         counted = None if queues is None else frozenset(known).intersection(reported)
         return _Plan(members, listed, self.scripts, asked, totals, reported, keys, counted, unreported,
@@ -329,28 +333,50 @@ def _queue(name: str, size: object, oldest: object) -> QueueReading:
     return QueueReading(name, _int(size), None, "LINDEX did not answer with a job")
 
 
+# What each process hash gives us: Sidekiq writes these on every heartbeat (rss in KB, rtt_us in
+# microseconds, quiet "true" once the process stops taking jobs, info a JSON object with its hostname).
+PROCESS_FIELDS = ("busy", "concurrency", "info", "rss", "rtt_us", "quiet")
+
+
 def _process(identity: str, reply: object) -> ProcessReading | None:
-    """A process from HMGET busy concurrency info; None when its heartbeat hash has expired."""
-    if not isinstance(reply, list) or len(reply) != 3:  # an error: no permission, another type
+    """A process from HMGET of PROCESS_FIELDS; None when its heartbeat hash has expired."""
+    if not isinstance(reply, list) or len(reply) != len(PROCESS_FIELDS):  # an error: no permission, another type
         return None
-    busy, concurrency, info = reply
-    if not isinstance(info, bytes):
+    busy, concurrency, info, rss, rtt, quiet = (v if isinstance(v, bytes) else None for v in reply)
+    if info is None:
         return None  # expired (nil): Sidekiq's ProcessSet skips these too
-    return ProcessReading(identity, _int(busy), _concurrency(concurrency if isinstance(concurrency, bytes) else None,
-                                                             info))
-
-
-def _concurrency(field: bytes | None, info: bytes) -> int | None:
-    """Where each Sidekiq version keeps it: a hash field (8.1.2+), info.concurrency (<= 8.1.1,
-    the total over all capsules in 7.x), or the sum over info.capsules (8.0.9+)."""
-    if field is not None and field.isdigit() and len(field) <= 18:  # more digits: no real count, and int() may refuse
-        return int(field)
     try:
         data = json.loads(info)
     except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict):
-        return None
+        data = None
+    details = data if isinstance(data, dict) else {}
+    hostname = details.get("hostname")
+    return ProcessReading(identity, _int(busy), _concurrency(concurrency, details),
+                          hostname if isinstance(hostname, str) else None, _count(rss), _count(rtt), quiet == b"true")
+
+
+def _count(field: bytes | None) -> int | None:
+    """A non-negative count written by Sidekiq, or None (absent, or not a plain count)."""
+    return int(field) if field is not None and field.isdigit() and len(field) <= 18 else None
+
+
+def _first_score(reply: object) -> float | None:
+    """The score of ZRANGE key 0 0 WITHSCORES: the earliest due time (epoch seconds), None when empty."""
+    if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes):
+        try:
+            score = float(reply[1])
+        except ValueError:
+            return None
+        return score if math.isfinite(score) else None
+    return None
+
+
+def _concurrency(field: bytes | None, data: dict[str, object]) -> int | None:
+    """Where each Sidekiq version keeps it: a hash field (8.1.2+), info.concurrency (<= 8.1.1,
+    the total over all capsules in 7.x), or the sum over info.capsules (8.0.9+)."""
+    count = _count(field)  # more digits than 18: no real count, and int() may refuse
+    if count is not None:
+        return count
     value = data.get("concurrency")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value

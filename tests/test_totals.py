@@ -153,7 +153,8 @@ def test_no_processes_no_utilization_and_zeros_with_no_queues(r, redis_server):
     measured = ours(redis_server.url)
     assert measured == {f"sample#sidekiq.{n}": "0" for n in
                         ("enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed")} | {
-        "sample#sidekiq.metrics.up": "1"}
+        "sample#sidekiq.metrics.up": "1", "sample#sidekiq.scheduled.lag": "0.000",
+        "sample#sidekiq.retries.lag": "0.000"}
 
 
 def test_stats_false_gives_the_originals_lines_and_the_heartbeat(r, redis_server):
@@ -228,3 +229,49 @@ def test_a_set_the_user_may_not_read_is_unknown_not_zero(r, redis_server):
     assert "schedule: Redis refused to read it (NOPERM); give the user read access to that key" in warning[0]
     assert "retry: Redis refused to read it (NOPERM)" in warning[0]
     assert "metrics-pw" not in result.stderr
+
+
+def test_lag_of_the_scheduled_and_retry_sets(r, redis_server):
+    """Seconds since the earliest job of each set became due; 0 when none is due, or none is there."""
+    sidekiq(redis_server.url, [{"schedule": {"queue": "default", "in": 600}}])  # due in ten minutes: no lag
+    assert ours(redis_server.url)["sample#sidekiq.scheduled.lag"] == "0.000"
+    sidekiq(redis_server.url, [{"schedule": {"queue": "default", "in": -42}}, {"schedule": {"queue": "d", "in": -5}}])
+    r.zadd("retry", {json.dumps({"class": "X", "retry_count": 1}): time.time() - 90})
+    measured = ours(redis_server.url)
+    assert 42 <= float(measured["sample#sidekiq.scheduled.lag"]) < 45  # the earliest of the two, as Sidekiq scores it
+    assert 90 <= float(measured["sample#sidekiq.retries.lag"]) < 93
+    assert measured["sample#sidekiq.scheduled"] == "3"
+
+
+@pytest.mark.sidekiq
+def test_processes_by_heroku_process_type_as_sidekiq_reports_them(r, redis_server, sidekiq_server):
+    """A real Sidekiq server on `worker.1` (Sidekiq names itself after $DYNO): its memory, Redis round trip,
+    busy threads and quiet state under `process.worker.*`, equal to what Sidekiq::ProcessSet says."""
+    sidekiq(redis_server.url, [{"push": {"queue": "work", "class": "SlowJob", "args": [20]}}] * 2)
+    stats = wait_for(redis_server.url, lambda s: s["live_busy"] == 2 and s["live"][0].get("rtt_us"))
+    measured = ours(redis_server.url)
+    (live,) = sidekiq_stats(redis_server.url)["live"]
+    assert live["hostname"] == "worker.1" and stats["live_busy"] == 2
+    assert measured["sample#sidekiq.process.worker.count"] == "1"
+    assert measured["sample#sidekiq.process.worker.busy"] == "2"
+    assert measured["sample#sidekiq.process.worker.utilization"] == "0.500"  # 2 of -c 4
+    assert measured["sample#sidekiq.process.worker.quiet"] == "0"
+    # rss and rtt_us move at every heartbeat: within what two heartbeats can change
+    assert abs(float(measured["sample#sidekiq.process.worker.memory.max"]) - live["rss"] / 1024) < 20
+    memory = "sample#sidekiq.process.worker.memory"
+    assert measured[f"{memory}.max"] == measured[f"{memory}.total"]
+    assert 0 < float(measured["sample#sidekiq.process.worker.redis_rtt.max"]) < 1000
+    os.killpg(sidekiq_server.pid, signal.SIGTSTP)  # quiet: takes no new jobs
+    wait_for(redis_server.url, lambda s: s["live"] and s["live"][0].get("quiet") == "true")
+    assert ours(redis_server.url)["sample#sidekiq.process.worker.quiet"] == "1"
+
+
+def test_a_process_off_heroku_is_of_type_other_and_bad_fields_are_left_out(r, redis_server):
+    beat = {"busy": "1", "concurrency": "5", "rss": "not a number", "rtt_us": "9" * 40, "quiet": "false",
+            "info": json.dumps({"hostname": "ip-10-0-0-1.ec2.internal", "concurrency": 5})}
+    r.sadd("processes", "ip-10-0-0-1:1:abc")
+    r.hset("ip-10-0-0-1:1:abc", mapping=beat)
+    measured = ours(redis_server.url)
+    assert measured["sample#sidekiq.process.other.count"] == "1"
+    assert measured["sample#sidekiq.process.other.utilization"] == "0.200"
+    assert not any(".memory." in k or ".redis_rtt." in k for k in measured)

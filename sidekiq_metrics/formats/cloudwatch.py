@@ -11,7 +11,8 @@ from collections.abc import Callable
 from sidekiq_metrics.catalogue import Unit
 from sidekiq_metrics.metrics import Measurements, Sample
 
-UNITS = {Unit.SECONDS: "Seconds", Unit.RATIO: "None", Unit.BOOLEAN: "None"}  # every other unit counts things
+UNITS = {Unit.SECONDS: "Seconds", Unit.RATIO: "None", Unit.BOOLEAN: "None", Unit.MEGABYTES: "Megabytes",
+         Unit.MILLISECONDS: "Milliseconds"}  # every other unit counts things
 
 
 def metric_name(sample: Sample) -> str:

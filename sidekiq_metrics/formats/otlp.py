@@ -61,7 +61,7 @@ MAX_RESPONSE = 4 << 20  # bytes of a reply we read, as the OTLP specification re
 RETRYABLE = frozenset({429, 502, 503, 504})
 USER_AGENT = f"sidekiq-metrics/{__version__} (OTLP exporter)"
 UNITS = {Unit.JOBS: "{job}", Unit.SECONDS: "s", Unit.PROCESSES: "{process}", Unit.RATIO: "1", Unit.BOOLEAN: "1",
-         Unit.POLLS: "{poll}", Unit.DYNOS: "{dyno}"}
+         Unit.POLLS: "{poll}", Unit.DYNOS: "{dyno}", Unit.MEGABYTES: "MBy", Unit.MILLISECONDS: "ms"}
 # A running total is sent under the name of its increase: `sidekiq.jobs.processed`, not `sidekiq.processed`.
 _SUM_NAME = {m.total: m for m in c.CATALOGUE if m.total is not None}
 _COUNTED = tuple(m for m in c.CATALOGUE if m.kind is Kind.DELTA and m.total is None)  # errors: we keep the total

@@ -38,13 +38,15 @@ def metric_base(prefix: str) -> str:
     return "_" + base if base[:1].isdigit() else base
 
 
+_UNIT_SUFFIXES = {Unit.SECONDS: "_seconds", Unit.MEGABYTES: "_megabytes", Unit.MILLISECONDS: "_milliseconds"}
+
+
 def family_name(sample: Sample) -> str:
-    """Prometheus's conventions: a queue's metrics begin `queue_`, seconds end `_seconds`, a running total is a
-    counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
+    """Prometheus's conventions: a queue's metrics begin `queue_`, the unit ends the name (`_seconds`), a running
+    total is a counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
     metric = sample.metric
     name = ("queue_" if metric.per_queue else "") + _UNSAFE.sub("_", sample.name)
-    if metric.unit is Unit.SECONDS:
-        name += "_seconds"
+    name += _UNIT_SUFFIXES.get(metric.unit, "")
     return name + "_total" if metric.kind is Kind.TOTAL else name
 
 

@@ -5,7 +5,7 @@
 # Reads a JSON array of commands and prints one JSON object with the results:
 #   {"push": {"queue": "q", "class": "X", "args": [...], "retry": 0}}  Sidekiq::Client.push
 #   {"push_active_job": {"queue": "q"}}                            a payload shaped like ActiveJob's
-#   {"schedule": {"queue": "q", "in": 60}}                         Sidekiq::Client.push with "at"
+#   {"schedule": {"queue": "q", "in": 60}}                         Sidekiq::Client.push with "at" (-30: overdue)
 #   {"sleep": 0.2}
 #   {"queues": true}   => "queues": {"name": [size, latency], ...} via Sidekiq::Queue.all
 #   {"stats": true}    => "stats": {...} via Sidekiq::Stats and Sidekiq::ProcessSet
@@ -48,6 +48,7 @@ JSON.parse($stdin.read).each do |cmd|
       "busy" => s.workers_size, "enqueued" => s.enqueued,
       "live_processes" => procs.size, "concurrency" => procs.sum { |p| p["concurrency"].to_i },
       "live_busy" => procs.sum { |p| p["busy"].to_i },
+      "live" => procs.map { |p| %w[hostname busy concurrency rss rtt_us quiet].to_h { |k| [k, p[k]] } },
     }
   else
     raise "unknown command #{cmd.inspect}"

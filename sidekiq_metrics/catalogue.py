@@ -12,6 +12,7 @@ original buildpack's `<queue>.size` and `<queue>.latency` among them.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 
@@ -41,6 +42,12 @@ class Metric:
     help: str  # what it means, for docs/metrics.md
     per_queue: bool = False  # one value per queue: l2met puts the queue in the name, the others a tag
     total: Metric | None = None  # of a DELTA: the running total it is the increase of (OTLP sends them as one Sum)
+    label: str | None = None  # for a name with a `<...>` part: the tag or label tag-based outputs give it instead
+
+    @property
+    def bare_name(self) -> str:
+        """The name without its `<...>` part: `process.count` for `process.<type>.count`."""
+        return re.sub(r"<[a-z]+>\.", "", self.name)
 
 
 GAUGE, TOTAL, DELTA = Kind.GAUGE, Kind.TOTAL, Kind.DELTA
@@ -65,18 +72,22 @@ SCHEDULED_LAG = Metric("scheduled.lag", GAUGE, Unit.SECONDS, "seconds since the 
 RETRIES_LAG = Metric("retries.lag", GAUGE, Unit.SECONDS, "the same for the retry set: seconds since the earliest "
                      "retry became due; 0 when none is due")
 PROCESS_COUNT = Metric("process.<type>.count", GAUGE, Unit.PROCESSES, "live Sidekiq processes on dynos of this "
-                       "process type (`worker.3` is of type `worker`; processes elsewhere are of type `other`)")
-PROCESS_BUSY = Metric("process.<type>.busy", GAUGE, Unit.JOBS, "jobs those processes are working on")
+                       "process type (`worker.3` is of type `worker`; processes elsewhere are of type `other`)",
+                       label="process_type")
+PROCESS_BUSY = Metric("process.<type>.busy", GAUGE, Unit.JOBS, "jobs those processes are working on",
+                      label="process_type")
 PROCESS_UTILIZATION = Metric("process.<type>.utilization", GAUGE, Unit.RATIO, "busy / concurrency of those "
-                             "processes; left out when none reports a concurrency")
+                             "processes; left out when none reports a concurrency", label="process_type")
 PROCESS_QUIET = Metric("process.<type>.quiet", GAUGE, Unit.PROCESSES, "those of them that are quiet (take no new "
-                       "jobs: TSTP sent, or shutting down)")
+                       "jobs: TSTP sent, or shutting down)", label="process_type")
 PROCESS_MEMORY_MAX = Metric("process.<type>.memory.max", GAUGE, Unit.MEGABYTES, "the largest resident memory "
-                            "among them, as each process measures it (`rss`); left out when none reports it")
+                            "among them, as each process measures it (`rss`); left out when none reports it",
+                            label="process_type")
 PROCESS_MEMORY_TOTAL = Metric("process.<type>.memory.total", GAUGE, Unit.MEGABYTES, "their resident memory "
-                              "summed")
+                              "summed", label="process_type")
 PROCESS_REDIS_RTT_MAX = Metric("process.<type>.redis_rtt.max", GAUGE, Unit.MILLISECONDS, "the slowest Redis round "
-                               "trip among them, as Sidekiq measures it at each heartbeat (`rtt_us`)")
+                               "trip among them, as Sidekiq measures it at each heartbeat (`rtt_us`)",
+                               label="process_type")
 MAX_LATENCY = Metric("max_latency", GAUGE, Unit.SECONDS, "the largest latency among the reported queues; left "
                      "out when no latency is known")
 UTILIZATION = Metric("utilization", GAUGE, Unit.RATIO, "busy / total concurrency of live processes; left out when "

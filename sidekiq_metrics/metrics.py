@@ -25,12 +25,15 @@ class Sample(NamedTuple):
     metric: Metric
     value: float
     queue: str | None = None  # the real queue name, for per-queue samples
-    subject: str | None = None  # the process type, for the autoscaling metrics (`<type>` in their name)
+    subject: str | None = None  # what the `<...>` part of the metric's name stands for: a process type, a job class
 
     @property
     def name(self) -> str:
-        """The metric's name after the prefix, `<type>` filled in."""
-        return self.metric.name if self.subject is None else self.metric.name.replace("<type>", self.subject)
+        """The metric's name after the prefix, its `<...>` part filled in (for outputs that name, not tag)."""
+        if self.subject is None:
+            return self.metric.name
+        head, _, rest = self.metric.name.partition("<")
+        return head + self.subject + rest[rest.index(">") + 1:]
 
     @property
     def delta(self) -> bool:

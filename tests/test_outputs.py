@@ -273,3 +273,42 @@ def test_an_address_this_host_cannot_listen_on_is_one_line_naming_the_host_setti
     assert "sample#sidekiq.default.size=0" in result.stdout
     assert "prometheus output off: cannot listen on 192.0.2.1:9394" in result.stderr
     assert "set SIDEKIQ_METRICS_PROMETHEUS_HOST to an address of this dyno" in result.stderr
+
+
+def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them_and_a_name_part_in_l2met():
+    """process.<type>.count for `worker`: l2met names it, the tag-based outputs tag it, as they tag queues."""
+    import json as json_module
+
+    from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, ERRORS, PROCESS_COUNT
+    from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
+    from sidekiq_metrics.formats.json_lines import JsonOutput
+    from sidekiq_metrics.formats.l2met import L2metFormat
+    from sidekiq_metrics.formats.prometheus import Counts, render
+    from sidekiq_metrics.formats.statsd import StatsdOutput
+    from sidekiq_metrics.metrics import Measurements, Sample
+
+    samples = [Sample(PROCESS_COUNT, 2, subject="worker"), Sample(PROCESS_COUNT, 1, subject="urgent worker"),
+               Sample(AUTOSCALE_CURRENT, 3, subject="worker")]
+    measurements = Measurements(samples=samples)
+    assert L2metFormat().render(measurements) == [  # any text is mapped to a valid name, as queue names are
+        "sample#sidekiq.process.worker.count=2 sample#sidekiq.process.urgent_worker.count=1 "
+        "sample#sidekiq.autoscale.worker.current=3"]
+    body = render("sidekiq", samples)
+    assert 'sidekiq_process_count{process_type="worker"} 2\n' in body
+    assert 'sidekiq_process_count{process_type="urgent worker"} 1\n' in body
+    assert "sidekiq_autoscale_worker_current 3\n" in body  # as it always was: the type in the name
+    assert StatsdOutput("sidekiq", "127.0.0.1", 9).lines(samples)[:2] == [
+        "sidekiq.process.count:2|g|#process_type:worker", "sidekiq.process.count:1|g|#process_type:urgent_worker"]
+    written: list[str] = []
+    JsonOutput(written.extend).emit(measurements, 0)
+    assert json_module.loads(written[0])["process_type"] == {"worker": {"process.count": 2},
+                                                              "urgent worker": {"process.count": 1}}
+    written.clear()
+    CloudWatchOutput("Sidekiq", written.extend).emit(measurements, 0)
+    worker = next(r for r in map(json_module.loads, written) if r.get("ProcessType") == "worker")
+    assert worker["ProcessCount"] == 2 and worker["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ProcessType"]]
+    counts = Counts()
+    counts.add([Sample(ERRORS, 1)])
+    assert counts.add([Sample(ERRORS, 1)]) == [Sample(ERRORS, 2)]  # a counter: summed since the start
+    assert "# TYPE sidekiq_metrics_errors_total counter\nsidekiq_metrics_errors_total 2\n" in render(
+        "sidekiq", counts.add([]))

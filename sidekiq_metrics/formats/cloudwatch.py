@@ -15,10 +15,21 @@ UNITS = {Unit.SECONDS: "Seconds", Unit.RATIO: "None", Unit.BOOLEAN: "None", Unit
          Unit.MILLISECONDS: "Milliseconds"}  # every other unit counts things
 
 
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace(".", "_").split("_"))
+
+
 def metric_name(sample: Sample) -> str:
-    """`jobs.processed` -> `JobsProcessed`, CloudWatch's usual spelling; a queue's `size` -> `QueueSize`."""
-    words = "".join(part.capitalize() for part in sample.name.replace(".", "_").split("_"))
+    """`jobs.processed` -> `JobsProcessed`, CloudWatch's usual spelling; a queue's `size` -> `QueueSize`; a
+    labelled one without its subject, which is a dimension: `process.count` -> `ProcessCount`."""
+    words = _camel(sample.metric.bare_name if _dimension(sample) else sample.name)
     return "Queue" + words if sample.metric.per_queue else words
+
+
+def _dimension(sample: Sample) -> tuple[str, str] | None:
+    """The dimension a sample has beside Queue: ProcessType=worker, JobClass=ReportJob."""
+    label = sample.metric.label
+    return (_camel(label), sample.subject) if label and sample.subject is not None else None
 
 
 def _metric(sample: Sample) -> dict[str, str]:
@@ -33,13 +44,17 @@ class CloudWatchOutput:
     def emit(self, measurements: Measurements, at: float) -> None:
         stamp = int(at * 1000)
         queues: dict[str, list[Sample]] = {}
+        labelled: dict[tuple[str, str], list[Sample]] = {}
         totals: list[Sample] = []
         for sample in measurements:
             if sample.queue is not None:
                 queues.setdefault(sample.queue, []).append(sample)
+            elif (dimension := _dimension(sample)) is not None:
+                labelled.setdefault(dimension, []).append(sample)
             else:
                 totals.append(sample)
         lines = [self._record(stamp, samples, {"Queue": queue}) for queue, samples in queues.items()]
+        lines += [self._record(stamp, samples, {name: value}) for (name, value), samples in labelled.items()]
         if totals:
             lines.append(self._record(stamp, totals, {}))
         self.write(lines)

@@ -1,7 +1,8 @@
 """One JSON object per poll on stdout, for log pipelines that parse JSON (Datadog logs, Better Stack, ...).
 
     {"time": "2026-11-22T21:00:00.123Z", "queues": {"default": {"size": 3, "latency": 12.345}},
-     "totals": {"enqueued": 3, ..., "metrics.up": 1}, "counts": {"jobs.processed": 30}}
+     "totals": {"enqueued": 3, ..., "metrics.up": 1}, "counts": {"jobs.processed": 30},
+     "process_type": {"worker": {"process.count": 2, ...}}, "job_class": {"ReportJob": {"job.processed": 5, ...}}}
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ class JsonOutput:
         queues: dict[str, dict[str, float]] = {}
         totals: dict[str, float] = {}
         counts: dict[str, float] = {}
+        labelled: dict[str, dict[str, dict[str, float]]] = {}  # e.g. {"job_class": {"ReportJob": {...}}}
         for sample in measurements:
             value = round(sample.value, 3)
+            label = sample.metric.label
             if sample.queue is not None:
                 queues.setdefault(sample.queue, {})[sample.name] = value
+            elif label and sample.subject is not None:
+                labelled.setdefault(label, {}).setdefault(sample.subject, {})[sample.metric.bare_name] = value
             else:
                 (counts if sample.delta else totals)[sample.name] = value
         # ensure_ascii: any queue name, even one that is not UTF-8, stays one valid line
-        record = {"time": iso_time(at), "queues": queues, "totals": totals, "counts": counts}
+        record: dict[str, object] = {"time": iso_time(at), "queues": queues, "totals": totals, "counts": counts,
+                                     **labelled}
         self.write([json.dumps(record, ensure_ascii=True, separators=(",", ":"))])

@@ -40,7 +40,11 @@ class L2metFormat:
         for series, heads in zip(measurements.series, self._queue_heads(measurements.series), strict=True):
             lines += self._pack(list(map(operator.add, heads, _formatted(series.values))))
         if measurements.samples:
-            lines += self._pack([f"{'count' if s.delta else self.metric_type}#{self.prefix}.{s.name}="
+            # A job class or process type in a name is mapped as queue names are: any text becomes a valid name.
+            subjects = queue_metric_names(tuple(dict.fromkeys(s.subject for s in measurements.samples if s.subject)),
+                                          self.prefix)
+            lines += self._pack([f"{'count' if s.delta else self.metric_type}#{self.prefix}."
+                                 f"{s._replace(subject=subjects[s.subject]).name if s.subject else s.name}="
                                  f"{format_value(s.value)}" for s in measurements.samples])
         return lines
 

@@ -64,14 +64,15 @@ UNITS = {Unit.JOBS: "{job}", Unit.SECONDS: "s", Unit.PROCESSES: "{process}", Uni
          Unit.POLLS: "{poll}", Unit.DYNOS: "{dyno}", Unit.MEGABYTES: "MBy", Unit.MILLISECONDS: "ms"}
 # A running total is sent under the name of its increase: `sidekiq.jobs.processed`, not `sidekiq.processed`.
 _SUM_NAME = {m.total: m for m in c.CATALOGUE if m.total is not None}
-_COUNTED = tuple(m for m in c.CATALOGUE if m.kind is Kind.DELTA and m.total is None)  # errors: we keep the total
+# Increases we count up ourselves from the start, always sent (failed polls); a job class's from its first run.
+_COUNTED = tuple(m for m in c.CATALOGUE if m.kind is Kind.DELTA and m.total is None and m.label is None)
 Log = Callable[[str], None]
 
 
 def otel_name(prefix: str, metric: c.Metric) -> str:
     """OpenTelemetry's naming guidance: dotted, lower case, no unit in the name, the type as an attribute."""
     named = _SUM_NAME.get(metric, metric)
-    return f"{prefix}.{'queue.' if named.per_queue else ''}{named.name.replace('<type>.', '')}"
+    return f"{prefix}.{'queue.' if named.per_queue else ''}{named.bare_name}"
 
 
 @dataclass
@@ -86,6 +87,7 @@ class SumPoint:
     metric: c.Metric
     value: int
     start: float
+    subject: str | None = None  # a job class's, say: an attribute of the point
 
 
 class Sums:
@@ -99,32 +101,37 @@ class Sums:
     def __init__(self, temporality: str, started: float) -> None:
         self.delta = temporality == "delta"
         self.started = started  # a cumulative Sum's start when its count began before ours: when we began
-        self.counted = {metric: 0 for metric in _COUNTED}  # totals of what we only see as increases
-        self.totals = {metric: _Running(0, started, started) for metric in (*_COUNTED, c.OTLP_DROPPED)}
+        # Totals of what we only see as increases (failed polls, a job class's runs), by metric and subject.
+        self.counted: dict[tuple[c.Metric, str | None], int] = {(metric, None): 0 for metric in _COUNTED}
+        self.totals = {key: _Running(0, started, started) for key in (*self.counted, (c.OTLP_DROPPED, None))}
 
     def points(self, samples: Iterable[Sample], at: float) -> list[SumPoint]:
-        observed: dict[c.Metric, int] = {}
+        observed: dict[tuple[c.Metric, str | None], int] = {}
         for sample in samples:
+            key = (sample.metric, sample.subject)
             if sample.metric.kind is Kind.TOTAL:
-                observed[sample.metric] = int(sample.value)
-            elif sample.metric in self.counted:
-                self.counted[sample.metric] += int(sample.value)
+                observed[key] = int(sample.value)
+            elif sample.metric.kind is Kind.DELTA and sample.metric.total is None:
+                if key not in self.counted:  # a count of ours, from 0 when we began
+                    self.counted[key] = 0
+                    self.totals[key] = _Running(0, self.started, self.started)
+                self.counted[key] += int(sample.value)
         observed.update(self.counted)
         out = []
-        for metric, value in observed.items():
-            running = self.totals.get(metric)
+        for (metric, subject), value in observed.items():
+            running = self.totals.get((metric, subject))
             if running is None:  # the first sight of one of Sidekiq's totals
-                self.totals[metric] = _Running(value, self.started, at)
+                self.totals[(metric, subject)] = _Running(value, self.started, at)
                 if not self.delta:
-                    out.append(SumPoint(metric, value, self.started))
+                    out.append(SumPoint(metric, value, self.started, subject))
                 continue
             reset = value < running.value
             if not self.delta:
                 if reset:
                     running.start = running.seen
-                out.append(SumPoint(metric, value, running.start))
+                out.append(SumPoint(metric, value, running.start, subject))
             elif not reset:
-                out.append(SumPoint(metric, value - running.value, running.seen))
+                out.append(SumPoint(metric, value - running.value, running.seen, subject))
             running.value, running.seen = value, at
         return out
 
@@ -177,16 +184,20 @@ class Encoder:
             point.time_unix_nano = now
             _set_value(point, sample.value)
             if sample.subject is not None:
-                point.attributes.append(_attribute("process_type", sample.subject))
+                point.attributes.append(_attribute(sample.metric.label or "process_type", sample.subject))
+        summed: dict[c.Metric, Metric] = {}
         for sum_point in sums:
             if sum_point.value not in INT64:
                 continue  # no int64 holds it: not a count Sidekiq made
-            metric = self._metric(metrics, sum_point.metric)
+            metric = summed.get(sum_point.metric) or summed.setdefault(sum_point.metric,
+                                                                        self._metric(metrics, sum_point.metric))
             metric.sum.is_monotonic = True
             metric.sum.aggregation_temporality = self.temporality
             point = metric.sum.data_points.add()
             point.start_time_unix_nano, point.time_unix_nano = _nanos(sum_point.start), now
             point.as_int = sum_point.value
+            if sum_point.subject is not None:
+                point.attributes.append(_attribute(sum_point.metric.label or "process_type", sum_point.subject))
         return request
 
     def encode(self, request: ExportMetricsServiceRequest) -> bytes:

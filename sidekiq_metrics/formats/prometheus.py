@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from sidekiq_metrics.catalogue import Kind, Unit
+from sidekiq_metrics.catalogue import Kind, Metric, Unit
 from sidekiq_metrics.errors import OutputUnavailable
 from sidekiq_metrics.metrics import Measurements, Sample
 
@@ -45,25 +45,29 @@ def family_name(sample: Sample) -> str:
     """Prometheus's conventions: a queue's metrics begin `queue_`, the unit ends the name (`_seconds`), a running
     total is a counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
     metric = sample.metric
-    name = ("queue_" if metric.per_queue else "") + _UNSAFE.sub("_", sample.name)
+    named = metric.bare_name if metric.label else sample.name  # a labelled one: its subject is a label
+    name = ("queue_" if metric.per_queue else "") + _UNSAFE.sub("_", named)
     name += _UNIT_SUFFIXES.get(metric.unit, "")
-    return name + "_total" if metric.kind is Kind.TOTAL else name
+    return name + "_total" if metric.kind is not Kind.GAUGE else name
 
 
 def render(prefix: str, samples: Iterable[Sample]) -> str:
-    """The text exposition of a poll. Deltas are left out: Prometheus takes rate() of the totals."""
+    """The text exposition of a poll. An increase of one of Sidekiq's totals is left out (Prometheus takes
+    rate() of the total); any other increase is a counter, which the caller has summed up (Counts)."""
     base = metric_base(prefix)
     families: dict[str, tuple[str, list[str]]] = {}
     for sample in samples:
         kind = sample.metric.kind
-        if kind is Kind.DELTA:
+        if kind is Kind.DELTA and sample.metric.total is not None:
             continue
-        queue = sample.queue
-        labels = "" if queue is None else f'{{queue="{_escape(queue.encode("utf-8", "backslashreplace").decode())}"}}'
+        labelled = ("queue", sample.queue) if sample.queue is not None else \
+            (sample.metric.label, sample.subject) if sample.metric.label and sample.subject is not None else None
+        labels = "" if labelled is None else \
+            f'{{{labelled[0]}="{_escape(labelled[1].encode("utf-8", "backslashreplace").decode())}"}}'
         value = sample.value
         number = str(value) if value.__class__ is int else repr(float(value))
         family = f"{base}_{family_name(sample)}"
-        families.setdefault(family, ("counter" if kind is Kind.TOTAL else "gauge", []))[1].append(
+        families.setdefault(family, ("gauge" if kind is Kind.GAUGE else "counter", []))[1].append(
             f"{family}{labels} {number}")
     out = []
     for family, (kind_name, lines) in families.items():
@@ -110,9 +114,25 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
+class Counts:
+    """Increases with no running total of Sidekiq's behind them (a job class's runs in a minute, failed
+    polls), summed since the start: a Prometheus counter is a running total."""
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[Metric, str | None], float] = {}
+
+    def add(self, samples: Iterable[Sample]) -> list[Sample]:
+        for sample in samples:
+            if sample.metric.kind is Kind.DELTA and sample.metric.total is None:
+                key = (sample.metric, sample.subject)
+                self.totals[key] = self.totals.get(key, 0) + sample.value
+        return [Sample(metric, value, subject=subject) for (metric, subject), value in self.totals.items()]
+
+
 class PrometheusOutput:
     def __init__(self, prefix: str, host: str, port: int) -> None:
         self.prefix = prefix
+        self.counts = Counts()
         self.body = b"# no poll yet\n"
         output = self
 
@@ -149,4 +169,5 @@ class PrometheusOutput:
         threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True).start()
 
     def emit(self, measurements: Measurements, at: float) -> None:
-        self.body = render(self.prefix, measurements).encode()
+        self.body = render(self.prefix, [s for s in measurements if s.metric.kind is not Kind.DELTA]
+                           + self.counts.add(measurements.samples)).encode()

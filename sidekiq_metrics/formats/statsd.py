@@ -46,8 +46,13 @@ class StatsdOutput:
         for sample in samples:
             value, queue = sample.value, sample.queue
             number = str(value) if value.__class__ is int else f"{value:.3f}"
-            if queue is None:
-                out.append(f"{self.prefix}.{sample.name}:{number}|{'c' if sample.delta else 'g'}")
+            kind = "c" if sample.delta else "g"
+            label = sample.metric.label
+            if queue is None and label and sample.subject is not None:  # a job class, a process type: a tag
+                tag = _TAG_UNSAFE.sub("_", sample.subject)[:190] or "_"
+                out.append(f"{self.prefix}.{sample.metric.bare_name}:{number}|{kind}|#{label}:{tag}")
+            elif queue is None:
+                out.append(f"{self.prefix}.{sample.name}:{number}|{kind}")
             else:
                 tag = _TAG_UNSAFE.sub("_", queue)[:190] or "_"
                 out.append(f"{self.prefix}.queue.{sample.name}:{number}|g|#queue:{tag}")

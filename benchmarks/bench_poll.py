@@ -256,6 +256,59 @@ def print_large_jobs(rows: list[tuple]) -> None:
               f"{script / mb:.2f} / {lindex / mb:.2f} ms")
 
 
+def seed_job_metrics(r: redis.Redis, classes: int, minute: int) -> None:
+    """One minute of Sidekiq 8's execution metrics for `classes` job classes, as its tracker writes them."""
+    from sidekiq_metrics.job_metrics import histogram_keys, minute_keys
+
+    pipe = r.pipeline(transaction=False)
+    key = minute_keys(minute)[1]
+    for i in range(classes):
+        name = f"App::Jobs::Class{i:04d}Job".encode()
+        pipe.hincrby(key, name + b"|p", 100 + i)
+        pipe.hincrby(key, name + b"|f", i % 7)
+        pipe.hincrby(key, name + b"|ms", 5000 + 37 * i)
+        pipe.execute_command("BITFIELD", histogram_keys(name, minute)[1], "OVERFLOW", "SAT",
+                             "INCRBY", "u16", "#3", 60, "INCRBY", "u16", "#9", 30, "INCRBY", "u16", f"#{i % 26}", 5)
+    pipe.execute()
+
+
+def job_metrics_costs(url: str, r: redis.Redis, runs: int) -> list[tuple[int, float, float, float, int]]:
+    """A whole poll of the queues already seeded, with job metrics: when no minute completes, and when one
+    does with 50 or 500 classes. Per count: (classes, ms without, ms with a minute, extra ms, extra bytes)."""
+    from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader
+
+    minute = int(time.time() // 60) - 30
+    out = []
+    for classes in (50, 500):
+        clear_job_metrics(r)
+        seed_job_metrics(r, classes, minute)
+        quiet, busy, extra = [], [], []
+        for _ in range(runs):
+            reader = SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=10), jobs=JobMetricsReader())
+            reader.read(None, totals=True, clock=lambda: minute * 60 + GRACE + 1)  # primed: the plan, minute 0
+            start = time.perf_counter()
+            received = reader.connection.received
+            reader.read(None, totals=True, clock=lambda: minute * 60 + GRACE + 2)  # nothing complete
+            quiet.append(time.perf_counter() - start)
+            base = reader.connection.received - received
+            start = time.perf_counter()
+            received = reader.connection.received
+            reader.read(None, totals=True, clock=lambda: (minute + 1) * 60 + GRACE + 1)  # the minute completes
+            busy.append(time.perf_counter() - start)
+            extra.append(reader.connection.received - received - base)
+        q, b = statistics.median(quiet), statistics.median(busy)
+        out.append((classes, q * 1000, b * 1000, (b - q) * 1000, int(statistics.median(extra))))
+    clear_job_metrics(r)
+    return out
+
+
+def clear_job_metrics(r: redis.Redis) -> None:
+    """The benchmark's own keys, listed to delete them (the emitter never lists keys)."""
+    keys = r.keys("j|*") + r.keys("h|*")
+    if keys:
+        r.delete(*keys)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queues", type=int, default=10_000)
@@ -293,6 +346,7 @@ def main() -> None:
                     "rss_kb": max(x["rss_kb"] for _, _, x in rounds),
                     "ratio": statistics.median(x["median"] / o["wall"] for o, _, x in rounds)}
         naive = measure_naive(r, max(3, args.runs // 3))
+        jobs = job_metrics_costs(server.url, r, max(5, args.runs // 2))
         receiver = OtlpReceiver()  # the otlp output's cost, against a real receiver on loopback
         otlp = {"SIDEKIQ_METRICS_OUTPUT": "l2met,otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
         rss_many = statistics.median(peak_rss_once(server.url) for _ in range(3))
@@ -344,6 +398,11 @@ def main() -> None:
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>10}  {note}")
     print_large_jobs(large)
+    print(f"\n# job-class metrics: a whole poll of the {args.queues} queues (ms, median), when no minute completes "
+          "and when one does; the extra bytes Redis sends for it")
+    print(" classes  no minute  a minute  extra ms  extra bytes")
+    for classes, quiet, busy, extra, extra_bytes in jobs:
+        print(f"{classes:>8}  {quiet:>9.1f}  {busy:>8.1f}  {extra:>8.1f}  {extra_bytes / 1024:>9.1f} KB")
 
 
 if __name__ == "__main__":

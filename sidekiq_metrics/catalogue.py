@@ -101,6 +101,18 @@ UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 after every successful poll, e
 ERRORS = Metric("metrics.errors", DELTA, Unit.POLLS, "1 for each failed poll")
 AUTOSCALE_CURRENT = Metric("autoscale.<type>.current", GAUGE, Unit.DYNOS, "with autoscaling on: the formation's "
                            "quantity of each scaled process type, as last read or set")
+JOB_PROCESSED = Metric("job.<class>.processed", DELTA, Unit.JOBS, "runs of the job class in the minutes that "
+                       "became complete since the previous poll, failures included (Sidekiq::Metrics' `p`)",
+                       label="job_class")
+JOB_FAILED = Metric("job.<class>.failed", DELTA, Unit.JOBS, "failed runs in those minutes (`f`)", label="job_class")
+JOB_RUNTIME_MEAN = Metric("job.<class>.runtime.mean", GAUGE, Unit.SECONDS, "mean run time of the successful runs "
+                          "in those minutes (`ms` / (`p` - `f`), Sidekiq's own average)", label="job_class")
+JOB_RUNTIME_P50 = Metric("job.<class>.runtime.p50", GAUGE, Unit.SECONDS, "median run time of the successful runs, "
+                         "from Sidekiq's histogram: the upper bound of the bucket that holds it", label="job_class")
+JOB_RUNTIME_P95 = Metric("job.<class>.runtime.p95", GAUGE, Unit.SECONDS, "95th percentile, the same way",
+                         label="job_class")
+JOB_RUNTIME_P99 = Metric("job.<class>.runtime.p99", GAUGE, Unit.SECONDS, "99th percentile, the same way",
+                         label="job_class")
 OTLP_DROPPED = Metric("metrics.otlp.dropped", TOTAL, Unit.POLLS, "otlp output only: polls not exported, as the "
                       "backend was down for longer than the few polls kept for it")
 AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with autoscaling on: the quantity the "
@@ -110,5 +122,6 @@ CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
     UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_UTILIZATION, PROCESS_QUIET,
     PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS,
-    AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, OTLP_DROPPED,
+    AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN, JOB_RUNTIME_P50,
+    JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED,
 )

@@ -122,6 +122,9 @@ class Settings:
     prometheus_host: str
     prometheus_port: int
     cloudwatch_namespace: str
+    job_metrics: bool  # Sidekiq's execution metrics per job class (7.0+)
+    job_classes: tuple[str, ...] | None  # the classes that may be reported one by one; None: any
+    job_classes_top: int  # at most this many, by run time over the last hour
     autoscale: AutoscaleSettings | None = None  # None: off (the default)
     otlp: OtlpSettings | None = None  # None: the otlp output is not chosen
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -355,6 +358,13 @@ def parse_queue_list(raw: str, label: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parse_class_patterns(raw: str, label: str) -> tuple[str, ...]:
+    patterns = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    if not patterns:
+        raise ConfigError(label, "must list job classes separated by commas, e.g. ReportJob,Billing::*")
+    return patterns
+
+
 def parse_dynos(raw: str, label: str) -> int:
     if _whole_number(raw) is not None and int(raw) <= MAX_DYNOS:
         return int(raw)
@@ -564,6 +574,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE", "Sidekiq",
             "the CloudWatch namespace of the EMF lines (cloudwatch output)",
             _matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces")),
+    Setting("job_metrics", "--job-metrics", "SIDEKIQ_METRICS_JOB_METRICS", True,
+            "per job class: runs, failures and run times, from Sidekiq's own execution metrics (Sidekiq 7+)",
+            parse_bool),
+    Setting("job_classes", "--job-classes", "SIDEKIQ_METRICS_JOB_CLASSES", None,
+            "comma-separated job classes to report one by one, `*` matching any text (`Billing::*`); the "
+            "others are summed as `other`", parse_class_patterns, shown="the top ones by run time"),
+    Setting("job_classes_top", "--job-classes-top", "SIDEKIQ_METRICS_JOB_CLASSES_TOP", 20,
+            "at most this many classes one by one: those with the most run time in the last hour",
+            parse_positive),
 )
 
 

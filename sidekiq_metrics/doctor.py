@@ -17,6 +17,7 @@ from typing import TextIO
 from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, OtlpSettings, Settings, check_settings, why_no_emitter
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.job_metrics import minute_keys
 from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
@@ -178,8 +179,10 @@ def _poll(report: Report, settings: Settings) -> None:
     if ok:
         report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
     if ok:
-        _generation(report, SidekiqReader(connect(settings), namespace=settings.namespace).read(
-            settings.queues, totals=True))
+        connection = connect(settings)
+        _generation(report, SidekiqReader(connection, namespace=settings.namespace).read(settings.queues, totals=True))
+        if settings.job_metrics:
+            _execution_metrics(report, connection, key_prefix(settings.namespace))
 
 
 def _autoscale(report: Report, config: AutoscaleSettings) -> None:
@@ -250,6 +253,22 @@ def _generation(report: Report, snapshot: Snapshot) -> None:
         report.line(INFO, "oldest jobs: " + ", ".join(kinds))
     if snapshot.totals is not None:
         live = len(snapshot.totals.live)
+        versions = sorted({p.version or "6 or earlier" for p in snapshot.totals.live})
         report.line(OK if live else INFO, f"{live} live Sidekiq process(es)"
+                    + (f", Sidekiq {', '.join(versions)}" if versions else "")
                     + ("" if live else ": none is running now, or they use another Redis"))
+
+
+def _execution_metrics(report: Report, connection: Connection, prefix: bytes) -> None:
+    """Whether Sidekiq's execution metrics (7.0+) are there: its minute keys of the last ten minutes."""
+    now = int(time.time() // 60)
+    minutes = range(now - 9, now + 1)
+    found = connection.pipeline([["EXISTS", prefix + key] for m in minutes for key in minute_keys(m)])
+    generations = {("Sidekiq 7", "Sidekiq 8")[n % 2] for n, reply in enumerate(found) if reply == 1}
+    if generations:
+        report.line(OK, f"Sidekiq's execution metrics are there ({' and '.join(sorted(generations))} keys): "
+                        "job-class metrics come once a minute, a minute after it ends")
+    else:
+        report.line(INFO, "no execution metrics in the last ten minutes: Sidekiq 6 writes none (job-class metrics "
+                          "need Sidekiq 7+), or no job ran", "SIDEKIQ_METRICS_JOB_METRICS=false turns them off")
 

@@ -17,8 +17,9 @@ from typing import NamedTuple, cast
 
 from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
+from sidekiq_metrics.job_metrics import percentile
 from sidekiq_metrics.jobs import latency
-from sidekiq_metrics.readings import ProcessReading, Snapshot, Totals
+from sidekiq_metrics.readings import JobMinutes, ProcessReading, Snapshot, Totals
 
 
 class Sample(NamedTuple):
@@ -117,6 +118,21 @@ def total_samples(totals: Totals, series: list[QueueSeries], now: float) -> list
         if size is not None:  # None: the set could not be read, so neither can its lag
             samples.append(Sample(metric, max(0.0, now - due) if due is not None else 0.0))
     return samples + process_samples(totals.live)
+
+
+def job_samples(jobs: JobMinutes) -> list[Sample]:
+    """Each job class's runs, failures and run times in the minutes that became complete."""
+    samples = []
+    for job in jobs.classes:
+        found: list[tuple[Metric, float]] = [(m.JOB_PROCESSED, job.runs), (m.JOB_FAILED, job.failures)]
+        if job.runs > job.failures:
+            found.append((m.JOB_RUNTIME_MEAN, job.ms / (job.runs - job.failures) / 1000))
+        if job.histogram is not None:
+            for metric, q in ((m.JOB_RUNTIME_P50, 0.5), (m.JOB_RUNTIME_P95, 0.95), (m.JOB_RUNTIME_P99, 0.99)):
+                if (seconds := percentile(job.histogram, q)) is not None:
+                    found.append((metric, seconds))
+        samples += [Sample(metric, value, subject=job.name) for metric, value in found]
+    return samples
 
 
 def process_samples(live: Iterable[ProcessReading]) -> list[Sample]:

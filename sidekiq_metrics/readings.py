@@ -32,6 +32,7 @@ class ProcessReading:
     rss_kb: int | None = None  # resident memory, as the process measures it
     rtt_us: int | None = None  # its Redis round trip, as Sidekiq measures it
     quiet: bool = False  # it takes no new jobs (TSTP, or shutting down)
+    version: str | None = None  # Sidekiq's, as the process reports it
 
     @property
     def process_type(self) -> str:
@@ -68,8 +69,29 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class JobClassReading:
+    """A job class's runs in the minutes read, as Sidekiq::Metrics counted them."""
+
+    name: str  # as Sidekiq records it: ActiveJob's wrapped class; "other" for the classes summed together
+    runs: int  # failures included
+    failures: int
+    ms: int  # milliseconds of the successful runs
+    histogram: tuple[int, ...] | None  # successful runs by bucket (job_metrics.BUCKETS_MS); None for "other"
+
+
+@dataclass(frozen=True, slots=True)
+class JobMinutes:
+    """The complete minutes read in one poll (usually one), summed."""
+
+    start: float  # epoch seconds
+    end: float
+    classes: tuple[JobClassReading, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     queues: tuple[QueueReading, ...]
     read_at: float  # epoch seconds, taken when the replies were in
     totals: Totals | None = None
     problems: tuple[str, ...] = ()  # one line for each key Redis would not let us read, but queues' own
+    jobs: JobMinutes | None = None  # Sidekiq's execution metrics, when a minute became complete

@@ -18,10 +18,10 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import Flushing, build_outputs
-from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, queue_series, total_samples
+from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, job_samples, queue_series, total_samples
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.snapshot import SidekiqReader
+from sidekiq_metrics.snapshot import SidekiqReader, job_reader
 
 if TYPE_CHECKING:
     from sidekiq_metrics.autoscale import Autoscaler
@@ -74,12 +74,14 @@ class Poller:
         self.settings = settings
         self.autoscaler = autoscaler
         self.log = line_logger(err, settings.secrets)
-        self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log)
+        self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log,
+                                    jobs=job_reader(settings))
         self.out = out
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
         self.deltas = CounterDeltas()
         self._last_warning: str | None = None
+        self._said_no_metrics = False
 
     def poll(self) -> bool:
         """True when Redis was read. Output errors (a closed stdout) propagate."""
@@ -109,6 +111,13 @@ class Poller:
             totals = snapshot.totals
             samples += total_samples(totals, series, snapshot.read_at)
             samples += self.deltas.update({JOBS_PROCESSED: totals.processed, JOBS_FAILED: totals.failed})
+        if snapshot.jobs:
+            samples += job_samples(snapshot.jobs)
+        if self.reader.jobs and snapshot.totals and snapshot.totals.live and not self._said_no_metrics:
+            if all(_before_7(p.version) for p in snapshot.totals.live):
+                self._said_no_metrics = True
+                self.log("Sidekiq 6 and earlier write no execution metrics (they came with 7.0): nothing is "
+                         "reported per job class")
         if self.autoscaler:
             self.autoscaler.observe(series)
             samples += self.autoscaler.samples()
@@ -159,6 +168,12 @@ def line_logger(err: TextIO, secrets: tuple[str, ...]) -> Callable[[str], None]:
         except (OSError, ValueError):  # stderr gone or full
             pass
     return log
+
+
+def _before_7(version: str | None) -> bool:
+    """Sidekiq puts its version in the heartbeat from 7.0 on: none there is 6 or earlier."""
+    head = (version or "").split(".")[0]
+    return version is None or (head.isdigit() and len(head) < 4 and int(head) < 7)
 
 
 def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,

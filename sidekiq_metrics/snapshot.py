@@ -26,8 +26,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from sidekiq_metrics import queue_scan
-from sidekiq_metrics.readings import ProcessReading, QueueReading, Snapshot, Totals
+from sidekiq_metrics.config import Settings
+from sidekiq_metrics.job_metrics import JobMetricsReader
+from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, Snapshot, Totals
 from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
+
+
+def job_reader(settings: Settings) -> JobMetricsReader | None:
+    """What reads Sidekiq's execution metrics for these settings; None when they are off."""
+    if not settings.job_metrics:
+        return None
+    return JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top)
 
 
 def key_prefix(namespace: str | None) -> bytes:
@@ -97,8 +106,10 @@ class SidekiqReader:
     """
 
     def __init__(self, connection: Connection, *, namespace: str | None = None,
-                 log: Callable[[str], None] = lambda message: None, scripts: bool = True) -> None:
+                 log: Callable[[str], None] = lambda message: None, scripts: bool = True,
+                 jobs: JobMetricsReader | None = None) -> None:
         self.connection = connection
+        self.jobs = jobs  # None: Sidekiq's execution metrics are not read
         self.prefix = key_prefix(namespace)
         self.log = log
         self.scripts = scripts
@@ -135,6 +146,9 @@ class SidekiqReader:
                      ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"],
                      # The earliest due time of each set: by rank, so Redis 5 answers too, and never a scan.
                      ["ZRANGE", ns + b"schedule", 0, 0, "WITHSCORES"], ["ZRANGE", ns + b"retry", 0, 0, "WITHSCORES"]]
+        due = self.jobs.due(clock()) if self.jobs else []
+        job_commands = self.jobs.commands(due) if self.jobs and due else []
+        head += job_commands  # (before the sets, which are read from the end of `answers`)
         asked = tuple(queues) if queues is not None else None
         bet = self._plan
         if bet and (bet.queues, bet.totals, bet.scripts, bet.large) != (asked, totals, scripts, frozenset(self._large)):
@@ -164,9 +178,11 @@ class SidekiqReader:
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies)
+        jobs = self._jobs(self.jobs, due, answers[8 if totals else 0:][:len(job_commands)]) \
+            if self.jobs and job_commands else None
         now = clock()
         if not totals:
-            return Snapshot(readings, now, problems=tuple(problems))
+            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs)
         unreported = list(map(_int, rest[:len(plan.unreported)]))
         counted = plan.counted
         sizes = map(_SIZE, readings) if counted is None else (r.size for r in readings if r.name in counted)
@@ -179,7 +195,14 @@ class SidekiqReader:
         return Snapshot(readings, now, Totals(
             processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
             processes=processes, enqueued=enqueued, live=live, scheduled_due=_first_score(answers[6]),
-            retry_due=_first_score(answers[7])), tuple(problems))
+            retry_due=_first_score(answers[7])), tuple(problems), jobs)
+
+    def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply]) -> JobMinutes:
+        """The minutes' counts, and the histograms of the classes reported, in one more round trip."""
+        counts = jobs.counts(replies)
+        classes = jobs.chosen(counts)
+        histograms = self.connection.pipeline(jobs.histogram_commands(minutes, classes)) if classes else []
+        return jobs.readings(minutes, counts, classes, histograms)
 
     @staticmethod
     def _read_sets(replies: list[Reply], keys: list[bytes], problems: list[str]) -> list[list[bytes]]:
@@ -350,9 +373,10 @@ def _process(identity: str, reply: object) -> ProcessReading | None:
     except (ValueError, RecursionError):
         data = None
     details = data if isinstance(data, dict) else {}
-    hostname = details.get("hostname")
+    hostname, version = details.get("hostname"), details.get("version")
     return ProcessReading(identity, _int(busy), _concurrency(concurrency, details),
-                          hostname if isinstance(hostname, str) else None, _count(rss), _count(rtt), quiet == b"true")
+                          hostname if isinstance(hostname, str) else None, _count(rss), _count(rtt), quiet == b"true",
+                          version[:20] if isinstance(version, str) else None)
 
 
 def _count(field: bytes | None) -> int | None:

@@ -11,23 +11,27 @@ import collections
 import contextlib
 import dataclasses
 import os
+import select
 import shutil
 import signal
 import sys
+import termios
 import time
+import tty as terminal
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from sidekiq_metrics.catalogue import QUEUE_LATENCY
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT
+from sidekiq_metrics.job_metrics import JobMetricsReader, percentile
 from sidekiq_metrics.metrics import queue_series
-from sidekiq_metrics.readings import Snapshot
+from sidekiq_metrics.readings import JobMinutes, Snapshot
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.runner import silence_stdout
-from sidekiq_metrics.snapshot import SidekiqReader
+from sidekiq_metrics.snapshot import SidekiqReader, key_prefix
 
 SPARKS = "▁▂▃▄▅▆▇█"
 ASCII_SPARKS = "_.-=+*#@"  # for a terminal whose encoding has no block characters
@@ -77,6 +81,8 @@ class View:
     rates: tuple[float | None, float | None] = (None, None)  # processed, failed per minute
     rows: list[tuple[float, int, str]] = dataclasses.field(default_factory=list)  # latency (-1: unknown), size, name
     marks: str = SPARKS  # the trend's characters: ASCII_SPARKS where the terminal cannot show SPARKS
+    jobs: JobMinutes | None = None  # the latest complete minute(s) of Sidekiq's execution metrics
+    show_jobs: bool = False  # the job classes instead of the queues (the `j` key)
 
     def update(self, snapshot: Snapshot) -> None:
         if self.last and self.last.totals and snapshot.totals:
@@ -90,6 +96,7 @@ class View:
         self.rows = sorted(((waits.get(q.name, -1.0), q.size or 0, q.name) for q in snapshot.queues),
                            key=lambda row: (-row[0], -row[1], row[2]))  # worst first
         self.last, self.last_ok, self.stale_since, self.error = snapshot, snapshot.read_at, None, ""
+        self.jobs = snapshot.jobs or self.jobs
 
     def failed(self, error: str, at: float) -> None:
         self.stale_since = self.stale_since or at
@@ -110,6 +117,8 @@ class View:
             out.append(f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
                        f"enqueued {t.enqueued}  scheduled {_shown(t.scheduled)}  retries {_shown(t.retries)}  "
                        f"dead {_shown(t.dead)}"[:width])
+        if self.show_jobs:
+            return out + self._job_lines(width, height - len(out))
         rows = self.rows
         name_width = max(10, min(40, width - 40))
         out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10}  TREND")
@@ -128,11 +137,39 @@ class View:
             out.append(f"  ... {len(rows) - room} more queue(s)")
         return out
 
+    def _job_lines(self, width: int, height: int) -> list[str]:
+        """The job classes of the latest complete minute(s) Sidekiq's execution metrics hold, busiest first."""
+        jobs = self.jobs
+        if jobs is None:
+            return ["no complete minute of Sidekiq's execution metrics yet (Sidekiq 7+ writes them; a minute "[:width],
+                    "is read 10 s after it ends)"[:width]]
+        minutes = max(1.0, (jobs.end - jobs.start) / 60)
+        name_width = max(10, min(40, width - 46))
+        out = [f"  {'JOB CLASS':<{name_width}} {'RUNS/MIN':>9} {'FAILED':>7} {'MEAN':>9} {'P95':>9}"
+               f"   {clock(jobs.start)}-{clock(jobs.end)}"[:width]]
+        ranked = sorted(jobs.classes, key=lambda j: (-j.runs, j.name))
+        room = max(1, height - 2)
+        for job in ranked[:room]:
+            done = job.runs - job.failures
+            mean = f"{job.ms / done / 1000:.3f}s" if done > 0 else "-"
+            p95 = percentile(job.histogram, 0.95) if job.histogram else None
+            shown = ascii(job.name)[1:-1] if not job.name.isprintable() else job.name
+            out.append(f"  {shown[:name_width]:<{name_width}} {job.runs / minutes:>9.0f} {job.failures:>7} "
+                       f"{mean:>9} {(f'{p95:g}s' if p95 is not None else '-'):>9}"[:width])
+        if len(ranked) > room:
+            out.append(f"  ... {len(ranked) - room} more class(es)")
+        return out
+
 
 def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = sys.stdout) -> int:
-    reader = SidekiqReader(connect(dataclasses.replace(settings, interval=every)), namespace=settings.namespace)
+    # The latest complete minute at once (watch only shows what it reads: no minute can be counted twice).
+    jobs = JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top,
+                            backfill=1) if settings.job_metrics else None
+    reader = SidekiqReader(connect(dataclasses.replace(settings, interval=every)), namespace=settings.namespace,
+                           jobs=jobs)
     view = View(threshold, marks=spark_marks(out))
     tty = out.isatty()
+    keys = _Keys(tty)
     sleeping = False
 
     def on_resize(signum: int, frame: FrameType | None) -> None:
@@ -146,7 +183,8 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = 
     if tty:
         signal.signal(signal.SIGWINCH, on_resize)
         out.write(ENTER)
-    title = f"every {every:g}s  {settings.redis.display}  (sidekiq-metrics watch)"
+    hint = "; j: job classes" if keys.fd is not None else ""
+    title = f"every {every:g}s  {settings.redis.display}  (sidekiq-metrics watch{hint})"
     try:
         next_read = time.monotonic()
         while True:
@@ -163,7 +201,11 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = 
             out.flush()
             try:
                 sleeping = True
-                time.sleep(max(0.0, next_read - time.monotonic()))
+                key = keys.wait(max(0.0, next_read - time.monotonic()))
+                if key in ("j", "J"):
+                    view.show_jobs = not view.show_jobs
+                elif key in ("q", "Q"):
+                    break
             except Redraw:
                 pass
             finally:
@@ -177,11 +219,38 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = 
         sys.stderr.write(f"sidekiq-metrics: cannot write to stdout: {exc.strerror or exc}\n")
         return EXIT_OUTPUT
     finally:
+        keys.restore()
         if tty:
             with contextlib.suppress(OSError):
                 out.write(LEAVE)
                 out.flush()
     return 0
+
+
+class _Keys:
+    """Single key presses from a terminal on stdin (cbreak: no Enter, no echo), restored on the way out.
+    Without a terminal on both sides it only waits."""
+
+    def __init__(self, tty: bool) -> None:
+        self.fd: int | None = None
+        self.saved: list[Any] | None = None
+        if tty and sys.stdin is not None and sys.stdin.isatty():
+            self.fd = sys.stdin.fileno()
+            self.saved = termios.tcgetattr(self.fd)
+            terminal.setcbreak(self.fd)
+
+    def wait(self, seconds: float) -> str | None:
+        """A key pressed within `seconds`, else None after them."""
+        if self.fd is None:
+            time.sleep(seconds)
+            return None
+        ready, _, _ = select.select([self.fd], [], [], seconds)
+        return os.read(self.fd, 1).decode("ascii", "replace") if ready else None
+
+    def restore(self) -> None:
+        if self.fd is not None and self.saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
 def _shown(count: int | None) -> str:

@@ -38,13 +38,23 @@ REFERENCE_SIDEKIQ = ROOT.parent / "shared" / "reference-sidekiq"
 
 
 @pytest.fixture(scope="session")
-def sidekiq7(tmp_path_factory) -> list[str]:
-    """The command that runs Ruby with real Sidekiq 7.3 and its redis-client loaded (../shared/reference-sidekiq)."""
+def reference_sidekiq(tmp_path_factory) -> dict[str, list[str]]:
+    """Real Sidekiq 7.3 and 8.1 (../shared/reference-sidekiq): for each, the command that runs Ruby with it
+    loaded ("7", "8") and the one that runs its server ("7-server", "8-server")."""
     if not (REFERENCE_SIDEKIQ / "setup.sh").exists():
         pytest.fail(f"{REFERENCE_SIDEKIQ} is missing: the tests need ../shared beside the checkout")
     target = tmp_path_factory.mktemp("reference-sidekiq")
     subprocess.run(["bash", str(REFERENCE_SIDEKIQ / "setup.sh"), str(target)], check=True, capture_output=True,
                    timeout=300)
-    values = dict(line.split("=", 1) for line in (target / "env.sh").read_text().splitlines()
-                  if "=" in line and not line.startswith("#"))
-    return [values["SK7_RUBY"].strip('"'), *values["SK7_I"].strip('"').split()]
+    values = {key: value.strip('"').split() for key, _, value in
+              (line.partition("=") for line in (target / "env.sh").read_text().splitlines())
+              if value and not key.startswith("#")}
+    return {"7": values["SK7_RUBY"] + values["SK7_I"], "8": values["SK8_RUBY"] + values["SK8_I"],
+            "7-server": values["SK7_RUBY"] + values["SK7_I"] + values["SK7_BIN"],
+            "8-server": values["SK8_RUBY"] + values["SK8_I"] + values["SK8_BIN"]}
+
+
+@pytest.fixture(scope="session")
+def sidekiq7(reference_sidekiq) -> list[str]:
+    """The command that runs Ruby with real Sidekiq 7.3 and its redis-client loaded."""
+    return reference_sidekiq["7"]

@@ -156,7 +156,10 @@ def test_no_value_in_redis_breaks_a_poll(r, redis_server, names, jobs, counters,
         assert len(line.encode()) <= 1024
         assert all(L2MET_TOKEN.fullmatch(token) for token in line.split(" ")), line[:200]
     assert "sample#sidekiq.metrics.up=1" in out.getvalue()
-    assert len(err.getvalue().splitlines()) <= 1
+    # At most one warning about the data, beside the one line that this hand-made process hash (no version in
+    # its info) is that of a Sidekiq 6, which writes no execution metrics.
+    warnings = [line for line in err.getvalue().splitlines() if "write no execution metrics" not in line]
+    assert len(warnings) <= 1
 
 
 class OneReplyServer:

@@ -275,3 +275,14 @@ def test_a_process_off_heroku_is_of_type_other_and_bad_fields_are_left_out(r, re
     assert measured["sample#sidekiq.process.other.count"] == "1"
     assert measured["sample#sidekiq.process.other.utilization"] == "0.200"
     assert not any(".memory." in k or ".redis_rtt." in k for k in measured)
+
+
+@pytest.mark.sidekiq
+def test_sidekiq_6_has_no_execution_metrics_said_once_and_doctor_says_so(r, redis_server, sidekiq_server):
+    sidekiq(redis_server.url, [{"push": {"queue": "work", "class": "QuickJob"}}] * 3)
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.stderr.count("Sidekiq 6 and earlier write no execution metrics") == 1
+    assert not any(k.startswith(("count#sidekiq.job.", "sample#sidekiq.job.")) for k in parse_l2met(result.stdout))
+    doctor = cli("doctor", env={"REDIS_URL": redis_server.url})
+    assert "1 live Sidekiq process(es), Sidekiq 6 or earlier" in doctor.stdout  # 7.0 put versions in heartbeats
+    assert "no execution metrics in the last ten minutes: Sidekiq 6 writes none" in doctor.stdout

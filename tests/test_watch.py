@@ -87,3 +87,29 @@ def test_without_a_terminal_it_prints_plain_tables(r, redis_server):
     tables = [t for t in out.split("\n\n") if "QUEUE" in t]
     assert len(tables) >= 3
     assert tables[-1].splitlines()[3].startswith("! slow ")  # above the default threshold of 30 s
+
+
+def test_the_j_key_switches_to_job_classes_from_sidekiqs_execution_metrics(tmux, r, redis_server, reference_sidekiq):
+    """Real Sidekiq 8.1's tracker writes the latest complete minute; `j` shows its classes, `j` again the queues."""
+    import json
+    import os
+
+    from support.commands import ROOT
+
+    at = (int(time.time() - 10) // 60 - 1) * 60 + 5  # inside the latest complete minute
+    commands = [{"track": {"class": "ReportJob", "ms": [40] * 9, "failures": 1, "at": at}},
+                {"track": {"class": "Billing::Invoice", "ms": [2000], "at": at}}]
+    subprocess.run([*reference_sidekiq["8"], str(ROOT / "tests/support/metrics_ref.rb")], input=json.dumps(commands),
+                   env={**os.environ, "REDIS_URL": redis_server.url}, check=True, capture_output=True, text=True)
+    seed_queues(r)
+    command = f"REDIS_URL={redis_server.url} {console_script()} watch --every 0.3"
+    subprocess.run(["tmux", "new-session", "-d", "-s", tmux, "-x", "110", "-y", "20", command], check=True)
+    assert "j: job classes" in wait_for(tmux, "QUEUE")
+    subprocess.run(["tmux", "send-keys", "-t", tmux, "j"], check=True)
+    shown = wait_for(tmux, "JOB CLASS")
+    report = next(line for line in shown.splitlines() if "ReportJob" in line).split()
+    assert report[1:] == ["10", "1", "0.040s", "0.045s"]  # runs a minute, failed, mean, p95 (bucket < 45 ms)
+    assert "Billing::Invoice" in shown
+    subprocess.run(["tmux", "send-keys", "-t", tmux, "j"], check=True)
+    assert "slow" in wait_for(tmux, "QUEUE")
+    subprocess.run(["tmux", "send-keys", "-t", tmux, "q"], check=True)

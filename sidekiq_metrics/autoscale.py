@@ -14,6 +14,7 @@ shorter cool-down, so whoever acts first also holds the others off for a cool-do
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings
+from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings, autoscale_variable
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics import QueueSeries, Sample
+from sidekiq_metrics.readings import ProcessReading
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import encode, key_prefix
@@ -36,16 +38,19 @@ FORMATION_MAX_AGE = 60.0  # seconds a formation quantity read from the API is tr
 
 
 class Reading(NamedTuple):
-    """What a process type's queues show in one poll."""
+    """What a process type's queues and processes show in one poll."""
 
     latency: float | None  # the worst latency of its queues; None: unknown this poll (hold still)
     backlog: int  # jobs waiting in its queues
+    busy: int = 0  # jobs its Sidekiq processes run now (quiet ones included: they are draining)
+    running: tuple[str, ...] = ()  # the identities of its processes that run jobs
 
 
-def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries]) -> dict[str, Reading]:
-    """Each rule's reading from a poll's per-queue series. A queue of a rule that the poll did not find
-    is empty (Sidekiq's own API says so of a queue it does not know); one whose latency could not be
-    read is left out; a rule none of whose queues could be read has no latency."""
+def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
+             processes: Sequence[ProcessReading] = ()) -> dict[str, Reading]:
+    """Each rule's reading from a poll's per-queue series and live processes. A queue of a rule that the
+    poll did not find is empty (Sidekiq's own API says so of a queue it does not know); one whose latency
+    could not be read is left out; a rule none of whose queues could be read has no latency."""
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
     for s in series:
@@ -60,7 +65,9 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries]) -> dic
         known = [latencies.get(q, 0.0) for q in queues if q not in unreadable]
         backlog = int(sum(sizes.get(q, 0) for q in queues))
         latency = max(known) if known else (0.0 if not queues else None)
-        out[rule.process_type] = Reading(latency, backlog)
+        busy = [p for p in processes if p.process_type == rule.process_type and p.busy > 0]
+        out[rule.process_type] = Reading(latency, backlog, sum(p.busy for p in busy),
+                                         tuple(p.identity for p in busy))
     return out
 
 
@@ -75,12 +82,15 @@ class TypeState:
     desired: int | None = None  # where the policy is heading: the quantity it wants, cool-downs aside
     read_at: float = -math.inf  # when `current` was read from the API
     simulated: int | None = None  # in a dry run: the quantity the decisions would have set
+    draining_since: float | None = None  # when a scale-down began to wait for running jobs
 
 
 class Decision(NamedTuple):
     quantity: int  # what to set now: the current quantity to hold still
     reason: str  # why; empty when holding still
     target: int  # what the policy wants, whether or not a cool-down lets it act now
+    draining: bool = False  # held back: a scale-down waits for running jobs
+    interrupts: bool = False  # a scale-down that waited its longest and goes ahead with jobs running
 
 
 class Policy:
@@ -119,11 +129,23 @@ class Policy:
               and current > rule.min_dynos):
             target = max(rule.min_dynos, current - rule.step)
             reason = f"latency below {rule.down_latency:g}s for {now - state.low_since:.0f}s"
+        if target >= current:
+            state.draining_since = None
         if target == current:
             return Decision(current, "", current)
         cooldown = rule.up_cooldown if target > current else rule.down_cooldown
         if state.last_change is not None and now - state.last_change < cooldown:
             return Decision(current, "", target)  # one change per cool-down
+        if target < current and reading.busy and rule.drain_wait > 0:
+            # Heroku does not say which dynos a scale-down stops, so any of the type's busy ones may be:
+            # wait while the type runs jobs, at most drain_wait seconds.
+            state.draining_since = now if state.draining_since is None else state.draining_since
+            waited = now - state.draining_since
+            if waited < rule.drain_wait:
+                return Decision(current, "", target, draining=True)
+            return Decision(target, f"{reason}; waited {waited:.0f}s for {reading.busy} running job(s)", target,
+                            interrupts=True)
+        state.draining_since = None
         return Decision(target, reason, target)
 
     def changed(self, state: TypeState, now: float) -> None:
@@ -167,7 +189,8 @@ class Autoscaler:
         self._refused = False  # 401/403: no more API calls until restart
         self._unknown: set[str] = set()  # 404: types the app does not have
         self._paused_until = -math.inf  # 429
-        self._pending: list[Sequence[QueueSeries] | None] = []
+        self._pending: list[tuple[Sequence[QueueSeries], Sequence[ProcessReading]] | None] = []
+        self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
         self._guard = threading.Lock()
         self._wake = threading.Event()
 
@@ -184,10 +207,11 @@ class Autoscaler:
             self.log(f"autoscale {rule.process_type}: {rule.min_dynos}..{rule.max_dynos} dynos on the latency of "
                      f"{queues}: up above {rule.up_latency:g}s, down below {rule.down_latency:g}s{mode}")
 
-    def observe(self, series: Sequence[QueueSeries] | None) -> None:
-        """A poll's per-queue series (None: the poll failed). Only the newest unhandled poll is kept."""
+    def observe(self, series: Sequence[QueueSeries] | None, processes: Sequence[ProcessReading] = ()) -> None:
+        """A poll's per-queue series and live processes (None: the poll failed). Only the newest unhandled poll
+        is kept."""
         with self._guard:
-            self._pending[:] = [series]
+            self._pending[:] = [None if series is None else (series, processes)]
         self._wake.set()
 
     def samples(self) -> list[Sample]:
@@ -207,8 +231,8 @@ class Autoscaler:
                 self._wake.clear()
                 if not self._pending:  # a wake-up for a poll already taken: not a failed poll
                     continue
-                series = self._pending.pop()
-            self.step(None if series is None else readings(self.config.rules, series))
+                poll = self._pending.pop()
+            self.step(None if poll is None else readings(self.config.rules, *poll))
 
     def step(self, latest: dict[str, Reading] | None) -> None:
         """One round for every type: what the thread does with each poll."""
@@ -242,6 +266,13 @@ class Autoscaler:
             base = state.simulated if dry_run and state.simulated is not None else current
         decision = policy.decide(state, reading, base, now)
         state.desired = decision.target
+        if decision.draining and process_type not in self._draining:
+            self._draining.add(process_type)
+            self.log(f"autoscale: holding the scale-down of {process_type} from {base} to {decision.target} while "
+                     f"{reading.busy} job(s) run on its dynos (at most {policy.rule.drain_wait:g}s: "
+                     f"{autoscale_variable(process_type, 'DRAIN_WAIT')})")
+        elif not decision.draining:
+            self._draining.discard(process_type)
         if decision.quantity == base:
             return
         change = (f"type={process_type} from={base} to={decision.quantity} latency={reading.latency:.3f} "
@@ -269,6 +300,25 @@ class Autoscaler:
             policy.changed(state, now)
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
+            if decision.interrupts:
+                self.log(f"autoscale: {process_type}'s scale-down may interrupt: "
+                         f"{self._running_work(reading.running) or 'jobs that ended meanwhile'}")
+
+    def _running_work(self, identities: Sequence[str]) -> str:
+        """What the processes run, from the `<identity>:work` hashes Sidekiq keeps (thread: {queue, payload,
+        run_at}): "worker.2: LongJob (default, 540s)". Read on the lock's connection: never the poll's."""
+        try:
+            replies = self.lock.connection.pipeline([["HGETALL", self.lock.prefix + encode(i) + b":work"]
+                                                     for i in identities])
+        except (RedisError, OSError):
+            return ""
+        now = time.time()
+        said = []
+        for identity, reply in zip(identities, replies, strict=True):
+            if isinstance(reply, list):
+                for raw in reply[1::2]:
+                    said.append(f"{identity.split(':')[0]}: {_work(raw, now)}")
+        return ", ".join(said[:10]) + (f" and {len(said) - 10} more" if len(said) > 10 else "")
 
     def _api(self, process_type: str, call: Callable[[], int]) -> int | None:
         """The call's quantity, or None after saying (once, where once is enough) why there is none."""
@@ -290,3 +340,18 @@ class Autoscaler:
             else:
                 self.log(f"autoscale {process_type}: holding still this poll: {message}")
             return None
+
+
+def _work(raw: object, now: float) -> str:
+    """One running job, from a value of `<identity>:work`: "LongJob (default, 540s)"."""
+    try:
+        work = json.loads(raw) if isinstance(raw, bytes) else None
+        payload = work.get("payload") if isinstance(work, dict) else None
+        job = json.loads(payload) if isinstance(payload, str) else payload  # a JSON string from Sidekiq 7 on
+        name = job.get("wrapped") or job.get("class") if isinstance(job, dict) else None
+        since = work.get("run_at") if isinstance(work, dict) else None
+    except (ValueError, RecursionError):
+        return "a job that could not be read"
+    queue = work.get("queue") if isinstance(work, dict) else None
+    running = f", {max(0.0, now - since):.0f}s" if isinstance(since, int | float) and since is not True else ""
+    return f"{str(name)[:80] if name else 'a job'} ({str(queue)[:40] if queue else '?'}{running})"

@@ -58,6 +58,7 @@ class ScalingRule:
     up_cooldown: float = 120.0  # seconds after any change before the next scale-up
     down_cooldown: float = 600.0  # seconds after any change (and of low latency) before a scale-down
     up_polls: int = 2
+    drain_wait: float = 600.0  # seconds a scale-down waits for the type's running jobs; 0: it does not wait
 
 
 @dataclass(frozen=True)
@@ -416,6 +417,9 @@ AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
     RuleSetting("up_cooldown", "UP_COOLDOWN", "seconds after any change before the next scale-up", parse_seconds),
     RuleSetting("down_cooldown", "DOWN_COOLDOWN", "seconds after any change, and of low latency, before a "
                 "scale-down", parse_seconds),
+    RuleSetting("drain_wait", "DRAIN_WAIT", "seconds a scale-down waits while the type's Sidekiq processes run "
+                "jobs (quiet ones included); then it goes ahead and names the jobs it interrupts. 0: no wait",
+                parse_seconds),
 )
 
 

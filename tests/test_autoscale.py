@@ -3,6 +3,7 @@ Platform API on loopback (tests/support/fake_platform_api.py) as the queue laten
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -276,3 +277,47 @@ def test_doctor_reads_each_formation_and_scales_nothing(r, redis_server, api):
     assert "FAIL  worker: the Heroku API refused the token (401: Invalid credentials provided.)" in refused.stdout
     assert "tok-wrong-7d1e" not in refused.stdout + refused.stderr and api.token not in result.stdout
     assert api.patches() == []
+
+
+def busy_dyno(r, dyno: str, job_class: str, running_for: float) -> str:
+    """A Sidekiq process on `dyno` running one job, as Sidekiq 7+ writes its heartbeat and its work."""
+    identity = f"{dyno}:4:0123456789ab"
+    r.sadd("processes", identity)
+    r.hset(identity, mapping={"busy": 1, "concurrency": 5, "quiet": "false", "info": json.dumps(
+        {"hostname": dyno, "concurrency": 5, "version": "8.1.7"})})
+    payload = json.dumps({"class": job_class, "queue": "default", "jid": "f" * 24, "args": []})
+    r.hset(f"{identity}:work", "tid-1", json.dumps({"queue": "default", "payload": payload,
+                                                     "run_at": time.time() - running_for}))
+    return identity
+
+
+def test_a_scale_down_waits_while_a_dyno_of_the_type_runs_a_job_then_goes_on_when_idle(r, redis_server, api):
+    api.formation["worker"] = 3
+    set_latency(r, "default", 0, jobs=0)
+    identity = busy_dyno(r, "worker.2", "LongJob", 30)
+    proc = spawn("run", env=autoscale_env(redis_server.url, api, drain_wait="60"))
+    try:
+        time.sleep(2.5)  # the down cool-down (1 s) is over: without the job, it would have scaled down by now
+        assert api.patches() == []
+        r.hset(identity, "busy", 0)  # the job ended
+        r.delete(f"{identity}:work")
+        deadline = time.monotonic() + 5
+        while not api.patches() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert api.patches()[:1] == [2]
+    assert err.count("holding the scale-down of worker from 3 to 2 while 1 job(s) run on its dynos") == 1
+    assert "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DRAIN_WAIT" in err and "may interrupt" not in err
+
+
+def test_after_the_longest_wait_the_scale_down_goes_on_naming_the_jobs_it_may_interrupt(r, redis_server, api):
+    api.formation["worker"] = 2
+    set_latency(r, "default", 0, jobs=0)
+    busy_dyno(r, "worker.2", "Billing::MonthEndJob", 300)
+    _, err = run_for(4.5, autoscale_env(redis_server.url, api, drain_wait="1.5"))
+    assert api.patches() == [1]
+    (scaled,) = [line for line in err.splitlines() if "scaled type=worker" in line]
+    assert "waited 2s for 1 running job(s)" in scaled or "waited 1s for 1 running job(s)" in scaled
+    assert "worker's scale-down may interrupt: worker.2: Billing::MonthEndJob (default, 30" in err

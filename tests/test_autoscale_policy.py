@@ -67,10 +67,10 @@ def test_during_a_cooldown_the_target_is_known_but_not_acted_on():
     rule = ScalingRule("worker", max_dynos=10, up_latency=30, down_latency=5, up_cooldown=120, up_polls=1)
     policy, state = Policy(rule), TypeState()
     policy.observe(state, high(), 0)
-    assert policy.decide(state, high(), 1, 0) == (2, "latency above 30s for 1 polls", 2)
+    assert policy.decide(state, high(), 1, 0)[:3] == (2, "latency above 30s for 1 polls", 2)
     policy.changed(state, 0)
     policy.observe(state, high(), 30)
-    assert policy.decide(state, high(), 2, 30) == (2, "", 3)
+    assert policy.decide(state, high(), 2, 30)[:3] == (2, "", 3)
 
 
 def test_out_of_range_formations_are_brought_back():
@@ -96,3 +96,40 @@ def test_readings_take_the_worst_latency_and_the_backlog_of_the_rules_queues(que
               QueueSeries(QUEUE_LATENCY, ["fast", "slow"], [1.0, 40.0])]
     rule = ScalingRule("worker", max_dynos=3, queues=queues)
     assert readings([rule], series) == {"worker": expected}
+
+
+DRAINING = ScalingRule("worker", max_dynos=5, min_dynos=1, down_latency=5, down_cooldown=300, drain_wait=600)
+
+
+def test_a_scale_down_waits_while_the_type_runs_jobs_then_goes_on_when_idle():
+    policy, state = Policy(DRAINING), TypeState()
+    busy, idle = Reading(1.0, 0, busy=2, running=("worker.2:1:a",)), Reading(1.0, 0)
+    polls = [(0, busy), (300, busy), (400, busy), (500, idle)]
+    assert run(policy, state, polls, 3) == [3, 3, 3, 2]  # held from 300 s (the cool-down's end) until idle at 500 s
+    assert state.draining_since is None
+
+
+def test_after_the_longest_wait_it_goes_on_and_says_it_interrupts():
+    policy, state = Policy(DRAINING), TypeState()
+    busy = Reading(1.0, 0, busy=1, running=("worker.2:1:a",))
+    for now in (0, 300, 600):
+        policy.observe(state, busy, now)
+        assert policy.decide(state, busy, 3, now).draining == (now >= 300)
+    policy.observe(state, busy, 900)
+    decision = policy.decide(state, busy, 3, 900)  # 600 s of waiting since 300 s
+    assert (decision.quantity, decision.interrupts) == (2, True) and "waited 600s for 1 running job(s)" in \
+        decision.reason
+    no_wait = Policy(ScalingRule("worker", max_dynos=5, down_cooldown=300, drain_wait=0))
+    state = TypeState()
+    no_wait.observe(state, busy, 0)
+    no_wait.observe(state, busy, 300)
+    assert no_wait.decide(state, busy, 3, 300).quantity == 2  # 0: the old behaviour, no wait
+
+
+def test_readings_count_the_busy_processes_of_each_type():
+    from sidekiq_metrics.readings import ProcessReading
+
+    processes = [ProcessReading("worker.1:1:a", 0, 5, "worker.1"), ProcessReading("worker.2:1:b", 3, 5, "worker.2"),
+                 ProcessReading("urgent.1:1:c", 1, 5, "urgent.1"), ProcessReading("x:1:d", 4, 5, None)]
+    got = readings([DRAINING], [QueueSeries(QUEUE_SIZE, [], []), QueueSeries(QUEUE_LATENCY, [], [])], processes)
+    assert got["worker"].busy == 3 and got["worker"].running == ("worker.2:1:b",)

@@ -110,31 +110,35 @@ class Policy:
         else:
             state.low_since = None
 
-    def decide(self, state: TypeState, reading: Reading | None, current: int, now: float) -> Decision:
-        """The quantity `current` should become now (`current` itself to hold still)."""
+    def decide(self, state: TypeState, reading: Reading | None, current: int, now: float,
+               at: float | None = None) -> Decision:
+        """The quantity `current` should become now (`current` itself to hold still). `now` is the clock of the
+        cool-downs (monotonic); `at` the wall clock (epoch seconds) of the schedule's windows, if any."""
         rule = self.rule
         if reading is None or reading.latency is None:
             return Decision(current, "", current)
+        low, high, window = rule.bounds(at)
+        during = f" ({window.text})" if window else ""
         target, reason = current, ""
-        if current < rule.min_dynos:
-            target, reason = rule.min_dynos, f"below the minimum of {rule.min_dynos}"
-        elif current > rule.max_dynos:
-            target, reason = rule.max_dynos, f"above the maximum of {rule.max_dynos}"
+        if current < low:
+            target, reason = low, f"below the minimum of {low}{during}"
+        elif current > high:
+            target, reason = high, f"above the maximum of {high}{during}"
         elif current == 0 and reading.backlog > 0:
-            target, reason = min(rule.max_dynos, rule.step), f"{reading.backlog} jobs waiting and no dynos"
-        elif state.high_polls >= rule.up_polls and current < rule.max_dynos:
-            target = min(rule.max_dynos, current + rule.step)
+            target, reason = min(high, rule.step), f"{reading.backlog} jobs waiting and no dynos"
+        elif state.high_polls >= rule.up_polls and current < high:
+            target = min(high, current + rule.step)
             reason = f"latency above {rule.up_latency:g}s for {state.high_polls} polls"
-        elif (state.low_since is not None and now - state.low_since >= rule.down_cooldown
-              and current > rule.min_dynos):
-            target = max(rule.min_dynos, current - rule.step)
+        elif state.low_since is not None and now - state.low_since >= rule.down_cooldown and current > low:
+            target = max(low, current - rule.step)
             reason = f"latency below {rule.down_latency:g}s for {now - state.low_since:.0f}s"
         if target >= current:
             state.draining_since = None
         if target == current:
             return Decision(current, "", current)
         cooldown = rule.up_cooldown if target > current else rule.down_cooldown
-        if state.last_change is not None and now - state.last_change < cooldown:
+        bound = current < low or current > high  # within bounds at once: a window boundary does not wait
+        if not bound and state.last_change is not None and now - state.last_change < cooldown:
             return Decision(current, "", target)  # one change per cool-down
         if target < current and reading.busy and rule.drain_wait > 0:
             # Heroku does not say which dynos a scale-down stops, so any of the type's busy ones may be:
@@ -177,8 +181,10 @@ class Autoscaler:
     """Acts on the latest readings in a thread of its own. `observe` and `samples` never block."""
 
     def __init__(self, config: AutoscaleSettings, lock: ScalingLock, log: Callable[[str], None],
-                 secrets: tuple[str, ...] = (), clock: Callable[[], float] = time.monotonic) -> None:
+                 secrets: tuple[str, ...] = (), clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.wall = wall  # the schedules' clock: windows are wall-clock times
         self.api = PlatformApi(config.api_url, config.token, config.app)
         self.lock = lock
         self.log = log
@@ -258,13 +264,13 @@ class Autoscaler:
         # A dry run decides from the quantity its decisions would have set, so it shows what a real run does.
         base = state.simulated if dry_run and state.simulated is not None else state.current
         if base is None or now - state.read_at >= FORMATION_MAX_AGE or \
-                policy.decide(state, reading, base, now).quantity != base:
+                policy.decide(state, reading, base, now, self.wall()).quantity != base:
             current = self._api(process_type, lambda: self.api.quantity(process_type))
             if current is None:
                 return
             state.current, state.read_at = current, now
             base = state.simulated if dry_run and state.simulated is not None else current
-        decision = policy.decide(state, reading, base, now)
+        decision = policy.decide(state, reading, base, now, self.wall())
         state.desired = decision.target
         if decision.draining and process_type not in self._draining:
             self._draining.add(process_type)

@@ -15,10 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.formats import FACTORIES
 from sidekiq_metrics.redis_target import RedisTarget
+from sidekiq_metrics.schedule import ScheduleError, Window, parse_schedule, window_at
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_INTERVAL = 30.0
@@ -59,6 +61,17 @@ class ScalingRule:
     down_cooldown: float = 600.0  # seconds after any change (and of low latency) before a scale-down
     up_polls: int = 2
     drain_wait: float = 600.0  # seconds a scale-down waits for the type's running jobs; 0: it does not wait
+    schedule: tuple[Window, ...] = ()  # time windows that override min_dynos and max_dynos
+    timezone: str = "UTC"  # the windows' (SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE, for every type)
+
+    def bounds(self, at: float | None) -> tuple[int, int, Window | None]:
+        """MIN and MAX at the moment `at` (epoch seconds; None: the rule's own), and the window that set them."""
+        window = window_at(self.schedule, self.timezone, at) if at is not None else None
+        if window is None:
+            return self.min_dynos, self.max_dynos, None
+        low = self.min_dynos if window.min_dynos is None else window.min_dynos
+        high = self.max_dynos if window.max_dynos is None else window.max_dynos
+        return low, high, window
 
 
 @dataclass(frozen=True)
@@ -399,7 +412,7 @@ class RuleSetting:
         default = next(f.default for f in dataclasses.fields(ScalingRule) if f.name == self.name)
         if default is dataclasses.MISSING:
             return "required"
-        return "every reported queue" if default is None else format_value(default)
+        return "every reported queue" if default is None else "none" if default == () else format_value(default)
 
 
 AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
@@ -417,10 +430,20 @@ AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
     RuleSetting("up_cooldown", "UP_COOLDOWN", "seconds after any change before the next scale-up", parse_seconds),
     RuleSetting("down_cooldown", "DOWN_COOLDOWN", "seconds after any change, and of low latency, before a "
                 "scale-down", parse_seconds),
+    RuleSetting("schedule", "SCHEDULE", "time windows that override MIN and MAX, `;`-separated: `Mon-Fri "
+                "08:00-18:00 min=3; Sat,Sun 00:00-24:00 max=2` (the first that covers a moment wins; times in "
+                "`SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE`)", lambda raw, label: _schedule(raw, label)),
     RuleSetting("drain_wait", "DRAIN_WAIT", "seconds a scale-down waits while the type's Sidekiq processes run "
                 "jobs (quiet ones included); then it goes ahead and names the jobs it interrupts. 0: no wait",
                 parse_seconds),
 )
+
+
+def _schedule(raw: str, label: str) -> tuple[Window, ...]:
+    try:
+        return parse_schedule(raw)
+    except ScheduleError as exc:
+        raise ConfigError(label, str(exc)) from None
 
 
 def autoscale_variable(process_type: str, suffix: str) -> str:
@@ -466,6 +489,14 @@ def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query:
         errors.append(ConfigError("SIDEKIQ_METRICS_HEROKU_API_URL", "must be an http:// or https:// URL without "
                                   "credentials, e.g. https://api.heroku.com"))
+    zone = env.get("SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE", "").strip() or "UTC"
+    origins["autoscale_timezone"] = "SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE" if zone != "UTC" else "default"
+    try:
+        ZoneInfo(zone)
+        rules = [dataclasses.replace(rule, timezone=zone) for rule in rules]
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE", f"must be a time zone such as "
+                                  f"Europe/Berlin or UTC, got {_quote(zone)}"))
     dry = env.get("SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN", "").strip()
     origins["autoscale_dry_run"] = "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN" if dry else "default"
     try:
@@ -509,6 +540,13 @@ def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str
                                   f"{process_type}: the most dynos it may have, e.g. 10"))
         return None
     rule = ScalingRule(process_type, **values)
+    for window in rule.schedule:
+        low = rule.min_dynos if window.min_dynos is None else window.min_dynos
+        high = rule.max_dynos if window.max_dynos is None else window.max_dynos
+        if low > high or high > MAX_DYNOS:
+            errors.append(ConfigError(autoscale_variable(process_type, "SCHEDULE"), f"has a window whose bounds "
+                                      f"cannot hold (min {low} > max {high}, or over {MAX_DYNOS}): {window.text}"))
+            return None
     if rule.min_dynos > rule.max_dynos:
         errors.append(ConfigError(autoscale_variable(process_type, "MIN"), f"must not be above "
                                   f"{autoscale_variable(process_type, 'MAX')} ({rule.min_dynos} > {rule.max_dynos})"))

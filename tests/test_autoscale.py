@@ -321,3 +321,12 @@ def test_after_the_longest_wait_the_scale_down_goes_on_naming_the_jobs_it_may_in
     (scaled,) = [line for line in err.splitlines() if "scaled type=worker" in line]
     assert "waited 2s for 1 running job(s)" in scaled or "waited 1s for 1 running job(s)" in scaled
     assert "worker's scale-down may interrupt: worker.2: Billing::MonthEndJob (default, 30" in err
+
+
+def test_a_schedule_window_raises_the_minimum_at_once_in_a_live_emitter(r, redis_server, api):
+    set_latency(r, "default", 3)  # between the thresholds: latency alone holds still
+    env = {**autoscale_env(redis_server.url, api, schedule="Mon-Sun 00:00-24:00 min=2"),
+           "SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE": "Europe/Berlin"}
+    _, err = run_for(1.5, env)
+    assert api.patches() == [2]
+    assert "reason=\"below the minimum of 2 (Mon-Sun 00:00-24:00 min=2)\"" in err

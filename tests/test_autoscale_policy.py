@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sidekiq_metrics.autoscale import Policy, Reading, TypeState, readings
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import ScalingRule
 from sidekiq_metrics.metrics import QueueSeries
+from sidekiq_metrics.schedule import parse_schedule
 
 RULE = ScalingRule("worker", max_dynos=5, min_dynos=1, up_latency=30, down_latency=5, step=2, up_cooldown=60,
                    down_cooldown=300, up_polls=3)
@@ -133,3 +136,59 @@ def test_readings_count_the_busy_processes_of_each_type():
                  ProcessReading("urgent.1:1:c", 1, 5, "urgent.1"), ProcessReading("x:1:d", 4, 5, None)]
     got = readings([DRAINING], [QueueSeries(QUEUE_SIZE, [], []), QueueSeries(QUEUE_LATENCY, [], [])], processes)
     assert got["worker"].busy == 3 and got["worker"].running == ("worker.2:1:b",)
+
+
+def berlin(text: str) -> float:
+    """Epoch seconds of a wall-clock time in Europe/Berlin."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+
+
+SCHEDULED = ScalingRule("worker", max_dynos=10, min_dynos=1, down_latency=5, down_cooldown=300, up_cooldown=300,
+                        timezone="Europe/Berlin",
+                        schedule=parse_schedule("Mon-Fri 08:00-18:00 min=3; Sat,Sun 22:00-02:00 max=2"))
+
+
+def test_a_window_sets_the_bounds_at_its_boundary_at_once_whatever_the_latency_and_the_cooldown():
+    policy, state = Policy(SCHEDULED), TypeState()
+    calm = Reading(10.0, 0)  # between the thresholds: latency alone would hold still
+    # Monday 2026-03-02, a minute before and at 08:00 Berlin: 1 dyno, then at once the window's minimum of 3.
+    assert policy.decide(state, calm, 1, 0, berlin("2026-03-02T07:59:00")).quantity == 1
+    policy.changed(state, 0)  # a change a moment ago: a cool-down runs
+    decision = policy.decide(state, calm, 1, 10, berlin("2026-03-02T08:00:00"))
+    assert decision.quantity == 3 and "below the minimum of 3 (Mon-Fri 08:00-18:00 min=3)" in decision.reason
+    # After 18:00 the window's minimum no longer holds: back to the rule's bounds, by latency, one step at a time.
+    assert SCHEDULED.bounds(berlin("2026-03-02T18:00:00"))[:2] == (1, 10)
+
+
+def test_windows_keep_their_wall_clock_hours_across_daylight_saving_and_midnight():
+    # Berlin moves from UTC+1 to UTC+2 on 2026-03-29 at 02:00 local: 08:00 is 07:00 UTC before, 06:00 UTC after.
+    assert SCHEDULED.bounds(berlin("2026-03-27T08:00:00"))[:2] == (3, 10)  # Friday, winter time
+    assert SCHEDULED.bounds(berlin("2026-03-30T08:00:00"))[:2] == (3, 10)  # Monday, summer time
+    assert SCHEDULED.bounds(berlin("2026-03-30T08:00:00") - 3600)[:2] == (1, 10)  # 07:00 local: not yet
+    # A window past midnight: Saturday 22:00 to Sunday 02:00, and Sunday night into Monday 02:00.
+    assert SCHEDULED.bounds(berlin("2026-03-28T23:30:00"))[:2] == (1, 2)
+    assert SCHEDULED.bounds(berlin("2026-03-30T01:30:00"))[:2] == (1, 2)  # Monday 01:30: from Sunday's window
+    assert SCHEDULED.bounds(berlin("2026-03-30T02:00:00"))[:2] == (1, 10)
+
+
+@pytest.mark.parametrize("raw, says", [
+    ("Mon-Fri 08:00-18:00", "sets neither min= nor max="),
+    ("Someday 08:00-18:00 min=3", "names a day that is not one of"),
+    ("Mon 25:00-26:00 min=3", "has a time that is not one"),
+    ("every day min=3", "is not `<days> <HH:MM>-<HH:MM> [min=N] [max=N]`"),
+])
+def test_bad_schedules_say_what_is_wrong(raw, says):
+    from sidekiq_metrics.config import ConfigError, load_settings
+
+    env = {"SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "5",
+           "HEROKU_API_TOKEN": "t", "HEROKU_APP_NAME": "shop", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE": raw}
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_settings(env)
+    with pytest.raises(ConfigError, match="min 6 > max 5"):
+        load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE": "Mon 08:00-09:00 min=6"})
+    with pytest.raises(ConfigError, match="must be a time zone"):
+        load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE": "Mon 08:00-09:00 min=2",
+                       "SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE": "Mars/Olympus"})

@@ -13,9 +13,8 @@ import click
 
 from sidekiq_metrics import __version__
 from sidekiq_metrics.config import REDIS_URL, SETTINGS, Setting, Settings, load_settings
-from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
 
-EXIT_OK, EXIT_REDIS, EXIT_CONFIG = 0, 1, 2
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A setting's flag, made from its declaration (config.SETTINGS). Values are parsed by config, not by
@@ -101,6 +100,23 @@ def watch(every: float, threshold: float, **flags: object) -> None:
     from sidekiq_metrics.watch import run_watch
 
     sys.exit(run_watch(resolve_settings(flags), every, threshold))
+
+
+@main.group()
+def autoscale() -> None:
+    """Autoscaling tools (autoscaling itself runs in `run`, configured by SIDEKIQ_METRICS_AUTOSCALE_*)."""
+
+
+@autoscale.command()
+@click.argument("recording", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--start", "starts", multiple=True, metavar="TYPE=N",
+              help="The formation at the start of the recording, e.g. worker=3 (default: each type's MIN).")
+def simulate(recording: str, starts: tuple[str, ...]) -> None:
+    """What autoscaling would have done with recorded readings: the json output's lines, or l2met lines from
+    `heroku logs`. The SIDEKIQ_METRICS_AUTOSCALE_* settings apply; no Redis, no Platform API, no token."""
+    from sidekiq_metrics.simulate import run_simulation
+
+    sys.exit(run_simulation(os.environ, recording, starts, sys.stdout))
 
 
 @main.command()

@@ -23,6 +23,7 @@ class OutputFailed(Exception):  # noqa: N818 - a state, said as one line
     (A reader that went away, BrokenPipeError, is a stop, not this.)"""
 
 
+EXIT_CONFIG = 2  # bad settings or input: one line saying which and what it accepts
 EXIT_OUTPUT = 74  # sysexits' EX_IOERR: not 0, so the hook's supervisor retries later, with backoff
 
 

@@ -1,0 +1,179 @@
+"""`sidekiq-metrics autoscale simulate`: what the autoscaling policy would have done with recorded readings.
+
+It reads what the emitter printed (the `json` output, one object a poll, or l2met lines as
+`heroku logs` shows them, each with its timestamp) and feeds each poll's queues to the same
+Policy the autoscaler runs, as if every change it asked for were made at once. No Redis, no
+Platform API. The readings carry no process hashes, so a scale-down's wait for running jobs
+is not simulated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TextIO
+
+from sidekiq_metrics.autoscale import Policy, Reading, TypeState, readings
+from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
+from sidekiq_metrics.config import ScalingRule, check_settings
+from sidekiq_metrics.errors import EXIT_CONFIG
+from sidekiq_metrics.metrics import QueueSeries
+
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?)\s")
+_QUEUE_VALUE = re.compile(r"(?:sample|measure|count)#[^\s=]+?\.(?P<queue>[^\s=]+)\.(?P<kind>size|latency)="
+                          r"(?P<value>[0-9.]+)")
+
+
+class RecordingError(ValueError):
+    """The recording cannot be read: the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Poll:
+    at: float  # epoch seconds
+    series: list[QueueSeries]
+
+
+@dataclass(frozen=True)
+class Change:
+    at: float
+    process_type: str
+    before: int
+    after: int
+    reading: Reading
+    reason: str
+
+
+@dataclass
+class Outcome:
+    changes: list[Change] = field(default_factory=list)
+    dyno_seconds: dict[str, float] = field(default_factory=dict)
+    seconds_above: dict[str, float] = field(default_factory=dict)  # latency above UP_LATENCY
+    final: dict[str, int] = field(default_factory=dict)
+
+
+def polls(lines: Iterable[str]) -> Iterator[Poll]:
+    """The polls of a recording: JSON objects of the json output, or l2met lines with their timestamps
+    (a poll ends with its metrics.up measurement)."""
+    sizes: dict[str, float] = {}
+    waits: dict[str, float] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            yield _json_poll(text, number)
+            continue
+        stamp = _STAMP.match(text)
+        if not stamp:
+            raise RecordingError(f"line {number} is neither a JSON object of the json output nor an l2met line "
+                                 "that starts with its time (as `heroku logs` prints them)")
+        for match in _QUEUE_VALUE.finditer(text):
+            (sizes if match["kind"] == "size" else waits)[match["queue"]] = float(match["value"])
+        if "metrics.up=" in text:
+            at = _epoch(stamp[1], number)
+            yield Poll(at, _series(sizes, waits))
+            sizes, waits = {}, {}
+
+
+def _json_poll(text: str, number: int) -> Poll:
+    try:
+        record = json.loads(text)
+        queues = record["queues"]
+        at = _epoch(record["time"], number)
+        sizes = {name: float(values["size"]) for name, values in queues.items() if "size" in values}
+        waits = {name: float(values["latency"]) for name, values in queues.items() if "latency" in values}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RecordingError(f"line {number} is not an object of the json output (time, queues)") from None
+    return Poll(at, _series(sizes, waits))
+
+
+def _series(sizes: dict[str, float], waits: dict[str, float]) -> list[QueueSeries]:
+    return [QueueSeries(QUEUE_SIZE, list(sizes), list(sizes.values())),
+            QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))]
+
+
+def _epoch(text: str, number: int) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise RecordingError(f"line {number} has a time that is not one") from None
+
+
+def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict[str, int]) -> Outcome:
+    """The policy over the recorded polls, every change made at once, as the autoscaler's own step does."""
+    policies = {rule.process_type: Policy(rule) for rule in rules}
+    states = {rule.process_type: TypeState() for rule in rules}
+    current = {rule.process_type: start.get(rule.process_type, rule.min_dynos) for rule in rules}
+    outcome = Outcome(dyno_seconds=dict.fromkeys(current, 0.0), seconds_above=dict.fromkeys(current, 0.0))
+    previous: float | None = None
+    for poll in recorded:
+        latest = readings(rules, poll.series)
+        for rule in rules:
+            kind = rule.process_type
+            reading = latest[kind]
+            if previous is not None:  # the time since the previous poll, at the quantity it left
+                outcome.dyno_seconds[kind] += current[kind] * (poll.at - previous)
+                if reading.latency is not None and reading.latency > rule.up_latency:
+                    outcome.seconds_above[kind] += poll.at - previous
+            policy, state = policies[kind], states[kind]
+            policy.observe(state, reading, poll.at)
+            decision = policy.decide(state, reading, current[kind], poll.at, poll.at)
+            if decision.quantity != current[kind]:
+                outcome.changes.append(Change(poll.at, kind, current[kind], decision.quantity, reading,
+                                              decision.reason))
+                current[kind] = decision.quantity
+                policy.changed(state, poll.at)
+        previous = poll.at
+    outcome.final = current
+    return outcome
+
+
+def report(outcome: Outcome, rules: Sequence[ScalingRule], out: TextIO) -> None:
+    for change in outcome.changes:
+        when = datetime.fromtimestamp(change.at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        latency = "?" if change.reading.latency is None else f"{change.reading.latency:.3f}"
+        out.write(f"{when} scale type={change.process_type} from={change.before} to={change.after} "
+                  f"latency={latency} backlog={change.reading.backlog} reason=\"{change.reason}\"\n")
+    for rule in rules:
+        kind = rule.process_type
+        changes = sum(1 for c in outcome.changes if c.process_type == kind)
+        out.write(f"{kind}: {outcome.dyno_seconds[kind] / 60:.0f} dyno-minutes, "
+                  f"{outcome.seconds_above[kind] / 60:.1f} minutes with latency above {rule.up_latency:g}s, "
+                  f"{changes} change(s), ending at {outcome.final[kind]} dyno(s)\n")
+
+
+def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str], out: TextIO) -> int:
+    """The `autoscale simulate` command: 0, or 2 with one line for bad settings or an unreadable recording."""
+    # The token and the app matter only to the Platform API, which a simulation never calls.
+    settings, errors = check_settings({**env, "HEROKU_API_TOKEN": env.get("HEROKU_API_TOKEN") or "simulation",
+                                       "HEROKU_APP_NAME": env.get("HEROKU_APP_NAME") or "simulation"})
+    problem = str(errors[0]) if errors else None
+    if problem is None and settings.autoscale is None:
+        problem = "SIDEKIQ_METRICS_AUTOSCALE must list the process types to simulate, e.g. worker"
+    start: dict[str, int] = {}
+    for item in starts:
+        kind, _, number = item.partition("=")
+        if not number.isdigit() or len(number) > 4:
+            problem = problem or f"--start must be TYPE=N, e.g. worker=3, got {item[:40]!r}"
+        else:
+            start[kind] = int(number)
+    if problem or settings.autoscale is None:
+        sys.stderr.write(f"sidekiq-metrics: {problem}\n")
+        return EXIT_CONFIG
+    rules = settings.autoscale.rules
+    try:
+        with (open(recording, encoding="utf-8", errors="replace") if recording != "-" else
+              contextlib.nullcontext(sys.stdin)) as lines:
+            outcome = simulate(rules, polls(lines), start)
+    except (OSError, RecordingError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        sys.stderr.write(f"sidekiq-metrics: cannot read the recording {recording[:80]!r}: {reason}\n")
+        return EXIT_CONFIG
+    report(outcome, rules, out)
+    return 0

@@ -1,0 +1,118 @@
+"""`sidekiq-metrics autoscale simulate` on recordings, against the live autoscaler fed the same readings."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from sidekiq_metrics.autoscale import Autoscaler, ScalingLock, readings
+from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.simulate import polls
+from support.commands import cli, spawn
+from support.fake_platform_api import FakePlatformApi
+from support.sidekiq_data import seed
+
+START = 1795420800.0  # 2026-11-23T08:00:00Z
+RULE = {"SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "5",
+        "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_LATENCY": "30", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_LATENCY": "5",
+        "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "2", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_COOLDOWN": "120",
+        "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_COOLDOWN": "600", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default"}
+
+
+def latency_at(minute: float) -> float:
+    """A burst: quiet for 5 minutes, 10 minutes of latency climbing to 200 s, then quiet again."""
+    return 0.5 if minute < 5 or minute >= 15 else 20 * (minute - 5)
+
+
+def recording() -> list[dict]:
+    return [{"time": datetime.fromtimestamp(START + 30 * n, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+             "queues": {"default": {"size": int(latency_at(n / 2) * 10), "latency": latency_at(n / 2)},
+                        "mailers": {"size": 0, "latency": 0.0}},
+             "totals": {"metrics.up": 1}, "counts": {}} for n in range(120)]
+
+
+def simulated(path, *args: str) -> list[str]:
+    result = cli("autoscale", "simulate", str(path), *args, env=RULE)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings(tmp_path, r, redis_server):
+    path = tmp_path / "polls.jsonl"
+    path.write_text("\n".join(json.dumps(record) for record in recording()) + "\n")
+    lines = simulated(path)
+    decisions = [line for line in lines if " scale type=" in line]
+    assert [int(line.split(" to=")[1].split()[0]) for line in decisions] == [2, 3, 4, 5, 4, 3, 2, 1]
+    # The second poll in a row above 30 s: 7.5 minutes in, at 50 s.
+    assert decisions[0].startswith("2026-11-23T08:07:30Z scale type=worker from=1 to=2 latency=50.000")
+    assert lines[-1].startswith("worker: ") and "8 change(s), ending at 1 dyno(s)" in lines[-1]
+    # The live autoscaler: the same readings, its clocks given the recording's times, a real loopback API.
+    api = FakePlatformApi(formation={"worker": 1})
+    try:
+        env = {**RULE, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app,
+               "SIDEKIQ_METRICS_HEROKU_API_URL": api.url}
+        settings = load_settings(env)
+        now = [START]
+        live = Autoscaler(settings.autoscale, ScalingLock(settings, "test"), lambda message: None,
+                          clock=lambda: now[0], wall=lambda: now[0])
+        with path.open() as recorded:
+            for poll in polls(recorded):
+                now[0] = poll.at
+                r.delete("sidekiq-metrics:autoscale:lock:worker")  # (one emitter: the lock never holds it off)
+                live.step(readings(settings.autoscale.rules, poll.series))
+        assert api.patches() == [2, 3, 4, 5, 4, 3, 2, 1]
+    finally:
+        api.close()
+
+
+def test_l2met_lines_from_heroku_logs_give_the_same_decisions(tmp_path):
+    json_path, log_path = tmp_path / "polls.jsonl", tmp_path / "heroku.log"
+    json_path.write_text("\n".join(json.dumps(record) for record in recording()) + "\n")
+    with log_path.open("w") as log:
+        for record in recording():
+            stamp = record["time"].replace(".000Z", ".123456+00:00")
+            default = record["queues"]["default"]
+            log.write(f"{stamp} app[web.1]: sample#sidekiq.default.size={default['size']} "
+                      "sample#sidekiq.mailers.size=0\n"
+                      f"{stamp} app[web.1]: sample#sidekiq.default.latency={default['latency']:.3f} "
+                      f"sample#sidekiq.mailers.latency=0.000\n"
+                      f"{stamp} heroku[router]: at=info method=GET path=/ status=200\n"
+                      f"{stamp} app[web.1]: sample#sidekiq.enqueued=0 sample#sidekiq.metrics.up=1\n")
+    assert simulated(log_path) == simulated(json_path)
+
+
+def test_a_recording_made_by_the_emitter_itself(tmp_path, r, redis_server):
+    seed(r, {"default": (45.0, 3)})
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "json",
+                             "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    time.sleep(1.5)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    path = tmp_path / "recorded.jsonl"
+    path.write_text(out)
+    lines = simulated(path, "--start", "worker=1")
+    assert "scale type=worker from=1 to=2 latency=4" in lines[0]  # two polls above 30 s: up by one
+
+
+@pytest.mark.parametrize("env, args, says", [
+    ({}, (), "SIDEKIQ_METRICS_AUTOSCALE must list the process types to simulate"),
+    (RULE, ("--start", "worker=many"), "--start must be TYPE=N"),
+    ({**RULE, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "lots"}, (), "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX must be"),
+])
+def test_bad_settings_exit_2_with_one_line(tmp_path, env, args, says):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    result = cli("autoscale", "simulate", str(path), *args, env=env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
+def test_an_unreadable_recording_exit_2_with_one_line(tmp_path):
+    path = tmp_path / "junk.log"
+    path.write_text("hello\n")
+    result = cli("autoscale", "simulate", str(path), env=RULE)
+    assert result.returncode == 2 and "line 1 is neither a JSON object" in result.stderr
+    missing = cli("autoscale", "simulate", str(tmp_path / "nope"), env=RULE)
+    assert missing.returncode == 2 and "No such file" in missing.stderr and missing.stderr.count("\n") == 1

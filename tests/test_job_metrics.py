@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -209,6 +210,9 @@ def test_a_real_sidekiq_8_server_over_minutes_each_minute_once_and_the_sums_equa
         time.sleep(4)
     started = time.time()
     emitter = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "3"})
+    printed: list[str] = []  # read as it comes: a full pipe would stop the emitter's polls (as it should)
+    reader = threading.Thread(target=lambda: printed.extend(emitter.stdout), daemon=True)
+    reader.start()
     try:
         time.sleep(max(0.0, stop - time.time()) + 1)
         feeder.wait(30)
@@ -216,7 +220,9 @@ def test_a_real_sidekiq_8_server_over_minutes_each_minute_once_and_the_sums_equa
         end = (int(time.time()) // 60 + 1) * 60 + 20
         time.sleep(end - time.time())
         emitter.send_signal(signal.SIGTERM)
-        out, err = emitter.communicate(timeout=10)
+        emitter.wait(10)
+        reader.join(10)
+        out, err = "".join(printed), emitter.stderr.read()
     finally:
         emitter.kill()
         os.killpg(server.pid, signal.SIGTERM)

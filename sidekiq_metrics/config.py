@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -796,6 +797,26 @@ OTLP_SETTINGS: tuple[OtelSetting, ...] = (
                 parse_resource_attributes, shown="none"),
 )
 
+def _tls_files(ca: str | None, certificate: str | None, key: str | None,
+               origins: Mapping[str, str]) -> list[ConfigError]:
+    """The PEM files loaded as the exporter will load them, so that one which is not a certificate (or a key
+    that does not go with it) is a setting's error now, not a traceback at the first export."""
+    context = ssl.create_default_context()
+    try:
+        if ca:
+            context.load_verify_locations(cafile=ca)
+    except (ssl.SSLError, OSError):
+        return [ConfigError(origins.get("otlp.certificate", _otel("CERTIFICATE")[1]),
+                            "must be a PEM file of CA certificates (none could be read from it)")]
+    try:
+        if certificate:
+            context.load_cert_chain(certificate, key)
+    except (ssl.SSLError, OSError):
+        return [ConfigError(origins.get("otlp.client_certificate", _otel("CLIENT_CERTIFICATE")[1]),
+                            "and its key must be a PEM certificate and the PEM private key that goes with it")]
+    return []
+
+
 # Heroku's dyno metadata (`heroku labs:enable runtime-dyno-metadata`) as the semantic conventions name it
 # (semantic-conventions: docs/resource/cloud-provider/heroku.md).
 HEROKU_RESOURCE = (("HEROKU_APP_ID", "heroku.app.id"), ("HEROKU_RELEASE_VERSION", "service.version"),
@@ -822,6 +843,8 @@ def _otlp(env: Mapping[str, str], origins: dict[str, str], errors: list[ConfigEr
     if bool(values["client_certificate"]) != bool(values["client_key"]):
         errors.append(ConfigError(_otel("CLIENT_KEY")[1], "and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE must be set "
                                   "together, for mutual TLS"))
+    elif len(errors) == before:
+        errors += _tls_files(values["certificate"], values["client_certificate"], values["client_key"], origins)
     if len(errors) > before:
         return None
     given = dict(values.pop("resource_attributes"))

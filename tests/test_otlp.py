@@ -412,3 +412,13 @@ def test_any_readings_encode_to_messages_that_decode_to_the_same_values():
         assert (("sidekiq.jobs.processed", ()) in decoded) == (-(1 << 63) <= int(processed) < 1 << 63)
 
     check()
+
+
+def test_a_certificate_file_that_is_not_a_pem_certificate_is_a_bad_setting_not_a_traceback():
+    for env, named in [({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/hostname"}, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+                       ({"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/etc/hostname",
+                         "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/etc/hostname"}, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")]:
+        result = cli("run", "--once", env={"SIDEKIQ_METRICS_OUTPUT": "l2met,otlp",
+                                           "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com", **env})
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and named in result.stderr and "PEM" in result.stderr

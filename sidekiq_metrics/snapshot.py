@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from sidekiq_metrics import queue_scan
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.job_metrics import JobMetricsReader
+from sidekiq_metrics.job_metrics import MAX_CATCH_UP, JobMetricsReader
 from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, Snapshot, Totals
 from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
 
@@ -146,7 +146,11 @@ class SidekiqReader:
                      ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"],
                      # The earliest due time of each set: by rank, so Redis 5 answers too, and never a scan.
                      ["ZRANGE", ns + b"schedule", 0, 0, "WITHSCORES"], ["ZRANGE", ns + b"retry", 0, 0, "WITHSCORES"]]
+        skipped = self.jobs.skipped if self.jobs else 0
         due = self.jobs.due(clock()) if self.jobs else []
+        if self.jobs and self.jobs.skipped > skipped:
+            self.log(f"job-class metrics: {self.jobs.skipped - skipped} minute(s) were not read, as Redis could "
+                     f"not be read for longer than {MAX_CATCH_UP} minutes; reading the latest ones")
         job_commands = self.jobs.commands(due) if self.jobs and due else []
         head += job_commands  # (before the sets, which are read from the end of `answers`)
         asked = tuple(queues) if queues is not None else None

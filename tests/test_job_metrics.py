@@ -327,3 +327,16 @@ def test_job_classes_in_every_output_by_its_conventions():
     assert point.as_int == 4 and point.attributes[0].key == "job_class"
     assert point.attributes[0].value.string_value == "Billing::Invoice"
     assert metrics["sidekiq.job.runtime.p95"].gauge.data_points[0].as_double == 0.03
+
+
+def test_after_a_long_outage_the_latest_minutes_are_read_and_the_skipped_ones_said(r, redis_server, reference_sidekiq):
+    metrics_ref(reference_sidekiq["8"], redis_server.url,
+                [{"track": {"class": "HardJob", "ms": [10], "at": minute(m) + 3}} for m in range(16)])
+    said: list[str] = []
+    ours = SidekiqReader(Connection(parse_redis_url(redis_server.url, "url"), timeout=5), jobs=JobMetricsReader(),
+                         log=said.append)
+    read_at(ours, minute(0) + GRACE + 1)
+    jobs = read_at(ours, minute(15) + GRACE + 1)  # 15 minutes complete since: only the latest MAX_CATCH_UP are read
+    assert (jobs.start, jobs.end) == (minute(5), minute(15)) and jobs.classes[0].runs == 10
+    assert said == ["job-class metrics: 5 minute(s) were not read, as Redis could not be read for longer than 10 "
+                    "minutes; reading the latest ones"]

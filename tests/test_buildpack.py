@@ -355,13 +355,13 @@ def test_a_crashed_emitter_is_restarted_but_nothing_survives_sigterm(slug, r, re
     d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="0.5"))
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
-        emitters = [p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
-        assert len(emitters) == 1
-        os.kill(emitters[0], signal.SIGKILL)  # e.g. the OOM killer
+        first = emitters(d)
+        assert len(first) == 1
+        os.kill(first[0], signal.SIGKILL)  # e.g. the OOM killer
         time.sleep(0.3)
         assert d.read_stdout_until(".size=0", 8).count(".size=0") >= 1  # reporting again
-        restarted = [p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
-        assert len(restarted) == 1 and restarted != emitters
+        restarted = emitters(d)
+        assert len(restarted) == 1 and restarted != first
         ours = d.ours()
         d.sigterm_all()
         deadline = time.monotonic() + 3
@@ -381,10 +381,10 @@ def test_a_bad_restart_delay_falls_back_to_10_seconds_not_a_restart_storm(slug, 
     d = Dyno(slug["app"], "web.1", redis_config(redis_server, SIDEKIQ_METRICS_RESTART_DELAY="soon; rm -rf /"))
     try:
         assert ".size=0" in d.read_stdout_until(".size=0", 8)
-        emitter = next(p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes())
+        emitter = next(iter(emitters(d)))
         os.kill(emitter, signal.SIGKILL)
         time.sleep(1.0)
-        assert not [p for p in d.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert not emitters(d)
     finally:
         stderr = d.stop()
     assert stderr.count("restarting in 10s") == 1
@@ -540,12 +540,20 @@ def test_the_hook_works_and_the_app_starts_whatever_state_the_startup_shell_is_i
     assert web_stderr.startswith("sidekiq-metrics: starting the Sidekiq metrics emitter on web.1\n"), web_stderr
 
 
+def cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has gone (it may, between listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def emitters(dyno: Dyno) -> list[int]:
-    return [p for p in dyno.ours() if b"sidekiq_metrics" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return [p for p in dyno.ours() if b"sidekiq_metrics" in cmdline(p)]
 
 
 def supervisors(dyno: Dyno) -> list[int]:
-    return [p for p in dyno.ours() if b"bin/supervise" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return [p for p in dyno.ours() if b"bin/supervise" in cmdline(p)]
 
 
 

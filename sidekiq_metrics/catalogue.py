@@ -76,6 +76,8 @@ PROCESS_COUNT = Metric("process.<type>.count", GAUGE, Unit.PROCESSES, "live Side
                        label="process_type")
 PROCESS_BUSY = Metric("process.<type>.busy", GAUGE, Unit.JOBS, "jobs those processes are working on",
                       label="process_type")
+PROCESS_CONCURRENCY = Metric("process.<type>.concurrency", GAUGE, Unit.JOBS, "the threads of those processes "
+                             "(their `concurrency`): the jobs they can run at once", label="process_type")
 PROCESS_UTILIZATION = Metric("process.<type>.utilization", GAUGE, Unit.RATIO, "busy / concurrency of those "
                              "processes; left out when none reports a concurrency", label="process_type")
 PROCESS_QUIET = Metric("process.<type>.quiet", GAUGE, Unit.PROCESSES, "those of them that are quiet (take no new "
@@ -120,8 +122,8 @@ AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with 
 
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
-    UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_UTILIZATION, PROCESS_QUIET,
-    PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP, ERRORS,
-    AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN, JOB_RUNTIME_P50,
+    UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_UTILIZATION,
+    PROCESS_QUIET, PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP,
+    ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN, JOB_RUNTIME_P50,
     JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED,
 )

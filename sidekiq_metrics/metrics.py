@@ -150,7 +150,7 @@ def process_samples(live: Iterable[ProcessReading]) -> list[Sample]:
         found: list[tuple[Metric, float]] = [(m.PROCESS_COUNT, len(processes)), (m.PROCESS_BUSY, busy),
                                              (m.PROCESS_QUIET, sum(1 for p in processes if p.quiet))]
         if concurrency:
-            found.append((m.PROCESS_UTILIZATION, min(1.0, busy / concurrency)))
+            found += [(m.PROCESS_CONCURRENCY, concurrency), (m.PROCESS_UTILIZATION, min(1.0, busy / concurrency))]
         if memory:
             found += [(m.PROCESS_MEMORY_MAX, max(memory)), (m.PROCESS_MEMORY_TOTAL, sum(memory))]
         if rtts:

@@ -14,23 +14,25 @@ shorter cool-down, so whoever acts first also holds the others off for a cool-do
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings, autoscale_variable
 from sidekiq_metrics.connection import connect
+from sidekiq_metrics.drain import RunningJob, at_risk, running_job
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics import QueueSeries, Sample
-from sidekiq_metrics.readings import ProcessReading
+from sidekiq_metrics.readings import ProcessReading, Totals
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.sizing import BUSIEST, Estimate, Flow, estimate, remember
 from sidekiq_metrics.snapshot import encode, key_prefix
 
 LOCK_KEY = "sidekiq-metrics:autoscale:lock:"
@@ -44,10 +46,47 @@ class Reading(NamedTuple):
     backlog: int  # jobs waiting in its queues
     busy: int = 0  # jobs its Sidekiq processes run now (quiet ones included: they are draining)
     running: tuple[str, ...] = ()  # the identities of its processes that run jobs
+    processed: int | None = None  # Sidekiq's running total of finished jobs, every type's (Stats#processed)
+    busy_all: int = 0  # jobs every live Sidekiq process runs, of any type
+    dyno_threads: float | None = None  # threads one of its dynos runs; None: none of its processes says
+    at_risk: int | None = None  # running jobs a scale-down would interrupt (drain.py); None: not known, all count
+
+
+class Crew(NamedTuple):
+    """A process type's live Sidekiq processes, summed."""
+
+    busy: int
+    threads: int  # their concurrency
+    dynos: int  # the dynos they run on
+    running: tuple[str, ...] = ()  # the identities of those that run jobs
+
+
+class Workers(NamedTuple):
+    """What a poll saw of Sidekiq's processes, as autoscaling needs it: from the live process hashes, or from
+    a recording's per-type metrics."""
+
+    processed: int | None = None  # Stats#processed
+    busy: int = 0  # every live process's running jobs
+    crews: Mapping[str, Crew] = {}  # by process type (never changed: a shared default is safe)
+
+    @classmethod
+    def of(cls, totals: Totals | None) -> Workers:
+        if totals is None:
+            return cls()
+        by_type: dict[str, list[ProcessReading]] = {}
+        for process in totals.live:
+            by_type.setdefault(process.process_type, []).append(process)
+        crews = {kind: Crew(sum(p.busy for p in group), sum(p.concurrency or 0 for p in group),
+                            len({p.hostname for p in group}), tuple(p.identity for p in group if p.busy > 0))
+                 for kind, group in by_type.items()}
+        return cls(totals.processed, totals.busy, crews)
+
+
+NO_WORKERS = Workers()
 
 
 def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
-             processes: Sequence[ProcessReading] = ()) -> dict[str, Reading]:
+             workers: Workers = NO_WORKERS) -> dict[str, Reading]:
     """Each rule's reading from a poll's per-queue series and live processes. A queue of a rule that the
     poll did not find is empty (Sidekiq's own API says so of a queue it does not know); one whose latency
     could not be read is left out; a rule none of whose queues could be read has no latency."""
@@ -65,9 +104,10 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
         known = [latencies.get(q, 0.0) for q in queues if q not in unreadable]
         backlog = int(sum(sizes.get(q, 0) for q in queues))
         latency = max(known) if known else (0.0 if not queues else None)
-        busy = [p for p in processes if p.process_type == rule.process_type and p.busy > 0]
-        out[rule.process_type] = Reading(latency, backlog, sum(p.busy for p in busy),
-                                         tuple(p.identity for p in busy))
+        crew = workers.crews.get(rule.process_type, Crew(0, 0, 0))
+        threads = crew.threads / crew.dynos if crew.threads and crew.dynos else None
+        out[rule.process_type] = Reading(latency, backlog, crew.busy, crew.running, workers.processed,
+                                         workers.busy, threads)
     return out
 
 
@@ -83,6 +123,7 @@ class TypeState:
     read_at: float = -math.inf  # when `current` was read from the API
     simulated: int | None = None  # in a dry run: the quantity the decisions would have set
     draining_since: float | None = None  # when a scale-down began to wait for running jobs
+    flows: deque[Flow] = field(default_factory=deque)  # the last polls' numbers, for CATCH_UP (sizing.py)
 
 
 class Decision(NamedTuple):
@@ -101,6 +142,8 @@ class Policy:
 
     def observe(self, state: TypeState, reading: Reading | None, now: float) -> None:
         """Track how long latency has been high or low. A missing reading resets both: silence is not calm."""
+        if reading is not None and reading.processed is not None:
+            remember(state.flows, Flow(now, reading.processed, reading.busy_all, reading.busy, reading.backlog))
         if reading is None or reading.latency is None:
             state.high_polls, state.low_since = 0, None
             return
@@ -127,11 +170,9 @@ class Policy:
         elif current == 0 and reading.backlog > 0:
             target, reason = min(high, rule.step), f"{reading.backlog} jobs waiting and no dynos"
         elif state.high_polls >= rule.up_polls and current < high:
-            target = min(high, current + rule.step)
-            reason = f"latency above {rule.up_latency:g}s for {state.high_polls} polls"
+            target, reason = self._scale_up(state, reading, current, high, now)
         elif state.low_since is not None and now - state.low_since >= rule.down_cooldown and current > low:
-            target = max(low, current - rule.step)
-            reason = f"latency below {rule.down_latency:g}s for {now - state.low_since:.0f}s"
+            target, reason = self._scale_down(state, reading, current, low, now)
         if target >= current:
             state.draining_since = None
         if target == current:
@@ -140,17 +181,54 @@ class Policy:
         bound = current < low or current > high  # within bounds at once: a window boundary does not wait
         if not bound and state.last_change is not None and now - state.last_change < cooldown:
             return Decision(current, "", target)  # one change per cool-down
-        if target < current and reading.busy and rule.drain_wait > 0:
+        at_risk = reading.busy if reading.at_risk is None else reading.at_risk
+        if target < current and at_risk and rule.drain_wait > 0:
             # Heroku does not say which dynos a scale-down stops, so any of the type's busy ones may be:
-            # wait while the type runs jobs, at most drain_wait seconds.
+            # wait while the type runs jobs at risk, at most drain_wait seconds.
             state.draining_since = now if state.draining_since is None else state.draining_since
             waited = now - state.draining_since
             if waited < rule.drain_wait:
                 return Decision(current, "", target, draining=True)
-            return Decision(target, f"{reason}; waited {waited:.0f}s for {reading.busy} running job(s)", target,
+            # Over running jobs, as few dynos as a step: each one stopped may interrupt some.
+            fewer = max(target, current - rule.step)
+            return Decision(fewer, f"{reason}; waited {waited:.0f}s for {at_risk} running job(s)", target,
                             interrupts=True)
         state.draining_since = None
         return Decision(target, reason, target)
+
+    def _scale_up(self, state: TypeState, reading: Reading, current: int, high: int, now: float) -> tuple[int, str]:
+        """STEP dynos more. With CATCH_UP, as many as the backlog needs (sizing.py), and none while the last
+        change's dynos are still catching up: within CATCH_UP seconds of it, when the estimate finds them enough."""
+        rule = self.rule
+        reason = f"latency above {rule.up_latency:g}s for {state.high_polls} polls"
+        sized = self._estimate(state, reading)
+        if sized is None:
+            return min(high, current + rule.step), reason
+        if sized.needed <= current and state.last_change is not None and now - state.last_change < rule.catch_up:
+            return current, ""
+        step = max(rule.step, min(sized.needed - current, rule.max_step or high))
+        reason += (f"; {reading.backlog} waiting, {sized.arriving:.1f}/s arriving, {sized.per_dyno:.1f}/s a dyno: "
+                   f"{sized.needed} dynos catch up within {rule.catch_up:g}s")
+        if current + step < min(sized.needed, high):
+            reason += f" (at most {rule.max_step} more at once)"
+        return min(high, current + step), reason
+
+    def _scale_down(self, state: TypeState, reading: Reading, current: int, low: int, now: float) -> tuple[int, str]:
+        """STEP dynos fewer. With CATCH_UP, down to the dynos the measured arrivals keep at most BUSIEST busy
+        (sizing.py) when that is more than STEP fewer (at most MAX_STEP fewer)."""
+        rule = self.rule
+        reason = f"latency below {rule.down_latency:g}s for {now - (state.low_since or now):.0f}s"
+        sized = self._estimate(state, reading)
+        step = rule.step
+        if sized is not None and current - sized.enough > step:
+            step = min(current - sized.enough, rule.max_step or current)
+            reason += (f"; {sized.arriving:.1f}/s arriving, {sized.per_dyno:.1f}/s a dyno: {sized.enough} dyno(s) "
+                       f"keep them at most {BUSIEST:.0%} busy")
+        return max(low, current - step), reason
+
+    def _estimate(self, state: TypeState, reading: Reading) -> Estimate | None:
+        rule = self.rule
+        return estimate(state.flows, reading.dyno_threads, rule.catch_up, rule.up_latency) if rule.catch_up else None
 
     def changed(self, state: TypeState, now: float) -> None:
         """A change was made (by us, or by another emitter): the cool-down, the count of high polls and the
@@ -195,7 +273,7 @@ class Autoscaler:
         self._refused = False  # 401/403: no more API calls until restart
         self._unknown: set[str] = set()  # 404: types the app does not have
         self._paused_until = -math.inf  # 429
-        self._pending: list[tuple[Sequence[QueueSeries], Sequence[ProcessReading]] | None] = []
+        self._pending: list[tuple[Sequence[QueueSeries], Workers] | None] = []
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
         self._guard = threading.Lock()
         self._wake = threading.Event()
@@ -213,11 +291,11 @@ class Autoscaler:
             self.log(f"autoscale {rule.process_type}: {rule.min_dynos}..{rule.max_dynos} dynos on the latency of "
                      f"{queues}: up above {rule.up_latency:g}s, down below {rule.down_latency:g}s{mode}")
 
-    def observe(self, series: Sequence[QueueSeries] | None, processes: Sequence[ProcessReading] = ()) -> None:
-        """A poll's per-queue series and live processes (None: the poll failed). Only the newest unhandled poll
+    def observe(self, series: Sequence[QueueSeries] | None, totals: Totals | None = None) -> None:
+        """A poll's per-queue series and Sidekiq's totals (None: the poll failed). Only the newest unhandled poll
         is kept."""
         with self._guard:
-            self._pending[:] = [None if series is None else (series, processes)]
+            self._pending[:] = [None if series is None else (series, Workers.of(totals))]
         self._wake.set()
 
     def samples(self) -> list[Sample]:
@@ -271,12 +349,19 @@ class Autoscaler:
             state.current, state.read_at = current, now
             base = state.simulated if dry_run and state.simulated is not None else current
         decision = policy.decide(state, reading, base, now, self.wall())
+        risky: list[RunningJob] = []
+        if decision.draining or decision.interrupts:  # a scale-down waits for jobs: which of them are at risk?
+            running = self._running_jobs(reading.running)
+            if running is not None:
+                risky = at_risk(running, self.wall())
+                reading = reading._replace(at_risk=len(risky))
+                decision = policy.decide(state, reading, base, now, self.wall())
         state.desired = decision.target
         if decision.draining and process_type not in self._draining:
             self._draining.add(process_type)
             self.log(f"autoscale: holding the scale-down of {process_type} from {base} to {decision.target} while "
-                     f"{reading.busy} job(s) run on its dynos (at most {policy.rule.drain_wait:g}s: "
-                     f"{autoscale_variable(process_type, 'DRAIN_WAIT')})")
+                     f"{len(risky) or reading.busy} job(s) that may outlast Sidekiq's shutdown run on its dynos "
+                     f"(at most {policy.rule.drain_wait:g}s: {autoscale_variable(process_type, 'DRAIN_WAIT')})")
         elif not decision.draining:
             self._draining.discard(process_type)
         if decision.quantity == base:
@@ -307,24 +392,28 @@ class Autoscaler:
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
             if decision.interrupts:
+                wall = self.wall()
+                said = [job.describe(wall) for job in risky[:10]] + ([f"{len(risky) - 10} more"] if
+                                                                       len(risky) > 10 else [])
                 self.log(f"autoscale: {process_type}'s scale-down may interrupt: "
-                         f"{self._running_work(reading.running) or 'jobs that ended meanwhile'}")
+                         f"{', '.join(said) or f'{reading.busy} job(s) whose work could not be read'}")
 
-    def _running_work(self, identities: Sequence[str]) -> str:
-        """What the processes run, from the `<identity>:work` hashes Sidekiq keeps (thread: {queue, payload,
-        run_at}): "worker.2: LongJob (default, 540s)". Read on the lock's connection: never the poll's."""
+    def _running_jobs(self, identities: Sequence[str]) -> list[RunningJob] | None:
+        """What the busy processes run, from the hashes Sidekiq keeps of it (`<identity>:work`, `:workers`
+        up to 6.4.1). None when that cannot be told: Redis refused, or a busy process lists no work. Read on
+        the lock's connection, never the poll's."""
         try:
-            replies = self.lock.connection.pipeline([["HGETALL", self.lock.prefix + encode(i) + b":work"]
-                                                     for i in identities])
+            replies = self.lock.connection.pipeline([["HGETALL", self.lock.prefix + encode(i) + suffix]
+                                                     for i in identities for suffix in (b":work", b":workers")])
         except (RedisError, OSError):
-            return ""
-        now = time.time()
-        said = []
-        for identity, reply in zip(identities, replies, strict=True):
-            if isinstance(reply, list):
-                for raw in reply[1::2]:
-                    said.append(f"{identity.split(':')[0]}: {_work(raw, now)}")
-        return ", ".join(said[:10]) + (f" and {len(said) - 10} more" if len(said) > 10 else "")
+            return None
+        jobs = []
+        for n, identity in enumerate(identities):
+            values = [raw for reply in replies[2 * n:2 * n + 2] if isinstance(reply, list) for raw in reply[1::2]]
+            if not values:
+                return None
+            jobs += [running_job(identity, raw) for raw in values]
+        return jobs
 
     def _api(self, process_type: str, call: Callable[[], int]) -> int | None:
         """The call's quantity, or None after saying (once, where once is enough) why there is none."""
@@ -347,17 +436,3 @@ class Autoscaler:
                 self.log(f"autoscale {process_type}: holding still this poll: {message}")
             return None
 
-
-def _work(raw: object, now: float) -> str:
-    """One running job, from a value of `<identity>:work`: "LongJob (default, 540s)"."""
-    try:
-        work = json.loads(raw) if isinstance(raw, bytes) else None
-        payload = work.get("payload") if isinstance(work, dict) else None
-        job = json.loads(payload) if isinstance(payload, str) else payload  # a JSON string from Sidekiq 7 on
-        name = job.get("wrapped") or job.get("class") if isinstance(job, dict) else None
-        since = work.get("run_at") if isinstance(work, dict) else None
-    except (ValueError, RecursionError):
-        return "a job that could not be read"
-    queue = work.get("queue") if isinstance(work, dict) else None
-    running = f", {max(0.0, now - since):.0f}s" if isinstance(since, int | float) and since is not True else ""
-    return f"{str(name)[:80] if name else 'a job'} ({str(queue)[:40] if queue else '?'}{running})"

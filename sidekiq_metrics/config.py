@@ -62,6 +62,8 @@ class ScalingRule:
     down_cooldown: float = 600.0  # seconds after any change (and of low latency) before a scale-down
     up_polls: int = 2
     drain_wait: float = 600.0  # seconds a scale-down waits for the type's running jobs; 0: it does not wait
+    catch_up: float = 0.0  # seconds: size a scale-up to bring latency under up_latency within them; 0: plain steps
+    max_step: int = 0  # the most dynos one sized scale-up adds; 0: up to max_dynos
     schedule: tuple[Window, ...] = ()  # time windows that override min_dynos and max_dynos
     timezone: str = "UTC"  # the windows' (SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE, for every type)
 
@@ -428,6 +430,11 @@ AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
                 "seconds scales down", parse_seconds),
     RuleSetting("up_polls", "UP_POLLS", "consecutive polls above UP_LATENCY before scaling up", parse_positive),
     RuleSetting("step", "STEP", "dynos added or removed per change", parse_positive),
+    RuleSetting("catch_up", "CATCH_UP", "seconds; when set, a scale-up adds the dynos that the measured job rate "
+                "says bring latency under UP_LATENCY within them (never fewer than STEP). 0: steps of STEP",
+                parse_seconds),
+    RuleSetting("max_step", "MAX_STEP", "the most dynos one CATCH_UP scale-up adds, at least STEP. 0: up to MAX",
+                parse_dynos),
     RuleSetting("up_cooldown", "UP_COOLDOWN", "seconds after any change before the next scale-up", parse_seconds),
     RuleSetting("down_cooldown", "DOWN_COOLDOWN", "seconds after any change, and of low latency, before a "
                 "scale-down", parse_seconds),
@@ -555,6 +562,12 @@ def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str
         errors.append(ConfigError(autoscale_variable(process_type, "DOWN_LATENCY"), "must be below "
                                   f"{autoscale_variable(process_type, 'UP_LATENCY')} ({rule.down_latency:g} s >= "
                                   f"{rule.up_latency:g} s), or the type would scale up and down in turn"))
+    elif rule.max_step and not rule.catch_up:
+        errors.append(ConfigError(autoscale_variable(process_type, "MAX_STEP"), "sets the largest CATCH_UP "
+                                  f"scale-up, but {autoscale_variable(process_type, 'CATCH_UP')} is not set"))
+    elif rule.max_step and rule.max_step < rule.step:
+        errors.append(ConfigError(autoscale_variable(process_type, "MAX_STEP"), "must be 0 or at least "
+                                  f"{autoscale_variable(process_type, 'STEP')} ({rule.max_step} < {rule.step})"))
     elif reported is not None and rule.queues and (missing := [q for q in rule.queues if q not in reported]):
         errors.append(ConfigError(autoscale_variable(process_type, "QUEUES"), f"names queues that "
                                   f"SIDEKIQ_METRICS_QUEUES leaves out: {_quote(','.join(missing))}; add them there"))

@@ -119,7 +119,7 @@ class Poller:
                 self.log("Sidekiq 6 and earlier write no execution metrics (they came with 7.0): nothing is "
                          "reported per job class")
         if self.autoscaler:
-            self.autoscaler.observe(series, snapshot.totals.live if snapshot.totals else ())
+            self.autoscaler.observe(series, snapshot.totals)
             samples += self.autoscaler.samples()
         self.emit(Measurements(series, samples + heartbeat(up=True)))
         self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] + list(snapshot.problems))

@@ -3,8 +3,9 @@
 It reads what the emitter printed (the `json` output, one object a poll, or l2met lines as
 `heroku logs` shows them, each with its timestamp) and feeds each poll's queues to the same
 Policy the autoscaler runs, as if every change it asked for were made at once. No Redis, no
-Platform API. The readings carry no process hashes, so a scale-down's wait for running jobs
-is not simulated.
+Platform API. The per-type busy and concurrency numbers, and Sidekiq's processed total, come
+from the recording too (CATCH_UP needs them); a scale-down's wait for running jobs uses the
+recorded busy count, and as nothing stops in a recording, no job is ever interrupted.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TextIO
 
-from sidekiq_metrics.autoscale import Policy, Reading, TypeState, readings
+from sidekiq_metrics.autoscale import NO_WORKERS, Crew, Policy, Reading, TypeState, Workers, readings
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.config import ScalingRule, check_settings
+from sidekiq_metrics.config import DEFAULT_PREFIX, ScalingRule, check_settings
 from sidekiq_metrics.errors import EXIT_CONFIG
 from sidekiq_metrics.metrics import QueueSeries
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?)\s")
 _QUEUE_VALUE = re.compile(r"(?:sample|measure|count)#[^\s=]+?\.(?P<queue>[^\s=]+)\.(?P<kind>size|latency)="
                           r"(?P<value>[0-9.]+)")
+_VALUE = re.compile(r"(?:sample|measure|count)#(?P<name>[^\s=]+)=(?P<value>[0-9.]+)")
+_CREW = ("process.busy", "process.concurrency", "process.count")  # a type's numbers, as the json output nests them
 
 
 class RecordingError(ValueError):
@@ -37,6 +40,7 @@ class RecordingError(ValueError):
 class Poll:
     at: float  # epoch seconds
     series: list[QueueSeries]
+    workers: Workers = NO_WORKERS
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,12 @@ class Outcome:
     final: dict[str, int] = field(default_factory=dict)
 
 
-def polls(lines: Iterable[str]) -> Iterator[Poll]:
+def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX) -> Iterator[Poll]:
     """The polls of a recording: JSON objects of the json output, or l2met lines with their timestamps
-    (a poll ends with its metrics.up measurement)."""
+    (a poll ends with its metrics.up measurement; `prefix` is SIDEKIQ_METRICS_PREFIX's)."""
     sizes: dict[str, float] = {}
     waits: dict[str, float] = {}
+    values: dict[str, float] = {}
     for number, line in enumerate(lines, 1):
         text = line.strip()
         if not text:
@@ -74,11 +79,22 @@ def polls(lines: Iterable[str]) -> Iterator[Poll]:
             raise RecordingError(f"line {number} is neither a JSON object of the json output nor an l2met line "
                                  "that starts with its time (as `heroku logs` prints them)")
         for match in _QUEUE_VALUE.finditer(text):
-            (sizes if match["kind"] == "size" else waits)[match["queue"]] = float(match["value"])
+            if (value := _number(match["value"])) is not None:
+                (sizes if match["kind"] == "size" else waits)[match["queue"]] = value
+        for match in _VALUE.finditer(text):
+            name = match["name"]
+            if name.startswith(prefix + ".") and (value := _number(match["value"])) is not None:
+                values[name[len(prefix) + 1:]] = value
         if "metrics.up=" in text:
             at = _epoch(stamp[1], number)
-            yield Poll(at, _series(sizes, waits))
-            sizes, waits = {}, {}
+            crews: dict[str, dict[str, float]] = {}
+            for name, value in values.items():
+                head, _, kind = name.partition(".")
+                process_type, _, metric = kind.rpartition(".")
+                if head == "process" and f"process.{metric}" in _CREW:
+                    crews.setdefault(process_type, {})[f"process.{metric}"] = value
+            yield Poll(at, _series(sizes, waits), _workers(values, crews))
+            sizes, waits, values = {}, {}, {}
 
 
 def _json_poll(text: str, number: int) -> Poll:
@@ -88,9 +104,27 @@ def _json_poll(text: str, number: int) -> Poll:
         at = _epoch(record["time"], number)
         sizes = {name: float(values["size"]) for name, values in queues.items() if "size" in values}
         waits = {name: float(values["latency"]) for name, values in queues.items() if "latency" in values}
-    except (ValueError, KeyError, TypeError, AttributeError):
+        workers = _workers(record.get("totals", {}), record.get("process_type", {}))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
         raise RecordingError(f"line {number} is not an object of the json output (time, queues)") from None
-    return Poll(at, _series(sizes, waits))
+    return Poll(at, _series(sizes, waits), workers)
+
+
+def _workers(totals: Mapping[str, float], crews: Mapping[str, Mapping[str, float]]) -> Workers:
+    """What a poll's totals and per-type process numbers say; one Sidekiq process a dyno (as on Heroku)."""
+    processed = totals.get("processed")
+    return Workers(None if processed is None else int(processed), int(totals.get("busy", 0)),
+                   {kind: Crew(int(crew.get("process.busy", 0)), int(crew.get("process.concurrency", 0)),
+                               int(crew.get("process.count", 0))) for kind, crew in crews.items()})
+
+
+def _number(text: str) -> float | None:
+    """A value of an l2met line; None for one no emitter writes (`1.2.3`, or too large to be one)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value < 1e18 else None
 
 
 def _series(sizes: dict[str, float], waits: dict[str, float]) -> list[QueueSeries]:
@@ -113,7 +147,7 @@ def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict
     outcome = Outcome(dyno_seconds=dict.fromkeys(current, 0.0), seconds_above=dict.fromkeys(current, 0.0))
     previous: float | None = None
     for poll in recorded:
-        latest = readings(rules, poll.series)
+        latest = readings(rules, poll.series, poll.workers)
         for rule in rules:
             kind = rule.process_type
             reading = latest[kind]
@@ -170,7 +204,7 @@ def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str]
     try:
         with (open(recording, encoding="utf-8", errors="replace") if recording != "-" else
               contextlib.nullcontext(sys.stdin)) as lines:
-            outcome = simulate(rules, polls(lines), start)
+            outcome = simulate(rules, polls(lines, settings.prefix), start)
     except (OSError, RecordingError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         sys.stderr.write(f"sidekiq-metrics: cannot read the recording {recording[:80]!r}: {reason}\n")

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from support.commands import cli, parse_l2met, spawn
+from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.redis_server import monitored
-from support.sidekiq_data import job, push
+from support.sidekiq_data import job, push, seed
 
 INTERVAL = 0.2
 
@@ -239,6 +240,16 @@ def test_the_only_write_is_the_lock_key(own_redis, api):
     ({"SIDEKIQ_METRICS_QUEUES": "critical", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "critical,low"},
      "names queues that SIDEKIQ_METRICS_QUEUES leaves out: 'low'"),
     ({"SIDEKIQ_METRICS_HEROKU_API_URL": "ftp://x"}, "SIDEKIQ_METRICS_HEROKU_API_URL must be an http"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_CATCH_UP": "soon"}, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_CATCH_UP must be a "
+     "number of seconds"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX_STEP": "4"}, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX_STEP sets the "
+     "largest CATCH_UP scale-up, but SIDEKIQ_METRICS_AUTOSCALE_WORKER_CATCH_UP is not set"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_CATCH_UP": "300", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_STEP": "3",
+      "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX_STEP": "2"}, "MAX_STEP must be 0 or at least"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_DRAIN_WAIT": "-1"}, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DRAIN_WAIT must be"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE": "Mon 08:00-18:00 min=x"},
+     "SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE"),
+    ({"SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE": "Mars/Olympus"}, "SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE must be a time zone"),
 ])
 def test_bad_autoscale_settings_are_one_line_and_status_2(api, env, named):
     result = cli("run", "--once", env={**autoscale_env("redis://127.0.0.1:1/0", api), **env})
@@ -279,15 +290,16 @@ def test_doctor_reads_each_formation_and_scales_nothing(r, redis_server, api):
     assert api.patches() == []
 
 
-def busy_dyno(r, dyno: str, job_class: str, running_for: float) -> str:
-    """A Sidekiq process on `dyno` running one job, as Sidekiq 7+ writes its heartbeat and its work."""
+def busy_dyno(r, dyno: str, job_class: str, running_for: float, work: str = "work") -> str:
+    """A Sidekiq process on `dyno` running one job, as Sidekiq 7+ writes its heartbeat and its work (`workers`:
+    as Sidekiq 6.4.1 and earlier name that hash, and write the payload as a hash)."""
     identity = f"{dyno}:4:0123456789ab"
     r.sadd("processes", identity)
     r.hset(identity, mapping={"busy": 1, "concurrency": 5, "quiet": "false", "info": json.dumps(
-        {"hostname": dyno, "concurrency": 5, "version": "8.1.7"})})
-    payload = json.dumps({"class": job_class, "queue": "default", "jid": "f" * 24, "args": []})
-    r.hset(f"{identity}:work", "tid-1", json.dumps({"queue": "default", "payload": payload,
-                                                     "run_at": time.time() - running_for}))
+        {"hostname": dyno, "concurrency": 5, "version": "8.1.7" if work == "work" else "6.4.1"})})
+    payload = {"class": job_class, "queue": "default", "jid": "f" * 24, "args": []}
+    r.hset(f"{identity}:{work}", "tid-1", json.dumps({"queue": "default", "run_at": int(time.time() - running_for),
+                                                       "payload": json.dumps(payload) if work == "work" else payload}))
     return identity
 
 
@@ -308,7 +320,8 @@ def test_a_scale_down_waits_while_a_dyno_of_the_type_runs_a_job_then_goes_on_whe
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert api.patches()[:1] == [2]
-    assert err.count("holding the scale-down of worker from 3 to 2 while 1 job(s) run on its dynos") == 1
+    assert err.count("holding the scale-down of worker from 3 to 2 while 1 job(s) that may outlast Sidekiq's "
+                     "shutdown run on its dynos") == 1
     assert "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DRAIN_WAIT" in err and "may interrupt" not in err
 
 
@@ -323,6 +336,32 @@ def test_after_the_longest_wait_the_scale_down_goes_on_naming_the_jobs_it_may_in
     assert "worker's scale-down may interrupt: worker.2: Billing::MonthEndJob (default, 30" in err
 
 
+@pytest.mark.parametrize("work", ["work", "workers"])
+def test_a_job_that_has_run_past_sidekiqs_shutdown_holds_a_scale_down_a_younger_one_does_not(r, redis_server, api,
+                                                                                           work):
+    """Short jobs finish within Sidekiq's 25 s after SIGTERM: a busy type whose jobs are all younger than that
+    scales down as before. Sidekiq 6.4.1 and earlier keep the work under `<identity>:workers`."""
+    api.formation["worker"] = 3
+    set_latency(r, "default", 0, jobs=0)
+    busy_dyno(r, "worker.2", "QuickJob", 3, work)
+    _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
+    assert api.patches()[:1] == [2] and "holding" not in err
+    api.requests.clear()
+    api.formation["worker"] = 3
+    busy_dyno(r, "worker.2", "ExportJob", 40, work)
+    _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
+    assert api.patches() == [] and "while 1 job(s) that may outlast Sidekiq's shutdown" in err
+
+
+def test_a_busy_process_whose_work_cannot_be_read_holds_the_scale_down(r, redis_server, api):
+    api.formation["worker"] = 3
+    set_latency(r, "default", 0, jobs=0)
+    identity = busy_dyno(r, "worker.2", "QuickJob", 3)
+    r.delete(f"{identity}:work")  # busy, but no record of what: every busy job counts
+    _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
+    assert api.patches() == [] and "holding the scale-down of worker from 3 to 2 while 1 job(s)" in err
+
+
 def test_a_schedule_window_raises_the_minimum_at_once_in_a_live_emitter(r, redis_server, api):
     set_latency(r, "default", 3)  # between the thresholds: latency alone holds still
     env = {**autoscale_env(redis_server.url, api, schedule="Mon-Sun 00:00-24:00 min=2"),
@@ -330,3 +369,36 @@ def test_a_schedule_window_raises_the_minimum_at_once_in_a_live_emitter(r, redis
     _, err = run_for(1.5, env)
     assert api.patches() == [2]
     assert "reason=\"below the minimum of 2 (Mon-Sun 00:00-24:00 min=2)\"" in err
+
+
+def test_catch_up_sizes_a_scale_up_to_the_backlog_from_the_measured_job_rate(r, redis_server, api):
+    """One worker dyno of 10 threads, all busy, finishing 50 jobs a second (Sidekiq's processed total grows
+    so), 9,000 jobs waiting since just before the emitter started. Once latency passes 35 s: capacity (9,000 +
+    50 × 25) / (25 + 35) = 171 jobs/s, 3.4 dynos' worth, so 4 dynos at once where plain steps would add one."""
+    r.sadd("processes", "worker.1:4:0123456789ab")
+    r.hset("worker.1:4:0123456789ab", mapping={"busy": 10, "concurrency": 10, "quiet": "false", "info": json.dumps(
+        {"hostname": "worker.1", "concurrency": 10, "version": "8.1.7"})})
+    seed(r, {"default": (0.0, 9_000)})  # waiting from now on: latency grows a second a second
+    started, stop = time.monotonic(), threading.Event()
+
+    def work() -> None:  # Sidekiq's heartbeats, every 50 ms rather than 10 s
+        while not stop.wait(0.05):
+            r.set("stat:processed", 1_000 + int(50 * (time.monotonic() - started)))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    env = autoscale_env(redis_server.url, api, max="10", up_latency="35", down_latency="1", catch_up="25",
+                        up_cooldown="60")
+    proc = spawn("run", env=env)
+    try:
+        read_lines_until(proc, r"autoscale\.worker\.current=4", timeout=50)  # (reading stdout as it comes)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        stop.set()
+        worker.join()
+    assert api.patches() == [4], err
+    (line,) = decisions(err)
+    assert re.search(r'scaled type=worker from=1 to=4 latency=35\.\d+ backlog=9000 reason="latency above 35s for '
+                     r'2 polls; 9000 waiting, [45]\d\.\d/s arriving, [45]\d\.\d/s a dyno: 4 dynos catch up within 25s"',
+                     line), line

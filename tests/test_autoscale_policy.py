@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
-from sidekiq_metrics.autoscale import Policy, Reading, TypeState, readings
+from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState, Workers, readings
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import ScalingRule
 from sidekiq_metrics.metrics import QueueSeries
+from sidekiq_metrics.readings import ProcessReading, Totals
 from sidekiq_metrics.schedule import parse_schedule
 
 RULE = ScalingRule("worker", max_dynos=5, min_dynos=1, up_latency=30, down_latency=5, step=2, up_cooldown=60,
@@ -129,13 +131,15 @@ def test_after_the_longest_wait_it_goes_on_and_says_it_interrupts():
     assert no_wait.decide(state, busy, 3, 300).quantity == 2  # 0: the old behaviour, no wait
 
 
-def test_readings_count_the_busy_processes_of_each_type():
-    from sidekiq_metrics.readings import ProcessReading
-
-    processes = [ProcessReading("worker.1:1:a", 0, 5, "worker.1"), ProcessReading("worker.2:1:b", 3, 5, "worker.2"),
-                 ProcessReading("urgent.1:1:c", 1, 5, "urgent.1"), ProcessReading("x:1:d", 4, 5, None)]
-    got = readings([DRAINING], [QueueSeries(QUEUE_SIZE, [], []), QueueSeries(QUEUE_LATENCY, [], [])], processes)
-    assert got["worker"].busy == 3 and got["worker"].running == ("worker.2:1:b",)
+def test_readings_count_the_busy_processes_of_each_type_and_their_threads_a_dyno():
+    processes = (ProcessReading("worker.1:1:a", 0, 5, "worker.1"), ProcessReading("worker.2:1:b", 3, 5, "worker.2"),
+                 ProcessReading("worker.2:2:e", 1, 5, "worker.2"),  # two processes on one dyno
+                 ProcessReading("urgent.1:1:c", 1, 5, "urgent.1"), ProcessReading("x:1:d", 4, 5, None))
+    totals = Totals(1234, 0, 0, 0, 0, 5, 0, processes)
+    got = readings([DRAINING], [QueueSeries(QUEUE_SIZE, [], []), QueueSeries(QUEUE_LATENCY, [], [])],
+                   Workers.of(totals))
+    assert got["worker"].busy == 4 and got["worker"].running == ("worker.2:1:b", "worker.2:2:e")
+    assert (got["worker"].processed, got["worker"].busy_all, got["worker"].dyno_threads) == (1234, 9, 7.5)
 
 
 def berlin(text: str) -> float:
@@ -192,3 +196,80 @@ def test_bad_schedules_say_what_is_wrong(raw, says):
     with pytest.raises(ConfigError, match="must be a time zone"):
         load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE": "Mon 08:00-09:00 min=2",
                        "SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE": "Mars/Olympus"})
+
+
+SIZED = ScalingRule("worker", max_dynos=20, up_latency=30, down_latency=5, up_polls=2, up_cooldown=120,
+                    catch_up=120)
+
+
+def backlog_polls(start: int = 10_000, done: int = 50, arriving: int = 60, threads: float = 10.0) -> list[Reading]:
+    """One dyno of `threads` threads, all busy, finishing `done` jobs a second while `arriving` arrive: polls 30 s
+    apart, Sidekiq's processed total and the backlog moving accordingly."""
+    return [Reading(200.0 + n, start + (arriving - done) * 30 * n, busy=int(threads), processed=1_000 + done * 30 * n,
+                    busy_all=int(threads), dyno_threads=threads) for n in range(5)]
+
+
+def decide_after(rule: ScalingRule, polls: list[Reading], current: int) -> Decision:
+    policy, state = Policy(rule), TypeState()
+    for n, reading in enumerate(polls):
+        policy.observe(state, reading, 30.0 * n)
+    return policy.decide(state, polls[-1], current, 30.0 * (len(polls) - 1))
+
+
+def test_catch_up_sizes_the_step_to_the_backlog_and_the_measured_rates():
+    polls = backlog_polls()
+    # Over the window: 50 jobs/s done by 10 busy threads, so 5/s a thread and 50/s a dyno; the backlog grows
+    # 10/s, so 60/s arrive. The last backlog is 11,200: capacity (11,200 + 60 × 120) / (120 + 30) = 122.7/s,
+    # 2.45 dynos' worth: 3. Plain steps would add one.
+    decision = decide_after(SIZED, polls, 1)
+    assert decision.quantity == 3
+    assert decision.reason == ("latency above 30s for 5 polls; 11200 waiting, 60.0/s arriving, 50.0/s a dyno: "
+                               "3 dynos catch up within 120s")
+    assert decide_after(dataclasses.replace(SIZED, catch_up=0), polls, 1).quantity == 2  # the default: STEP
+
+
+def test_catch_up_is_capped_by_max_step_and_max_and_never_below_step():
+    big = backlog_polls(start=100_000)  # (101,200 + 7,200) / 150 / 50 = 14.5: 15 dynos
+    assert decide_after(SIZED, big, 1).quantity == 15
+    capped = decide_after(dataclasses.replace(SIZED, max_step=4), big, 1)
+    assert capped.quantity == 5 and capped.reason.endswith("(at most 4 more at once)")
+    assert decide_after(dataclasses.replace(SIZED, max_dynos=8), big, 1).quantity == 8
+    small = backlog_polls(start=100, arriving=50)  # one dyno is enough: the plain step still applies
+    assert decide_after(dataclasses.replace(SIZED, step=2), small, 1).quantity == 3
+
+
+@pytest.mark.parametrize("change", [
+    lambda r, n: r._replace(processed=None),  # Sidekiq's totals not readable
+    lambda r, n: r._replace(dyno_threads=None),  # no process says its concurrency
+    lambda r, n: r._replace(busy_all=0),  # nothing running: no rate to learn from
+    lambda r, n: r._replace(processed=r.processed - n * 10_000),  # the stats were reset each poll
+])
+def test_catch_up_falls_back_to_step_when_the_polls_cannot_tell(change):
+    polls = [change(reading, n) for n, reading in enumerate(backlog_polls())]
+    decision = decide_after(SIZED, polls, 1)
+    assert decision.quantity == 2 and "catch up" not in decision.reason
+
+
+def test_catch_up_waits_for_thirty_seconds_of_polls():
+    polls = backlog_polls()
+    policy, state = Policy(SIZED), TypeState()
+    for n, reading in enumerate(polls[:2]):  # two polls 10 s apart: too short a span to trust the heartbeats
+        policy.observe(state, reading, 10.0 * n)
+    assert policy.decide(state, polls[1], 1, 10.0).quantity == 2
+
+
+def test_only_jobs_at_risk_hold_a_scale_down_and_after_the_wait_it_goes_one_step():
+    policy, state = Policy(DRAINING), TypeState()
+    short = Reading(1.0, 0, busy=4, running=("worker.2:1:a",), at_risk=0)  # 4 busy, none past the shutdown
+    assert run(policy, state, [(0, short), (300, short)], 3) == [3, 2]
+    sized = dataclasses.replace(DRAINING, catch_up=120, step=1, max_dynos=10)
+    policy, state = Policy(sized), TypeState()
+    # Quiet: 1 job/s arrives, 10 threads finish 5/s a dyno: one dyno keeps them 20% busy, so 6 -> 1 at once...
+    calm = [Reading(1.0, 0, busy=2, processed=100 + 30 * n, busy_all=2, dyno_threads=10.0, at_risk=0)
+            for n in range(12)]
+    assert run(policy, state, [(30.0 * n, reading) for n, reading in enumerate(calm)], 6)[-1] == 1
+    # ...but with a job at risk running, it waits DRAIN_WAIT, then stops one dyno only.
+    policy, state = Policy(sized), TypeState()
+    risky = [reading._replace(at_risk=1) for reading in calm] * 3
+    quantities = run(policy, state, [(30.0 * n, reading) for n, reading in enumerate(risky)], 6)
+    assert quantities[:30] == [6] * 30 and quantities[30] == 5  # 300 s low, then 600 s waiting

@@ -28,31 +28,46 @@ def latency_at(minute: float) -> float:
 
 
 def recording() -> list[dict]:
+    """Two hours of polls 30 s apart. While the burst lasts, 10 threads are busy and finish 2 jobs a second."""
+    def busy(n: int) -> int:
+        return 10 if latency_at(n / 2) >= 5 else 0
+
     return [{"time": datetime.fromtimestamp(START + 30 * n, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
              "queues": {"default": {"size": int(latency_at(n / 2) * 10), "latency": latency_at(n / 2)},
                         "mailers": {"size": 0, "latency": 0.0}},
-             "totals": {"metrics.up": 1}, "counts": {}} for n in range(120)]
+             "totals": {"processed": 500 + 60 * sum(busy(i) > 0 for i in range(n)), "busy": busy(n),
+                        "metrics.up": 1},
+             "counts": {}, "process_type": {"worker": {"process.count": 1, "process.busy": busy(n),
+                                                       "process.concurrency": 10}}} for n in range(120)]
 
 
-def simulated(path, *args: str) -> list[str]:
-    result = cli("autoscale", "simulate", str(path), *args, env=RULE)
+def simulated(path, *args: str, env: dict[str, str] = RULE) -> list[str]:
+    result = cli("autoscale", "simulate", str(path), *args, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 
-def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings(tmp_path, r, redis_server):
+@pytest.mark.parametrize(("rule", "quantities"), [
+    (RULE, [2, 3, 4, 5, 4, 3, 2, 1]),
+    # CATCH_UP: over the last 120 s 2 jobs/s done and the backlog growing by 3.3/s, so 5.3/s arriving and 2/s a
+    # dyno; at 7.5 minutes (backlog 500): (500 + 5.3 × 120) / (120 + 30) / 2 = 3.8 dynos: 4 at once.
+    ({**RULE, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_CATCH_UP": "120"}, [4, 5, 4, 3, 2, 1]),
+])
+def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings(tmp_path, r, redis_server, rule,
+                                                                                 quantities):
     path = tmp_path / "polls.jsonl"
     path.write_text("\n".join(json.dumps(record) for record in recording()) + "\n")
-    lines = simulated(path)
+    lines = simulated(path, env=rule)
     decisions = [line for line in lines if " scale type=" in line]
-    assert [int(line.split(" to=")[1].split()[0]) for line in decisions] == [2, 3, 4, 5, 4, 3, 2, 1]
+    assert [int(line.split(" to=")[1].split()[0]) for line in decisions] == quantities
     # The second poll in a row above 30 s: 7.5 minutes in, at 50 s.
-    assert decisions[0].startswith("2026-11-23T08:07:30Z scale type=worker from=1 to=2 latency=50.000")
-    assert lines[-1].startswith("worker: ") and "8 change(s), ending at 1 dyno(s)" in lines[-1]
+    assert decisions[0].startswith(f"2026-11-23T08:07:30Z scale type=worker from=1 to={quantities[0]} "
+                                   "latency=50.000")
+    assert lines[-1].startswith("worker: ") and f"{len(quantities)} change(s), ending at 1 dyno(s)" in lines[-1]
     # The live autoscaler: the same readings, its clocks given the recording's times, a real loopback API.
     api = FakePlatformApi(formation={"worker": 1})
     try:
-        env = {**RULE, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app,
+        env = {**rule, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app,
                "SIDEKIQ_METRICS_HEROKU_API_URL": api.url}
         settings = load_settings(env)
         now = [START]
@@ -62,8 +77,8 @@ def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings
             for poll in polls(recorded):
                 now[0] = poll.at
                 r.delete("sidekiq-metrics:autoscale:lock:worker")  # (one emitter: the lock never holds it off)
-                live.step(readings(settings.autoscale.rules, poll.series))
-        assert api.patches() == [2, 3, 4, 5, 4, 3, 2, 1]
+                live.step(readings(settings.autoscale.rules, poll.series, poll.workers))
+        assert api.patches() == quantities
     finally:
         api.close()
 
@@ -74,14 +89,20 @@ def test_l2met_lines_from_heroku_logs_give_the_same_decisions(tmp_path):
     with log_path.open("w") as log:
         for record in recording():
             stamp = record["time"].replace(".000Z", ".123456+00:00")
-            default = record["queues"]["default"]
+            default, totals = record["queues"]["default"], record["totals"]
+            worker = record["process_type"]["worker"]
             log.write(f"{stamp} app[web.1]: sample#sidekiq.default.size={default['size']} "
-                      "sample#sidekiq.mailers.size=0\n"
+                      "sample#sidekiq.mailers.size=0 sample#sidekiq.mailers.latency=1.2.3\n"  # no emitter wrote it
                       f"{stamp} app[web.1]: sample#sidekiq.default.latency={default['latency']:.3f} "
                       f"sample#sidekiq.mailers.latency=0.000\n"
                       f"{stamp} heroku[router]: at=info method=GET path=/ status=200\n"
-                      f"{stamp} app[web.1]: sample#sidekiq.enqueued=0 sample#sidekiq.metrics.up=1\n")
+                      f"{stamp} app[web.1]: sample#sidekiq.process.worker.count=1 sample#sidekiq.process.worker.busy="
+                      f"{worker['process.busy']} sample#sidekiq.process.worker.concurrency=10\n"
+                      f"{stamp} app[web.1]: sample#sidekiq.enqueued=0 sample#sidekiq.busy={totals['busy']} "
+                      f"sample#sidekiq.processed={totals['processed']} sample#sidekiq.metrics.up=1\n")
     assert simulated(log_path) == simulated(json_path)
+    sized = {**RULE, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_CATCH_UP": "120"}
+    assert simulated(log_path, env=sized) == simulated(json_path, env=sized) != simulated(json_path)
 
 
 def test_a_recording_made_by_the_emitter_itself(tmp_path, r, redis_server):

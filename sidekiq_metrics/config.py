@@ -430,20 +430,20 @@ AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
                 "seconds scales down", parse_seconds),
     RuleSetting("up_polls", "UP_POLLS", "consecutive polls above UP_LATENCY before scaling up", parse_positive),
     RuleSetting("step", "STEP", "dynos added or removed per change", parse_positive),
-    RuleSetting("catch_up", "CATCH_UP", "seconds; when set, a scale-up adds the dynos that the measured job rate "
-                "says bring latency under UP_LATENCY within them (never fewer than STEP). 0: steps of STEP",
-                parse_seconds),
-    RuleSetting("max_step", "MAX_STEP", "the most dynos one CATCH_UP scale-up adds, at least STEP. 0: up to MAX",
-                parse_dynos),
+    RuleSetting("catch_up", "CATCH_UP", "seconds; when set, a scale-up adds the dynos the measured job rates say "
+                "bring latency under UP_LATENCY within them, and a scale-down keeps those the arrivals keep at most "
+                "80% busy (never a smaller change than STEP). 0: steps of STEP", parse_seconds),
+    RuleSetting("max_step", "MAX_STEP", "the most dynos one CATCH_UP change adds or removes, at least STEP. 0: no "
+                "limit but MIN and MAX", parse_dynos),
     RuleSetting("up_cooldown", "UP_COOLDOWN", "seconds after any change before the next scale-up", parse_seconds),
     RuleSetting("down_cooldown", "DOWN_COOLDOWN", "seconds after any change, and of low latency, before a "
                 "scale-down", parse_seconds),
     RuleSetting("schedule", "SCHEDULE", "time windows that override MIN and MAX, `;`-separated: `Mon-Fri "
                 "08:00-18:00 min=3; Sat,Sun 00:00-24:00 max=2` (the first that covers a moment wins; times in "
                 "`SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE`)", lambda raw, label: _schedule(raw, label)),
-    RuleSetting("drain_wait", "DRAIN_WAIT", "seconds a scale-down waits while the type's Sidekiq processes run "
-                "jobs (quiet ones included); then it goes ahead and names the jobs it interrupts. 0: no wait",
-                parse_seconds),
+    RuleSetting("drain_wait", "DRAIN_WAIT", "seconds a scale-down waits while the type's Sidekiq processes (quiet "
+                "ones included) run a job that has run 25 s, Sidekiq's shutdown timeout; then it stops STEP dynos "
+                "and names the jobs it may interrupt. 0: no wait", parse_seconds),
 )
 
 

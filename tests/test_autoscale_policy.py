@@ -273,3 +273,18 @@ def test_only_jobs_at_risk_hold_a_scale_down_and_after_the_wait_it_goes_one_step
     risky = [reading._replace(at_risk=1) for reading in calm] * 3
     quantities = run(policy, state, [(30.0 * n, reading) for n, reading in enumerate(risky)], 6)
     assert quantities[:30] == [6] * 30 and quantities[30] == 5  # 300 s low, then 600 s waiting
+
+
+def test_the_simulation_benchmark_runs_on_the_policy_as_it_is_and_catch_up_shortens_the_burst():
+    """benchmarks/autoscale_sim.py drives this Policy; a change to it must not leave the benchmark broken."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "autoscale_sim.py"
+    result = subprocess.run([sys.executable, str(script), "--seeds", "1", "--shape", "burst"], capture_output=True,
+                            text=True, timeout=120, check=True)
+    rows = {cells[2]: cells[3:] for line in result.stdout.splitlines()
+            if (cells := [c.strip() for c in line.split("|")])[1:2] == ["burst: 20x for 10 min"]}
+    assert float(rows["both"][0]) < float(rows["plain steps (0.1)"][0])  # minutes above the threshold
+    assert float(rows["both"][2]) <= float(rows["plain steps (0.1)"][2])  # dyno-hours

@@ -63,8 +63,18 @@ def test_the_settings_are_the_declarations_and_the_flags_are_made_from_them():
         assert setting.variable in " ".join(help_text.split()).replace("- ", "-")
 
 
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def test_links_between_the_documents_lead_somewhere():
     for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
-            if "://" not in target and not target.startswith("<"):
-                assert (page.parent / target).exists(), f"{page.name} links to {target}, which is not there"
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)]*))?\)", page.read_text()):
+            if "://" in target or target.startswith("<"):
+                continue
+            linked = page.parent / target if target else page
+            assert linked.exists(), f"{page.name} links to {target}, which is not there"
+            if anchor and linked.suffix == ".md":
+                headings = {slug(h) for h in re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)}
+                assert anchor in headings, f"{page.name} links to {target}#{anchor}, a heading that is not there"

@@ -77,6 +77,8 @@ def estimate(flows: deque[Flow], threads: float | None, catch_up: float, up_late
     busy = sum(f.busy for f in flows) / len(flows)
     arriving = max(0.0, rate * busy + (last.backlog - first.backlog) / span)
     per_dyno = rate * threads
+    if not per_dyno > 0:  # too small for a float: nothing to size with
+        return None
     capacity = (last.backlog + arriving * catch_up) / (catch_up + up_latency)
     return Estimate(arriving, per_dyno, math.ceil(min(capacity / per_dyno, MOST_DYNOS)),
                     math.ceil(min(arriving / per_dyno / BUSIEST, MOST_DYNOS)))

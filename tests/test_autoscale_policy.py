@@ -6,6 +6,8 @@ import dataclasses
 import re
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState, Workers, readings
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
@@ -288,3 +290,21 @@ def test_the_simulation_benchmark_runs_on_the_policy_as_it_is_and_catch_up_short
             if (cells := [c.strip() for c in line.split("|")])[1:2] == ["burst: 20x for 10 min"]}
     assert float(rows["both"][0]) < float(rows["plain steps (0.1)"][0])  # minutes above the threshold
     assert float(rows["both"][2]) <= float(rows["plain steps (0.1)"][2])  # dyno-hours
+
+
+counts = st.integers(min_value=-(10**30), max_value=10**30)
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e6), counts, st.integers(0, 10**18), st.integers(0, 10**18),
+                          st.integers(0, 10**18), st.one_of(st.none(), st.floats(0.0, 1e18))), max_size=12),
+       st.integers(0, 1000))
+@example([(0.0, 0, 10**18, 1, 0, 5e-324), (1e6, 1, 10**18, 1, 0, 5e-324)], 0)  # a dyno's rate below a float's
+def test_any_readings_give_catch_up_a_quantity_within_the_bounds_or_a_plain_step(polls, current):
+    """Whatever Redis said (counters of 30 digits, reset, busy beyond the threads, time standing still)."""
+    rule = dataclasses.replace(SIZED, min_dynos=0, max_dynos=1000, max_step=7)
+    policy, state = Policy(rule), TypeState()
+    for at, processed, busy_all, busy, backlog, threads in sorted(polls, key=lambda poll: poll[0]):
+        reading = Reading(100.0, backlog, busy, processed=processed, busy_all=busy_all, dyno_threads=threads)
+        policy.observe(state, reading, at)
+        decision = policy.decide(state, reading, current, at)
+        assert 0 <= decision.quantity <= 1000 and abs(decision.quantity - current) <= 7 + rule.step

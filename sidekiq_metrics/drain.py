@@ -31,8 +31,9 @@ class RunningJob(NamedTuple):
 
 
 def running_job(identity: str, raw: object) -> RunningJob:
-    """One value of `<identity>:work`: JSON {queue, payload, run_at}, the payload itself a JSON string from
-    Sidekiq 7 on (a hash before). Whatever is unreadable is said to be so, never an exception."""
+    """One value of `<identity>:work` (`:workers` up to 6.4.1): JSON {queue, payload, run_at}, the payload
+    itself a JSON string as Sidekiq 6.4.1 and 8.1 write it (a hash is read too). Whatever is unreadable is said
+    to be so, never an exception."""
     dyno = identity.split(":")[0][:64]
     try:
         work = json.loads(raw) if isinstance(raw, bytes) else None

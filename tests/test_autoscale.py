@@ -14,7 +14,7 @@ import pytest
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.redis_server import monitored
-from support.sidekiq_data import job, push, seed
+from support.sidekiq_data import busy_process, job, push, seed
 
 INTERVAL = 0.2
 
@@ -290,23 +290,10 @@ def test_doctor_reads_each_formation_and_scales_nothing(r, redis_server, api):
     assert api.patches() == []
 
 
-def busy_dyno(r, dyno: str, job_class: str, running_for: float, work: str = "work") -> str:
-    """A Sidekiq process on `dyno` running one job, as Sidekiq 7+ writes its heartbeat and its work (`workers`:
-    as Sidekiq 6.4.1 and earlier name that hash, and write the payload as a hash)."""
-    identity = f"{dyno}:4:0123456789ab"
-    r.sadd("processes", identity)
-    r.hset(identity, mapping={"busy": 1, "concurrency": 5, "quiet": "false", "info": json.dumps(
-        {"hostname": dyno, "concurrency": 5, "version": "8.1.7" if work == "work" else "6.4.1"})})
-    payload = {"class": job_class, "queue": "default", "jid": "f" * 24, "args": []}
-    r.hset(f"{identity}:{work}", "tid-1", json.dumps({"queue": "default", "run_at": int(time.time() - running_for),
-                                                       "payload": json.dumps(payload) if work == "work" else payload}))
-    return identity
-
-
 def test_a_scale_down_waits_while_a_dyno_of_the_type_runs_a_job_then_goes_on_when_idle(r, redis_server, api):
     api.formation["worker"] = 3
     set_latency(r, "default", 0, jobs=0)
-    identity = busy_dyno(r, "worker.2", "LongJob", 30)
+    identity = busy_process(r, "worker.2", "LongJob", 30)
     proc = spawn("run", env=autoscale_env(redis_server.url, api, drain_wait="60"))
     try:
         time.sleep(2.5)  # the down cool-down (1 s) is over: without the job, it would have scaled down by now
@@ -328,7 +315,7 @@ def test_a_scale_down_waits_while_a_dyno_of_the_type_runs_a_job_then_goes_on_whe
 def test_after_the_longest_wait_the_scale_down_goes_on_naming_the_jobs_it_may_interrupt(r, redis_server, api):
     api.formation["worker"] = 2
     set_latency(r, "default", 0, jobs=0)
-    busy_dyno(r, "worker.2", "Billing::MonthEndJob", 300)
+    busy_process(r, "worker.2", "Billing::MonthEndJob", 300)
     _, err = run_for(4.5, autoscale_env(redis_server.url, api, drain_wait="1.5"))
     assert api.patches() == [1]
     (scaled,) = [line for line in err.splitlines() if "scaled type=worker" in line]
@@ -343,12 +330,12 @@ def test_a_job_that_has_run_past_sidekiqs_shutdown_holds_a_scale_down_a_younger_
     scales down as before. Sidekiq 6.4.1 and earlier keep the work under `<identity>:workers`."""
     api.formation["worker"] = 3
     set_latency(r, "default", 0, jobs=0)
-    busy_dyno(r, "worker.2", "QuickJob", 3, work)
+    busy_process(r, "worker.2", "QuickJob", 3, work)
     _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
     assert api.patches()[:1] == [2] and "holding" not in err
     api.requests.clear()
     api.formation["worker"] = 3
-    busy_dyno(r, "worker.2", "ExportJob", 40, work)
+    busy_process(r, "worker.2", "ExportJob", 40, work)
     _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
     assert api.patches() == [] and "while 1 job(s) that may outlast Sidekiq's shutdown" in err
 
@@ -356,7 +343,7 @@ def test_a_job_that_has_run_past_sidekiqs_shutdown_holds_a_scale_down_a_younger_
 def test_a_busy_process_whose_work_cannot_be_read_holds_the_scale_down(r, redis_server, api):
     api.formation["worker"] = 3
     set_latency(r, "default", 0, jobs=0)
-    identity = busy_dyno(r, "worker.2", "QuickJob", 3)
+    identity = busy_process(r, "worker.2", "QuickJob", 3)
     r.delete(f"{identity}:work")  # busy, but no record of what: every busy job counts
     _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
     assert api.patches() == [] and "holding the scale-down of worker from 3 to 2 while 1 job(s)" in err

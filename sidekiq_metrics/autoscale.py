@@ -29,7 +29,7 @@ from sidekiq_metrics.connection import connect
 from sidekiq_metrics.drain import RunningJob, at_risk, running_job
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics import QueueSeries, Sample
-from sidekiq_metrics.readings import ProcessReading, Totals
+from sidekiq_metrics.readings import Totals
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.sizing import BUSIEST, Estimate, Flow, estimate, remember
@@ -73,12 +73,9 @@ class Workers(NamedTuple):
     def of(cls, totals: Totals | None) -> Workers:
         if totals is None:
             return cls()
-        by_type: dict[str, list[ProcessReading]] = {}
-        for process in totals.live:
-            by_type.setdefault(process.process_type, []).append(process)
         crews = {kind: Crew(sum(p.busy for p in group), sum(p.concurrency or 0 for p in group),
                             len({p.hostname for p in group}), tuple(p.identity for p in group if p.busy > 0))
-                 for kind, group in by_type.items()}
+                 for kind, group in totals.by_process_type().items()}
         return cls(totals.processed, totals.busy, crews)
 
 
@@ -273,7 +270,7 @@ class Autoscaler:
         self._refused = False  # 401/403: no more API calls until restart
         self._unknown: set[str] = set()  # 404: types the app does not have
         self._paused_until = -math.inf  # 429
-        self._pending: list[tuple[Sequence[QueueSeries], Workers] | None] = []
+        self._pending: list[tuple[Sequence[QueueSeries], Totals | None] | None] = []
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
         self._guard = threading.Lock()
         self._wake = threading.Event()
@@ -295,7 +292,7 @@ class Autoscaler:
         """A poll's per-queue series and Sidekiq's totals (None: the poll failed). Only the newest unhandled poll
         is kept."""
         with self._guard:
-            self._pending[:] = [None if series is None else (series, Workers.of(totals))]
+            self._pending[:] = [None if series is None else (series, totals)]
         self._wake.set()
 
     def samples(self) -> list[Sample]:
@@ -316,7 +313,7 @@ class Autoscaler:
                 if not self._pending:  # a wake-up for a poll already taken: not a failed poll
                     continue
                 poll = self._pending.pop()
-            self.step(None if poll is None else readings(self.config.rules, *poll))
+            self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1])))
 
     def step(self, latest: dict[str, Reading] | None) -> None:
         """One round for every type: what the thread does with each poll."""

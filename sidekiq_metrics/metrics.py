@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -19,7 +19,7 @@ from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
 from sidekiq_metrics.job_metrics import percentile
 from sidekiq_metrics.jobs import latency
-from sidekiq_metrics.readings import JobMinutes, ProcessReading, Snapshot, Totals
+from sidekiq_metrics.readings import JobMinutes, Snapshot, Totals
 
 
 class Sample(NamedTuple):
@@ -117,7 +117,7 @@ def total_samples(totals: Totals, series: list[QueueSeries], now: float) -> list
                               (m.RETRIES_LAG, totals.retry_due, totals.retries)):
         if size is not None:  # None: the set could not be read, so neither can its lag
             samples.append(Sample(metric, max(0.0, now - due) if due is not None else 0.0))
-    return samples + process_samples(totals.live)
+    return samples + process_samples(totals)
 
 
 def job_samples(jobs: JobMinutes) -> list[Sample]:
@@ -135,14 +135,11 @@ def job_samples(jobs: JobMinutes) -> list[Sample]:
     return samples
 
 
-def process_samples(live: Iterable[ProcessReading]) -> list[Sample]:
+def process_samples(totals: Totals) -> list[Sample]:
     """The live processes grouped by Heroku process type: counts, the worst and the total, never one series
     per dyno (a metric service bills each series)."""
-    by_type: dict[str, list[ProcessReading]] = {}
-    for process in live:
-        by_type.setdefault(process.process_type, []).append(process)
     samples = []
-    for kind, processes in sorted(by_type.items()):
+    for kind, processes in sorted(totals.by_process_type().items()):
         busy = sum(p.busy for p in processes)
         concurrency = sum(p.concurrency or 0 for p in processes)
         memory = [p.rss_kb / 1024 for p in processes if p.rss_kb is not None]

@@ -67,6 +67,13 @@ class Totals:
         """ProcessSet#total_concurrency: the threads of the live processes."""
         return sum(p.concurrency or 0 for p in self.live)
 
+    def by_process_type(self) -> dict[str, list[ProcessReading]]:
+        """The live processes grouped by Heroku process type (`worker` for `worker.3`)."""
+        groups: dict[str, list[ProcessReading]] = {}
+        for process in self.live:
+            groups.setdefault(process.process_type, []).append(process)
+        return groups
+
 
 @dataclass(frozen=True, slots=True)
 class JobClassReading:

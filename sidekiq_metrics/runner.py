@@ -18,6 +18,7 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import Flushing, build_outputs
+from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, job_samples, queue_series, total_samples
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from sidekiq_metrics.autoscale import Autoscaler
 
 LOG_PREFIX = "sidekiq-metrics:"
+LAST_WORDS = 0.25  # seconds a stopping run gives its queued lines to be written (SIGTERM ends us within a second)
 
 
 class Shutdown:
@@ -69,7 +71,7 @@ class Shutdown:
 class Poller:
     """One poll: read a snapshot, derive samples, render, write. Never raises for a Redis fault."""
 
-    def __init__(self, settings: Settings, out: TextIO, err: TextIO, shutdown: Shutdown | None = None,
+    def __init__(self, settings: Settings, out: Stream, err: Stream, shutdown: Shutdown | None = None,
                  autoscaler: Autoscaler | None = None) -> None:
         self.settings = settings
         self.autoscaler = autoscaler
@@ -137,8 +139,9 @@ class Poller:
             output.emit(measurements, at)
 
     def write_lines(self, lines: list[str]) -> None:
-        """Lines to stdout, flushed. Interruptible: a log reader that stopped reading blocks this
-        write, and SIGTERM must still end us within a second (a line cut short then is the lesser harm)."""
+        """Lines to stdout, flushed. Interruptible: a log reader that stopped reading blocks a plain stream's
+        write, and SIGTERM must still end us within a second (a line cut short then is the lesser harm). `run`
+        writes through a LineWriter, which never blocks and raises here what its last write met."""
         with self.shutdown.interruptible():
             try:
                 if lines:
@@ -158,7 +161,7 @@ class Poller:
 
 
 
-def line_logger(err: TextIO, secrets: tuple[str, ...]) -> Callable[[str], None]:
+def line_logger(err: Stream, secrets: tuple[str, ...]) -> Callable[[str], None]:
     """Writes one line to stderr, with the credentials scrubbed out whoever wrote the message (a NOPERM
     reply names the user, say). Never raises: the metrics matter more than our remarks."""
     def log(message: str) -> None:
@@ -194,21 +197,35 @@ def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO
     """The `run` command. Exit status: 0, or 1 when --once could not read Redis."""
     shutdown = Shutdown()
     shutdown.install()
+    errors = LineWriter(err)  # a log reader that lags never holds up a poll (line_writer.py)
+    log = line_logger(errors, settings.secrets)
+    lines = LineWriter(out, report=log)
+    try:
+        return _run(settings, once, shutdown, lines, errors, log)
+    finally:
+        for stream in (lines, errors):
+            stream.drain(LAST_WORDS)
+
+
+def _run(settings: Settings, once: bool, shutdown: Shutdown, lines: LineWriter, errors: LineWriter,
+         log: Callable[[str], None]) -> int:
     autoscaler = None
     if settings.autoscale and not once:  # never for --once: one poll is no basis for scaling
         from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
 
-        autoscaler = Autoscaler.from_settings(settings.autoscale, settings, line_logger(err, settings.secrets))
+        autoscaler = Autoscaler.from_settings(settings.autoscale, settings, log)
     try:
-        poller = Poller(settings, out, err, shutdown, autoscaler)
+        poller = Poller(settings, lines, errors, shutdown, autoscaler)
     except OutputUnavailable as exc:  # no chosen output could start
-        line_logger(err, settings.secrets)(f"cannot start: {exc}")
+        log(f"cannot start: {exc}")
         return 1
     try:
         if once:
             read = poller.poll()
             with shutdown.interruptible():
                 poller.flush()
+                lines.drain(None)  # --once waits for its reader, as any command does; SIGTERM still ends it
+            poller.write_lines([])  # what writing met
             return 0 if read else 1
         poller.log(f"polling {settings.redis.display} every {settings.interval:g}s")
         if autoscaler:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -421,19 +423,59 @@ def test_a_redis_still_loading_its_data_fails_polls_briefly_and_keeps_the_script
     assert "refuses our read-only Lua script" not in err
 
 
+def blocked_on_a_pipe(pid: int) -> list[str]:
+    """Which of the process's threads wait in the kernel to write to a full pipe: "main", or "another"."""
+    tasks = Path(f"/proc/{pid}/task")
+    return ["main" if t.name == str(pid) else "another" for t in tasks.iterdir() if "pipe" in (t / "wchan").read_text()]
+
+
 def test_sigterm_ends_it_even_when_stdout_is_blocked(r, redis_server):
-    """A log reader that stops reading fills the pipe; the next write blocks. SIGTERM must still end us."""
+    """A log reader that stops reading fills the pipe; the writing thread blocks. SIGTERM must still end us at
+    once, and cleanly: no interpreter aborting on a stream's lock held by a blocked daemon thread."""
     for i in range(1000):
         r.sadd("queues", f"queue_with_a_long_name_{i:04d}")
     proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.05"})
     try:
         time.sleep(2.0)  # nobody reads: 60 KB a poll fill the 64 KB pipe at once
         assert proc.poll() is None
-        assert "pipe" in Path(f"/proc/{proc.pid}/wchan").read_text()  # blocked writing to the pipe
+        assert blocked_on_a_pipe(proc.pid) == ["another"]  # the writing thread waits on the pipe; the poll does not
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
         assert time.monotonic() - sent < 1.0
     finally:
         proc.kill()
-    assert "Traceback" not in proc.stderr.read()
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "Fatal Python error" not in err
+
+
+def test_a_reader_that_stops_reading_never_stops_the_polls(r, redis_server):
+    """While nobody reads stdout, the polls go on (the statsd output shows them) and the oldest lines are
+    dropped; once the reader is back, one line says how many, and what it reads are whole lines."""
+    for i in range(1000):
+        r.sadd("queues", f"queue_with_a_long_name_{i:04d}")
+    per_poll = len(cli("run", "--once", env={"REDIS_URL": redis_server.url}).stdout.splitlines())
+    statsd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    statsd.bind(("127.0.0.1", 0))
+    statsd.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    proc = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.1",
+                             "SIDEKIQ_METRICS_OUTPUT": "l2met,statsd",
+                             "DD_DOGSTATSD_PORT": str(statsd.getsockname()[1])})
+    try:
+        time.sleep(1.0)  # the pipe is full after the first poll
+        assert blocked_on_a_pipe(proc.pid) == ["another"]
+        statsd.settimeout(0.5)
+        polls, until = 0, time.monotonic() + 3.0
+        while time.monotonic() < until:  # every poll sends queue 0000's size once
+            with contextlib.suppress(TimeoutError):
+                polls += statsd.recv(65536).count(b"sidekiq.queue.size:0|g|#queue:queue_with_a_long_name_0000\n")
+        assert polls >= 10  # some 30 polls in 3 s; with a write that blocked the poll, none
+        lines = read_lines_until(proc, r"(?!)", 2.0)  # the reader is back
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+        statsd.close()
+    err = proc.stderr.read()
+    dropped = re.findall(r"the log reader fell behind: (\d+) line\(s\) were dropped", err)
+    assert len(dropped) == 1 and int(dropped[0]) >= 10 * per_poll, err  # the lines of ten polls or more
+    assert all(re.fullmatch(r"(\S+#\S+=\S+ ?)+", text) for _, text in lines[:-1]), "a line cut or mixed"

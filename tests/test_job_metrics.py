@@ -210,7 +210,7 @@ def test_a_real_sidekiq_8_server_over_minutes_each_minute_once_and_the_sums_equa
         time.sleep(4)
     started = time.time()
     emitter = spawn("run", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "3"})
-    printed: list[str] = []  # read as it comes: a full pipe would stop the emitter's polls (as it should)
+    printed: list[str] = []  # read as it comes: a full pipe would drop the lines the test looks for
     reader = threading.Thread(target=lambda: printed.extend(emitter.stdout), daemon=True)
     reader.start()
     try:

@@ -34,6 +34,7 @@ from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.sizing import BUSIEST, Estimate, Flow, estimate, remember
 from sidekiq_metrics.snapshot import encode, key_prefix
+from sidekiq_metrics.stopping import StopWatch
 
 LOCK_KEY = "sidekiq-metrics:autoscale:lock:"
 FORMATION_MAX_AGE = 60.0  # seconds a formation quantity read from the API is trusted while nothing changes
@@ -50,6 +51,7 @@ class Reading(NamedTuple):
     busy_all: int = 0  # jobs every live Sidekiq process runs, of any type
     dyno_threads: float | None = None  # threads one of its dynos runs; None: none of its processes says
     at_risk: int | None = None  # running jobs a scale-down would interrupt (drain.py); None: not known, all count
+    dynos: frozenset[str] = frozenset()  # the hostnames (`worker.3`) of its live processes
 
 
 class Crew(NamedTuple):
@@ -59,6 +61,7 @@ class Crew(NamedTuple):
     threads: int  # their concurrency
     dynos: int  # the dynos they run on
     running: tuple[str, ...] = ()  # the identities of those that run jobs
+    hostnames: frozenset[str] = frozenset()  # their dynos' names: `worker.3`
 
 
 class Workers(NamedTuple):
@@ -74,7 +77,8 @@ class Workers(NamedTuple):
         if totals is None:
             return cls()
         crews = {kind: Crew(sum(p.busy for p in group), sum(p.concurrency or 0 for p in group),
-                            len({p.hostname for p in group}), tuple(p.identity for p in group if p.busy > 0))
+                            len({p.hostname for p in group}), tuple(p.identity for p in group if p.busy > 0),
+                            frozenset(p.hostname for p in group if p.hostname))
                  for kind, group in totals.by_process_type().items()}
         return cls(totals.processed, totals.busy, crews)
 
@@ -104,7 +108,7 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
         crew = workers.crews.get(rule.process_type, Crew(0, 0, 0))
         threads = crew.threads / crew.dynos if crew.threads and crew.dynos else None
         out[rule.process_type] = Reading(latency, backlog, crew.busy, crew.running, workers.processed,
-                                         workers.busy, threads)
+                                         workers.busy, threads, dynos=crew.hostnames)
     return out
 
 
@@ -180,8 +184,8 @@ class Policy:
             return Decision(current, "", target)  # one change per cool-down
         at_risk = reading.busy if reading.at_risk is None else reading.at_risk
         if target < current and at_risk and rule.drain_wait > 0:
-            # Heroku does not say which dynos a scale-down stops, so any of the type's busy ones may be:
-            # wait while the type runs jobs at risk, at most drain_wait seconds.
+            # Wait while jobs at risk run where the scale-down may stop them, at most drain_wait seconds. Which
+            # dynos those are is the caller's to count (stopping.py): every one of the type's until known.
             state.draining_since = now if state.draining_since is None else state.draining_since
             waited = now - state.draining_since
             if waited < rule.drain_wait:
@@ -272,6 +276,7 @@ class Autoscaler:
         self._paused_until = -math.inf  # 429
         self._pending: list[tuple[Sequence[QueueSeries], Totals | None] | None] = []
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
+        self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopping.py)
         self._guard = threading.Lock()
         self._wake = threading.Event()
 
@@ -328,6 +333,8 @@ class Autoscaler:
         process_type = policy.rule.process_type
         now = self.clock()
         policy.observe(state, reading, now)
+        if reading is not None and (seen := self.stops.look(process_type, now, reading.dynos)):
+            self.log(seen)
         dry_run = self.config.dry_run
         if reading is None or reading.latency is None:
             state.desired = state.simulated if dry_run and state.simulated is not None else state.current
@@ -349,15 +356,17 @@ class Autoscaler:
         risky: list[RunningJob] = []
         if decision.draining or decision.interrupts:  # a scale-down waits for jobs: which of them are at risk?
             running = self._running_jobs(reading.running)
-            if running is not None:
-                risky = at_risk(running, self.wall())
+            if running is not None:  # on the dynos the scale-down may stop: any of the type's, until known
+                risky = at_risk([job for job in running if self.stops.stops(process_type, job.dyno,
+                                                                            decision.target)], self.wall())
                 reading = reading._replace(at_risk=len(risky))
                 decision = policy.decide(state, reading, base, now, self.wall())
         state.desired = decision.target
         if decision.draining and process_type not in self._draining:
             self._draining.add(process_type)
             self.log(f"autoscale: holding the scale-down of {process_type} from {base} to {decision.target} while "
-                     f"{len(risky) or reading.busy} job(s) that may outlast Sidekiq's shutdown run on its dynos "
+                     f"{len(risky) or reading.busy} job(s) that may outlast Sidekiq's shutdown run on "
+                     f"{'the dynos it stops' if self.stops.known else 'its dynos'} "
                      f"(at most {policy.rule.drain_wait:g}s: {autoscale_variable(process_type, 'DRAIN_WAIT')})")
         elif not decision.draining:
             self._draining.discard(process_type)
@@ -388,7 +397,10 @@ class Autoscaler:
             policy.changed(state, now)
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
+            if decision.quantity < base:
+                self.stops.scaled_down(process_type, now, reading.dynos, base, decision.quantity)
             if decision.interrupts:
+                risky = [job for job in risky if self.stops.stops(process_type, job.dyno, decision.quantity)]
                 wall = self.wall()
                 said = [job.describe(wall) for job in risky[:10]] + ([f"{len(risky) - 10} more"] if
                                                                        len(risky) > 10 else [])

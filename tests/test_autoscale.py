@@ -14,7 +14,7 @@ import pytest
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.redis_server import monitored
-from support.sidekiq_data import busy_process, job, push, seed
+from support.sidekiq_data import busy_process, idle_process, job, push, seed
 
 INTERVAL = 0.2
 
@@ -347,6 +347,78 @@ def test_a_busy_process_whose_work_cannot_be_read_holds_the_scale_down(r, redis_
     r.delete(f"{identity}:work")  # busy, but no record of what: every busy job counts
     _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
     assert api.patches() == [] and "holding the scale-down of worker from 3 to 2 while 1 job(s)" in err
+
+
+def heroku_stops(r, order: str):
+    """What happens to Sidekiq when the formation shrinks: Heroku stops dynos (`highest`: the highest-numbered, as
+    HireFire's maintainer reports; `lowest`: the others) and each Sidekiq leaves the process set as it shuts down."""
+    def on_scale(process_type: str, old: int, new: int) -> None:
+        stopped = range(new + 1, old + 1) if order == "highest" else range(1, old - new + 1)
+        for n in stopped:
+            identity = f"{process_type}.{n}:4:0123456789ab"
+            r.srem("processes", identity)
+            r.delete(identity, f"{identity}:work")
+    return on_scale
+
+
+def stderr_lines(proc) -> list[str]:
+    """The process's stderr lines as they come (a list that grows)."""
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    return lines
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_once_scale_downs_have_shown_heroku_stops_the_highest_numbered_only_those_dynos_jobs_hold_one(
+        r, redis_server, api):
+    """Before: a job at risk on any dyno holds a scale-down (Heroku does not document which dynos stop). After
+    three scale-downs that stopped the highest-numbered (6 x 5 x 4 = 120 times likelier than chance), a job on
+    worker.1 no longer holds going from 3 to 2; one on worker.2 holds going from 2 to 1."""
+    api.formation["worker"] = 6
+    api.on_scale = heroku_stops(r, "highest")
+    set_latency(r, "default", 0, jobs=0)
+    for n in range(1, 7):
+        idle_process(r, f"worker.{n}")
+    proc = spawn("run", env=autoscale_env(redis_server.url, api, max="6", drain_wait="60"))
+    err = stderr_lines(proc)
+    try:
+        assert wait_for(lambda: any("seen often enough" in line for line in err), 15), err
+        assert api.patches() == [5, 4, 3]
+        busy_process(r, "worker.1", "ReportJob", 300)  # at risk, on a dyno that stays
+        assert wait_for(lambda: api.patches()[3:] == [2], 5), err
+        busy_process(r, "worker.2", "ExportJob", 300)  # at risk, on the dyno that would stop
+        time.sleep(2.5)  # two down cool-downs
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert api.patches() == [5, 4, 3, 2]
+    said = [line.split("autoscale: ", 1)[1].rstrip("\n") for line in err if "stopped" in line]
+    assert said == ["scaling worker from 6 to 5 stopped the highest-numbered dyno(s), worker.6",
+                    "scaling worker from 5 to 4 stopped the highest-numbered dyno(s), worker.5",
+                    "scaling worker from 4 to 3 stopped the highest-numbered dyno(s), worker.4; seen often enough "
+                    "that chance does not explain it: a scale-down now waits only for jobs on the dynos it stops",
+                    "scaling worker from 3 to 2 stopped the highest-numbered dyno(s), worker.3"]
+    assert sum("holding the scale-down" in line for line in err) == 1
+    assert any("holding the scale-down of worker from 2 to 1 while 1 job(s) that may outlast Sidekiq's shutdown "
+               "run on the dynos it stops" in line for line in err)
+
+
+def test_a_scale_down_that_stops_another_dyno_is_said_and_every_dyno_stays_protected(r, redis_server, api):
+    api.formation["worker"] = 2
+    api.on_scale = heroku_stops(r, "lowest")
+    set_latency(r, "default", 0, jobs=0)
+    idle_process(r, "worker.1")
+    idle_process(r, "worker.2")
+    _, err = run_for(2.5, autoscale_env(redis_server.url, api, drain_wait="60"))
+    assert api.patches() == [1]
+    assert ("autoscale: scaling worker from 2 to 1 stopped worker.1, not only the highest-numbered: a scale-down "
+            "waits for jobs on every dyno of the app's types until restart") in err
 
 
 def test_a_schedule_window_raises_the_minimum_at_once_in_a_live_emitter(r, redis_server, api):

@@ -5,7 +5,8 @@
 
 It checks what Heroku checks (a bearer token, the version-3 Accept header, the app and type exist)
 and answers with Heroku's error bodies. Tests read `requests` and may queue scripted answers
-(status, headers, body) that are given before any normal one, or make every answer slow.
+(status, headers, body) that are given before any normal one, or make every answer slow. `on_scale`
+(type, old, new) is called after a PATCH changes a quantity: a test stops or starts its dynos there.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 
@@ -36,6 +38,7 @@ class FakePlatformApi:
         self.requests: list[Request] = []
         self.scripted: list[tuple[int, dict[str, str], dict]] = []
         self.delay = 0.0
+        self.on_scale: Callable[[str, int, int], None] | None = None
         self._lock = threading.Lock()
         api = self
 
@@ -92,7 +95,9 @@ class FakePlatformApi:
         if method == "PATCH":
             if not isinstance(quantity, int) or handler.headers.get("Content-Type") != "application/json":
                 return _answer(handler, 422, {}, {"id": "invalid_params", "message": "Invalid quantity."})
-            self.formation[process_type] = quantity
+            old, self.formation[process_type] = self.formation[process_type], quantity
+            if self.on_scale and old != quantity:
+                self.on_scale(process_type, old, quantity)
         return _answer(handler, 200, {}, {"type": process_type, "quantity": self.formation[process_type],
                                           "size": "Standard-1X", "command": "bundle exec sidekiq"})
 

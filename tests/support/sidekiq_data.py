@@ -52,13 +52,20 @@ def busy_process(r: redis.Redis, dyno: str, job_class: str, running_for: float, 
     """A Sidekiq process on `dyno` running one job, its heartbeat and its work as Sidekiq 7+ write them
     (`work="workers"`: as Sidekiq 6.4.1 and earlier name that hash). tests/test_drain.py holds this to what
     real Sidekiq 6.4.1 and 8.1 write. Its identity."""
-    identity = f"{dyno}:4:0123456789ab"
-    r.sadd("processes", identity)
-    r.hset(identity, mapping={"busy": 1, "concurrency": 5, "quiet": "false", "info": json.dumps(
-        {"hostname": dyno, "concurrency": 5, "version": "8.1.7" if work == "work" else "6.4.1"})})
+    identity = idle_process(r, dyno, "8.1.7" if work == "work" else "6.4.1")
+    r.hset(identity, "busy", 1)
     payload = {"class": job_class, "queue": "default", "jid": "f" * 24, "args": []}
     r.hset(f"{identity}:{work}", "tid-1", json.dumps({"queue": "default", "payload": json.dumps(payload),
                                                       "run_at": int(time.time() - running_for)}))
+    return identity
+
+
+def idle_process(r: redis.Redis, dyno: str, version: str = "8.1.7") -> str:
+    """A Sidekiq process on `dyno` running nothing, its heartbeat as Sidekiq writes it. Its identity."""
+    identity = f"{dyno}:4:0123456789ab"
+    r.sadd("processes", identity)
+    r.hset(identity, mapping={"busy": 0, "concurrency": 5, "quiet": "false", "info": json.dumps(
+        {"hostname": dyno, "concurrency": 5, "version": version})})
     return identity
 
 

@@ -11,12 +11,14 @@ latency, backlog, busy threads and Sidekiq's processed total (as the heartbeats 
 10 s) and the policy decides. A new dyno takes jobs after BOOT seconds. A stopped dyno takes no new
 job; what it still runs GRACE seconds later is interrupted and pushed back to the head of the queue
 (as Sidekiq's shutdown does), and starts again from the beginning. Heroku does not say which dynos a
-scale-down stops: here the highest-numbered go. A dyno is paid for from its scale-up until it has
-stopped.
+scale-down stops: here the highest-numbered go (dynos are numbered as Heroku numbers them, 1 to the
+quantity), and the product's StopWatch learns it from the dynos it sees leave, as the autoscaler does.
+A dyno is paid for from its scale-up until it has stopped.
 
 It prints one markdown table: for each shape and policy, the median over the seeds of the minutes
 with latency above UP_LATENCY (latency sampled every 5 s), the worst latency, dyno-hours, changes
-and jobs interrupted by scale-downs; and the dyno-hours against plain steps on the same seeds.
+and jobs interrupted by scale-downs (and of them, the jobs at risk that a scale-down stopped before its
+longest wait: none may be, when DRAIN_WAIT is on); and the dyno-hours against plain steps on the same seeds.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import cast
 from sidekiq_metrics.autoscale import Policy, Reading, TypeState
 from sidekiq_metrics.config import ScalingRule
 from sidekiq_metrics.drain import RunningJob, at_risk
+from sidekiq_metrics.stopping import EVIDENCE, StopWatch
 
 THREADS = 10  # Sidekiq's concurrency on each dyno
 BOOT = 20.0  # seconds from a scale-up until the new dyno takes jobs (Heroku: about 10-30 s)
@@ -54,10 +57,10 @@ POLICIES = {
     "both": dataclasses.replace(BASE, catch_up=300, drain_wait=600),
     "both, CATCH_UP=120": dataclasses.replace(BASE, catch_up=120, drain_wait=600),
 }
-# Not built: what protecting only the dynos a scale-down stops would give, were it known which those are. Heroku's
-# documentation does not say, so the product protects on the type's total (docs/autoscaling.md).
-IF_KNOWN = "both, waiting only for the dynos that stop (not built)"
-POLICIES[IF_KNOWN] = POLICIES["both"]
+# The product learns which dynos Heroku stops from its own scale-downs (stopping.py); this one never does, and
+# waits for jobs on every dyno of the type, as before that learning.
+NEVER_LEARNS = "both, waiting on the whole type"
+POLICIES[NEVER_LEARNS] = POLICIES["both"]
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,12 @@ SHAPES = [
 
 @dataclass
 class Dyno:
-    number: int
+    name: str  # as Heroku numbers a type's dynos: worker.1 to worker.<quantity>
     up_at: float
     stopping: bool = False
     gone: bool = False
     running: dict[int, float] = field(default_factory=dict)  # job -> when it started
+    unwaited: frozenset[int] = frozenset()  # its jobs at risk when it was stopped without the longest wait
 
 
 @dataclass
@@ -127,14 +131,15 @@ class Outcome:
     dyno_seconds: float = 0.0
     changes: int = 0
     interrupted: int = 0
+    unwaited: int = 0  # of them, jobs at risk (run GRACE s) when a scale-down went ahead before its longest wait
 
 
 class Formation:
     """The simulated process type: its dynos, its queue, and the clock of events."""
 
-    def __init__(self, shape: Shape, rule: ScalingRule, seed: int, only_stopping: bool = False) -> None:
+    def __init__(self, shape: Shape, rule: ScalingRule, seed: int, learns: bool = True) -> None:
         self.shape, self.rng = shape, random.Random(seed)
-        self.only_stopping = only_stopping  # at risk: the jobs of the dynos that would stop, not the type's
+        self.stops = StopWatch(EVIDENCE if learns else math.inf)
         self.policy, self.state = Policy(rule), TypeState()
         self.events: list[tuple[float, int, str, object]] = []
         self.order = itertools.count()
@@ -209,6 +214,7 @@ class Formation:
         for job in sorted(dyno.running, key=dyno.running.__getitem__, reverse=True):
             self.queue.appendleft((job, self.now))  # pushed back to the head: the next to run
             self.out.interrupted += 1
+            self.out.unwaited += job in dyno.unwaited
         dyno.running.clear()
         dyno.gone = True
         self._dispatch()
@@ -227,33 +233,38 @@ class Formation:
     def _poll(self, _: object) -> None:
         busy = sum(len(d.running) for d in self.dynos if not d.gone)
         latency = self.now - self.queue[0][1] if self.queue else 0.0
-        reading = Reading(latency, len(self.queue), busy, (), self.flushed, busy, float(THREADS))
+        hostnames = frozenset(d.name for d in self.dynos if not d.gone)  # Sidekiq's live processes
+        reading = Reading(latency, len(self.queue), busy, (), self.flushed, busy, float(THREADS), dynos=hostnames)
         current = sum(1 for d in self.dynos if not d.stopping)
         self.policy.observe(self.state, reading, self.now)
+        self.stops.look("worker", self.now, hostnames)
         decision = self.policy.decide(self.state, reading, current, self.now)
         if decision.draining or decision.interrupts:  # as the autoscaler does: read what runs, count what is at risk
-            watched = [d for d in self.dynos if not d.gone]
-            if self.only_stopping:
-                watched = [d for d in self.dynos if not d.stopping][min(decision.target, current - 1):]
-            running = [RunningJob(f"worker.{d.number}", self.job_class[job], "default", started)
-                       for d in watched for job, started in d.running.items()]
-            reading = reading._replace(at_risk=len(at_risk(running, self.now, GRACE)))
+            running = [RunningJob(d.name, self.job_class[job], "default", started)
+                       for d in self.dynos if not d.gone for job, started in d.running.items()]
+            stopping = [job for job in running if self.stops.stops("worker", job.dyno, decision.target)]
+            reading = reading._replace(at_risk=len(at_risk(stopping, self.now, GRACE)))
             decision = self.policy.decide(self.state, reading, current, self.now)
         if decision.quantity != current:
             self.out.changes += 1
             self.policy.changed(self.state, self.now)
+            if decision.quantity < current:
+                self.stops.scaled_down("worker", self.now, hostnames, current, decision.quantity)
             for _ in range(decision.quantity - current):
                 self._add_dyno(booted=False)
             serving = [d for d in self.dynos if not d.stopping]
             for dyno in serving[decision.quantity:]:  # the highest-numbered
                 dyno.stopping = True
+                if not decision.interrupts:
+                    dyno.unwaited = frozenset(j for j, started in dyno.running.items() if self.now - started >= GRACE)
                 dyno.gone = not dyno.running
                 if dyno.running:
                     self.at(self.now + GRACE, "stop", dyno)
         self.at(self.now + POLL, "poll")
 
     def _add_dyno(self, booted: bool) -> None:
-        dyno = Dyno(len(self.dynos) + 1, self.now + (0 if booted else BOOT))
+        serving = sum(1 for d in self.dynos if not d.stopping)
+        dyno = Dyno(f"worker.{serving + 1}", self.now + (0 if booted else BOOT))
         self.dynos.append(dyno)
         if booted:
             self._booted(dyno)
@@ -261,8 +272,8 @@ class Formation:
             self.at(dyno.up_at, "booted", dyno)
 
 
-def measure(shape: Shape, rule: ScalingRule, seeds: int, only_stopping: bool = False) -> list[Outcome]:
-    return [Formation(shape, rule, seed, only_stopping).run() for seed in range(seeds)]
+def measure(shape: Shape, rule: ScalingRule, seeds: int, learns: bool = True) -> list[Outcome]:
+    return [Formation(shape, rule, seed, learns).run() for seed in range(seeds)]
 
 
 def summary(runs: list[Outcome], plain: list[Outcome] | None) -> dict[str, float | str]:
@@ -275,6 +286,7 @@ def summary(runs: list[Outcome], plain: list[Outcome] | None) -> dict[str, float
         "dyno-hours": statistics.median(r.dyno_seconds / 3600 for r in runs),
         "changes": statistics.median(r.changes for r in runs),
         "interrupted": statistics.median(r.interrupted for r in runs),
+        "unwaited": statistics.median(r.unwaited for r in runs),
         "against plain": "—",
     }
     if plain is not None and len(runs) > 1 and runs is not plain:
@@ -294,8 +306,8 @@ def main() -> None:
           f"{GRACE:g} s, a poll every {POLL:g} s; UP_LATENCY {BASE.up_latency:g} s, MIN {BASE.min_dynos}, "
           f"MAX {BASE.max_dynos}\n")
     print("| load | policy | minutes above 30 s | worst latency | dyno-hours | changes | jobs interrupted "
-          "| dyno-hours against plain steps |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "| of them, not waited for | dyno-hours against plain steps |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for shape in SHAPES:
         if args.shape and not shape.name.startswith(args.shape):
             continue
@@ -303,11 +315,12 @@ def main() -> None:
         for name, rule in POLICIES.items():
             if args.policy and not name.startswith(args.policy) and rule is not BASE:  # plain: the reference
                 continue
-            runs = measure(shape, rule, args.seeds, only_stopping=name == IF_KNOWN)
+            runs = measure(shape, rule, args.seeds, learns=name != NEVER_LEARNS)
             plain = runs if rule is BASE else plain
             m = summary(runs, plain)
             print(f"| {shape.name} | {name} | {m['minutes above']:.1f} | {m['worst latency']:.0f} s | "
-                  f"{m['dyno-hours']:.1f} | {m['changes']:.0f} | {m['interrupted']:.0f} | {m['against plain']} |",
+                  f"{m['dyno-hours']:.1f} | {m['changes']:.0f} | {m['interrupted']:.0f} | {m['unwaited']:.0f} | "
+                  f"{m['against plain']} |",
                   flush=True)
 
 

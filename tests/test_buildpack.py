@@ -18,6 +18,7 @@ downloads from Heroku's bucket over HTTPS.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -222,8 +223,7 @@ class Dyno:
             deadline = time.monotonic() + 3
             while self.ours() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            for pid in self.ours():
-                os.kill(pid, signal.SIGKILL)
+            kill_session(self.proc.pid)
         return self.proc.stderr.read()
 
 
@@ -237,6 +237,18 @@ def session_members(sid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[3]) == sid:
             members.append(int(stat.parent.name))
     return members
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of the session until none is left: one listing may miss a child forked just after
+    it (by a supervisor killed just after), which would live on, orphaned (seen once after a full run)."""
+    deadline = time.monotonic() + 5
+    while (members := session_members(sid)) and time.monotonic() < deadline:
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    assert not session_members(sid), "a process of the session outlived SIGKILL"
 
 
 def alive(pid: int) -> bool:
@@ -333,8 +345,7 @@ def source_time(hook: Path, dyno: str, config: dict[str, str], tmp: Path) -> flo
         shell = subprocess.Popen(["bash", "-c", f"set -eu; {script}", "boot", str(hook)], env=env, stdout=sink,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
         shell.wait(10)
-    for pid in session_members(shell.pid):  # the emitter it started, if any
-        os.kill(pid, signal.SIGKILL)
+    kill_session(shell.pid)  # the emitter it started, if any
     first = out.read_text().splitlines()[0]
     assert shell.returncode == 0 and first.startswith("alive "), first  # it returned; the shell lived on
     return int(first.split()[1]) / 1e6

@@ -24,6 +24,17 @@ def read_all(fd: int) -> str:
     return b"".join(chunks).decode()
 
 
+def reader_comes_back(reader: int, stream: io.TextIOWrapper, writer: LineWriter) -> str:
+    """Read the pipe until the writer has written everything it holds; what was read."""
+    got: list[str] = []
+    collector = threading.Thread(target=lambda: got.append(read_all(reader)))
+    collector.start()
+    assert writer.drain(10)
+    stream.close()
+    collector.join(10)
+    return got[0]
+
+
 def test_writes_to_a_reader_that_stopped_never_wait_and_the_oldest_are_dropped():
     reader, stream = pipe_stream()
     said: list[str] = []
@@ -41,13 +52,7 @@ def test_writes_to_a_reader_that_stopped_never_wait_and_the_oldest_are_dropped()
     assert writer._size <= 100_000
     assert said == []  # nothing said until the reader is back
     assert writer.drain(0.2) is False  # the pipe is full: nothing moves
-    got: list[str] = []
-    collector = threading.Thread(target=lambda: got.append(read_all(reader)))
-    collector.start()
-    assert writer.drain(10)
-    stream.close()
-    collector.join(10)
-    lines = got[0].splitlines()
+    lines = reader_comes_back(reader, stream, writer).splitlines()
     polls = sorted({int(line.split(" ")[0][5:]) for line in lines})
     assert polls[-11:] == list(range(189, 200))  # the newest were kept: the 100 KB that may wait
     assert len(lines) % 100 == 0 and all(len(line) == 88 for line in lines)  # whole polls, whole lines
@@ -62,13 +67,8 @@ def test_without_a_report_the_notice_goes_ahead_of_the_next_lines():
         time.sleep(0.01)
     writer.write("second\n")
     writer.write("third\n")  # past the limit: "second" is dropped
-    got: list[str] = []
-    collector = threading.Thread(target=lambda: got.append(read_all(reader)))
-    collector.start()
-    assert writer.drain(10)
-    stream.close()
-    collector.join(10)
-    assert got[0].splitlines()[1:] == ["sidekiq-metrics: the log reader fell behind: 1 line(s) were dropped", "third"]
+    assert reader_comes_back(reader, stream, writer).splitlines()[1:] == [
+        "sidekiq-metrics: the log reader fell behind: 1 line(s) were dropped", "third"]
 
 
 def test_a_reader_gone_is_raised_by_the_next_write_as_the_stream_would_raise_it():

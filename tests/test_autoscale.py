@@ -14,7 +14,7 @@ import pytest
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.redis_server import monitored
-from support.sidekiq_data import busy_process, idle_process, job, push, seed
+from support.sidekiq_data import busy_process, idle_process, job, push, seed, shut_down
 
 INTERVAL = 0.2
 
@@ -351,15 +351,12 @@ def test_a_busy_process_whose_work_cannot_be_read_holds_the_scale_down(r, redis_
 
 def heroku_stops(r, order: str):
     """What happens to Sidekiq when the formation shrinks: Heroku stops dynos (`highest`: the highest-numbered, as
-    HireFire's maintainer reports; `lowest`: the others) and each Sidekiq, shutting down, does what its
-    Launcher#clear_heartbeat does in 7.3 and 8.1: SREM processes, UNLINK <identity>:work. Its heartbeat hash is
-    left to expire, so the emitter must go by the set."""
+    HireFire's maintainer reports; `lowest`: the others) and each Sidekiq shuts down (`shut_down`, held to real
+    Sidekiq: its heartbeat hash is left to expire, so the emitter must go by the process set)."""
     def on_scale(process_type: str, old: int, new: int) -> None:
         stopped = range(new + 1, old + 1) if order == "highest" else range(1, old - new + 1)
         for n in stopped:
-            identity = f"{process_type}.{n}:4:0123456789ab"
-            r.srem("processes", identity)
-            r.unlink(f"{identity}:work")
+            shut_down(r, f"{process_type}.{n}:4:0123456789ab")
     return on_scale
 
 

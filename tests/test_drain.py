@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidekiq_metrics.drain import RunningJob, at_risk, running_job
-from support.sidekiq_data import busy_process
+from support.sidekiq_data import busy_process, shut_down
 
 NOW = 1_800_000_000.0
 
@@ -63,7 +64,8 @@ def test_what_real_sidekiq_writes_of_a_running_job_is_read_and_the_tests_stand_i
         r, redis_server, reference_sidekiq, tmp_path, version, suffix):
     """Real Sidekiq 6.4.1 (Debian) and 8.1 working a SlowJob on `worker.1`: the record of it is found under the
     key, and read as the class, queue and start it has; `support.sidekiq_data.busy_process`, which the autoscaling
-    tests use in its place, writes a record of the same key, fields and types."""
+    tests use in its place, writes a record of the same key, fields and types. Stopped by SIGTERM, as Heroku stops
+    a dyno, it leaves what `support.sidekiq_data.shut_down` leaves."""
     workers = tmp_path / "workers.rb"
     workers.write_text(SLOW)
     env = {**os.environ, "REDIS_URL": redis_server.url, "DYNO": "worker.1"}
@@ -85,8 +87,12 @@ def test_what_real_sidekiq_writes_of_a_running_job_is_read_and_the_tests_stand_i
         job = running_job(identity, raw)
         assert (job.dyno, job.job_class, job.queue) == ("worker.1", "SlowJob", "work")
         assert job.since is not None and pushed - 1 <= job.since <= time.time()
+        proc.send_signal(signal.SIGTERM)  # Sidekiq waits its -t 1 for the job, pushes it back, and exits
+        proc.wait(30)
+        real_left = left_behind(r, identity, suffix)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     real = json.loads(raw)
     stand_in = busy_process(r, "worker.9", "SlowJob", 30, suffix[1:])
@@ -95,3 +101,11 @@ def test_what_real_sidekiq_writes_of_a_running_job_is_read_and_the_tests_stand_i
     assert fake.keys() == real.keys()
     assert [type(fake[k]) for k in ("queue", "payload", "run_at")] == [type(real[k]) for k in ("queue", "payload",
                                                                                                  "run_at")]
+    shut_down(r, stand_in, suffix[1:])
+    assert left_behind(r, stand_in, suffix) == real_left == {"listed": False, "work": False, "heartbeat": True}
+
+
+def left_behind(r, identity: str, suffix: str) -> dict[str, bool]:
+    """What a stopped Sidekiq process leaves in Redis."""
+    return {"listed": r.sismember("processes", identity), "work": bool(r.exists(identity + suffix)),
+            "heartbeat": bool(r.exists(identity))}

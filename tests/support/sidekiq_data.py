@@ -69,6 +69,14 @@ def idle_process(r: redis.Redis, dyno: str, version: str = "8.1.7") -> str:
     return identity
 
 
+def shut_down(r: redis.Redis, identity: str, work: str = "work") -> None:
+    """What Sidekiq's Launcher#clear_heartbeat does when its process stops (6.4.1, 7.3, 8.1): it leaves the process
+    set and its work record goes; its heartbeat hash is left to expire. tests/test_drain.py holds this to real
+    Sidekiq 6.4.1 and 8.1 stopped by SIGTERM."""
+    r.srem("processes", identity)
+    r.unlink(f"{identity}:{work}")
+
+
 def seed(r: redis.Redis, queues: Mapping[str, tuple[float, int]]) -> None:
     """Queues by name: (age in seconds of every job, how many jobs)."""
     now = time.time()

@@ -234,7 +234,7 @@ class Formation:
         busy = sum(len(d.running) for d in self.dynos if not d.gone)
         latency = self.now - self.queue[0][1] if self.queue else 0.0
         hostnames = frozenset(d.name for d in self.dynos if not d.gone)  # Sidekiq's live processes
-        reading = Reading(latency, len(self.queue), busy, (), self.flushed, busy, float(THREADS), dynos=hostnames)
+        reading = Reading(latency, len(self.queue), busy, (), self.flushed, busy, float(THREADS), hostnames=hostnames)
         current = sum(1 for d in self.dynos if not d.stopping)
         self.policy.observe(self.state, reading, self.now)
         self.stops.look("worker", self.now, hostnames)
@@ -242,7 +242,7 @@ class Formation:
         if decision.draining or decision.interrupts:  # as the autoscaler does: read what runs, count what is at risk
             running = [RunningJob(d.name, self.job_class[job], "default", started)
                        for d in self.dynos if not d.gone for job, started in d.running.items()]
-            stopping = [job for job in running if self.stops.stops("worker", job.dyno, decision.target)]
+            stopping = self.stops.on_stopping("worker", running, decision.target)
             reading = reading._replace(at_risk=len(at_risk(stopping, self.now, GRACE)))
             decision = self.policy.decide(self.state, reading, current, self.now)
         if decision.quantity != current:

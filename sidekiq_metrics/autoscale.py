@@ -51,7 +51,7 @@ class Reading(NamedTuple):
     busy_all: int = 0  # jobs every live Sidekiq process runs, of any type
     dyno_threads: float | None = None  # threads one of its dynos runs; None: none of its processes says
     at_risk: int | None = None  # running jobs a scale-down would interrupt (drain.py); None: not known, all count
-    dynos: frozenset[str] = frozenset()  # the hostnames (`worker.3`) of its live processes
+    hostnames: frozenset[str] = frozenset()  # its live processes' dynos: `worker.3`
 
 
 class Crew(NamedTuple):
@@ -108,7 +108,7 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
         crew = workers.crews.get(rule.process_type, Crew(0, 0, 0))
         threads = crew.threads / crew.dynos if crew.threads and crew.dynos else None
         out[rule.process_type] = Reading(latency, backlog, crew.busy, crew.running, workers.processed,
-                                         workers.busy, threads, dynos=crew.hostnames)
+                                         workers.busy, threads, hostnames=crew.hostnames)
     return out
 
 
@@ -333,7 +333,7 @@ class Autoscaler:
         process_type = policy.rule.process_type
         now = self.clock()
         policy.observe(state, reading, now)
-        if reading is not None and (seen := self.stops.look(process_type, now, reading.dynos)):
+        if reading is not None and (seen := self.stops.look(process_type, now, reading.hostnames)):
             self.log(seen)
         dry_run = self.config.dry_run
         if reading is None or reading.latency is None:
@@ -357,8 +357,7 @@ class Autoscaler:
         if decision.draining or decision.interrupts:  # a scale-down waits for jobs: which of them are at risk?
             running = self._running_jobs(reading.running)
             if running is not None:  # on the dynos the scale-down may stop: any of the type's, until known
-                risky = at_risk([job for job in running if self.stops.stops(process_type, job.dyno,
-                                                                            decision.target)], self.wall())
+                risky = at_risk(self.stops.on_stopping(process_type, running, decision.target), self.wall())
                 reading = reading._replace(at_risk=len(risky))
                 decision = policy.decide(state, reading, base, now, self.wall())
         state.desired = decision.target
@@ -398,9 +397,9 @@ class Autoscaler:
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
             if decision.quantity < base:
-                self.stops.scaled_down(process_type, now, reading.dynos, base, decision.quantity)
+                self.stops.scaled_down(process_type, now, reading.hostnames, base, decision.quantity)
             if decision.interrupts:
-                risky = [job for job in risky if self.stops.stops(process_type, job.dyno, decision.quantity)]
+                risky = self.stops.on_stopping(process_type, risky, decision.quantity)
                 wall = self.wall()
                 said = [job.describe(wall) for job in risky[:10]] + ([f"{len(risky) - 10} more"] if
                                                                        len(risky) > 10 else [])

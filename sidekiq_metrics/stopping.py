@@ -20,6 +20,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sidekiq_metrics.drain import RunningJob
+
 EVIDENCE = 100.0  # how much likelier than chance the highest-numbered rule must have shown itself
 WATCH = 300.0  # seconds a scale-down's outcome is watched; later, a dyno may have gone for other reasons
 
@@ -70,6 +72,10 @@ class StopWatch:
         """Whether going to `quantity` dynos may stop the dyno `hostname`: any of the type's may, unless known."""
         number = dyno_number(process_type, hostname)
         return not self.known or number is None or number > quantity
+
+    def on_stopping(self, process_type: str, jobs: Iterable[RunningJob], quantity: int) -> list[RunningJob]:
+        """The jobs that going to `quantity` dynos may stop."""
+        return [job for job in jobs if self.stops(process_type, job.dyno, quantity)]
 
     def scaled_down(self, process_type: str, at: float, hostnames: Iterable[str], old: int, new: int) -> None:
         before = frozenset(n for h in hostnames if (n := dyno_number(process_type, h)) is not None)

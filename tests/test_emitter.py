@@ -449,6 +449,25 @@ def test_sigterm_ends_it_even_when_stdout_is_blocked(r, redis_server):
     assert "Traceback" not in err and "Fatal Python error" not in err
 
 
+def test_run_once_waits_for_its_reader_and_sigterm_still_ends_it(r, redis_server):
+    """`run --once` writes all it has before it exits, however slow the reader (as any command does), and SIGTERM
+    ends the wait within a second."""
+    for i in range(1000):
+        r.sadd("queues", f"queue_with_a_long_name_{i:04d}")
+    proc = spawn("run", "--once", env={"REDIS_URL": redis_server.url})
+    try:
+        time.sleep(2.0)  # 60 KB for a 64 KB pipe nobody reads, plus the heartbeat: the writer waits on it
+        assert proc.poll() is None and blocked_on_a_pipe(proc.pid) == ["another"]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - sent < 1.0
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "Fatal Python error" not in err
+
+
 def test_a_reader_that_stops_reading_never_stops_the_polls(r, redis_server):
     """While nobody reads stdout, the polls go on (the statsd output shows them) and the oldest lines are
     dropped; once the reader is back, one line says how many, and what it reads are whole lines."""

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -76,6 +76,8 @@ class Workers(NamedTuple):
     def of(cls, totals: Totals | None) -> Workers:
         if totals is None:
             return cls()
+        if totals.busy is None:
+            return cls(totals.processed)
         crews = {kind: Crew(sum(p.busy for p in group), sum(p.concurrency or 0 for p in group),
                             len({p.hostname for p in group}), tuple(p.identity for p in group if p.busy > 0),
                             frozenset(p.hostname for p in group if p.hostname))
@@ -87,10 +89,11 @@ NO_WORKERS = Workers()
 
 
 def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
-             workers: Workers = NO_WORKERS) -> dict[str, Reading]:
+             workers: Workers = NO_WORKERS, unread: Collection[str] = ()) -> dict[str, Reading]:
     """Each rule's reading from a poll's per-queue series and live processes. A queue of a rule that the
-    poll did not find is empty (Sidekiq's own API says so of a queue it does not know); one whose latency
-    could not be read is left out; a rule none of whose queues could be read has no latency."""
+    poll did not find is empty (Sidekiq's own API says so of a queue it does not know). A rule any of whose
+    queues could not be read (`unread`, or sized without a usable latency) has no latency: it holds still,
+    as the worst of its queues is unknown."""
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
     for s in series:
@@ -98,13 +101,15 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
             latencies.update(zip(s.queues, s.values, strict=True))
         elif s.metric is QUEUE_SIZE:
             sizes.update(zip(s.queues, s.values, strict=True))
-    unreadable = sizes.keys() - latencies.keys()  # sized, but no usable timestamp
+    unreadable = (sizes.keys() - latencies.keys()) | set(unread)  # refused, or sized but no usable timestamp
     out = {}
     for rule in rules:
-        queues = rule.queues if rule.queues is not None else list(sizes)
-        known = [latencies.get(q, 0.0) for q in queues if q not in unreadable]
+        queues = rule.queues if rule.queues is not None else list(sizes | dict.fromkeys(unread))
         backlog = int(sum(sizes.get(q, 0) for q in queues))
-        latency = max(known) if known else (0.0 if not queues else None)
+        if any(q in unreadable for q in queues):
+            latency = None
+        else:
+            latency = max((latencies.get(q, 0.0) for q in queues), default=0.0)
         crew = workers.crews.get(rule.process_type, Crew(0, 0, 0))
         threads = crew.threads / crew.dynos if crew.threads and crew.dynos else None
         out[rule.process_type] = Reading(latency, backlog, crew.busy, crew.running, workers.processed,
@@ -274,7 +279,7 @@ class Autoscaler:
         self._refused = False  # 401/403: no more API calls until restart
         self._unknown: set[str] = set()  # 404: types the app does not have
         self._paused_until = -math.inf  # 429
-        self._pending: list[tuple[Sequence[QueueSeries], Totals | None] | None] = []
+        self._pending: list[tuple[Sequence[QueueSeries], Totals | None, Collection[str]] | None] = []
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
         self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopping.py)
         self._guard = threading.Lock()
@@ -293,11 +298,12 @@ class Autoscaler:
             self.log(f"autoscale {rule.process_type}: {rule.min_dynos}..{rule.max_dynos} dynos on the latency of "
                      f"{queues}: up above {rule.up_latency:g}s, down below {rule.down_latency:g}s{mode}")
 
-    def observe(self, series: Sequence[QueueSeries] | None, totals: Totals | None = None) -> None:
-        """A poll's per-queue series and Sidekiq's totals (None: the poll failed). Only the newest unhandled poll
-        is kept."""
+    def observe(self, series: Sequence[QueueSeries] | None, totals: Totals | None = None,
+                unread: Collection[str] = ()) -> None:
+        """A poll's per-queue series, Sidekiq's totals and the queues it could not read (None: the poll failed,
+        or missed a read every type needs). Only the newest unhandled poll is kept."""
         with self._guard:
-            self._pending[:] = [None if series is None else (series, totals)]
+            self._pending[:] = [None if series is None else (series, totals, unread)]
         self._wake.set()
 
     def samples(self) -> list[Sample]:
@@ -318,7 +324,7 @@ class Autoscaler:
                 if not self._pending:  # a wake-up for a poll already taken: not a failed poll
                     continue
                 poll = self._pending.pop()
-            self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1])))
+            self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1]), poll[2]))
 
     def step(self, latest: dict[str, Reading] | None) -> None:
         """One round for every type: what the thread does with each poll."""

@@ -251,7 +251,7 @@ def _generation(report: Report, snapshot: Snapshot) -> None:
         if ints:
             kinds.append(f"{ints} with integer milliseconds (Sidekiq 8)")
         report.line(INFO, "oldest jobs: " + ", ".join(kinds))
-    if snapshot.totals is not None:
+    if snapshot.totals is not None and snapshot.totals.live is not None:
         live = len(snapshot.totals.live)
         versions = sorted({p.version or "6 or earlier" for p in snapshot.totals.live})
         report.line(OK if live else INFO, f"{live} live Sidekiq process(es)"

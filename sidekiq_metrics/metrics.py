@@ -111,7 +111,7 @@ def total_samples(totals: Totals, series: list[QueueSeries], now: float) -> list
     samples = [Sample(metric, value) for metric, value in levels if value is not None]  # None: unknown, left out
     if worst:
         samples.append(Sample(m.MAX_LATENCY, max(worst)))
-    if totals.concurrency:
+    if totals.concurrency and totals.busy is not None:
         samples.append(Sample(m.UTILIZATION, min(1.0, totals.busy / totals.concurrency)))
     for metric, due, size in ((m.SCHEDULED_LAG, totals.scheduled_due, totals.scheduled),
                               (m.RETRIES_LAG, totals.retry_due, totals.retries)):
@@ -181,7 +181,8 @@ class CounterDeltas:
 
 
 def heartbeat(up: bool) -> list[Sample]:
-    """`metrics.up` on every poll, so an alert can tell "no queues" from "no metrics"."""
+    """`metrics.up` on every poll, so an alert can tell "no queues" from "no metrics". 1 only when Redis answered
+    every read the poll needs (Snapshot.complete): a refused read is never reported as a calm, empty Sidekiq."""
     if up:
         return [Sample(m.UP, 1)]
     return [Sample(m.UP, 0), Sample(m.ERRORS, 1)]

@@ -52,25 +52,25 @@ class Totals:
     retries: int | None
     dead: int | None
     processes: int | None  # SCARD processes: Stats#processes_size, which may still count dead processes
-    enqueued: int  # sum of LLEN over every queue in the `queues` set: Stats#enqueued
-    live: tuple[ProcessReading, ...]
+    enqueued: int | None  # sum of LLEN over every queue in the `queues` set: Stats#enqueued
+    live: tuple[ProcessReading, ...] | None  # None: the process set or a process's hash could not be read
     scheduled_due: float | None = None  # epoch seconds when the earliest scheduled job is due; None: none
     retry_due: float | None = None  # ... and the earliest retry
 
     @property
-    def busy(self) -> int:
-        """Stats#workers_size: an expired process hash counts 0."""
-        return sum(p.busy for p in self.live)
+    def busy(self) -> int | None:
+        """Stats#workers_size: an expired process hash counts 0. None: the processes are unknown."""
+        return None if self.live is None else sum(p.busy for p in self.live)
 
     @property
-    def concurrency(self) -> int:
-        """ProcessSet#total_concurrency: the threads of the live processes."""
-        return sum(p.concurrency or 0 for p in self.live)
+    def concurrency(self) -> int | None:
+        """ProcessSet#total_concurrency: the threads of the live processes. None: unknown."""
+        return None if self.live is None else sum(p.concurrency or 0 for p in self.live)
 
     def by_process_type(self) -> dict[str, list[ProcessReading]]:
-        """The live processes grouped by Heroku process type (`worker` for `worker.3`)."""
+        """The live processes grouped by Heroku process type (`worker` for `worker.3`); none when unknown."""
         groups: dict[str, list[ProcessReading]] = {}
-        for process in self.live:
+        for process in self.live or ():
             groups.setdefault(process.process_type, []).append(process)
         return groups
 
@@ -102,3 +102,12 @@ class Snapshot:
     totals: Totals | None = None
     problems: tuple[str, ...] = ()  # one line for each key Redis would not let us read, but queues' own
     jobs: JobMinutes | None = None  # Sidekiq's execution metrics, when a minute became complete
+    # The keys of the reads a poll needs that Redis refused: the `queues` and `processes` sets, a queue's LLEN or
+    # oldest job, a process's hash. Any of them, and the poll is not a whole reading (metrics.up=0).
+    unread: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Redis answered every read the poll needs. (A queue whose oldest job holds no usable time was read: its
+        latency is left out with a warning, and autoscaling holds its process type still.)"""
+        return not self.unread

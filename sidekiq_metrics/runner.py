@@ -86,7 +86,7 @@ class Poller:
         self._said_no_metrics = False
 
     def poll(self) -> bool:
-        """True when Redis was read. Output errors (a closed stdout) propagate."""
+        """True when Redis answered every read the poll needs. Output errors (a closed stdout) propagate."""
         # A poll of 10,000 queues makes some 100,000 short-lived objects, all freed by reference
         # counting; letting the cycle collector walk them on the way costs ~10 ms for nothing.
         gc.disable()
@@ -121,11 +121,14 @@ class Poller:
                 self.log("Sidekiq 6 and earlier write no execution metrics (they came with 7.0): nothing is "
                          "reported per job class")
         if self.autoscaler:
-            self.autoscaler.observe(series, snapshot.totals)
+            if snapshot.complete:  # types whose queues were all read may act
+                self.autoscaler.observe(series, snapshot.totals, {p.queue for p in problems})
+            else:  # the queue list or the processes are unknown: every type holds still, as after a failed poll
+                self.autoscaler.observe(None)
             samples += self.autoscaler.samples()
-        self.emit(Measurements(series, samples + heartbeat(up=True)))
+        self.emit(Measurements(series, samples + heartbeat(up=snapshot.complete)))
         self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] + list(snapshot.problems))
-        return True
+        return snapshot.complete
 
     def flush(self) -> None:
         """Wait for the outputs that send in the background to send what they hold (`run --once`)."""

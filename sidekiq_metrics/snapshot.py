@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -171,7 +170,8 @@ class SidekiqReader:
             self._refused = False
             self.log("Redis runs our read-only Lua script again; reading only the stamps of each oldest job")
         problems: list[str] = []
-        listed = self._read_sets(answers[len(answers) - len(sets):], sets, problems)
+        unread: list[str] = []  # the needed reads Redis refused: the poll is then not a whole reading
+        listed = self._read_sets(answers[len(answers) - len(sets):], sets, problems, unread)
         # Sorted (as Sidekiq::Queue.all sorts queues) only when Redis lists a set otherwise than last time.
         members = [bet.members[i] if bet and names == bet.listed[i] else sorted(names)
                    for i, names in enumerate(listed)]
@@ -181,17 +181,33 @@ class SidekiqReader:
             _drain(replies)
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
-        readings, rest = self._queues(plan, replies)
+        readings, rest = self._queues(plan, replies, unread)
         jobs = self._jobs(self.jobs, due, answers[8 if totals else 0:][:len(job_commands)]) \
             if self.jobs and job_commands else None
         now = clock()
         if not totals:
-            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs)
-        unreported = list(map(_int, rest[:len(plan.unreported)]))
+            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread))
+        unreported = rest[:len(plan.unreported)]
+        for name, reply in zip(plan.unreported, unreported, strict=True):
+            if isinstance(reply, ReplyError):
+                key = ns + b"queue:" + encode(name)
+                unread.append(decode(key))
+                problems.append(_unreadable(key, reply))
         counted = plan.counted
-        sizes = map(_SIZE, readings) if counted is None else (r.size for r in readings if r.name in counted)
-        enqueued = sum(filter(None, sizes)) + sum(unreported)  # None: an unreadable queue counts 0
-        live = tuple(p for p in map(_process, plan.identities, rest[len(plan.unreported):]) if p is not None)
+        sizes: list[int | None] = [r.size for r in readings if counted is None or r.name in counted]
+        known = [size for size in sizes if size is not None]
+        # Stats#enqueued, unknown (never a smaller sum) when the queue set or any of its queues could not be read.
+        enqueued = None if len(known) < len(sizes) or decode(sets[0]) in unread or \
+            any(isinstance(n, ReplyError) for n in unreported) else sum(known) + sum(map(_int, unreported))
+        hashes = rest[len(plan.unreported):]
+        for identity, reply in zip(plan.identities, hashes, strict=True):
+            if isinstance(reply, ReplyError):
+                unread.append(decode(ns) + identity)
+                problems.append(_unreadable(ns + encode(identity), reply))
+        # The processes are unknown, not none, when their set or any of their hashes could not be read.
+        live = None if decode(sets[-1]) in unread or \
+            any(isinstance(reply, ReplyError) for reply in hashes) else \
+            tuple(p for p in map(_process, plan.identities, hashes) if p is not None)
         keys = [ns + key for key in (b"stat:processed", b"stat:failed", b"schedule", b"retry", b"dead", b"processes")]
         counts = [None if isinstance(a, ReplyError) else _int(a) for a in answers[:6]]
         problems += [_unreadable(key, a) for key, a in zip(keys, answers[:6], strict=True) if isinstance(a, ReplyError)]
@@ -199,7 +215,7 @@ class SidekiqReader:
         return Snapshot(readings, now, Totals(
             processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
             processes=processes, enqueued=enqueued, live=live, scheduled_due=_first_score(answers[6]),
-            retry_due=_first_score(answers[7])), tuple(problems), jobs)
+            retry_due=_first_score(answers[7])), tuple(problems), jobs, tuple(unread))
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply]) -> JobMinutes:
         """The minutes' counts, and the histograms of the classes reported, in one more round trip."""
@@ -209,13 +225,15 @@ class SidekiqReader:
         return jobs.readings(minutes, counts, classes, histograms)
 
     @staticmethod
-    def _read_sets(replies: list[Reply], keys: list[bytes], problems: list[str]) -> list[list[bytes]]:
+    def _read_sets(replies: list[Reply], keys: list[bytes], problems: list[str],
+                   unread: list[str]) -> list[list[bytes]]:
         """Each set's members as Redis lists them. A set Redis will not give (another type, no permission)
-        has no members this poll, and a problem."""
+        has no members this poll, a problem, and makes the poll incomplete: what it lists is unknown."""
         listed: list[list[bytes]] = []
         for key, reply in zip(keys, replies, strict=True):
             if isinstance(reply, ReplyError):
                 problems.append(_unreadable(key, reply))
+                unread.append(decode(key))
             listed.append([m for m in reply if isinstance(m, bytes)] if isinstance(reply, list) else [])
         return listed
 
@@ -249,8 +267,10 @@ class SidekiqReader:
         return _Plan(members, listed, self.scripts, asked, totals, reported, keys, counted, unreported,
                      [decode(i) for i in process_members], commands, scanned, whole, large)
 
-    def _queues(self, plan: _Plan, replies: Iterator[Reply]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
-        """The queue readings, and the replies after them (unreported sizes, processes)."""
+    def _queues(self, plan: _Plan, replies: Iterator[Reply],
+                unread: list[str]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
+        """The queue readings, and the replies after them (unreported sizes, processes). A queue whose LLEN or
+        oldest job Redis refused is added to `unread`."""
         calls = itertools.islice(replies, plan.queue_calls)
         names = plan.reported
         readings: list[QueueReading | None] = [None] * len(names)
@@ -270,7 +290,12 @@ class SidekiqReader:
             else:
                 self._large.pop(plan.keys[i], None)  # consumed: back to the script next time
             readings[i] = _queue(names[i], plain[2 * j], oldest)
+            if isinstance(plain[2 * j], ReplyError) or isinstance(oldest, ReplyError):
+                unread.append(decode(plan.keys[i]))
         done = [r for r in readings if r is not None]  # every queue has its reading: scanned or read whole
+        for i in plan.scanned:  # the script sizes a queue unless Redis refused the key (its size is then None)
+            if (scanned := readings[i]) is not None and scanned.size is None:
+                unread.append(decode(plan.keys[i]))
         return tuple(done), list(replies)
 
     def _note_large(self, names: list[str], keys: list[bytes], first: int, large: list[int]) -> None:
@@ -330,9 +355,6 @@ class SidekiqReader:
             late[i] = line[0]
         done_early = iter(readings)
         return tuple(late[i] if i in late else next(done_early) for i in range(len(names)))
-
-
-_SIZE = operator.itemgetter(1)
 
 
 def _drain(replies: Iterator[Reply]) -> None:

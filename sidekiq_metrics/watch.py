@@ -115,7 +115,7 @@ class View:
             t = snapshot.totals
             per_min = [f"{r:.0f}/min" if r is not None else "-" for r in self.rates]
             out.append(f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
-                       f"enqueued {t.enqueued}  scheduled {_shown(t.scheduled)}  retries {_shown(t.retries)}  "
+                       f"enqueued {_shown(t.enqueued)}  scheduled {_shown(t.scheduled)}  retries {_shown(t.retries)}  "
                        f"dead {_shown(t.dead)}"[:width])
         if self.show_jobs:
             return out + self._job_lines(width, height - len(out))

@@ -460,3 +460,22 @@ def test_catch_up_sizes_a_scale_up_to_the_backlog_from_the_measured_job_rate(r, 
     assert re.search(r'scaled type=worker from=1 to=4 latency=35\.\d+ backlog=9000 reason="latency above 35s for '
                      r'2 polls; 9000 waiting, [45]\d\.\d/s arriving, [45]\d\.\d/s a dyno: 4 dynos catch up within 25s"',
                      line), line
+
+
+def test_a_redis_that_refuses_every_read_is_not_up_and_never_scales_down(r, redis_server, api):
+    """Issue 25.1: with reads refused (the lock still writable), every poll printed metrics.up=1, an empty Sidekiq,
+    and the autoscaler scaled down from 2 to 1."""
+    api.formation["worker"] = 2
+    set_latency(r, "default", 0, jobs=0)
+    r.sadd("queues", "default")
+    r.execute_command("ACL", "SETUSER", "blind", "on", ">blind-pass", "~*", "+@all", "-@read")
+    try:
+        url = f"redis://blind:blind-pass@127.0.0.1:{redis_server.port}/0"
+        out, err = run_for(3, autoscale_env(url, api))
+    finally:
+        r.execute_command("ACL", "DELUSER", "blind")
+    ups = [parse_l2met(line)["sample#sidekiq.metrics.up"] for line in out.splitlines() if "metrics.up" in line]
+    assert len(ups) >= 5 and set(ups) == {"0"}, out
+    assert api.patches() == [], err
+    assert "queues: Redis refused to read it (NOPERM)" in err
+    assert "blind-pass" not in out + err

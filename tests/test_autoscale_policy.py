@@ -92,17 +92,18 @@ def test_a_formation_at_zero_is_woken_by_a_backlog_whose_latency_is_still_zero()
 
 
 @pytest.mark.parametrize(("queues", "expected"), [
-    (None, Reading(40.0, 12)),
+    (None, Reading(None, 12)),  # every queue: "broken" and "refused" among them
     (("fast",), Reading(1.0, 2)),
     (("fast", "absent"), Reading(1.0, 2)),  # a queue Sidekiq does not know is empty
     (("broken",), Reading(None, 5)),  # its latency could not be read: unknown, not 0
-    (("broken", "fast"), Reading(1.0, 7)),
+    (("broken", "fast"), Reading(None, 7)),  # the worst of them is unknown: hold still (issue 25)
+    (("refused", "fast"), Reading(None, 2)),  # Redis refused to read one: unknown, never empty
 ])
 def test_readings_take_the_worst_latency_and_the_backlog_of_the_rules_queues(queues, expected):
     series = [QueueSeries(QUEUE_SIZE, ["broken", "fast", "slow"], [5, 2, 5]),
               QueueSeries(QUEUE_LATENCY, ["fast", "slow"], [1.0, 40.0])]
     rule = ScalingRule("worker", max_dynos=3, queues=queues)
-    assert readings([rule], series) == {"worker": expected}
+    assert readings([rule], series, unread={"refused"}) == {"worker": expected}
 
 
 DRAINING = ScalingRule("worker", max_dynos=5, min_dynos=1, down_latency=5, down_cooldown=300, drain_wait=600)

@@ -221,3 +221,54 @@ def test_any_value_of_any_setting_is_a_setting_or_one_config_error(setting, valu
         load_settings({setting: value})
     except ConfigError as exc:
         assert "\n" not in str(exc) and len(str(exc)) < 400
+
+
+# Every key a poll reads, and the ones it cannot do without (Snapshot.complete).
+IDENTITY = "worker.1:7:0a1b2c"
+ALL_KEYS = ("queues", "queue:default", "queue:mailers", "queue:absent", "queue:extra", "stat:processed", "stat:failed",
+            "schedule", "retry", "dead", "processes", IDENTITY)
+NEEDED = {"queues", "queue:default", "queue:mailers", "queue:absent", "queue:extra", "processes", IDENTITY}
+
+
+def _poll_as(url: str) -> tuple[dict[str, str], str, bool]:
+    out, err = io.StringIO(), io.StringIO()
+    read = Poller(load_settings({"REDIS_URL": url, "SIDEKIQ_METRICS_QUEUES": "default,mailers,absent"}),
+                  out, err).poll()
+    samples = dict(part.split("=", 1) for part in out.getvalue().split() if "#" in part)
+    return samples, err.getvalue(), read
+
+
+@pytest.fixture
+def every_key(r):
+    push(r, "default", json.dumps({"class": "A", "enqueued_at": NOW - 5}))
+    push(r, "mailers")
+    push(r, "extra", json.dumps({"class": "B", "enqueued_at": NOW - 1}))  # in Sidekiq's set, not reported
+    r.set("stat:processed", 0)
+    r.set("stat:failed", 3)
+    r.zadd("dead", {"job": NOW})
+    r.sadd("processes", IDENTITY)
+    r.hset(IDENTITY, mapping={"busy": 0, "concurrency": 5, "info": json.dumps({"hostname": "worker.1"})})
+    return r
+
+
+@EXAMPLES
+@given(refused=st.sets(st.sampled_from(ALL_KEYS)))
+def test_no_refused_read_is_reported_as_a_number_and_up_means_every_needed_read(redis_server, every_key, refused):
+    """Issue 25: for any keys Redis refuses, every value printed is the one an unrestricted poll prints (so no 0
+    that Redis did not say), and metrics.up is 1 exactly when the reads a poll needs were answered."""
+    r = every_key
+    truth, _, read = _poll_as(redis_server.url)
+    assert read and truth["sample#sidekiq.metrics.up"] == "1"
+    allowed = [f"~{key}" for key in ALL_KEYS if key not in refused]
+    r.execute_command("ACL", "SETUSER", "partial", "reset", "on", ">partial-pass", *allowed, "+@all")
+    try:
+        seen, err, read = _poll_as(f"redis://partial:partial-pass@127.0.0.1:{redis_server.port}/0")
+    finally:
+        r.execute_command("ACL", "DELUSER", "partial")
+    whole = not refused & NEEDED
+    assert read is whole and seen["sample#sidekiq.metrics.up"] == ("1" if whole else "0"), (refused, seen, err)
+    for name, value in seen.items():
+        if name.endswith(".latency") or name.endswith("max_latency") or "metrics." in name:
+            continue
+        assert name in truth and value == truth[name], (refused, name, value, truth.get(name))
+    assert "partial-pass" not in err and "Traceback" not in err

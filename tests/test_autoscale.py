@@ -479,3 +479,23 @@ def test_a_redis_that_refuses_every_read_is_not_up_and_never_scales_down(r, redi
     assert api.patches() == [], err
     assert "queues: Redis refused to read it (NOPERM)" in err
     assert "blind-pass" not in out + err
+
+
+@pytest.mark.parametrize("scripts", [True, False])
+def test_a_failed_scale_leaves_our_own_lock_and_the_retry_is_not_held_off_by_it(r, redis_server, api, scripts):
+    """Issue 25.2: after one 503 the lock we had set stayed, and the next poll read it as another emitter's: the
+    scale-up waited a whole cool-down more, with a false line. Where scripts are refused, the fallback too."""
+    api.scripted_patches.append((503, {}, {"id": "unavailable", "message": "Service unavailable."}))
+    set_latency(r, "default", 100)
+    url = redis_server.url
+    if not scripts:
+        r.execute_command("ACL", "SETUSER", "noscript", "on", ">noscript-pass", "~*", "+@all", "-@scripting")
+        url = f"redis://noscript:noscript-pass@127.0.0.1:{redis_server.port}/0"
+    try:
+        out, err = run_for(2.5, autoscale_env(url, api, MAX="2", UP_COOLDOWN="30", DOWN_COOLDOWN="30"))
+    finally:
+        r.execute_command("ACL", "DELUSER", "noscript")
+    assert api.patches() == [2, 2], err  # the 503, then the retry at the next poll, not 30 s later
+    assert "another emitter" not in err
+    assert "the Heroku API answered 503" in err and "scaled type=worker from=1 to=2" in err
+    assert r.exists("sidekiq-metrics:autoscale:lock:worker")  # kept: it holds other emitters off the cool-down

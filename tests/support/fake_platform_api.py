@@ -5,7 +5,7 @@
 
 It checks what Heroku checks (a bearer token, the version-3 Accept header, the app and type exist)
 and answers with Heroku's error bodies. Tests read `requests` and may queue scripted answers
-(status, headers, body) that are given before any normal one, or make every answer slow. `on_scale`
+(status, headers, body) that are given before any normal one (or to PATCHes only), or make every answer slow. `on_scale`
 (type, old, new) is called after a PATCH changes a quantity: a test stops or starts its dynos there.
 """
 
@@ -37,6 +37,7 @@ class FakePlatformApi:
         self.formation = dict(formation or {"worker": 1})
         self.requests: list[Request] = []
         self.scripted: list[tuple[int, dict[str, str], dict]] = []
+        self.scripted_patches: list[tuple[int, dict[str, str], dict]] = []  # given to PATCHes only, first
         self.delay = 0.0
         self.on_scale: Callable[[str, int, int], None] | None = None
         self._lock = threading.Lock()
@@ -78,6 +79,8 @@ class FakePlatformApi:
         with self._lock:
             self.requests.append(Request(time.monotonic(), method, handler.path, quantity))
             scripted = self.scripted.pop(0) if self.scripted else None
+            if scripted is None and method == "PATCH" and self.scripted_patches:
+                scripted = self.scripted_patches.pop(0)
         if self.delay:
             time.sleep(self.delay)
         if scripted:

@@ -184,7 +184,8 @@ class Policy:
         if target == current:
             return Decision(current, "", current)
         cooldown = rule.up_cooldown if target > current else rule.down_cooldown
-        bound = current < low or current > high  # within bounds at once: a window boundary does not wait
+        # At once: into the bounds (a window boundary does not wait), and from zero dynos while jobs wait.
+        bound = current < low or current > high or current == 0 < target
         if not bound and state.last_change is not None and now - state.last_change < cooldown:
             return Decision(current, "", target)  # one change per cool-down
         at_risk = reading.busy if reading.at_risk is None else reading.at_risk
@@ -230,7 +231,8 @@ class Policy:
             step = min(current - sized.enough, rule.max_step or current)
             reason += (f"; {sized.arriving:.1f}/s arriving, {sized.per_dyno:.1f}/s a dyno: {sized.enough} dyno(s) "
                        f"keep them at most {BUSIEST:.0%} busy")
-        return max(low, current - step), reason
+        # Never to zero while jobs wait: nothing would run them, and latency would look low only until it rose.
+        return max(low, current - step, 1 if reading.backlog > 0 else 0), reason
 
     def _estimate(self, state: TypeState, reading: Reading) -> Estimate | None:
         rule = self.rule

@@ -309,3 +309,16 @@ def test_any_readings_give_catch_up_a_quantity_within_the_bounds_or_a_plain_step
         policy.observe(state, reading, at)
         decision = policy.decide(state, reading, current, at)
         assert 0 <= decision.quantity <= 1000 and abs(decision.quantity - current) <= 7 + rule.step
+
+
+def test_min_zero_never_scales_to_zero_while_jobs_wait_and_wakes_from_zero_at_once():
+    """Issue 25.3: a recording with 3 jobs waiting at 1 s latency went from=1 to=0 backlog=3, then woke two
+    minutes later, after the cool-down."""
+    rule = ScalingRule("worker", max_dynos=4, min_dynos=0, step=1, up_polls=3, down_latency=5, down_cooldown=120,
+                       up_cooldown=120)
+    waiting = [(t, Reading(1.0, 3)) for t in range(0, 300, 30)]
+    assert run(Policy(rule), TypeState(), waiting, 1) == [1] * 10  # low latency, but 3 jobs wait: stays at 1
+    idle = [(t, Reading(0.0, 0)) for t in range(0, 300, 30)]
+    state = TypeState()
+    assert run(Policy(rule), state, idle, 1)[-1] == 0  # empty: down to 0 after the cool-down
+    assert run(Policy(rule), state, [(300, Reading(0.0, 2))], 0) == [1]  # jobs arrive: woken within the cool-down

@@ -426,7 +426,8 @@ class Autoscaler:
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
             if decision.quantity < base:
-                self.stops.scaled_down(process_type, now, reading.hostnames, base, decision.quantity)
+                self.stops.scaled_down(process_type, now, reading.hostnames, base, decision.quantity,
+                                       policy.rule.down_cooldown)
             if decision.interrupts:
                 risky = self.stops.on_stopping(process_type, risky, decision.quantity)
                 wall = self.wall()

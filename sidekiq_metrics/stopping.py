@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sidekiq_metrics.drain import RunningJob
 
 EVIDENCE = 100.0  # how much likelier than chance the highest-numbered rule must have shown itself
-WATCH = 300.0  # seconds a scale-down's outcome is watched; later, a dyno may have gone for other reasons
+WATCH = 300.0  # seconds a scale-down's outcome is watched: a kept dyno that restarts is back well within it
 
 
 def dyno_number(process_type: str, hostname: str) -> int | None:
@@ -40,18 +40,24 @@ class ScaleDown:
     before: frozenset[int]  # the numbers of the type's dynos that ran Sidekiq then
     old: int
     new: int
+    watch: float = WATCH  # seconds its outcome is watched: WATCH, or less when the type may change again sooner
 
 
-def judge(change: ScaleDown, now_running: Iterable[int]) -> bool | None:
-    """True: exactly the highest-numbered dynos left; False: others left; None: not told yet (the stopping
-    ones still shut down), or never (not every dyno ran Sidekiq before)."""
+def judge(change: ScaleDown, now_running: Iterable[int], final: bool = False) -> bool | None:
+    """True: exactly the highest-numbered dynos left; False (only once the watch is over, `final`): a dyno it
+    should have kept is gone while one it should have stopped still runs; None: not told (yet).
+
+    A kept dyno that is gone may come back: a crash, or the daily restart, stops its Sidekiq and starts a new
+    one on the same dyno name. So while the watch lasts a gone kept dyno only means "wait", and once it is
+    back the scale-down is judged on the others. A scale-down during which a kept dyno left and stayed gone,
+    while every dyno to stop did stop, teaches nothing either way."""
     kept, stopped = set(range(1, change.new + 1)), set(range(change.new + 1, change.old + 1))
     if not kept | stopped <= change.before:
         return None
     gone = (kept | stopped) - set(now_running)
     if gone == stopped:
         return True
-    return False if len(gone) >= len(stopped) else None
+    return False if final and gone & kept and not stopped <= gone else None
 
 
 class StopWatch:
@@ -77,9 +83,12 @@ class StopWatch:
         """The jobs that going to `quantity` dynos may stop."""
         return [job for job in jobs if self.stops(process_type, job.dyno, quantity)]
 
-    def scaled_down(self, process_type: str, at: float, hostnames: Iterable[str], old: int, new: int) -> None:
+    def scaled_down(self, process_type: str, at: float, hostnames: Iterable[str], old: int, new: int,
+                    watch: float = WATCH) -> None:
+        """Watch what a scale-down stops, for `watch` seconds at most (the type's next scale-down would replace it:
+        the autoscaler passes the down cool-down when it is shorter than WATCH)."""
         before = frozenset(n for h in hostnames if (n := dyno_number(process_type, h)) is not None)
-        self._watching[process_type] = ScaleDown(at, before, old, new)
+        self._watching[process_type] = ScaleDown(at, before, old, new, min(watch, WATCH))
 
     def look(self, process_type: str, at: float, hostnames: Iterable[str]) -> str | None:
         """Judge the type's last scale-down from the dynos that run Sidekiq now; a line to say, once judged."""
@@ -87,9 +96,10 @@ class StopWatch:
         if change is None:
             return None
         running = [n for h in hostnames if (n := dyno_number(process_type, h)) is not None]
-        verdict = judge(change, running)
+        over = at - change.at > change.watch
+        verdict = judge(change, running, final=over)
         if verdict is None:
-            if at - change.at > WATCH:
+            if over:
                 del self._watching[process_type]
             return None
         del self._watching[process_type]

@@ -41,7 +41,8 @@ def test_one_scale_down_that_stops_another_dyno_puts_every_dyno_back_under_prote
                                                           "does not explain it: a scale-down now waits only for "
                                                           "jobs on the dynos it stops")
     watch.scaled_down("worker", 2.0, names(1, 2), 2, 1)
-    assert watch.look("worker", 3.0, names(2)) == (
+    assert watch.look("worker", 3.0, names(2)) is None  # worker.1 may be restarting: judged when the watch ends
+    assert watch.look("worker", 3.0 + WATCH, names(2)) == (
         "autoscale: scaling worker from 2 to 1 stopped worker.1, not only the highest-numbered: a scale-down waits "
         "for jobs on every dyno of the app's types again until restart")
     assert not watch.known and watch.stops("worker", "worker.1", 1)
@@ -61,15 +62,31 @@ def test_a_scale_down_it_cannot_judge_is_forgotten_after_a_while():
     assert watch.evidence == 1
 
 
+def test_a_kept_dyno_that_restarts_during_the_watch_is_not_taken_for_one_stopped():
+    """Issue 25.4: a crash or the daily restart of worker.1 while a 3 -> 2 scale-down was watched was read as
+    "stopped worker.1, not only the highest-numbered", and turned the learning off with a false line."""
+    watch = StopWatch()
+    watch.scaled_down("worker", 0.0, names(1, 2, 3), 3, 2)
+    assert watch.look("worker", 5.0, names(2)) is None  # worker.3 stopped, and worker.1 restarting
+    assert watch.look("worker", 20.0, names(1, 2)) == ("autoscale: scaling worker from 3 to 2 stopped the "
+                                                       "highest-numbered dyno(s), worker.3")
+    assert not watch.contradicted and watch.evidence == 3
+    watch.scaled_down("worker", 30.0, names(1, 2), 2, 1)  # worker.1 restarts and never comes back in time
+    assert watch.look("worker", 35.0, []) is None
+    assert watch.look("worker", 31.0 + WATCH, []) is None  # every dyno to stop stopped: it teaches nothing
+    assert not watch.contradicted
+
+
 @given(old=st.integers(1, 12), data=st.data())
 def test_only_exactly_the_highest_numbered_leaving_counts_for_the_rule(old, data):
     new = data.draw(st.integers(0, old - 1))
     before = frozenset(data.draw(st.sets(st.integers(1, 14))) | set(range(1, old + 1)))
     after = data.draw(st.sets(st.integers(1, 14)))
-    verdict = judge(ScaleDown(0.0, before, old, new), after)
-    gone = set(range(1, old + 1)) - after
-    assert (verdict is True) == (gone == set(range(new + 1, old + 1)))
-    assert (verdict is False) == (gone != set(range(new + 1, old + 1)) and len(gone) >= old - new)
+    final = data.draw(st.booleans())
+    verdict = judge(ScaleDown(0.0, before, old, new), after, final)
+    gone, kept, stopped = set(range(1, old + 1)) - after, set(range(1, new + 1)), set(range(new + 1, old + 1))
+    assert (verdict is True) == (gone == stopped)
+    assert (verdict is False) == (final and bool(gone & kept) and not stopped <= gone)
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), st.lists(st.text(max_size=12), max_size=8),

@@ -8,6 +8,7 @@ plain mapping, so tests pass dicts instead of patching os.environ.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -279,6 +280,30 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
     return DEFAULT_REDIS_URL, "the default Redis URL"
 
 
+def check_host(host: str, label: str) -> str:
+    """A host name DNS can look up (each dot-separated label 1 to 63 characters, as IDNA encodes it) or an IP
+    address. An empty label (`redis..example.com`) crashed the name lookup with a traceback at every poll."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return host
+    except ValueError:
+        pass
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        raise ConfigError(label, "has a host name with an empty or over-long part (each part between dots must "
+                                 "be 1 to 63 characters)") from None
+    if len(encoded.rstrip(b".")) > 253:
+        raise ConfigError(label, "has a host name over 253 characters")
+    return host
+
+
+def _host(accepts: str) -> Callable[[str, str], str]:
+    """A host setting's parser: a name or an address, checked as DNS will take it."""
+    plain = _matching(_HOST_RE, accepts)
+    return lambda raw, label: check_host(plain(raw, label), label)
+
+
 def parse_redis_url(url: str, label: str) -> RedisTarget:
     """Parse redis://, rediss:// or unix:// URLs. Error messages never repeat the URL: it holds a password."""
     accepts = "a redis://, rediss:// or unix:// URL"
@@ -313,7 +338,7 @@ def parse_redis_url(url: str, label: str) -> RedisTarget:
         if tls_verify is None:
             raise ConfigError(label, "has ?ssl_cert_reqs= with a value other than none, optional or required")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
-    return RedisTarget(scheme, host=parts.hostname, port=port or 6379, db=_db_number(db_text, label),
+    return RedisTarget(scheme, host=check_host(parts.hostname, label), port=port or 6379, db=_db_number(db_text, label),
                        username=username, password=password or None, tls_verify=tls_verify)
 
 
@@ -619,12 +644,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", ("l2met",),
             f"comma-separated outputs: {', '.join(OUTPUTS)}", parse_outputs),
     Setting("statsd_host", "--statsd-host", "DD_AGENT_HOST", "127.0.0.1",
-            "the DogStatsD agent's host (statsd output)", _matching(_HOST_RE, "a host name or IP address")),
+            "the DogStatsD agent's host (statsd output)", _host("a host name or IP address")),
     Setting("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", 8125,
             "the DogStatsD agent's UDP port (statsd output)", parse_port),
     Setting("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST", "0.0.0.0",
             "the address the Prometheus endpoint listens on (prometheus output)",
-            _matching(_HOST_RE, "a host name or IP address to listen on")),
+            _host("a host name or IP address to listen on")),
     Setting("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", 9394,
             "the port of the Prometheus endpoint (prometheus output)", parse_port),
     Setting("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE", "Sidekiq",
@@ -708,6 +733,7 @@ def parse_otlp_endpoint(raw: str, label: str) -> str:
         raise ConfigError(label, "must be an http:// or https:// URL with a host, e.g. https://otlp.example.com")
     if parts.username or parts.password:
         raise ConfigError(label, "must not hold credentials: put API keys in OTEL_EXPORTER_OTLP_HEADERS")
+    check_host(parts.hostname, label)
     path = parts.path
     if label == GENERAL_ENDPOINT:
         path = (path if path.endswith("/") else path + "/") + "v1/metrics"
@@ -731,9 +757,14 @@ def _key_values(raw: str, label: str, what: str) -> list[tuple[str, str]]:
 
 def parse_otlp_headers(raw: str, label: str) -> tuple[tuple[str, str], ...]:
     pairs = _key_values(raw, label, "header")
-    for n, (key, _) in enumerate(pairs, 1):
+    for n, (key, value) in enumerate(pairs, 1):
         if not _HEADER_NAME.fullmatch(key):
             raise ConfigError(label, f"has a header name that HTTP does not allow (entry {n})")
+        try:
+            value.encode("latin-1")  # how HTTP/1.1 (and http.client) sends a header's value
+        except UnicodeEncodeError:
+            raise ConfigError(label, f"has a value HTTP headers cannot carry in entry {n}: only Latin-1 "
+                                     "characters (percent-encode UTF-8 only where the backend decodes it)") from None
     return tuple(pairs)
 
 

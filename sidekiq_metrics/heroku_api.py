@@ -15,6 +15,7 @@ import ssl
 from urllib.parse import quote, urlsplit
 
 from sidekiq_metrics import __version__
+from sidekiq_metrics.retry_after import retry_after
 
 ACCEPT = "application/vnd.heroku+json; version=3"
 TIMEOUT = 10.0  # seconds for connect and for each read: a slow API delays autoscaling, never metrics
@@ -109,8 +110,6 @@ def _error_message(data: bytes) -> str:
 
 
 def _retry_after(value: str | None) -> float:
-    try:
-        seconds = float(value) if value else DEFAULT_RETRY_AFTER
-    except ValueError:
-        return DEFAULT_RETRY_AFTER  # an HTTP date: rare; a minute is what Heroku refills in
-    return min(max(seconds, 1.0), 3600.0)
+    """A 429's wait: Retry-After within 1 s to an hour, else a minute (what Heroku refills in)."""
+    seconds = retry_after(value, least=1.0, most=3600.0)
+    return DEFAULT_RETRY_AFTER if seconds is None else seconds

@@ -499,3 +499,13 @@ def test_a_failed_scale_leaves_our_own_lock_and_the_retry_is_not_held_off_by_it(
     assert "another emitter" not in err
     assert "the Heroku API answered 503" in err and "scaled type=worker from=1 to=2" in err
     assert r.exists("sidekiq-metrics:autoscale:lock:worker")  # kept: it holds other emitters off the cool-down
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_a_retry_after_that_is_no_number_pauses_the_default_minute(r, redis_server, api, value):
+    """Issue 25.5: `Retry-After: nan` logged "autoscale paused for nans" and did not pause."""
+    set_latency(r, "default", 100)
+    api.scripted += [(429, {"Retry-After": value}, {"id": "rate_limit", "message": "rate limit"})]
+    _, err = run_for(1.5, autoscale_env(redis_server.url, api))
+    assert "autoscale paused for 60s: the Heroku API rate limit was reached (429" in err, err
+    assert len(api.requests) == 1  # nothing asked during the pause

@@ -85,6 +85,11 @@ def test_bad_values_name_the_variable_and_what_it_accepts(env, message):
     {"SIDEKIQ_METRICS_PREFIX": "\u00e9\n$(id)"},
     {"REDIS_URL": "redis://user:hunter2-secret@host:99999999/0"},
     {"REDIS_URL": "ftp://user:hunter2-secret@host"},
+    # Issue 25.14: an empty or over-long label crashed the name lookup with two tracebacks and exit 1, for ever.
+    {"REDIS_URL": "redis://:hunter2-secret@redis..example.com:6379"},
+    {"REDIS_URL": "rediss://:hunter2-secret@" + "a" * 64 + ".example.com:6379"},
+    {"SIDEKIQ_METRICS_OUTPUT": "statsd", "DD_AGENT_HOST": "agent..local"},
+    {"SIDEKIQ_METRICS_OUTPUT": "prometheus", "SIDEKIQ_METRICS_PROMETHEUS_HOST": ".local"},
 ])
 def test_cli_bad_config_is_one_line_exit_2_no_secret(env):
     result = cli("run", "--once", env=env)

@@ -422,3 +422,45 @@ def test_a_certificate_file_that_is_not_a_pem_certificate_is_a_bad_setting_not_a
                                            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com", **env})
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1 and named in result.stderr and "PEM" in result.stderr
+
+
+@pytest.mark.parametrize("retry_after", ["²", "nan", "inf", "1e999", "-5", "Wed, 99 Foo 2026 99:99:99 GMT"])
+def test_no_retry_after_a_collector_sends_ends_the_sender(r, redis_server, receiver, retry_after):
+    """Issue 25.7: `Retry-After: ²` (a digit to str.isdigit, not to float) killed the sender thread with one
+    traceback: no export and no line ever after, while everything else looked healthy."""
+    seed(r, {"default": (1.0, 1)})
+    receiver.replies = [Reply(503, {"Retry-After": retry_after})]
+    received, _, err = run_and_collect(otlp_env(redis_server.url, receiver.url, SIDEKIQ_METRICS_INTERVAL="0.3"),
+                                       receiver, 3)
+    assert len(received) >= 3, err
+    assert "Traceback" not in err and "exporting to" in err
+
+
+def test_retry_after_zero_is_not_a_hot_loop(r, redis_server, receiver):
+    """Issue 25.9: `Retry-After: 0` made 15,188 requests in 10 s. The backoff has a floor of a second."""
+    seed(r, {"default": (1.0, 1)})
+    receiver.replies = [Reply(429, {"Retry-After": "0"})] * 1000
+    proc = spawn("run", env=otlp_env(redis_server.url, receiver.url, SIDEKIQ_METRICS_INTERVAL="0.5"))
+    try:
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    assert 1 <= len(receiver.requests) <= 4, len(receiver.requests)
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc%E2%82%AC", "only Latin-1 characters"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otlp..example.com:4318", "empty or over-long part"),
+])
+def test_otlp_settings_that_would_kill_the_sender_are_refused_at_start(redis_server, variable, value, says):
+    """Issue 25.7: a header value outside Latin-1 (UnicodeEncodeError) or a host with an empty label (IDNA's
+    UnicodeError) killed the sender thread, and `doctor` with a traceback. Now exit 2 and one line."""
+    env = {"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "otlp", variable: value}
+    result = cli("run", "--once", env=env)
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "abc" not in result.stderr
+    doctor = cli("doctor", env=env)  # its own contract: a FAIL line naming the setting, exit 1
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stdout + doctor.stderr
+    assert [line for line in doctor.stdout.splitlines() if line.startswith("FAIL") and says in line]

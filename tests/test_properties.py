@@ -26,6 +26,7 @@ from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.jobs import latency
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection, RedisError
+from sidekiq_metrics.retry_after import retry_after
 from sidekiq_metrics.runner import Poller
 from support.redis_server import reader
 from support.sidekiq_data import push
@@ -272,3 +273,34 @@ def test_no_refused_read_is_reported_as_a_number_and_up_means_every_needed_read(
             continue
         assert name in truth and value == truth[name], (refused, name, value, truth.get(name))
     assert "partial-pass" not in err and "Traceback" not in err
+
+
+@EXAMPLES
+@given(value=st.one_of(st.text(max_size=40), st.from_regex(r"\s*[0-9]{1,30}\s*", fullmatch=True),
+                       st.sampled_from(["nan", "inf", "-1", "0", "²", "Sun, 06 Nov 1994 08:49:37 GMT", "1e999"])))
+def test_any_retry_after_is_none_or_a_wait_within_its_bounds(value):
+    """Issue 25.5, 25.7, 25.9: whatever a server sends as Retry-After."""
+    seconds = retry_after(value, least=1.0, most=600.0)
+    assert seconds is None or 1.0 <= seconds <= 600.0
+
+
+@EXAMPLES
+@given(host=st.text(max_size=300), value=st.text(max_size=20))
+def test_any_host_or_header_value_is_a_setting_or_one_line_error(host, value):
+    """Issue 25.7, 25.14: what reaches the resolver, IDNA and http.client is checked at start."""
+    for env in ({"REDIS_URL": f"redis://{host}:6379/0"}, {"SIDEKIQ_METRICS_OUTPUT": "statsd", "DD_AGENT_HOST": host},
+                {"SIDEKIQ_METRICS_OUTPUT": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{host}:4318"},
+                {"SIDEKIQ_METRICS_OUTPUT": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318",
+                 "OTEL_EXPORTER_OTLP_HEADERS": f"x-key={value}"}):
+        try:
+            settings_ = load_settings({"REDIS_URL": "redis://localhost:6379/0", **env})
+        except ConfigError as exc:
+            assert "\n" not in str(exc)
+            continue
+        if settings_.redis.host and ":" not in settings_.redis.host:  # (an IPv6 address is no name to encode)
+            settings_.redis.host.encode("idna")
+        if "DD_AGENT_HOST" in env and ":" not in settings_.statsd_host:
+            settings_.statsd_host.encode("idna")
+        if settings_.otlp:
+            for _, header in settings_.otlp.headers:
+                header.encode("latin-1")

@@ -19,7 +19,6 @@ they work again; the URL's path and the headers (API keys) never appear in eithe
 from __future__ import annotations
 
 import collections
-import email.utils
 import gzip
 import http.client
 import random
@@ -53,8 +52,10 @@ from sidekiq_metrics.metrics import Measurements, Sample
 from sidekiq_metrics.redact import redact
 from sidekiq_metrics.resolver import RESOLVER
 from sidekiq_metrics.resp import open_tcp
+from sidekiq_metrics.retry_after import retry_after as retry_after_seconds
 
 MAX_PENDING = 4  # polls kept while the backend is away: two minutes at the default interval
+MIN_BACKOFF = 1.0  # seconds between tries, at least: `Retry-After: 0` made 15,000 requests in 10 s
 MAX_BACKOFF = 60.0  # seconds between tries, at most (Retry-After may ask for up to MAX_RETRY_AFTER)
 MAX_RETRY_AFTER = 600.0
 MAX_RESPONSE = 4 << 20  # bytes of a reply we read, as the OTLP specification recommends
@@ -310,7 +311,8 @@ class Client:
             return Outcome(True, status, message=partial.error_message[:200], rejected=partial.rejected_data_points)
         message = f"{status} {reason}".strip()
         if status in RETRYABLE:
-            return Outcome(False, status, retry=True, retry_after=_retry_after(retry_after), message=message)
+            wait = retry_after_seconds(retry_after, least=MIN_BACKOFF, most=MAX_RETRY_AFTER)
+            return Outcome(False, status, retry=True, retry_after=wait, message=message)
         return Outcome(False, status, message=message)
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -337,20 +339,6 @@ class Client:
         self.connection = None
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
-
-
 class Sender:
     """The sender thread and the bounded hand-off to it."""
 
@@ -363,6 +351,7 @@ class Sender:
         self._failing: str | None = None  # the outage's first reason, while exports fail
         self._said: set[str] = set()  # refusals and partial successes already said, until exports work again
         self._busy = False  # a send is under way (its poll already off the deque: dropped while sent)
+        self._attempt = 0  # tries of the poll at the head, for the backoff
         self._wake = threading.Condition()
         threading.Thread(target=self._run, name="otlp", daemon=True).start()
 
@@ -387,47 +376,52 @@ class Sender:
         return True
 
     def _run(self) -> None:
-        attempt = 0
+        """Send for ever. Nothing a poll holds or a collector answers ends this thread: an error we did not
+        foresee drops that poll with one line, and the next is sent after MIN_BACKOFF."""
+        self._attempt = 0
         while True:
             with self._wake:
                 while not self.pending:
                     self._wake.wait()
                 item = self.pending[0]
                 self._busy = True
-            if item.body is None:
-                try:
-                    item.body = self.encoder.encode(self.encoder.request(item.measurements, item.at, item.sums))
-                except Exception as exc:  # noqa: BLE001 - a poll we cannot encode must not end the exports
-                    self._say(f"otlp: a poll could not be encoded ({type(exc).__name__}: {str(exc)[:100]}); "
-                              "it is dropped")
-                    with self._wake:
-                        if self.pending and self.pending[0] is item:
-                            self.pending.popleft()
-                        self._busy = False
-                        self._wake.notify_all()
-                    continue
-            outcome = self.client.post(item.body)
-            if outcome.retry:
-                attempt += 1
-                self._failed(outcome.message)
-                delay = outcome.retry_after if outcome.retry_after is not None else \
-                    min(MAX_BACKOFF, 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter only
-                until = time.monotonic() + delay
-                with self._wake:
-                    self._busy = False
-                    while (left := until - time.monotonic()) > 0:  # a new poll only queues: the wait holds
-                        self._wake.wait(left)
-                continue
-            attempt = 0
+            try:
+                self._send(item)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive it, or exports stop unseen
+                self.client.close()
+                self._say(f"otlp: a poll could not be exported ({type(exc).__name__}: {str(exc)[:100]}); "
+                          "it is dropped")
+                self._done(item)
+                time.sleep(MIN_BACKOFF)
+
+    def _done(self, item: _Pending) -> None:
+        with self._wake:
+            if self.pending and self.pending[0] is item:
+                self.pending.popleft()
+            self._busy = False
+            self._wake.notify_all()
+
+    def _send(self, item: _Pending) -> None:
+        if item.body is None:
+            item.body = self.encoder.encode(self.encoder.request(item.measurements, item.at, item.sums))
+        outcome = self.client.post(item.body)
+        if outcome.retry:
+            self._attempt += 1
+            self._failed(outcome.message)
+            delay = outcome.retry_after if outcome.retry_after is not None else \
+                max(MIN_BACKOFF, min(MAX_BACKOFF, 2.0 ** (self._attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
+            until = time.monotonic() + delay
             with self._wake:
-                if self.pending and self.pending[0] is item:
-                    self.pending.popleft()
                 self._busy = False
-                self._wake.notify_all()
-            if outcome.ok:
-                self._worked(outcome)
-            else:
-                self._say(f"otlp: {self.display} refused an export ({outcome.message}); it is dropped, not retried")
+                while (left := until - time.monotonic()) > 0:  # a new poll only queues: the wait holds
+                    self._wake.wait(left)
+            return
+        self._attempt = 0
+        self._done(item)
+        if outcome.ok:
+            self._worked(outcome)
+        else:
+            self._say(f"otlp: {self.display} refused an export ({outcome.message}); it is dropped, not retried")
 
     def _failed(self, reason: str) -> None:
         if self._failing is None:

@@ -15,10 +15,11 @@ import ssl
 from urllib.parse import quote, urlsplit
 
 from sidekiq_metrics import __version__
+from sidekiq_metrics.http_deadline import Deadline
 from sidekiq_metrics.retry_after import retry_after
 
 ACCEPT = "application/vnd.heroku+json; version=3"
-TIMEOUT = 10.0  # seconds for connect and for each read: a slow API delays autoscaling, never metrics
+TIMEOUT = 10.0  # seconds for a whole request, connect to the last byte: a slow API delays autoscaling, never metrics
 DEFAULT_RETRY_AFTER = 60.0  # when a 429 names no Retry-After (Heroku refills ~75 requests a minute)
 
 # ApiError kinds
@@ -85,14 +86,21 @@ class PlatformApi:
                 self._host, self._port, timeout=self.timeout, context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        deadline = Deadline(lambda: conn.sock, self.timeout)  # the whole exchange: a trickled answer must not hold it
         try:
-            conn.request(method, path, body=payload, headers=headers)
-            response = conn.getresponse()
-            data = response.read(1 << 20)
+            with deadline:
+                conn.timeout = deadline.left()
+                conn.connect()
+                deadline.left()  # a connect that ended past the deadline
+                conn.request(method, path, body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read(1 << 20)
+            if deadline.expired:
+                raise TimeoutError
             return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-        except TimeoutError:
-            raise ApiError(UNAVAILABLE, f"no answer from the Heroku API within {self.timeout:g}s") from None
         except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired or isinstance(exc, TimeoutError):
+                raise ApiError(UNAVAILABLE, f"no answer from the Heroku API within {self.timeout:g}s") from None
             raise ApiError(UNAVAILABLE, f"cannot reach the Heroku API: {type(exc).__name__}: "
                                         f"{' '.join(str(exc).split())}") from None
         finally:

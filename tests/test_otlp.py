@@ -13,10 +13,12 @@ import time
 
 import pytest
 
+from sidekiq_metrics.heroku_api import ApiError, PlatformApi
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.otlp_receiver import OtlpReceiver, Received, Reply
 from support.redis_server import free_port
 from support.sidekiq_data import seed
+from support.trickle_server import TrickleServer
 
 SECRET = "s3cr3t-otlp-key/x"  # percent-encoded in the variable: "%2F"
 
@@ -464,3 +466,50 @@ def test_otlp_settings_that_would_kill_the_sender_are_refused_at_start(redis_ser
     doctor = cli("doctor", env=env)  # its own contract: a FAIL line naming the setting, exit 1
     assert doctor.returncode == 1 and "Traceback" not in doctor.stdout + doctor.stderr
     assert [line for line in doctor.stdout.splitlines() if line.startswith("FAIL") and says in line]
+
+
+def test_a_collector_that_closes_idle_connections_costs_no_line_and_no_export(r, redis_server):
+    """Issue 25.8: a collector closing kept-alive connections after an idle while (Node: 5 s) made every export
+    log "cannot export ... (Broken pipe); retrying" and then "exporting again"."""
+    seed(r, {"default": (1.0, 1)})
+    receiver = OtlpReceiver(idle_timeout=0.3)
+    try:
+        received, _, err = run_and_collect(otlp_env(redis_server.url, receiver.url, SIDEKIQ_METRICS_INTERVAL="0.6"),
+                                           receiver, 5)
+    finally:
+        receiver.close()
+    assert len(received) >= 5
+    assert "cannot export" not in err and "exporting to" not in err, err
+
+
+def test_a_collector_that_trickles_its_answer_is_given_up_at_the_timeout(r, redis_server):
+    """Issue 25.10: the timeout applied per read: a collector sending a byte every 0.5 s held the sender for ever
+    (1 request in 30 polls, no line). OTEL_EXPORTER_OTLP_TIMEOUT is for the whole exchange."""
+    seed(r, {"default": (1.0, 1)})
+    server = TrickleServer(every=0.5)
+    try:
+        env = otlp_env(redis_server.url, server.url, SIDEKIQ_METRICS_INTERVAL="0.5", OTEL_EXPORTER_OTLP_TIMEOUT="1000")
+        proc = spawn("run", env=env)
+        try:
+            time.sleep(4.5)  # a try given up after 1 s, the backoff (1-2 s), the next try
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=5)
+        finally:
+            proc.kill()
+    finally:
+        server.close()
+    assert "cannot export to http://127.0.0.1" in err and "(timed out)" in err, err
+    assert server.requests >= 2
+
+
+def test_a_platform_api_that_trickles_its_answer_is_given_up_at_the_timeout():
+    """Issue 25.10: the Platform API client did the same: one GET in 40 s, no scaling and no line."""
+    server = TrickleServer(every=0.5)
+    try:
+        api = PlatformApi(server.url, "token", "shop", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(ApiError, match="no answer from the Heroku API within 1s"):
+            api.quantity("worker")
+        assert time.monotonic() - started < 3
+    finally:
+        server.close()

@@ -22,6 +22,7 @@ import collections
 import gzip
 import http.client
 import random
+import select
 import socket
 import ssl
 import threading
@@ -48,6 +49,7 @@ from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Kind, Unit
 from sidekiq_metrics.config import OtlpSettings, Settings
 from sidekiq_metrics.errors import OutputUnavailable
+from sidekiq_metrics.http_deadline import Deadline
 from sidekiq_metrics.metrics import Measurements, Sample
 from sidekiq_metrics.redact import redact
 from sidekiq_metrics.resolver import RESOLVER
@@ -280,25 +282,45 @@ class Client:
         return context
 
     def post(self, body: bytes) -> Outcome:
+        """One export, within OTEL_EXPORTER_OTLP_TIMEOUT from connect to the last byte of the reply. A kept-alive
+        connection the collector closed while idle (Node closes them after 5 s) is no failure: it is replaced
+        before sending, or, if that shows only in the send, the export is made once more on a fresh one."""
         headers = {**dict(self.config.headers), "Content-Type": self.encoder.content_type, "User-Agent": USER_AGENT}
         if self.encoder.gzip:
             headers["Content-Encoding"] = "gzip"
+        if self.connection is not None and not _still_open(self.connection.sock):
+            self.close()
+        reused = self.connection is not None
+        outcome, unanswered = self._exchange(body, headers)
+        if unanswered and reused:
+            outcome, _ = self._exchange(body, headers)
+        return outcome
+
+    def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[Outcome, bool]:
+        """The outcome, and whether the connection failed before any answer (so a reused one may be retried)."""
+        deadline = Deadline(lambda: self.connection.sock if self.connection else None, self.config.timeout)
+        answered = False
         try:
-            connection = self.connection or self._connect()
-            connection.request("POST", self.target, body=body, headers=headers)
-            reply = connection.getresponse()
-            data = reply.read(MAX_RESPONSE + 1)
+            with deadline:
+                connection = self.connection or self._connect(deadline)
+                connection.request("POST", self.target, body=body, headers=headers)
+                reply = connection.getresponse()
+                answered = True
+                data = reply.read(MAX_RESPONSE + 1)
+            if deadline.expired:
+                raise TimeoutError
             if reply.will_close or len(data) > MAX_RESPONSE:  # a reply left unread: the connection is spent
                 self.close()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            reason = "timed out" if isinstance(exc, TimeoutError | socket.timeout) else \
-                (getattr(exc, "strerror", None) or type(exc).__name__)
+            timed_out = deadline.expired or isinstance(exc, TimeoutError | socket.timeout)
+            reason = "timed out" if timed_out else (getattr(exc, "strerror", None) or type(exc).__name__)
             if isinstance(exc, ssl.SSLCertVerificationError):
                 return Outcome(False, message=f"its TLS certificate was refused ({exc.verify_message}); set "
-                                              "OTEL_EXPORTER_OTLP_CERTIFICATE to its CA's PEM file if it is private")
-            return Outcome(False, retry=True, message=str(reason))
-        return self._outcome(reply.status, reply.reason, reply.getheader("Retry-After"), data)
+                                              "OTEL_EXPORTER_OTLP_CERTIFICATE to its CA's PEM file if it is "
+                                              "private"), False
+            return Outcome(False, retry=True, message=str(reason)), not answered and not timed_out
+        return self._outcome(reply.status, reply.reason, reply.getheader("Retry-After"), data), False
 
     def _outcome(self, status: int, reason: str, retry_after: str | None, data: bytes) -> Outcome:
         if 200 <= status < 300:
@@ -315,9 +337,9 @@ class Client:
             return Outcome(False, status, retry=True, retry_after=wait, message=message)
         return Outcome(False, status, message=message)
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, deadline: Deadline) -> http.client.HTTPConnection:
         timeout = self.config.timeout
-        sock = open_tcp(RESOLVER.lookup(self.host, self.port, wait=timeout), timeout)
+        sock = open_tcp(RESOLVER.lookup(self.host, self.port, wait=deadline.left()), deadline.left())
         if self.context is not None:
             try:
                 sock = self.context.wrap_socket(sock, server_hostname=self.host)
@@ -337,6 +359,18 @@ class Client:
         if self.connection is not None:
             self.connection.close()
         self.connection = None
+
+
+def _still_open(sock: socket.socket | None) -> bool:
+    """A kept-alive connection is usable only while the collector has sent nothing on it: between exchanges,
+    anything readable is its close (or bytes we never asked for)."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 class Sender:

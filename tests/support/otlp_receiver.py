@@ -52,7 +52,10 @@ class Reply:
 
 
 class OtlpReceiver:
-    def __init__(self, certificate: tuple[str, str] | None = None, port: int = 0) -> None:
+    def __init__(self, certificate: tuple[str, str] | None = None, port: int = 0,
+                 idle_timeout: float | None = None) -> None:
+        """`idle_timeout`: close a kept-alive connection after that many seconds without a request, as Node's
+        HTTP server does after 5 s (and many collectors' load balancers after some seconds more)."""
         self.requests: list[Received] = []
         self.refused: list[str] = []  # what was wrong with requests that were not OTLP
         self.replies: list[Reply] = []
@@ -62,6 +65,7 @@ class OtlpReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as OTLP clients should use
+            timeout = idle_timeout  # socketserver closes the connection when a read waits longer
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 receiver._handle(self)

@@ -86,6 +86,7 @@ def test_every_data_point_is_what_the_l2met_lines_of_its_poll_say(r, redis_serve
     assert receiver.refused == [] and len(received) >= 3
     polls = polls_of(out)
     assert SECRET not in out + err and "s3cr3t" not in out + err
+    first_seen = None
     for export, l2met in zip(received[:3], polls, strict=False):
         assert export.path == "/v1/metrics"
         assert export.headers["content-type"] == ("application/json" if protocol == "http/json"
@@ -108,7 +109,10 @@ def test_every_data_point_is_what_the_l2met_lines_of_its_poll_say(r, redis_serve
         assert value(got[("sidekiq.metrics.up", ())]) == 1
         processed = got[("sidekiq.jobs.processed", ())]
         assert value(processed) == int(l2met["sample#sidekiq.processed"]) == 40
-        assert processed.start_time_unix_nano < processed.time_unix_nano
+        # The OTel data model's form for a total whose start is unknown: the first point starts at its own time,
+        # and the later ones where it did (issue 25.6)
+        first_seen = first_seen or processed.time_unix_nano
+        assert processed.start_time_unix_nano == first_seen <= processed.time_unix_nano
     metrics = received[0].metrics()
     assert metrics["sidekiq.queue.latency"].unit == "s" and metrics["sidekiq.queue.size"].unit == "{job}"
     assert metrics["sidekiq.queue.size"].WhichOneof("data") == "gauge"
@@ -513,3 +517,19 @@ def test_a_platform_api_that_trickles_its_answer_is_given_up_at_the_timeout():
         assert time.monotonic() - started < 3
     finally:
         server.close()
+
+
+def test_sidekiqs_totals_never_read_as_new_after_a_restart(r, redis_server, receiver):
+    """Issue 25.6: stat:processed went out as a cumulative Sum starting at the emitter's start, which the OTel data
+    model reads as a reset from zero: every deploy counted Sidekiq's whole lifetime total as new. Decoded from two
+    runs' requests: each run's first point starts at its own time (no increase yet), the later ones there."""
+    seed(r, {"default": (1.0, 1)})
+    r.set("stat:processed", 1_000_000)
+    for run in range(2):
+        received, _, _ = run_and_collect(otlp_env(redis_server.url, receiver.url), receiver, 2 + 2 * run)
+        first, second = (points(export)[("sidekiq.jobs.processed", ())] for export in received[2 * run:2 * run + 2])
+        assert first.start_time_unix_nano == first.time_unix_nano and first.as_int == 1_000_000 + 7 * run
+        assert second.start_time_unix_nano == first.time_unix_nano < second.time_unix_nano
+        r.incrby("stat:processed", 7)
+    failed_polls = points(received[-1])[("sidekiq.metrics.errors", ())]
+    assert failed_polls.start_time_unix_nano < failed_polls.time_unix_nano  # our own count: from our start, at 0

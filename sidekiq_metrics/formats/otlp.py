@@ -96,8 +96,9 @@ class SumPoint:
 class Sums:
     """Running totals as OTLP Sums, in the poll's thread and order (resets are only seen there).
 
-    Sidekiq's totals (processed, failed): cumulative, the total itself, with a start time that moves to
-    the previous poll when it goes down (a reset of Sidekiq's stats); delta, the increase since the
+    Sidekiq's totals (processed, failed): cumulative, the total itself, starting where it was first seen
+    (the data model's form for an unknown start) and moving to the previous poll when it goes down (a
+    reset of Sidekiq's stats); delta, the increase since the
     previous poll, none at the first poll nor across a reset, as the l2met `count#` lines report it.
     Our own counts (failed polls, dropped polls) start at 0 when this output does."""
 
@@ -123,10 +124,13 @@ class Sums:
         out = []
         for (metric, subject), value in observed.items():
             running = self.totals.get((metric, subject))
-            if running is None:  # the first sight of one of Sidekiq's totals
-                self.totals[(metric, subject)] = _Running(value, self.started, at)
+            if running is None:  # the first sight of one of Sidekiq's totals, counted since we know not when
+                # The OTel data model's form for an unknown start ("Resets and Gaps"): the first point starts at
+                # its own time, the later ones there. Starting it at our own start would be read as a reset
+                # from zero, and every restart would count Sidekiq's whole lifetime total as new.
+                self.totals[(metric, subject)] = _Running(value, at, at)
                 if not self.delta:
-                    out.append(SumPoint(metric, value, self.started, subject))
+                    out.append(SumPoint(metric, value, at, subject))
                 continue
             reset = value < running.value
             if not self.delta:

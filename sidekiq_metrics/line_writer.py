@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 LIMIT = 1 << 20  # bytes that may wait: some 16 polls of 10,000 queues' l2met lines
+_ONE_WRITER = threading.Lock()  # held by the thread that is writing, whichever stream (see LineWriter._put)
 
 
 class Stream(Protocol):
@@ -111,10 +113,17 @@ class LineWriter:
                 self._changed.notify_all()
 
     def _put(self, data: bytes) -> None:
-        if self.fd is None:
-            self.stream.write(data.decode(self.encoding))
-            self.stream.flush()
-            return
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        # One write at a time across every LineWriter: stdout and stderr often share one pipe (foreman, `2>&1`,
+        # journald), and a full pipe takes a large write in parts, between which the other stream's lines
+        # would land inside a metric line. Held for a whole write, a chunk of whole lines stays whole.
+        with _ONE_WRITER:
+            if self.fd is None:
+                self.stream.write(data.decode(self.encoding))
+                self.stream.flush()
+                return
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(self.fd, view):]
+                except BlockingIOError:  # a non-blocking pipe that is full: wait for room, as a blocking one does
+                    select.select([], [self.fd], [], 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import time
 
@@ -90,3 +91,44 @@ def test_a_stream_without_a_descriptor_is_written_through():
     writer.write("a line é\n")
     assert writer.drain(10)
     assert stream.getvalue() == "a line é\n"
+
+
+def _lagging_reader(fd: int, got: list[bytes]) -> None:
+    """Reads a little at a time, so the pipe is full most of the while, as a lagging log shipper leaves it."""
+    while True:
+        time.sleep(0.001)
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return
+        got.append(chunk)
+
+
+@pytest.mark.parametrize("nonblocking", [False, True])
+def test_stdout_and_stderr_on_one_pipe_never_tear_a_line(nonblocking):
+    """Issue 25.12: each stream had its own writer thread, so with one pipe for both (foreman, `2>&1`, journald)
+    and a lagging reader, a poll's chunk was split and stderr lines landed inside metric lines. Issue 25.13: a
+    non-blocking pipe (EAGAIN) ended the emitter with exit 74; a full pipe is waited for."""
+    reader, writer = os.pipe()
+    if nonblocking:
+        os.set_blocking(writer, False)
+    out = open(writer, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - closed below
+    err = open(writer, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    got: list[bytes] = []
+    collector = threading.Thread(target=_lagging_reader, args=(reader, got))
+    collector.start()
+    lines, errors = LineWriter(out, limit=1 << 30), LineWriter(err, limit=1 << 30)
+    poll = "".join(f"sample#sidekiq.queue_{n:05d}.size={n}\n" for n in range(2000))  # ~70 KB, as 2,000 queues
+    for k in range(20):
+        lines.write(poll)
+        for j in range(10):
+            errors.write(f"sidekiq-metrics: otlp: cannot export ({k}.{j})\n")
+    assert lines.drain(30) and errors.drain(30)
+    lines.flush()
+    errors.flush()  # nothing failed: EAGAIN is a full pipe, not an error
+    os.close(writer)
+    collector.join(30)
+    text = b"".join(got).decode()
+    whole = re.compile(r"sample#sidekiq\.queue_\d{5}\.size=\d+|sidekiq-metrics: otlp: cannot export \(\d+\.\d\)")
+    torn = [line for line in text.splitlines() if not whole.fullmatch(line)]
+    assert torn == []
+    assert text.count("sample#") == 20 * 2000 and text.count("cannot export") == 200

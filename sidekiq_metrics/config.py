@@ -684,7 +684,11 @@ class OtlpSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(value for _, value in self.headers if value)
+        """The header values scrubbed from every line: those of a header named like a credential, and any of
+        SECRET_LENGTH characters or more. Not a short value under another name (`X-Scope-OrgID=1`): masking
+        it would mask every `1` of our own lines (the port, the interval), and it keeps nothing secret."""
+        return tuple(value for name, value in self.headers
+                     if value and (len(value) >= SECRET_LENGTH or _CREDENTIAL_HEADER.search(name)))
 
     @property
     def display(self) -> str:
@@ -717,6 +721,8 @@ def _otel(suffix: str) -> tuple[str, str]:
 
 GENERAL_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 MAX_OTLP_TIMEOUT = 3600.0  # seconds: what a timeout of 0 ("no limit") means here
+SECRET_LENGTH = 8  # a header value this long is scrubbed whatever the header's name
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|pass|cookie|sign|credential|session|bearer", re.IGNORECASE)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 _ATTRIBUTE_KEY = re.compile(r"[\x21-\x7e]{1,256}")
 

@@ -533,3 +533,16 @@ def test_sidekiqs_totals_never_read_as_new_after_a_restart(r, redis_server, rece
         r.incrby("stat:processed", 7)
     failed_polls = points(received[-1])[("sidekiq.metrics.errors", ())]
     assert failed_polls.start_time_unix_nano < failed_polls.time_unix_nano  # our own count: from our start, at 0
+
+
+def test_a_short_header_value_that_is_no_secret_never_masks_our_own_lines(r, redis_server, receiver):
+    """Issue 25.15: with `X-Scope-OrgID=1` among the headers, every `1` of our lines was masked
+    (`polling redis://***27.0.0.***:7***0***/0 every ***s`). Credentials stay scrubbed, short or long."""
+    seed(r, {"default": (1.0, 1)})
+    env = otlp_env(redis_server.url, receiver.url, SIDEKIQ_METRICS_INTERVAL="1",
+                   OTEL_EXPORTER_OTLP_HEADERS=f"x-api-key={SECRET.replace('/', '%2F')},X-Scope-OrgID=1,"
+                                              "Authorization=zq9")
+    receiver.replies = [Reply(400, partial=(1, f"key {SECRET}, auth zq9, org 1"))]
+    _, _, err = run_and_collect(env, receiver, 2)
+    assert f"polling redis://127.0.0.1:{redis_server.port}/0 every 1s" in err, err
+    assert SECRET not in err and "zq9" not in err and "refused an export" in err

@@ -235,6 +235,21 @@ def test_prometheus_endpoint_survives_rude_and_idle_clients_without_tracebacks_o
     assert "Traceback" not in stderr and "Exception" not in stderr, stderr
 
 
+def test_a_scrape_is_served_while_idle_connections_hold_every_slot(prometheus_emitter):
+    """Issue 25.19: 300 idle connections held the 8 slots, and a real scrape got RemoteDisconnected. With every
+    slot taken, the longest-idle connection is closed and the scrape served: 10 in a row answer 200."""
+    proc, port = prometheus_emitter
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+    try:
+        time.sleep(0.2)
+        for _ in range(10):
+            assert "sidekiq_metrics_up 1" in scrape(port)
+        assert threads_of(proc.pid) <= 16
+    finally:
+        for conn in idle:
+            conn.close()
+
+
 def test_prometheus_endpoint_answers_its_path_only_and_head(prometheus_emitter):
     _, port = prometheus_emitter
     with pytest.raises(urllib.error.HTTPError) as missing:

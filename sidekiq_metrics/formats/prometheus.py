@@ -17,8 +17,10 @@ import errno
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
 from sidekiq_metrics.catalogue import Kind, Metric, Unit
 from sidekiq_metrics.errors import OutputUnavailable
@@ -93,9 +95,14 @@ class _Server(ThreadingHTTPServer):
         self.address_family = family
         super().__init__(address, handler)
         self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self.idle: dict[socket.socket, float] = {}  # connections waiting for a request, since when
+        self.idle_lock = threading.Lock()
 
     def process_request(self, request: Request, client_address: Address) -> None:
-        if not self.slots.acquire(blocking=False):
+        # All slots taken: connections that only wait (idle keep-alives, clients that never send) must not keep
+        # a real scrape out. The longest-idle one is closed, and the new one served once its slot is free.
+        if not self.slots.acquire(blocking=False) and not (self._close_longest_idle() and
+                                                           self.slots.acquire(timeout=1.0)):
             self.shutdown_request(request)
             return
         try:
@@ -112,6 +119,26 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Request, client_address: Address) -> None:
         pass
+
+    def _close_longest_idle(self) -> bool:
+        with self.idle_lock:
+            if not self.idle:
+                return False  # every slot is answering a request: the new client waits for none of them
+            oldest = min(self.idle, key=self.idle.__getitem__)
+            del self.idle[oldest]
+        try:
+            oldest.shutdown(socket.SHUT_RDWR)  # its handler reads the end, and frees its slot
+        except OSError:
+            pass
+        return True
+
+    def waiting(self, connection: socket.socket, idle: bool) -> None:
+        """A handler says its connection waits for a request (idle) or has one (busy)."""
+        with self.idle_lock:
+            if idle:
+                self.idle[connection] = time.monotonic()
+            else:
+                self.idle.pop(connection, None)
 
 
 class Counts:
@@ -138,6 +165,18 @@ class PrometheusOutput:
 
         class Handler(BaseHTTPRequestHandler):
             timeout = IDLE_TIMEOUT
+
+            def handle_one_request(self) -> None:
+                server = cast(_Server, self.server)
+                server.waiting(self.connection, idle=True)
+                try:
+                    super().handle_one_request()
+                finally:
+                    server.waiting(self.connection, idle=False)
+
+            def parse_request(self) -> bool:  # the request line is in: no longer idle
+                cast(_Server, self.server).waiting(self.connection, idle=False)
+                return super().parse_request()
 
             def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
                 self._answer(with_body=True)

@@ -98,8 +98,9 @@ JOBS_PROCESSED = Metric("jobs.processed", DELTA, Unit.JOBS, "jobs processed sinc
                         "second poll on", total=PROCESSED)
 JOBS_FAILED = Metric("jobs.failed", DELTA, Unit.JOBS, "jobs failed since the previous poll, from the second "
                      "poll on", total=FAILED)
-UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 after every successful poll, even with no queues at all; 0 "
-            "after a failed one")
+UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 when Redis answered every read a poll needs (the queues set, "
+            "each queue's size and oldest job, the processes), even with no queues at all; 0 after a failed poll "
+            "or one where Redis refused any of those reads")
 ERRORS = Metric("metrics.errors", DELTA, Unit.POLLS, "1 for each failed poll")
 AUTOSCALE_CURRENT = Metric("autoscale.<type>.current", GAUGE, Unit.DYNOS, "with autoscaling on: the formation's "
                            "quantity of each scaled process type, as last read or set")

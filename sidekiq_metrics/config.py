@@ -824,7 +824,9 @@ OTLP_SETTINGS: tuple[OtelSetting, ...] = (
                 "where exports go. The metrics variable is the whole URL; the general one a base URL, to which "
                 "`v1/metrics` is added", parse_otlp_endpoint),
     OtelSetting("headers", _otel("HEADERS"), (), "HTTP headers of every export, `key=value,key2=value2`, values "
-                "percent-decoded: the backend's API key goes here. Never printed", parse_otlp_headers, shown="none"),
+                "percent-decoded: the backend's API key goes here. Never printed: a value is scrubbed from every "
+                "line when its header is named like a credential (auth, key, token, secret, ...) or it is 8 "
+                "characters or more", parse_otlp_headers, shown="none"),
     OtelSetting("protocol", _otel("PROTOCOL"), "http/protobuf", "`http/protobuf` or `http/json`; `grpc` is refused",
                 parse_otlp_protocol),
     OtelSetting("compression", _otel("COMPRESSION"), "none", "`gzip` or `none`", _one_of(("gzip", "none"))),

@@ -13,7 +13,11 @@ import time
 
 import pytest
 
+from sidekiq_metrics.catalogue import JOB_PROCESSED, UP
+from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.formats.otlp import OtlpOutput, Sums
 from sidekiq_metrics.heroku_api import ApiError, PlatformApi
+from sidekiq_metrics.metrics import Measurements, Sample
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.otlp_receiver import OtlpReceiver, Received, Reply
 from support.redis_server import free_port
@@ -546,3 +550,36 @@ def test_a_short_header_value_that_is_no_secret_never_masks_our_own_lines(r, red
     _, _, err = run_and_collect(env, receiver, 2)
     assert f"polling redis://127.0.0.1:{redis_server.port}/0 every 1s" in err, err
     assert SECRET not in err and "zq9" not in err and "refused an export" in err
+
+
+def test_job_class_counts_that_stopped_growing_are_no_longer_sent():
+    """Issue 25.11: every job-class series ever seen was sent at every poll, for ever: after a day of 20 new class
+    names a minute, 57,601 points an export. A count that has not grown for an hour is forgotten."""
+    sums = Sums("cumulative", 0.0)
+    sizes = []
+    for minute in range(24 * 60):
+        at = 60.0 * minute
+        samples = [Sample(JOB_PROCESSED, 3, subject=f"Job{minute}_{n}") for n in range(20)]
+        sizes.append(len(sums.points(samples, at)))
+    assert max(sizes) <= 20 * 61 + 10  # the classes of the last hour, and our own counts
+    assert len(sums.counted) <= 20 * 61 + 10 and len(sums.totals) <= 20 * 61 + 10
+    # A class back after an hour away starts again from 0 at the previous poll: a counter restart, never a spike.
+    point = next(p for p in sums.points([Sample(JOB_PROCESSED, 5, subject="Job0_0")], 60.0 * 24 * 60)
+                 if p.subject == "Job0_0")
+    assert point.value == 5 and point.start == 60.0 * (24 * 60 - 1)
+
+
+def test_a_backend_whose_partial_success_messages_vary_is_said_once_and_not_remembered_for_ever(receiver):
+    """Issue 25.11: partial-success messages were remembered for ever when the backend's text varied (20,000
+    exports left 20,000 entries), and each was a new line."""
+    said: list[str] = []
+    settings = load_settings({"REDIS_URL": "redis://127.0.0.1:1/0", "SIDEKIQ_METRICS_OUTPUT": "otlp",
+                              "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    receiver.replies = [Reply(200, partial=(1, f"point {n} rejected (request id {n * 7919})")) for n in range(60)]
+    output = OtlpOutput(settings, said.append)
+    for _ in range(60):
+        output.emit(Measurements(samples=[Sample(UP, 1)]), time.time())
+        assert output.flush(5)
+    assert len(receiver.requests) == 60
+    assert len([line for line in said if "rejected 1 data point" in line]) == 1, said
+    assert len(output.sender._said) <= 2

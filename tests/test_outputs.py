@@ -327,3 +327,15 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     assert counts.add([Sample(ERRORS, 1)]) == [Sample(ERRORS, 2)]  # a counter: summed since the start
     assert "# TYPE sidekiq_metrics_errors_total counter\nsidekiq_metrics_errors_total 2\n" in render(
         "sidekiq", counts.add([]))
+
+
+def test_prometheus_job_class_counters_that_stopped_growing_are_dropped():
+    """Issue 25.11, as the otlp output: one counter per job-class name ever seen was served for ever."""
+    from sidekiq_metrics.catalogue import JOB_PROCESSED
+    from sidekiq_metrics.formats.prometheus import Counts
+    from sidekiq_metrics.metrics import Sample
+
+    counts = Counts()
+    for minute in range(6 * 60):
+        served = counts.add([Sample(JOB_PROCESSED, 1, subject=f"Job{minute}_{n}") for n in range(20)], 60.0 * minute)
+    assert len(served) <= 20 * 61 + 5 and len(counts.totals) <= 20 * 61 + 5

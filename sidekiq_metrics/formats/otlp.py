@@ -50,12 +50,13 @@ from sidekiq_metrics.catalogue import Kind, Unit
 from sidekiq_metrics.config import OtlpSettings, Settings
 from sidekiq_metrics.errors import OutputUnavailable
 from sidekiq_metrics.http_deadline import Deadline
-from sidekiq_metrics.metrics import Measurements, Sample
+from sidekiq_metrics.metrics import Measurements, Sample, stale
 from sidekiq_metrics.redact import redact
 from sidekiq_metrics.resolver import RESOLVER
 from sidekiq_metrics.resp import open_tcp
 from sidekiq_metrics.retry_after import retry_after as retry_after_seconds
 
+MAX_SAID = 64  # kinds of trouble remembered as said (there are a handful: statuses, "partial", error types)
 MAX_PENDING = 4  # polls kept while the backend is away: two minutes at the default interval
 MIN_BACKOFF = 1.0  # seconds between tries, at least: `Retry-After: 0` made 15,000 requests in 10 s
 MAX_BACKOFF = 60.0  # seconds between tries, at most (Retry-After may ask for up to MAX_RETRY_AFTER)
@@ -108,6 +109,8 @@ class Sums:
         # Totals of what we only see as increases (failed polls, a job class's runs), by metric and subject.
         self.counted: dict[tuple[c.Metric, str | None], int] = {(metric, None): 0 for metric in _COUNTED}
         self.totals = {key: _Running(0, started, started) for key in (*self.counted, (c.OTLP_DROPPED, None))}
+        self.grown: dict[tuple[c.Metric, str | None], float] = {}  # a job class's counts: when they last grew
+        self.previous = started  # when the previous poll's points were made
 
     def points(self, samples: Iterable[Sample], at: float) -> list[SumPoint]:
         observed: dict[tuple[c.Metric, str | None], int] = {}
@@ -116,11 +119,16 @@ class Sums:
             if sample.metric.kind is Kind.TOTAL:
                 observed[key] = int(sample.value)
             elif sample.metric.kind is Kind.DELTA and sample.metric.total is None:
-                if key not in self.counted:  # a count of ours, from 0 when we began
+                if key not in self.counted:  # a count of ours: it was 0 at the previous poll (or when we began)
                     self.counted[key] = 0
-                    self.totals[key] = _Running(0, self.started, self.started)
+                    self.totals[key] = _Running(0, self.previous, self.previous)
                 self.counted[key] += int(sample.value)
+                if sample.subject is not None and (sample.value or key not in self.grown):
+                    self.grown[key] = at
+        for key in stale(self.grown, at):  # bounded: not every class name ever seen, for ever
+            del self.grown[key], self.counted[key], self.totals[key]
         observed.update(self.counted)
+        self.previous = at
         out = []
         for (metric, subject), value in observed.items():
             running = self.totals.get((metric, subject))
@@ -387,7 +395,7 @@ class Sender:
         self.dropped = 0  # polls dropped since the start, all outages together
         self._dropped_at_failure = 0
         self._failing: str | None = None  # the outage's first reason, while exports fail
-        self._said: set[str] = set()  # refusals and partial successes already said, until exports work again
+        self._said: set[str] = set()  # kinds of refusal and partial success said, until exports work again
         self._busy = False  # a send is under way (its poll already off the deque: dropped while sent)
         self._attempt = 0  # tries of the poll at the head, for the backoff
         self._wake = threading.Condition()
@@ -427,7 +435,8 @@ class Sender:
                 self._send(item)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive it, or exports stop unseen
                 self.client.close()
-                self._say(f"otlp: a poll could not be exported ({type(exc).__name__}: {str(exc)[:100]}); "
+                self._say(kind=type(exc).__name__, line=f"otlp: a poll could not be exported ({type(exc).__name__}: "
+                          f"{str(exc)[:100]}); "
                           "it is dropped")
                 self._done(item)
                 time.sleep(MIN_BACKOFF)
@@ -459,7 +468,8 @@ class Sender:
         if outcome.ok:
             self._worked(outcome)
         else:
-            self._say(f"otlp: {self.display} refused an export ({outcome.message}); it is dropped, not retried")
+            self._say(f"otlp: {self.display} refused an export ({outcome.message}); it is dropped, not retried",
+                      kind=f"refused {outcome.status}")
 
     def _failed(self, reason: str) -> None:
         if self._failing is None:
@@ -475,7 +485,8 @@ class Sender:
                                                                    if lost else ""))
             self._failing = None
         if outcome.rejected or outcome.message:
-            self._say(f"otlp: {self.display} accepted the export but rejected {outcome.rejected} data point(s)"
+            self._say(kind="partial", line=f"otlp: {self.display} accepted the export but rejected {outcome.rejected} "
+                      "data point(s)"
                       + (f": {outcome.message}" if outcome.message else ""))
         else:
             self._said.clear()
@@ -483,9 +494,13 @@ class Sender:
     def log(self, line: str) -> None:
         self._log(redact(line, self._secrets))  # a backend's text may echo what we sent it
 
-    def _say(self, line: str) -> None:
-        if line not in self._said:
-            self._said.add(line)
+    def _say(self, line: str, kind: str | None = None) -> None:
+        """Say `line` once per kind of trouble (a status, "partial", an error's type) until exports work again.
+        By kind, not by text: a backend whose messages vary (a count, an id in them) would otherwise be
+        said at every export and remembered for ever (20,000 exports kept 20,000 lines)."""
+        kind = kind or line
+        if kind not in self._said and len(self._said) < MAX_SAID:
+            self._said.add(kind)
             self.log(line)
 
 

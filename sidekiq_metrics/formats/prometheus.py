@@ -24,7 +24,7 @@ from typing import cast
 
 from sidekiq_metrics.catalogue import Kind, Metric, Unit
 from sidekiq_metrics.errors import OutputUnavailable
-from sidekiq_metrics.metrics import Measurements, Sample
+from sidekiq_metrics.metrics import Measurements, Sample, stale
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_:]")
@@ -147,12 +147,18 @@ class Counts:
 
     def __init__(self) -> None:
         self.totals: dict[tuple[Metric, str | None], float] = {}
+        self.grown: dict[tuple[Metric, str | None], float] = {}  # a job class's: when it last grew
 
-    def add(self, samples: Iterable[Sample]) -> list[Sample]:
+    def add(self, samples: Iterable[Sample], at: float | None = None) -> list[Sample]:
+        at = time.time() if at is None else at
         for sample in samples:
             if sample.metric.kind is Kind.DELTA and sample.metric.total is None:
                 key = (sample.metric, sample.subject)
+                if sample.subject is not None and (sample.value or key not in self.totals):
+                    self.grown[key] = at
                 self.totals[key] = self.totals.get(key, 0) + sample.value
+        for key in stale(self.grown, at):  # bounded, as metrics.stale says
+            del self.grown[key], self.totals[key]
         return [Sample(metric, value, subject=subject) for (metric, subject), value in self.totals.items()]
 
 
@@ -209,4 +215,4 @@ class PrometheusOutput:
 
     def emit(self, measurements: Measurements, at: float) -> None:
         self.body = render(self.prefix, [s for s in measurements if s.metric.kind is not Kind.DELTA]
-                           + self.counts.add(measurements.samples)).encode()
+                           + self.counts.add(measurements.samples, at)).encode()

@@ -111,12 +111,15 @@ def autoscale() -> None:
 @click.argument("recording", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--start", "starts", multiple=True, metavar="TYPE=N",
               help="The formation at the start of the recording, e.g. worker=3 (default: each type's MIN).")
-def simulate(recording: str, starts: tuple[str, ...]) -> None:
+@click.option("--dyno", default=None, metavar="DYNO",
+              help="Read only this dyno's lines of a `heroku logs` file (default: the one whose lines carry "
+                   "metrics.up).")
+def simulate(recording: str, starts: tuple[str, ...], dyno: str | None) -> None:
     """What autoscaling would have done with recorded readings: the json output's lines, or l2met lines from
     `heroku logs`. The SIDEKIQ_METRICS_AUTOSCALE_* settings apply; no Redis, no Platform API, no token."""
     from sidekiq_metrics.simulate import run_simulation
 
-    sys.exit(run_simulation(os.environ, recording, starts, sys.stdout))
+    sys.exit(run_simulation(os.environ, recording, starts, sys.stdout, dyno))
 
 
 @main.command()

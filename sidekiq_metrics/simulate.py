@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,8 +27,7 @@ from sidekiq_metrics.errors import EXIT_CONFIG
 from sidekiq_metrics.metrics import QueueSeries
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?)\s")
-_QUEUE_VALUE = re.compile(r"(?:sample|measure|count)#[^\s=]+?\.(?P<queue>[^\s=]+)\.(?P<kind>size|latency)="
-                          r"(?P<value>[0-9.]+)")
+_SOURCE = re.compile(r"\S+\s+app\[([^\]\s]+)\]:")  # `heroku logs`: `<time> app[web.1]: ...`
 _VALUE = re.compile(r"(?:sample|measure|count)#(?P<name>[^\s=]+)=(?P<value>[0-9.]+)")
 _CREW = ("process.busy", "process.concurrency", "process.count")  # a type's numbers, as the json output nests them
 
@@ -61,40 +61,68 @@ class Outcome:
     final: dict[str, int] = field(default_factory=dict)
 
 
-def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX) -> Iterator[Poll]:
+def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None = None) -> Iterator[Poll]:
     """The polls of a recording: JSON objects of the json output, or l2met lines with their timestamps
-    (a poll ends with its metrics.up measurement; `prefix` is SIDEKIQ_METRICS_PREFIX's)."""
-    sizes: dict[str, float] = {}
-    waits: dict[str, float] = {}
+    (a poll ends with its metrics.up measurement; `prefix` is SIDEKIQ_METRICS_PREFIX's).
+
+    A `heroku logs` file holds every dyno's lines, and another dyno's may look like ours (a second metrics
+    buildpack, an app that logs l2met itself). Only the emitter's are read: `dyno`, or else the one dyno whose
+    lines carry metrics.up; lines from several such dynos are refused. Polls must go forward in time."""
+    lines = list(lines)
+    heartbeat = f"#{prefix}.metrics.up="
+    if dyno is None:
+        emitters = sorted({source[1] for line in lines if heartbeat in line and (source := _SOURCE.match(line))})
+        if len(emitters) > 1:
+            raise RecordingError(f"lines from {len(emitters)} dynos carry {prefix}.metrics.up ("
+                                 f"{', '.join(e[:20] for e in emitters[:5])}): choose the emitter's with --dyno")
+        dyno = emitters[0] if emitters else None
     values: dict[str, float] = {}
+    last = -math.inf
     for number, line in enumerate(lines, 1):
         text = line.strip()
         if not text:
             continue
         if text.startswith("{"):
-            yield _json_poll(text, number)
-            continue
-        stamp = _STAMP.match(text)
-        if not stamp:
-            raise RecordingError(f"line {number} is neither a JSON object of the json output nor an l2met line "
-                                 "that starts with its time (as `heroku logs` prints them)")
-        for match in _QUEUE_VALUE.finditer(text):
-            if (value := _number(match["value"])) is not None:
-                (sizes if match["kind"] == "size" else waits)[match["queue"]] = value
-        for match in _VALUE.finditer(text):
-            name = match["name"]
-            if name.startswith(prefix + ".") and (value := _number(match["value"])) is not None:
-                values[name[len(prefix) + 1:]] = value
-        if "metrics.up=" in text:
-            at = _epoch(stamp[1], number)
-            crews: dict[str, dict[str, float]] = {}
-            for name, value in values.items():
-                head, _, kind = name.partition(".")
-                process_type, _, metric = kind.rpartition(".")
-                if head == "process" and f"process.{metric}" in _CREW:
-                    crews.setdefault(process_type, {})[f"process.{metric}"] = value
-            yield Poll(at, _series(sizes, waits), _workers(values, crews))
-            sizes, waits, values = {}, {}, {}
+            poll = _json_poll(text, number)
+        else:
+            stamp = _STAMP.match(text)
+            if not stamp:
+                raise RecordingError(f"line {number} is neither a JSON object of the json output nor an l2met line "
+                                     "that starts with its time (as `heroku logs` prints them)")
+            source = _SOURCE.match(text)
+            if dyno is not None and (source is None or source[1] != dyno):
+                continue  # another dyno's, or Heroku's own
+            for match in _VALUE.finditer(text):
+                name = match["name"]
+                if name.startswith(prefix + ".") and (value := _number(match["value"])) is not None:
+                    values[name[len(prefix) + 1:]] = value
+            if "metrics.up=" not in text:
+                continue
+            poll = _l2met_poll(_epoch(stamp[1], number), values)
+            values = {}
+        if poll.at < last:
+            raise RecordingError(f"line {number} is earlier than the poll before it: a recording must be in time "
+                                 "order (simulate each one alone, or sort them)")
+        last = poll.at
+        yield poll
+
+
+def _l2met_poll(at: float, values: dict[str, float]) -> Poll:
+    """A poll from the l2met values of its lines, by name after the prefix: `<queue>.size`, `<queue>.latency`
+    (a queue's name may hold dots), `process.<type>.busy`, and the totals."""
+    sizes: dict[str, float] = {}
+    waits: dict[str, float] = {}
+    crews: dict[str, dict[str, float]] = {}
+    for name, value in values.items():
+        head, _, kind = name.partition(".")
+        process_type, _, metric = kind.rpartition(".")
+        if head == "process" and f"process.{metric}" in _CREW:
+            crews.setdefault(process_type, {})[f"process.{metric}"] = value
+        elif name.endswith(".size"):
+            sizes[name[:-len(".size")]] = value
+        elif name.endswith(".latency"):
+            waits[name[:-len(".latency")]] = value
+    return Poll(at, _series(sizes, waits), _workers(values, crews))
 
 
 def _json_poll(text: str, number: int) -> Poll:
@@ -102,11 +130,15 @@ def _json_poll(text: str, number: int) -> Poll:
         record = json.loads(text)
         queues = record["queues"]
         at = _epoch(record["time"], number)
-        sizes = {name: float(values["size"]) for name, values in queues.items() if "size" in values}
-        waits = {name: float(values["latency"]) for name, values in queues.items() if "latency" in values}
-        workers = _workers(record.get("totals", {}), record.get("process_type", {}))
+        sizes = {name: _finite(values["size"]) for name, values in queues.items() if "size" in values}
+        waits = {name: _finite(values["latency"]) for name, values in queues.items() if "latency" in values}
+        totals = {name: _finite(value) for name, value in record.get("totals", {}).items()}
+        crews = {kind: {name: _finite(value) for name, value in crew.items()}
+                 for kind, crew in record.get("process_type", {}).items()}
+        workers = _workers(totals, crews)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
-        raise RecordingError(f"line {number} is not an object of the json output (time, queues)") from None
+        raise RecordingError(f"line {number} is not an object of the json output (time, queues, and finite "
+                             "numbers)") from None
     return Poll(at, _series(sizes, waits), workers)
 
 
@@ -116,6 +148,14 @@ def _workers(totals: Mapping[str, float], crews: Mapping[str, Mapping[str, float
     return Workers(None if processed is None else int(processed), int(totals.get("busy", 0)),
                    {kind: Crew(int(crew.get("process.busy", 0)), int(crew.get("process.concurrency", 0)),
                                int(crew.get("process.count", 0))) for kind, crew in crews.items()})
+
+
+def _finite(value: object) -> float:
+    """A number the json output writes; NaN, infinities (JSON's NaN, 1e999) and anything else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \
+            abs(value) >= 1e18:
+        raise ValueError(value)
+    return float(value)
 
 
 def _number(text: str) -> float | None:
@@ -182,7 +222,8 @@ def report(outcome: Outcome, rules: Sequence[ScalingRule], out: TextIO) -> None:
                   f"{changes} change(s), ending at {outcome.final[kind]} dyno(s)\n")
 
 
-def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str], out: TextIO) -> int:
+def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str], out: TextIO,
+                   dyno: str | None = None) -> int:
     """The `autoscale simulate` command: 0, or 2 with one line for bad settings or an unreadable recording."""
     # The token and the app matter only to the Platform API, which a simulation never calls.
     settings, errors = check_settings({**env, "HEROKU_API_TOKEN": env.get("HEROKU_API_TOKEN") or "simulation",
@@ -204,7 +245,7 @@ def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str]
     try:
         with (open(recording, encoding="utf-8", errors="replace") if recording != "-" else
               contextlib.nullcontext(sys.stdin)) as lines:
-            outcome = simulate(rules, polls(lines, settings.prefix), start)
+            outcome = simulate(rules, polls(lines, settings.prefix, dyno), start)
     except (OSError, RecordingError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         sys.stderr.write(f"sidekiq-metrics: cannot read the recording {recording[:80]!r}: {reason}\n")

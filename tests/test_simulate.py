@@ -137,3 +137,68 @@ def test_an_unreadable_recording_exit_2_with_one_line(tmp_path):
     assert result.returncode == 2 and "line 1 is neither a JSON object" in result.stderr
     missing = cli("autoscale", "simulate", str(tmp_path / "nope"), env=RULE)
     assert missing.returncode == 2 and "No such file" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def heroku_log(records: list[dict], dyno: str = "web.1", prefix: str = "sidekiq") -> list[str]:
+    """What `heroku logs` shows of the emitter's polls: l2met lines with their time and dyno."""
+    lines = []
+    for record in records:
+        stamp = record["time"].replace(".000Z", ".123456+00:00")
+        default, totals = record["queues"]["default"], record["totals"]
+        lines.append(f"{stamp} app[{dyno}]: sample#{prefix}.default.size={default['size']} "
+                     f"sample#{prefix}.default.latency={default['latency']:.3f} sample#{prefix}.busy={totals['busy']} "
+                     f"sample#{prefix}.metrics.up=1\n")
+    return lines
+
+
+def test_lines_of_other_dynos_that_look_like_ours_are_not_read(tmp_path):
+    """Issue 25.16: a `heroku logs` file holds every dyno's lines; another dyno's that looked like ours were read
+    as the emitter's, and the simulation scaled 1 -> 5 where the clean recording gives fewer changes."""
+    clean, mixed = tmp_path / "clean.log", tmp_path / "mixed.log"
+    ours = heroku_log(recording())
+    clean.write_text("".join(ours))
+    intruder = [f"{line.split()[0]} app[worker.1]: sample#sidekiq.default.latency=99999\n" for line in ours]
+    mixed.write_text("".join(line for pair in zip(ours, intruder, strict=True) for line in pair))
+    assert simulated(mixed) == simulated(clean)
+    # Two dynos that both carry the heartbeat (a second metrics buildpack, SIDEKIQ_METRICS_DYNO=clock.1 beside
+    # web.1): refused with one line naming them, unless --dyno chooses.
+    both = tmp_path / "both.log"
+    both.write_text("".join(ours) + "".join(heroku_log(recording(), dyno="clock.1")))
+    result = cli("autoscale", "simulate", str(both), env=RULE)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "lines from 2 dynos carry sidekiq.metrics.up (clock.1, web.1): choose the emitter's with --dyno" \
+        in result.stderr
+    assert simulated(both, "--dyno", "web.1") == simulated(clean)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_json_recording_with_a_number_that_is_none_is_one_line_exit_2(tmp_path, value):
+    """Issue 25.17: NaN or 1e999 sizes in a json recording gave a traceback and exit 1."""
+    records = [json.dumps(record) for record in recording()[:3]]
+    records[1] = records[1].replace('"size": 0', f'"size": {value}', 1)
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(records) + "\n")
+    result = cli("autoscale", "simulate", str(path), env=RULE)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "line 2 is not an object of the json output" in result.stderr
+
+
+def test_recordings_out_of_time_order_are_refused(tmp_path):
+    """Issue 25.17: two recordings concatenated out of order gave `worker: -111 dyno-minutes`."""
+    records = recording()
+    path = tmp_path / "two.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records[60:] + records[:60]))
+    result = cli("autoscale", "simulate", str(path), env=RULE)
+    assert result.returncode == 2 and "line 61 is earlier than the poll before it" in result.stderr
+    assert "dyno-minutes" not in result.stdout
+
+
+def test_a_dotted_prefix_reads_the_queue_names_whole(tmp_path):
+    """Issue 25.17: a dotted SIDEKIQ_METRICS_PREFIX (which the settings allow) misparsed the queue names: with
+    _QUEUES=default, 0 changes where the default prefix gives them."""
+    plain, dotted = tmp_path / "plain.log", tmp_path / "dotted.log"
+    plain.write_text("".join(heroku_log(recording())))
+    dotted.write_text("".join(heroku_log(recording(), prefix="shop.sidekiq")))
+    expected = simulated(plain)
+    assert " scale type=" in expected[0]
+    assert simulated(dotted, env={**RULE, "SIDEKIQ_METRICS_PREFIX": "shop.sidekiq"}) == expected

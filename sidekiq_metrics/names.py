@@ -26,12 +26,14 @@ def _digest(name: str, digits: int) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def queue_metric_names(queues: tuple[str, ...], prefix: str) -> dict[str, str]:
-    """Map each real queue name to the metric-safe name used in `<prefix>.<name>.size`.
+def queue_metric_names(queues: tuple[str, ...], prefix: str, around: int = _LONGEST_SUFFIX) -> dict[str, str]:
+    """Map each real queue name to the metric-safe name used in `<prefix>.<name>.size`. `around`: the most
+    characters a metric name adds to the name after `<prefix>.` (`.latency` for a queue; `job.` and
+    `.runtime.mean` for a job class), so that every name stays within MAX_METRIC_NAME.
 
     Cached: the set of queues rarely changes between polls. Callers must not modify the result.
     """
-    room = MAX_METRIC_NAME - len(prefix) - 1 - _LONGEST_SUFFIX
+    room = MAX_METRIC_NAME - len(prefix) - 1 - around
     mapped: dict[str, str] = {}
     fitted: set[str] = set()
     for queue in queues:

@@ -18,9 +18,11 @@ import time
 
 import pytest
 
+from sidekiq_metrics.catalogue import CATALOGUE
 from sidekiq_metrics.config import load_settings, parse_redis_url
-from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, percentile
-from sidekiq_metrics.metrics import job_samples
+from sidekiq_metrics.formats.l2met import L2metFormat
+from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, minute_keys, percentile
+from sidekiq_metrics.metrics import Measurements, Sample, job_samples
 from sidekiq_metrics.resp import Connection, ConnectionFailed, RedisError
 from sidekiq_metrics.snapshot import SidekiqReader
 from support.commands import ROOT, cli, parse_l2met, spawn
@@ -340,3 +342,27 @@ def test_after_a_long_outage_the_latest_minutes_are_read_and_the_skipped_ones_sa
     assert (jobs.start, jobs.end) == (minute(5), minute(15)) and jobs.classes[0].runs == 10
     assert said == ["job-class metrics: 5 minute(s) were not read, as Redis could not be read for longer than 10 "
                     "minutes; reading the latest ones"]
+
+
+def test_a_class_named_other_is_summed_into_other_and_long_names_fit_librato(r, redis_server):
+    """Issue 25.18: a class literally named `other` collided with the `other` aggregate (duplicate l2met names, a
+    duplicate Prometheus series, duplicate OTLP points, one lost in JSON); class names over about 230 characters
+    made l2met names of up to 264 characters, above Librato's 255."""
+    long_names = ["Deeply::" + "Nested" * 40 + str(n) for n in range(2)]  # 250 characters each, alike at the start
+    for name, ms in (("other", 5000), ("RealJob", 100), (long_names[0], 900), (long_names[1], 800)):
+        for key in minute_keys(minute(1) // 60):
+            r.hset(key, mapping={f"{name}|p": 4, f"{name}|f": 1, f"{name}|ms": ms})
+    ours = reader(redis_server.url, top=2)  # the most run time first: `other`, were it a class like the others
+    assert read_at(ours, minute(1) + 30) is None  # the first read: from the minute then in progress
+    jobs = read_at(ours, minute(2) + GRACE + 1)
+    names = [c.name for c in jobs.classes]
+    assert names.count("other") == 1 and set(names) == {"other", *long_names}
+    assert next(c for c in jobs.classes if c.name == "other").runs == 2 * (4 + 4)  # with RealJob; both key forms
+    lines = L2metFormat("sidekiq").render(Measurements(samples=job_samples(jobs)))
+    measured = [part.split("=")[0].split("#")[1] for line in lines for part in line.split()]
+    assert len(measured) == len(set(measured))  # no series twice
+    assert max(map(len, measured)) <= 255, max(measured, key=len)
+    for prefix in ("sidekiq", "a.long.prefix.of.an.app"):  # every named metric, not only the job-class ones
+        samples = [Sample(metric, 1, subject=name) for metric in CATALOGUE if "<" in metric.name for name in long_names]
+        rendered = L2metFormat(prefix).render(Measurements(samples=samples))
+        assert max(len(part.split("=")[0].split("#")[1]) for line in rendered for part in line.split()) <= 255

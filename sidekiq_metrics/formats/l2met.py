@@ -18,11 +18,15 @@ import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from sidekiq_metrics.catalogue import CATALOGUE
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.metrics import Measurements, QueueSeries
 from sidekiq_metrics.names import queue_metric_names
 
 MAX_LINE_BYTES = 1024
+# The most characters a named metric puts around its subject (`job.` + `.runtime.mean` around a job class): a
+# subject is shortened to leave room for them, so no name passes Librato's 255 characters.
+_AROUND_SUBJECT = max(len(m.name) - (m.name.index(">") + 1 - m.name.index("<")) for m in CATALOGUE if "<" in m.name)
 
 
 @dataclass
@@ -42,7 +46,7 @@ class L2metFormat:
         if measurements.samples:
             # A job class or process type in a name is mapped as queue names are: any text becomes a valid name.
             subjects = queue_metric_names(tuple(dict.fromkeys(s.subject for s in measurements.samples if s.subject)),
-                                          self.prefix)
+                                          self.prefix, _AROUND_SUBJECT)
             lines += self._pack([f"{'count' if s.delta else self.metric_type}#{self.prefix}."
                                  f"{s._replace(subject=subjects[s.subject]).name if s.subject else s.name}="
                                  f"{format_value(s.value)}" for s in measurements.samples])

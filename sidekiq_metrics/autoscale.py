@@ -445,6 +445,8 @@ class Autoscaler:
                                                      for i in identities for suffix in (b":work", b":workers")])
         except (RedisError, OSError):
             return None
+        if any(isinstance(reply, ReplyError) for reply in replies):
+            return None  # a refused record is unknown work, not none: every busy thread counts
         jobs = []
         for n, identity in enumerate(identities):
             values = [raw for reply in replies[2 * n:2 * n + 2] if isinstance(reply, list) for raw in reply[1::2]]

@@ -178,11 +178,46 @@ def _poll(report: Report, settings: Settings) -> None:
         report.out.write(f"      {line}\n")
     if ok:
         report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
+    try:  # once more with the poll's own reader: after a refused script it reads as the emitter's next poll does
+        snapshot = poller.reader.read(settings.queues, totals=True)
+    except RedisError:
+        return  # the poll above has said why
+    connection = poller.reader.connection
+    _reads(report, snapshot, settings.namespace)
     if ok:
-        connection = connect(settings)
-        _generation(report, SidekiqReader(connection, namespace=settings.namespace).read(settings.queues, totals=True))
+        _generation(report, snapshot)
         if settings.job_metrics:
             _execution_metrics(report, connection, key_prefix(settings.namespace))
+
+
+# What each read Redis may refuse costs. The first kind a poll cannot do without (metrics.up=0 while it is refused,
+# and autoscaling holds still); the second is left out of the lines, and the rest is reported.
+_NEEDED = {"queues": "no queue is known, so none is reported", "processes": "busy, utilization, the processes by "
+           "type and autoscaling's protection of running jobs are unknown"}
+_OPTIONAL = (("processed", "stat:processed", "sidekiq.processed and count#sidekiq.jobs.processed"),
+             ("failed", "stat:failed", "sidekiq.failed and count#sidekiq.jobs.failed"),
+             ("scheduled", "schedule", "sidekiq.scheduled and sidekiq.scheduled.lag"),
+             ("retries", "retry", "sidekiq.retries and sidekiq.retries.lag"),
+             ("dead", "dead", "sidekiq.dead"))
+
+
+def _reads(report: Report, snapshot: Snapshot, namespace: str | None) -> None:
+    """Which of the emitter's reads Redis refuses this user, and what each costs."""
+    ns = f"{namespace}:" if namespace else ""
+    fix = "give the Redis URL's user read access to it (ACL: +@read, and ~<key> among its key patterns)"
+    for key in snapshot.unread:
+        name = key[len(ns):] if key.startswith(ns) else key
+        cost = _NEEDED.get(name) or ("that queue's size and latency are unknown" if name.startswith("queue:") else
+                                     "that process's busy threads are unknown, and with them busy and utilization")
+        report.line(FAIL, f"reads: Redis refuses {key!r}: {cost}; metrics.up is 0 and autoscaling holds still "
+                          "until it can be read", fix)
+    totals = snapshot.totals
+    for field, key, metrics in _OPTIONAL if totals is not None else ():
+        if getattr(totals, field) is None:
+            report.line(WARN, f"reads: Redis refuses {ns + key!r}: {metrics} are left out (the rest is reported)",
+                        fix)
+    if not snapshot.unread and totals is not None and all(getattr(totals, f) is not None for f, _, _ in _OPTIONAL):
+        report.line(OK, "reads: Redis answers every read the emitter makes")
 
 
 def _autoscale(report: Report, config: AutoscaleSettings) -> None:

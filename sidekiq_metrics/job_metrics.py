@@ -162,10 +162,12 @@ class JobMetricsReader:
         per_class = len(minutes) * len(self._generations)
         out = []
         for n, name in enumerate(classes):
-            summed = [sum(column) for column in zip(*(histogram(r) for r in
-                                                      histograms[n * per_class:(n + 1) * per_class]), strict=True)]
+            replies = histograms[n * per_class:(n + 1) * per_class]
+            # A histogram Redis refused is unknown: no percentiles from the part that was read.
+            summed = None if any(isinstance(r, Exception) for r in replies) else \
+                tuple(sum(column) for column in zip(*map(histogram, replies), strict=True))
             c = counts[name]
-            out.append(JobClassReading(name, c.runs, c.failures, c.ms, tuple(summed)))
+            out.append(JobClassReading(name, c.runs, c.failures, c.ms, summed))
         rest = [c for name, c in counts.items() if name not in set(classes)]
         if rest:
             out.append(JobClassReading(OTHER, sum(c.runs for c in rest), sum(c.failures for c in rest),

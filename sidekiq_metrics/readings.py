@@ -83,7 +83,7 @@ class JobClassReading:
     runs: int  # failures included
     failures: int
     ms: int  # milliseconds of the successful runs
-    histogram: tuple[int, ...] | None  # successful runs by bucket (job_metrics.BUCKETS_MS); None for "other"
+    histogram: tuple[int, ...] | None  # runs by bucket (job_metrics.BUCKETS_MS); None: "other", or Redis refused it
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,7 +182,7 @@ class SidekiqReader:
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread)
-        jobs = self._jobs(self.jobs, due, answers[8 if totals else 0:][:len(job_commands)]) \
+        jobs = self._jobs(self.jobs, due, answers[8 if totals else 0:][:len(job_commands)], problems) \
             if self.jobs and job_commands else None
         now = clock()
         if not totals:
@@ -217,8 +217,15 @@ class SidekiqReader:
             processes=processes, enqueued=enqueued, live=live, scheduled_due=_first_score(answers[6]),
             retry_due=_first_score(answers[7])), tuple(problems), jobs, tuple(unread))
 
-    def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply]) -> JobMinutes:
-        """The minutes' counts, and the histograms of the classes reported, in one more round trip."""
+    def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
+              problems: list[str]) -> JobMinutes | None:
+        """The minutes' counts, and the histograms of the classes reported, in one more round trip. None when Redis
+        refused a minute's hash: its counts are unknown, never a smaller sum; the minutes are read again later."""
+        refused = next((r for r in replies if isinstance(r, ReplyError)), None)
+        if refused is not None:
+            problems.append(f"Sidekiq's execution metrics: Redis could not read them ({refused.code}); the job-class "
+                            "metrics are left out until it can")
+            return None
         counts = jobs.counts(replies)
         classes = jobs.chosen(counts)
         histograms = self.connection.pipeline(jobs.histogram_commands(minutes, classes)) if classes else []

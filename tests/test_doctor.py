@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from support.commands import cli
 from support.redis_server import free_port, monitored
-from support.sidekiq_data import push, sidekiq
+from support.sidekiq_data import job, push, sidekiq
 
 
 def doctor(**env: str):
@@ -115,3 +117,24 @@ def test_a_queues_key_of_another_type_is_named(r, redis_server):
     result = doctor(REDIS_URL=redis_server.url)
     assert result.returncode == 1
     assert "FAIL  the key 'queues' is not a set (WRONGTYPE): Sidekiq keeps its queue list there" in result.stdout
+
+
+def test_doctor_says_which_reads_redis_refuses_and_what_each_costs(r, redis_server):
+    """Issue 25: `doctor` says which reads the user lacks and what each costs."""
+    push(r, "default", job(time.time() - 2))
+    push(r, "mailers", job(time.time() - 1))
+    r.zadd("schedule", {"job": time.time() + 60})
+    r.execute_command("ACL", "SETUSER", "narrow", "on", ">narrow-pass", "~queues", "~queue:default", "~stat:*",
+                      "~processes", "~retry", "~dead", "+@all")
+    try:
+        result = cli("doctor", env={"REDIS_URL": f"redis://narrow:narrow-pass@127.0.0.1:{redis_server.port}/0"})
+    finally:
+        r.execute_command("ACL", "DELUSER", "narrow")
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    out = result.stdout
+    assert "FAIL  reads: Redis refuses 'queue:mailers': that queue's size and latency are unknown; metrics.up is 0 " \
+           "and autoscaling holds still until it can be read" in out
+    assert "warn  reads: Redis refuses 'schedule': sidekiq.scheduled and sidekiq.scheduled.lag are left out" in out
+    assert "narrow-pass" not in out
+    whole = cli("doctor", env={"REDIS_URL": redis_server.url})
+    assert "ok    reads: Redis answers every read the emitter makes" in whole.stdout

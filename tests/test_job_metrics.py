@@ -21,7 +21,7 @@ import pytest
 from sidekiq_metrics.catalogue import CATALOGUE
 from sidekiq_metrics.config import load_settings, parse_redis_url
 from sidekiq_metrics.formats.l2met import L2metFormat
-from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, minute_keys, percentile
+from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, histogram_keys, minute_keys, percentile
 from sidekiq_metrics.metrics import Measurements, Sample, job_samples
 from sidekiq_metrics.resp import Connection, ConnectionFailed, RedisError
 from sidekiq_metrics.snapshot import SidekiqReader
@@ -366,3 +366,27 @@ def test_a_class_named_other_is_summed_into_other_and_long_names_fit_librato(r, 
         samples = [Sample(metric, 1, subject=name) for metric in CATALOGUE if "<" in metric.name for name in long_names]
         rendered = L2metFormat(prefix).render(Measurements(samples=samples))
         assert max(len(part.split("=")[0].split("#")[1]) for line in rendered for part in line.split()) <= 255
+
+
+@pytest.mark.parametrize("refused", ["~j|*", "~h|*"])
+def test_execution_metrics_redis_refuses_are_unknown_never_a_smaller_number(r, redis_server, refused):
+    """Issue 25 (the review of every read): a refused minute hash counted as no runs, and a refused histogram as
+    an empty one. Refused counts leave the minutes unread (read again later); a refused histogram, no percentiles."""
+    for key in minute_keys(minute(1) // 60):
+        r.hset(key, mapping={"HardJob|p": 4, "HardJob|f": 1, "HardJob|ms": 900})
+    for key in histogram_keys(b"HardJob", minute(1) // 60):
+        r.set(key, b"\x00\x03" + b"\x00" * 50)
+    allowed = [pattern for pattern in ("~j|*", "~h|*", "~HardJob*") if pattern != refused]
+    r.execute_command("ACL", "SETUSER", "partial", "on", ">partial-pass", *allowed, "+@all")
+    try:
+        url = f"redis://partial:partial-pass@127.0.0.1:{redis_server.port}/0"
+        ours = reader(url, backfill=3)
+        jobs = read_at(ours, minute(2) + GRACE + 1)
+    finally:
+        r.execute_command("ACL", "DELUSER", "partial")
+    if refused == "~j|*":
+        assert jobs is None
+    else:
+        (hard,) = [c for c in jobs.classes if c.name == "HardJob"]
+        assert hard.runs == 8 and hard.histogram is None  # counted, but no percentiles from a part
+        assert not [s for s in job_samples(jobs) if s.metric.name.endswith((".p50", ".p95", ".p99"))]

@@ -139,7 +139,8 @@ def test_sums_across_a_counter_reset_cumulative_and_delta(r, redis_server):
         return [sums.points([Sample(c.PROCESSED, t)], 1000.0 + 10 * (i + 1)) for i, t in enumerate(totals)]
 
     cumulative = [[(p.value, p.start) for p in poll if p.metric is c.PROCESSED] for poll in run("cumulative")]
-    assert cumulative == [[(100, 1000.0)], [(130, 1000.0)], [(130, 1000.0)], [(20, 1030.0)], [(50, 1030.0)]]
+    # Its first point starts at its own time (the data model's unknown start, issue 25.6), the later ones there.
+    assert cumulative == [[(100, 1010.0)], [(130, 1010.0)], [(130, 1010.0)], [(20, 1030.0)], [(50, 1030.0)]]
     delta = [[(p.value, p.start) for p in poll if p.metric is c.PROCESSED] for poll in run("delta")]
     assert delta == [[], [(30, 1010.0)], [(0, 1020.0)], [], [(30, 1040.0)]]
     assert load_settings({"SIDEKIQ_METRICS_OUTPUT": "otlp"}).otlp.temporality == "cumulative"

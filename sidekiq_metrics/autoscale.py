@@ -28,12 +28,13 @@ from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings, aut
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.drain import RunningJob, at_risk, running_job
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
+from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.metrics import QueueSeries, Sample
 from sidekiq_metrics.readings import Totals
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError, ReplyError
 from sidekiq_metrics.sizing import BUSIEST, Estimate, Flow, estimate, remember
-from sidekiq_metrics.snapshot import encode, key_prefix, refuses_scripts
+from sidekiq_metrics.snapshot import encode, key_prefix
 from sidekiq_metrics.stopping import StopWatch
 
 LOCK_KEY = "sidekiq-metrics:autoscale:lock:"
@@ -247,41 +248,23 @@ class Policy:
 
 
 class ScalingLock:
-    """The one write we make: <ns:>sidekiq-metrics:autoscale:lock:<type> = <owner>, with a TTL.
-
-    Taken when free, and taken again when its value is our own owner: a change whose API call failed leaves
-    our lock set, and the retry must not read it as another emitter's (it delayed a needed scale-up by a
-    whole cool-down). Taking it again restarts its TTL, so the cool-down it holds runs from the change that
-    is made. Atomic in one script; where Redis refuses scripts, SET NX and a GET in one pipeline (our own lock
-    is then recognised but its TTL not restarted)."""
-
-    SCRIPT = ("local holder = redis.call('GET', KEYS[1]) "
-              "if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-              "return 1 end return 0")
+    """The autoscaler's lock, <ns:>sidekiq-metrics:autoscale:lock:<type> = <owner> (lease.py): taken when free,
+    and taken again when its value is our own. A change whose API call failed leaves our lock set, and the
+    retry must not read it as another emitter's (it delayed a needed scale-up by a whole cool-down). Taking it
+    again restarts its TTL, so the cool-down it holds runs from the change that is made."""
 
     def __init__(self, settings: Settings, owner: str) -> None:
         self.connection = connect(settings)  # our own: the poll's connection belongs to the poll thread
         self.prefix = key_prefix(settings.namespace)
         self.owner = owner
-        self.scripts = True
+        self._leases: dict[str, Lease] = {}
 
     def take(self, process_type: str, ttl: float) -> bool:
         """True if we hold the lock now. Raises RedisError when Redis cannot be asked."""
-        key = self.prefix + LOCK_KEY.encode() + encode(process_type)
-        ms = max(1, int(ttl * 1000))
-        if self.scripts:
-            reply = self.connection.pipeline([["EVAL", self.SCRIPT, 1, key, self.owner, ms]])[0]
-            if isinstance(reply, ReplyError) and refuses_scripts(reply):
-                self.scripts = False
-            elif isinstance(reply, RedisError):
-                raise reply
-            else:
-                return reply == 1
-        taken, holder = self.connection.pipeline([["SET", key, self.owner, "NX", "PX", ms], ["GET", key]])
-        for reply in (taken, holder):
-            if isinstance(reply, RedisError):
-                raise reply
-        return taken == b"OK" or holder == self.owner.encode()
+        if process_type not in self._leases:
+            key = self.prefix + LOCK_KEY.encode() + encode(process_type)
+            self._leases[process_type] = Lease(self.connection, key, self.owner)
+        return self._leases[process_type].hold(ttl)
 
 
 class Autoscaler:

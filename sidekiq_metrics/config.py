@@ -143,6 +143,7 @@ class Settings:
     job_metrics: bool  # Sidekiq's execution metrics per job class (7.0+)
     job_classes: tuple[str, ...] | None  # the classes that may be reported one by one; None: any
     job_classes_top: int  # at most this many, by run time over the last hour
+    lease: bool  # run only while holding the Redis lease (lease.py): one active emitter among several
     autoscale: AutoscaleSettings | None = None  # None: off (the default)
     otlp: OtlpSettings | None = None  # None: the otlp output is not chosen
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -625,6 +626,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Store uses self-signed certificates; traffic is encrypted either way", parse_bool),
     Setting("interval", "--interval", "SIDEKIQ_METRICS_INTERVAL", DEFAULT_INTERVAL,
             f"seconds between polls; any number above 0, at most {MAX_INTERVAL:.0f}", parse_interval),
+    Setting("lease", "--lease", "SIDEKIQ_METRICS_LEASE", False,
+            "poll only while holding a lease in Redis (`sidekiq-metrics:lease`), so that of several emitters one "
+            "is active and another takes over within two intervals when it stops; on by itself in the Cloud "
+            "Native Buildpack's process and `sidecar`, and with SIDEKIQ_METRICS_DYNO naming a process type",
+            parse_bool),
     Setting("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", None,
             "comma-separated queues to report (spaces around names ignored); a listed queue that does not "
             "exist reports size 0 and latency 0", parse_queue_list, shown="every queue"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
+import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +21,12 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import Flushing, build_outputs
+from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, job_samples, queue_series, total_samples
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.snapshot import SidekiqReader, job_reader
+from sidekiq_metrics.snapshot import SidekiqReader, job_reader, key_prefix
 
 if TYPE_CHECKING:
     from sidekiq_metrics.autoscale import Autoscaler
@@ -196,6 +200,77 @@ def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,
             sleep(max(0.0, next_at - now))
 
 
+LEASE_KEY = b"sidekiq-metrics:lease"
+
+
+class Election:
+    """Whether this emitter is the active one, among all that share the Redis lease (lease.py).
+
+    The lease lives 1.5 intervals and is asked for every half interval: the holder renews it long before it
+    ends, and when the holder dies without a word (SIGKILL, a lost dyno) another takes it within two
+    intervals of its last renewal. A holder that stops gives it up at once. Each change is one line.
+    """
+
+    def __init__(self, settings: Settings, log: Callable[[str], None]) -> None:
+        self.name = os.environ.get("DYNO") or socket.gethostname()
+        owner = f"{self.name}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lease = Lease(connect(settings), key_prefix(settings.namespace) + LEASE_KEY, owner)
+        self.ttl = 1.5 * settings.interval
+        self.log = log
+        self.secrets = settings.secrets
+        self.holding = False
+        self._unreachable = False
+
+    def check(self) -> bool:
+        """Take or renew the lease; True while this emitter holds it. When Redis cannot be asked, a holder goes
+        on (its polls then say that Redis is down: silence is not calm) and the others wait."""
+        try:
+            held = self.lease.hold(self.ttl)
+        except (RedisError, OSError) as exc:
+            if not self._unreachable:
+                self._unreachable = True
+                self.log(f"cannot ask Redis for the lease: {describe_error(exc, self.secrets)}; "
+                         + ("polling on" if self.holding else "waiting"))
+            return self.holding
+        self._unreachable = False
+        if held and not self.holding:
+            self.log(f"{self.name} took the lease: it is the active emitter now")
+        elif self.holding and not held:
+            holder = (self.lease.holder() or "another emitter").rsplit(":", 2)[0]
+            self.log(f"{self.name} lost the lease to {holder}: it stops polling")
+        self.holding = held
+        return held
+
+    def resign(self) -> None:
+        if self.holding:
+            with contextlib.suppress(RedisError, OSError), self.lease.connection.within(LAST_WORDS):
+                self.lease.release()
+            self.holding = False
+
+
+def run_elected(poll: Callable[[], object], election: Election, interval: float, shutdown: Shutdown,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Poll on the steady schedule of run_forever while the election says so; ask it every half interval."""
+    next_poll = clock()
+    try:
+        while True:
+            with shutdown.interruptible():
+                active = election.check()
+            now = clock()
+            if active and next_poll <= now:
+                poll()
+                next_poll += interval
+                now = clock()
+                if next_poll <= now:
+                    next_poll += math.ceil((now - next_poll) / interval) * interval
+            elif not active:
+                next_poll = now  # the first poll comes at once once elected
+            with shutdown.interruptible():
+                sleep(max(0.0, min(next_poll, now + interval / 2) - now))
+    finally:
+        election.resign()
+
+
 def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """The `run` command. Exit status: 0, or 1 when --once could not read Redis."""
     shutdown = Shutdown()
@@ -230,10 +305,14 @@ def _run(settings: Settings, once: bool, shutdown: Shutdown, lines: LineWriter, 
                 lines.drain(None)  # --once waits for its reader, as any command does; SIGTERM still ends it
             poller.write_lines([])  # what writing met
             return 0 if read else 1
-        poller.log(f"polling {settings.redis.display} every {settings.interval:g}s")
+        poller.log(f"polling {settings.redis.display} every {settings.interval:g}s"
+                   + (" while this process holds the lease (SIDEKIQ_METRICS_LEASE)" if settings.lease else ""))
         if autoscaler:
             autoscaler.start()
-        run_forever(poller.poll, settings.interval, shutdown)
+        if settings.lease:
+            run_elected(poller.poll, Election(settings, poller.log), settings.interval, shutdown)
+        else:
+            run_forever(poller.poll, settings.interval, shutdown)
     except StopRequested:
         pass
     except BrokenPipeError:

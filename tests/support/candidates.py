@@ -1,0 +1,42 @@
+"""Emitter processes that share one Redis lease, with every line each prints and when it came."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+
+from support.commands import cli_env, console_script
+
+
+class Candidate:
+    """One process (`sidekiq-metrics run --lease`, or any command), its stdout and stderr read as they come."""
+
+    def __init__(self, name: str, command: Sequence[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.lines: list[tuple[float, str, str]] = []  # (monotonic time, "out" or "err", line)
+        self.proc = subprocess.Popen(list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        for stream, kind in ((self.proc.stdout, "out"), (self.proc.stderr, "err")):
+            threading.Thread(target=self._read, args=(stream, kind), daemon=True).start()
+
+    @classmethod
+    def emitter(cls, name: str, **env: str) -> Candidate:
+        return cls(name, [console_script(), "run", "--lease"], cli_env(DYNO=name, **env))
+
+    def _read(self, stream, kind: str) -> None:  # noqa: ANN001
+        for line in stream:
+            self.lines.append((time.monotonic(), kind, line.rstrip("\n")))
+
+    def polls(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """When each of its polls was printed (a poll ends with its metrics.up measurement)."""
+        return [at for at, kind, line in self.lines if kind == "out" and "metrics.up=" in line and since <= at < until]
+
+    def said(self, text: str) -> list[float]:
+        return [at for at, kind, line in self.lines if kind == "err" and text in line]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)

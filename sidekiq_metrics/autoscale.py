@@ -409,8 +409,9 @@ class Autoscaler:
             state.current, state.read_at = scaled, now
             self.log(f"autoscale: scaled {change}")
             if decision.quantity < base:
-                self.stops.scaled_down(process_type, now, reading.hostnames, base, decision.quantity,
-                                       policy.rule.down_cooldown)
+                if fir := self.stops.scaled_down(process_type, now, reading.hostnames, base, decision.quantity,
+                                                 policy.rule.down_cooldown):
+                    self.log(fir)
             if decision.interrupts:
                 risky = self.stops.on_stopping(process_type, risky, decision.quantity)
                 wall = self.wall()

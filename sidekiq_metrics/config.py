@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sidekiq_metrics.dynos import PROCESS_TYPE
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.formats import FACTORIES
 from sidekiq_metrics.redis_target import RedisTarget
@@ -40,7 +41,6 @@ _SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
 _HOST_RE = re.compile(r"[A-Za-z0-9.:_-]{1,253}")
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")  # CloudWatch's own rule for namespaces
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as a Procfile names them
 _APP_NAME = re.compile(r"[A-Za-z0-9-]{1,100}|[0-9a-fA-F-]{36}")  # an app's name or id
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable ASCII: it goes into an HTTP header
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
@@ -493,7 +493,7 @@ def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins
         return None
     before = len(errors)
     types = list(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
-    bad = [t for t in types if not _PROCESS_TYPE.fullmatch(t)]
+    bad = [t for t in types if not PROCESS_TYPE.fullmatch(t)]
     if not types or bad:
         errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE", "must list Procfile process types separated by "
                                   f"commas, e.g. worker,urgent_worker, got {_quote(raw)}"))

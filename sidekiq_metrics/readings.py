@@ -5,13 +5,11 @@ The metrics, `watch` and `doctor` take these; only snapshot.py makes them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from sidekiq_metrics.dynos import process_type
 from sidekiq_metrics.jobs import Stamp
-
-_PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as a Procfile names them
 
 
 class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
@@ -36,9 +34,9 @@ class ProcessReading:
 
     @property
     def process_type(self) -> str:
-        """The Heroku process type of the dyno it runs on (`worker.3` -> `worker`); `other` elsewhere."""
-        name, dot, number = (self.hostname or "").rpartition(".")
-        return name if dot and number.isdigit() and name and _PROCESS_TYPE.fullmatch(name) else "other"
+        """The Heroku process type of the dyno it runs on (`worker` for `worker.3` and `worker-23z34x56y-w78k9`);
+        `other` elsewhere."""
+        return process_type(self.hostname or "") or "other"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,15 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sidekiq_metrics.drain import RunningJob
+from sidekiq_metrics.dynos import dyno_number, is_fir
 
 EVIDENCE = 100.0  # how much likelier than chance the highest-numbered rule must have shown itself
 WATCH = 300.0  # seconds a scale-down's outcome is watched: a kept dyno that restarts is back well within it
-
-
-def dyno_number(process_type: str, hostname: str) -> int | None:
-    """3 for `worker.3` of type `worker`; None for anything else."""
-    name, dot, number = hostname.rpartition(".")
-    return int(number) if dot and name == process_type and number.isdigit() and len(number) < 6 else None
 
 
 @dataclass(frozen=True)
@@ -68,6 +63,7 @@ class StopWatch:
         self.evidence = 1.0  # how much likelier than chance the highest-numbered rule has shown itself
         self.contradicted = False
         self._watching: dict[str, ScaleDown] = {}
+        self._said_fir = False
 
     @property
     def known(self) -> bool:
@@ -84,11 +80,18 @@ class StopWatch:
         return [job for job in jobs if self.stops(process_type, job.dyno, quantity)]
 
     def scaled_down(self, process_type: str, at: float, hostnames: Iterable[str], old: int, new: int,
-                    watch: float = WATCH) -> None:
+                    watch: float = WATCH) -> str | None:
         """Watch what a scale-down stops, for `watch` seconds at most (the type's next scale-down would replace it:
-        the autoscaler passes the down cool-down when it is shorter than WATCH)."""
+        the autoscaler passes the down cool-down when it is shorter than WATCH). On Fir, whose dynos have no
+        numbers, there is nothing to learn: a line to say so, the first time."""
+        hostnames = list(hostnames)
+        if not self._said_fir and any(is_fir(h) for h in hostnames):
+            self._said_fir = True
+            return ("autoscale: learning which dynos Heroku stops does not apply on Fir (its dyno names have no "
+                    "numbers): a scale-down waits for jobs at risk on every dyno of the type")
         before = frozenset(n for h in hostnames if (n := dyno_number(process_type, h)) is not None)
         self._watching[process_type] = ScaleDown(at, before, old, new, min(watch, WATCH))
+        return None
 
     def look(self, process_type: str, at: float, hostnames: Iterable[str]) -> str | None:
         """Judge the type's last scale-down from the dynos that run Sidekiq now; a line to say, once judged."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidekiq_metrics.stopping import WATCH, ScaleDown, StopWatch, dyno_number, judge
+from sidekiq_metrics.dynos import dyno_number
+from sidekiq_metrics.stopping import WATCH, ScaleDown, StopWatch, judge
 
 
 def names(*numbers: int, kind: str = "worker") -> list[str]:

@@ -13,11 +13,14 @@
 # costs one test in the app's shell, not even a fork.
 #
 # It starts .sidekiq-metrics/bin/supervise when all of these hold:
-#   DYNO equals SIDEKIQ_METRICS_DYNO (default web.1),
+#   DYNO equals SIDEKIQ_METRICS_DYNO (default web.1), or SIDEKIQ_METRICS_DYNO names a process type (web)
+#     and DYNO is one of its dynos (web.3): then every such dyno runs an emitter and a Redis lease
+#     elects the one that polls (SIDEKIQ_METRICS_LEASE, set for the supervisor alone),
 #   a Redis URL is configured (SIDEKIQ_METRICS_REDIS_URL, the variable REDIS_PROVIDER names, or REDIS_URL),
 #   SIDEKIQ_METRICS_DISABLE is unset or empty.
 # The rule, as config.why_no_emitter states it too (a test holds the two equal): blank is unset.
-[[ "${SIDEKIQ_METRICS_DISABLE:-}" == *[![:space:]]* || "${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}" ]] || (
+[[ "${SIDEKIQ_METRICS_DISABLE:-}" == *[![:space:]]* || ("${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}" &&
+	"${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}".[0-9]*) ]] || (
 	set +e +u
 	if [[ "${SIDEKIQ_METRICS_REDIS_URL:-}${REDIS_URL:-}" != *[![:space:]]* ]]; then
 		provider="${REDIS_PROVIDER:-}"
@@ -35,5 +38,9 @@
 		printf '%s\n' "sidekiq-metrics: not started: ${supervisor} is missing; rebuild the app with this buildpack" >&2
 		exit 0
 	fi
-	"${supervisor}" </dev/null &
+	if [[ "${DYNO:-}" == "${SIDEKIQ_METRICS_DYNO:-web.1}" ]]; then
+		"${supervisor}" </dev/null &
+	else
+		SIDEKIQ_METRICS_LEASE=1 "${supervisor}" </dev/null &
+	fi
 ) || :

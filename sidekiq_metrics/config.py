@@ -238,6 +238,14 @@ def parse_outputs(raw: str, label: str) -> tuple[str, ...]:
     return outputs
 
 
+def elected_by_type(env: Mapping[str, str]) -> bool:
+    """SIDEKIQ_METRICS_DYNO names a process type (`web`) and this is one of its dynos (`web.3`): the hook starts
+    an emitter here that polls only while it holds the Redis lease. (The hook's glob `<type>.[0-9]*`.)"""
+    dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO") or "web.1"
+    first = dyno[len(wanted) + 1:][:1]
+    return dyno.startswith(wanted + ".") and first != "" and first in "0123456789"
+
+
 def why_no_emitter(env: Mapping[str, str]) -> list[str]:
     """Every reason why the dyno hook (profile.d/sidekiq-metrics.sh) starts no emitter on the dyno `env`
     describes; none when it starts one. The one statement of that rule in Python, which `doctor` reports
@@ -247,7 +255,7 @@ def why_no_emitter(env: Mapping[str, str]) -> list[str]:
     if env.get("SIDEKIQ_METRICS_DISABLE", "").strip():
         reasons.append("SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno")
     dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO") or "web.1"
-    if dyno != wanted:
+    if dyno != wanted and not elected_by_type(env):
         reasons.append(f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} does "
                        "(SIDEKIQ_METRICS_DYNO)")
     provider = env.get("REDIS_PROVIDER", "").strip()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The app's config vars, as bin/compile receives them in ENV_DIR (one file per variable).
+# The app's config vars: bin/compile receives them in ENV_DIR, bin/build in $CNB_PLATFORM_DIR/env (one file per
+# variable, in both).
 
 set -euo pipefail
 
@@ -11,6 +12,7 @@ BUILD_ENV_VARS=(
 	PIP_INDEX_URL
 	PIP_NO_INDEX
 	PIP_TRUSTED_HOST
+	SIDEKIQ_METRICS_PYTHON_BASE_URL
 	SIDEKIQ_METRICS_PYTHON_SHA256
 	SIDEKIQ_METRICS_PYTHON_URL
 )

@@ -32,3 +32,19 @@ checks::cache_is_writable() {
 	EOF
 	return 1
 }
+
+# bin/build is run by a Cloud Native Buildpacks lifecycle, which sets these; by hand, they must be set too.
+checks::cnb_inputs() {
+	local name missing=()
+	for name in CNB_LAYERS_DIR CNB_PLATFORM_DIR CNB_TARGET_ARCH; do
+		[[ -n "${!name:-}" ]] || missing+=("${name}")
+	done
+	((${#missing[@]})) || return 0
+	output::error <<-EOF
+		Error: ${missing[*]} not set.
+
+		bin/build is the Cloud Native Buildpack's build: a CNB lifecycle (pack build, Heroku Fir)
+		runs it with these set. On Heroku's classic stacks the build runs bin/compile instead.
+	EOF
+	return 1
+}

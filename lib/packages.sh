@@ -9,7 +9,7 @@ packages::install() {
 	local python_home="${1}"
 	local cache_dir="${2}"
 	local buildpack_dir="${3}"
-	local build_dir="${4}"
+	local build_dir="${4:-}"
 
 	local requirements="${buildpack_dir}/lib/runtime-requirements.txt"
 	local names
@@ -60,8 +60,11 @@ packages::install() {
 	cp -R "${buildpack_dir}/sidekiq_metrics" "${site}/"
 	find "${site}/sidekiq_metrics" -name __pycache__ -prune -exec rm -rf {} +
 	# Bytecode now, so that dynos need not compile at every boot. The file names inside it are the
-	# run-time ones under /app, not this build directory's (pip's own --compile would keep those).
-	python::run "${python_home}" -m compileall -q -s "${build_dir}" -p /app "${site}" | output::indent
+	# run-time ones: under /app for a slug, not this build directory's (pip's own --compile would keep
+	# those); a layer (no build_dir) is where it runs.
+	local paths=()
+	[[ -z "${build_dir}" ]] || paths=(-s "${build_dir}" -p /app)
+	python::run "${python_home}" -m compileall -q "${paths[@]}" "${site}" | output::indent
 }
 
 # The pinned packages' names, as the build says them: "click, redis, ...".

@@ -7,7 +7,10 @@ set -euo pipefail
 PYTHON_VERSION="3.13.15"
 PYTHON_BASE_URL="https://heroku-buildpack-python.s3.dualstack.us-east-1.amazonaws.com"
 
-# Fails, saying what is supported, unless Heroku publishes a runtime for this stack and CPU.
+# The targets Heroku publishes a runtime for, as heroku/buildpacks-python declares them: <distro>-<version>-<arch>.
+PYTHON_TARGETS=(ubuntu-22.04-amd64 ubuntu-24.04-amd64 ubuntu-24.04-arm64 ubuntu-26.04-amd64 ubuntu-26.04-arm64)
+
+# Fails, saying what is supported, unless Heroku publishes a runtime for this stack and CPU (classic).
 # Checked before any download. SIDEKIQ_METRICS_PYTHON_URL brings a runtime of the user's own.
 python::check_platform() {
 	local stack="${1}"
@@ -26,30 +29,58 @@ python::check_platform() {
 			return 1
 			;;
 	esac
-	case "${stack}/${arch}" in
-		heroku-22/amd64 | heroku-24/amd64 | heroku-24/arm64 | heroku-26/amd64 | heroku-26/arm64) ;;
-		*)
-			output::error <<-EOF
-				Error: Heroku publishes no Python runtime for ${stack} on the CPU architecture ${arch}.
+	# shellcheck disable=SC2310 # invoked in an if so that the failure explains itself
+	if ! python::publishes ubuntu "${stack#heroku-}.04" "${arch}"; then
+		output::error <<-EOF
+			Error: Heroku publishes no Python runtime for ${stack} on the CPU architecture ${arch}.
 
-				Supported: amd64 on heroku-22; amd64 and arm64 on heroku-24 and heroku-26.
-				To build elsewhere, point SIDEKIQ_METRICS_PYTHON_URL at a Python runtime
-				archive built for ${arch}.
-			EOF
-			return 1
-			;;
-	esac
+			Supported: amd64 on heroku-22; amd64 and arm64 on heroku-24 and heroku-26.
+			To build elsewhere, point SIDEKIQ_METRICS_PYTHON_URL at a Python runtime
+			archive built for ${arch}.
+		EOF
+		return 1
+	fi
 }
 
-# Prints the runtime archive's URL: SIDEKIQ_METRICS_PYTHON_URL, else Heroku's for this stack and CPU
-# (python::check_platform has said whether there is one).
+# The same for a Cloud Native Buildpack's target (CNB_TARGET_DISTRO_NAME, _VERSION, CNB_TARGET_ARCH).
+python::check_target() {
+	local distro="${1}"
+	local version="${2}"
+	local arch="${3}"
+	[[ -z "${SIDEKIQ_METRICS_PYTHON_URL:-}" ]] || return 0
+	# shellcheck disable=SC2310 # invoked in an if so that the failure explains itself
+	if ! python::publishes "${distro}" "${version}" "${arch}"; then
+		output::error <<-EOF
+			Error: Heroku publishes no Python runtime for the target ${distro:-?} ${version:-?} on ${arch:-?}.
+
+			Supported, as buildpack.toml declares: amd64 on Ubuntu 22.04, 24.04 and 26.04;
+			arm64 on Ubuntu 24.04 and 26.04 (Heroku's Fir run images). To build elsewhere,
+			point SIDEKIQ_METRICS_PYTHON_URL at a Python runtime archive built for it.
+		EOF
+		return 1
+	fi
+}
+
+python::publishes() {
+	local target="${1}-${2}-${3}" supported
+	for supported in "${PYTHON_TARGETS[@]}"; do
+		[[ "${supported}" != "${target}" ]] || return 0
+	done
+	return 1
+}
+
+# Prints the runtime archive's URL: SIDEKIQ_METRICS_PYTHON_URL, else Heroku's for this distribution and CPU
+# (the check above has said whether there is one), from Heroku's bucket or SIDEKIQ_METRICS_PYTHON_BASE_URL,
+# a mirror that keeps Heroku's archive names.
 python::archive_url() {
-	local stack="${1}"
-	local arch="${2}"
+	local distro="${1}"
+	local version="${2}"
+	local arch="${3}"
 	if [[ -n "${SIDEKIQ_METRICS_PYTHON_URL:-}" ]]; then
 		echo "${SIDEKIQ_METRICS_PYTHON_URL}"
 	else
-		echo "${PYTHON_BASE_URL}/python-${PYTHON_VERSION}-ubuntu-${stack#heroku-}.04-${arch}.tar.zst"
+		local base="${SIDEKIQ_METRICS_PYTHON_BASE_URL:-${PYTHON_BASE_URL}}"
+		echo "${base%/}/python-${PYTHON_VERSION}-${distro}-${version}-${arch}.tar.zst"
 	fi
 }
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# What bin/compile leaves in the slug besides the runtime: the launcher, the supervisor and the
-# .profile.d hook. Nothing written here holds the build directory's path: the app runs from
+# What bin/compile leaves in the slug besides the runtime (the launcher, the supervisor and the .profile.d hook),
+# and bin/build in its layer (the launcher and the supervisor). Nothing written here holds the build directory's path: the app runs from
 # another one (/app).
 
 set -euo pipefail
 
+# The launcher goes in bin/; the supervisor in bin/ of a slug, in libexec/ of a layer (whose bin/ the lifecycle
+# puts on every process's PATH: only `sidekiq-metrics` is to be found there).
 slug::install_programs() {
 	local install_dir="${1}"
 	local buildpack_dir="${2}"
-	mkdir -p "${install_dir}/bin"
+	local supervisor_dir="${3}"
+	mkdir -p "${install_dir}/bin" "${install_dir}/${supervisor_dir}"
 	install -m 755 "${buildpack_dir}/lib/launcher.sh" "${install_dir}/bin/sidekiq-metrics"
-	install -m 755 "${buildpack_dir}/lib/supervise.sh" "${install_dir}/bin/supervise"
+	install -m 755 "${buildpack_dir}/lib/supervise.sh" "${install_dir}/${supervisor_dir}/supervise"
 }
 
 # The hook replaces whatever the app has at that name. An app's own file there, or a symlink to

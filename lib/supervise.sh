@@ -21,9 +21,10 @@
 # Our own options, whatever SHELLOPTS or POSIXLY_CORRECT brought in from the app's environment.
 set +e +u +o pipefail +o posix
 
+# Usage: supervise [PID_FILE]   (default: beside its directory; `sidecar` names one in TMPDIR)
 bin_dir="${0%/*}"
-launcher="${bin_dir}/sidekiq-metrics"
-pid_file="${bin_dir}/../supervisor.pid"
+launcher="${bin_dir}/../bin/sidekiq-metrics" # bin/ of a slug, libexec/ of a layer: the launcher is in bin/
+pid_file="${1:-${bin_dir}/../supervisor.pid}"
 child=""
 
 # "10", "0.5" -> milliseconds in $ms; fails for anything else, so that a typo is no restart storm.

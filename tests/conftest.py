@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from support import heroku_runtime
 from support.commands import ROOT
 from support.redis_server import RedisServer
 
@@ -58,3 +61,23 @@ def reference_sidekiq(tmp_path_factory) -> dict[str, list[str]]:
 def sidekiq7(reference_sidekiq) -> list[str]:
     """The command that runs Ruby with real Sidekiq 7.3 and its redis-client loaded."""
     return reference_sidekiq["7"]
+
+
+@pytest.fixture(scope="session")
+def runtime_archive(tmp_path_factory) -> Path:
+    """A stand-in for Heroku's python-X.Y.Z-ubuntu-NN.04-ARCH.tar.zst (tests/support/heroku_runtime.py says
+    what it reproduces of Heroku's archives and what it cannot), checked before any test uses it."""
+    archive = heroku_runtime.build(tmp_path_factory.mktemp("runtime"))
+    heroku_runtime.check(archive, tmp_path_factory.mktemp("runtime-check"))
+    return archive
+
+
+@pytest.fixture(scope="session")
+def wheel_mirror(tmp_path_factory) -> Path:
+    """A directory holding the pinned wheels, as a user's mirror would."""
+    mirror = tmp_path_factory.mktemp("wheels")
+    requirements = ROOT / "lib/runtime-requirements.txt"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--require-hashes", "--dest", str(mirror), "--requirement", str(requirements)],
+                   check=True, capture_output=True)
+    return mirror

@@ -43,29 +43,9 @@ APP_ENV_SENTINELS = {"PYTHONHOME": "/app/.heroku/python", "PYTHONPATH": "/app/li
                      "LD_LIBRARY_PATH": "/app/.heroku/vendor/lib", "PATH": "/app/bin:/usr/local/bin:/usr/bin:/bin"}
 
 
-@pytest.fixture(scope="session")
-def runtime_archive(tmp_path_factory) -> Path:
-    """A stand-in for Heroku's python-X.Y.Z-ubuntu-NN.04-ARCH.tar.zst (tests/support/heroku_runtime.py says
-    what it reproduces of Heroku's archives and what it cannot), checked before any test uses it."""
-    archive = heroku_runtime.build(tmp_path_factory.mktemp("runtime"))
-    heroku_runtime.check(archive, tmp_path_factory.mktemp("runtime-check"))
-    return archive
-
-
 def test_the_stand_in_runtime_needs_ld_library_path_like_herokus(runtime_archive, tmp_path):
     """The property that once hid a broken build: without LD_LIBRARY_PATH the interpreter does not start."""
     heroku_runtime.check(runtime_archive, tmp_path)
-
-
-@pytest.fixture(scope="session")
-def wheel_mirror(tmp_path_factory) -> Path:
-    """A directory holding the pinned wheels, as a user's mirror would."""
-    mirror = tmp_path_factory.mktemp("wheels")
-    requirements = ROOT / "lib/runtime-requirements.txt"
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--require-hashes", "--dest", str(mirror), "--requirement", str(requirements)],
-                   check=True, capture_output=True)
-    return mirror
 
 
 def build_env(stack: str | None) -> dict[str, str]:
@@ -433,7 +413,8 @@ def assert_moved_slug_reports(build: Path, app: Path, redis_server) -> None:
 
 
 def archive_url(stack: str, arch: str) -> subprocess.CompletedProcess[str]:
-    script = f'source lib/output.sh; source lib/python.sh; python::archive_url "{stack}" "{arch}"'
+    ubuntu = stack.removeprefix("heroku-") + ".04"  # as bin/compile names the stack's distribution
+    script = f'source lib/output.sh; source lib/python.sh; python::archive_url ubuntu "{ubuntu}" "{arch}"'
     return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
                           env={"PATH": os.environ["PATH"]})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
 
 from support.commands import cli_env, console_script
 
@@ -13,17 +12,19 @@ from support.commands import cli_env, console_script
 class Candidate:
     """One process (`sidekiq-metrics run --lease`, or any command), its stdout and stderr read as they come."""
 
-    def __init__(self, name: str, command: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(self, name: str, proc: subprocess.Popen[str]) -> None:
+        """`proc`: started with stdout and stderr piped, text mode, in a session of its own."""
         self.name = name
         self.lines: list[tuple[float, str, str]] = []  # (monotonic time, "out" or "err", line)
-        self.proc = subprocess.Popen(list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
-        for stream, kind in ((self.proc.stdout, "out"), (self.proc.stderr, "err")):
+        self.proc = proc
+        for stream, kind in ((proc.stdout, "out"), (proc.stderr, "err")):
             threading.Thread(target=self._read, args=(stream, kind), daemon=True).start()
 
     @classmethod
     def emitter(cls, name: str, **env: str) -> Candidate:
-        return cls(name, [console_script(), "run", "--lease"], cli_env(DYNO=name, **env))
+        return cls(name, subprocess.Popen([console_script(), "run", "--lease"], env=cli_env(DYNO=name, **env),
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                          start_new_session=True))
 
     def _read(self, stream, kind: str) -> None:  # noqa: ANN001
         for line in stream:

@@ -24,7 +24,22 @@ from collections.abc import Callable
 from typing import Protocol
 
 LIMIT = 1 << 20  # bytes that may wait: some 16 polls of 10,000 queues' l2met lines
-_ONE_WRITER = threading.Lock()  # held by the thread that is writing, whichever stream (see LineWriter._put)
+# One lock per file that writers share (stdout and stderr on one pipe): held for a whole write (see LineWriter._put).
+_WRITING: dict[tuple[int, int], threading.Lock] = {}
+_WRITING_GUARD = threading.Lock()
+
+
+def _lock_of(fd: int | None) -> threading.Lock:
+    """The lock of the file behind `fd`, shared by every LineWriter on that same file (a pipe, a terminal, a file),
+    and by no other: a writer blocked on a full stdout never holds up stderr going elsewhere."""
+    try:
+        status = os.fstat(fd) if fd is not None else None
+    except OSError:
+        status = None
+    if status is None:
+        return threading.Lock()
+    with _WRITING_GUARD:
+        return _WRITING.setdefault((status.st_dev, status.st_ino), threading.Lock())
 
 
 class Stream(Protocol):
@@ -51,6 +66,7 @@ class LineWriter:
             self.fd: int | None = stream.fileno()  # type: ignore[attr-defined]
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
             self.fd = None  # no descriptor (a StringIO, a closed stdout): written through the stream
+        self._lock = _lock_of(self.fd)  # shared with the writers of the same file
         self._queue: deque[tuple[bytes, int]] = deque()  # (bytes, lines), the oldest on the left
         self._size = 0  # bytes in the queue
         self._dropped = 0  # lines dropped since the last notice
@@ -113,10 +129,10 @@ class LineWriter:
                 self._changed.notify_all()
 
     def _put(self, data: bytes) -> None:
-        # One write at a time across every LineWriter: stdout and stderr often share one pipe (foreman, `2>&1`,
-        # journald), and a full pipe takes a large write in parts, between which the other stream's lines
-        # would land inside a metric line. Held for a whole write, a chunk of whole lines stays whole.
-        with _ONE_WRITER:
+        # One write at a time on each file: stdout and stderr often share one pipe (foreman, `2>&1`, journald),
+        # and a full pipe takes a large write in parts, between which the other stream's lines would land
+        # inside a metric line. Held for a whole write, a chunk of whole lines stays whole.
+        with self._lock:
             if self.fd is None:
                 self.stream.write(data.decode(self.encoding))
                 self.stream.flush()

@@ -132,3 +132,18 @@ def test_stdout_and_stderr_on_one_pipe_never_tear_a_line(nonblocking):
     torn = [line for line in text.splitlines() if not whole.fullmatch(line)]
     assert torn == []
     assert text.count("sample#") == 20 * 2000 and text.count("cannot export") == 200
+
+
+def test_a_stdout_nobody_reads_never_holds_up_stderr_on_another_pipe():
+    """The lock that keeps lines whole on a shared pipe is the file's own: stdout blocked on a full pipe must not
+    keep stderr, on a pipe of its own, from being written."""
+    out_reader, out_stream = pipe_stream()
+    err_reader, err_stream = pipe_stream()
+    lines, errors = LineWriter(out_stream, limit=1 << 30), LineWriter(err_stream)
+    lines.write("x" * (1 << 20) + "\n")  # fills the pipe: its writer blocks, holding stdout's lock
+    time.sleep(0.2)
+    errors.write("sidekiq-metrics: still said\n")
+    assert errors.drain(5)
+    err_stream.close()
+    assert read_all(err_reader) == "sidekiq-metrics: still said\n"
+    assert reader_comes_back(out_reader, out_stream, lines).startswith("x")

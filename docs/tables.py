@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sidekiq_metrics.catalogue import CATALOGUE, Kind, Metric
-from sidekiq_metrics.config import AUTOSCALE_RULE_SETTINGS, OTLP_SETTINGS, REDIS_URL, SETTINGS, Setting
+from sidekiq_metrics.config import AUTOSCALE_RULE_SETTINGS, REDIS_URL, SETTINGS, Setting
 from sidekiq_metrics.formats.otlp import UNITS, otel_name
+from sidekiq_metrics.formats.otlp_settings import OTLP_SETTINGS
 
 DOCS = Path(__file__).resolve().parent
 _BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z-]+) -->\n).*?(<!-- end of table -->)", re.S)

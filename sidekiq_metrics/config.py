@@ -8,11 +8,8 @@ plain mapping, so tests pass dicts instead of patching os.environ.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import math
-import os
 import re
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sidekiq_metrics.dynos import PROCESS_TYPE
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.formats import FACTORIES
+from sidekiq_metrics.formats.otlp_settings import OtlpSettings, resolve_otlp
+from sidekiq_metrics.parsing import check_host, format_value, host, matching, one_of, quote, whole_number
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.schedule import ScheduleError, Window, parse_schedule, window_at
 
@@ -38,7 +37,6 @@ MAX_DYNOS = 1000  # far above any Heroku formation: anything larger is a typo
 # so that "<prefix>.<queue>.size" never has an empty part.
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9_:-])?")
 _SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
-_HOST_RE = re.compile(r"[A-Za-z0-9.:_-]{1,253}")
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")  # CloudWatch's own rule for namespaces
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _APP_NAME = re.compile(r"[A-Za-z0-9-]{1,100}|[0-9a-fA-F-]{36}")  # an app's name or id
@@ -108,17 +106,6 @@ class Setting:
         if self.shown is not None:
             return self.shown
         return "none" if self.default is None else format_value(self.default)
-
-
-def format_value(value: object) -> str:
-    """A setting's value as a user would write it: `true`, `30`, `l2met,json`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -210,31 +197,15 @@ def check_settings(env: Mapping[str, str],
         origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
     autoscale = _autoscale(env, values["queues"], origins, errors)
     # Only for the otlp output: an app's own OpenTelemetry SDK may use OTEL_* variables we do not accept (grpc).
-    otlp = _otlp(env, origins, errors) if "otlp" in values["outputs"] else None
+    otlp = resolve_otlp(env, origins, errors) if "otlp" in values["outputs"] else None
     return Settings(redis=redis, autoscale=autoscale, otlp=otlp, origins=origins, **values), errors
-
-
-def _matching(pattern: re.Pattern[str], accepts: str) -> Callable[[str, str], str]:
-    def parse(raw: str, label: str) -> str:
-        if not pattern.fullmatch(raw):
-            raise ConfigError(label, f"must be {accepts}, got {_quote(raw)}")
-        return raw
-    return parse
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(raw: str, label: str) -> str:
-        if raw not in choices:
-            raise ConfigError(label, f"must be one of {', '.join(choices)}, got {_quote(raw)}")
-        return raw
-    return parse
 
 
 def parse_outputs(raw: str, label: str) -> tuple[str, ...]:
     outputs = tuple(dict.fromkeys(o.strip().lower() for o in raw.split(",") if o.strip()))
     if not outputs or any(o not in OUTPUTS for o in outputs):
         raise ConfigError(label, f"must list outputs from {', '.join(OUTPUTS)}, separated by commas, "
-                                 f"got {_quote(raw)}")
+                                 f"got {quote(raw)}")
     return outputs
 
 
@@ -289,30 +260,6 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
     return DEFAULT_REDIS_URL, "the default Redis URL"
 
 
-def check_host(host: str, label: str) -> str:
-    """A host name DNS can look up (each dot-separated label 1 to 63 characters, as IDNA encodes it) or an IP
-    address. An empty label (`redis..example.com`) crashed the name lookup with a traceback at every poll."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return host
-    except ValueError:
-        pass
-    try:
-        encoded = host.encode("idna")
-    except UnicodeError:
-        raise ConfigError(label, "has a host name with an empty or over-long part (each part between dots must "
-                                 "be 1 to 63 characters)") from None
-    if len(encoded.rstrip(b".")) > 253:
-        raise ConfigError(label, "has a host name over 253 characters")
-    return host
-
-
-def _host(accepts: str) -> Callable[[str, str], str]:
-    """A host setting's parser: a name or an address, checked as DNS will take it."""
-    plain = _matching(_HOST_RE, accepts)
-    return lambda raw, label: check_host(plain(raw, label), label)
-
-
 def parse_redis_url(url: str, label: str) -> RedisTarget:
     """Parse redis://, rediss:// or unix:// URLs. Error messages never repeat the URL: it holds a password."""
     accepts = "a redis://, rediss:// or unix:// URL"
@@ -365,14 +312,14 @@ def _url_query(query: str, label: str) -> dict[str, str]:
     unknown = [k for k in options if k not in URL_QUERY_OPTIONS]
     if unknown:
         # Named only when it looks like an option's name: `?hunter2` may be a password put in the wrong place.
-        name = _quote(unknown[0]) if re.fullmatch(r"[a-z_]{1,32}", unknown[0]) else "(not shown)"
+        name = quote(unknown[0]) if re.fullmatch(r"[a-z_]{1,32}", unknown[0]) else "(not shown)"
         raise ConfigError(label, f"has a query option we do not know: {name} (known: "
                                  f"{', '.join(URL_QUERY_OPTIONS)})")
     return options
 
 
 def _db_number(text: str, label: str) -> int:
-    if _whole_number(text) is None or int(text) > 1_000_000:
+    if whole_number(text) is None or int(text) > 1_000_000:
         raise ConfigError(label, "must end in a database number, e.g. /0 (the path is not a number)")
     return int(text)
 
@@ -383,13 +330,13 @@ def parse_interval(raw: str, label: str) -> float:
         if 0 < value <= MAX_INTERVAL and math.isfinite(value):
             return value
     raise ConfigError(label, f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, "
-                             f"e.g. 30, got {_quote(raw)}")
+                             f"e.g. 30, got {quote(raw)}")
 
 
 def parse_port(raw: str, label: str) -> int:
-    if _whole_number(raw) is not None and 0 < int(raw) < 65536:
+    if whole_number(raw) is not None and 0 < int(raw) < 65536:
         return int(raw)
-    raise ConfigError(label, f"must be a port number from 1 to 65535, got {_quote(raw)}")
+    raise ConfigError(label, f"must be a port number from 1 to 65535, got {quote(raw)}")
 
 
 def parse_bool(raw: str, label: str) -> bool:
@@ -398,7 +345,7 @@ def parse_bool(raw: str, label: str) -> bool:
         return True
     if low in _FALSE:
         return False
-    raise ConfigError(label, f"must be true or false (also 1/0, yes/no, on/off), got {_quote(raw)}")
+    raise ConfigError(label, f"must be true or false (also 1/0, yes/no, on/off), got {quote(raw)}")
 
 
 def parse_queue_list(raw: str, label: str) -> tuple[str, ...]:
@@ -417,21 +364,21 @@ def parse_class_patterns(raw: str, label: str) -> tuple[str, ...]:
 
 
 def parse_dynos(raw: str, label: str) -> int:
-    if _whole_number(raw) is not None and int(raw) <= MAX_DYNOS:
+    if whole_number(raw) is not None and int(raw) <= MAX_DYNOS:
         return int(raw)
-    raise ConfigError(label, f"must be a number of dynos from 0 to {MAX_DYNOS}, got {_quote(raw)}")
+    raise ConfigError(label, f"must be a number of dynos from 0 to {MAX_DYNOS}, got {quote(raw)}")
 
 
 def parse_positive(raw: str, label: str) -> int:
-    if _whole_number(raw) is not None and 0 < int(raw) <= MAX_DYNOS:
+    if whole_number(raw) is not None and 0 < int(raw) <= MAX_DYNOS:
         return int(raw)
-    raise ConfigError(label, f"must be a whole number from 1 to {MAX_DYNOS}, got {_quote(raw)}")
+    raise ConfigError(label, f"must be a whole number from 1 to {MAX_DYNOS}, got {quote(raw)}")
 
 
 def parse_seconds(raw: str, label: str) -> float:
     if _NUMBER_RE.fullmatch(raw) and float(raw) <= MAX_INTERVAL:
         return float(raw)
-    raise ConfigError(label, f"must be a number of seconds from 0 to {MAX_INTERVAL:.0f}, e.g. 30, got {_quote(raw)}")
+    raise ConfigError(label, f"must be a number of seconds from 0 to {MAX_INTERVAL:.0f}, e.g. 30, got {quote(raw)}")
 
 
 @dataclass(frozen=True)
@@ -504,12 +451,12 @@ def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins
     bad = [t for t in types if not PROCESS_TYPE.fullmatch(t)]
     if not types or bad:
         errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE", "must list Procfile process types separated by "
-                                  f"commas, e.g. worker,urgent_worker, got {_quote(raw)}"))
+                                  f"commas, e.g. worker,urgent_worker, got {quote(raw)}"))
         return None
     variables = [autoscale_variable(t, "MAX") for t in types]
     if len(set(variables)) < len(variables):
         errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE", "lists two process types whose variables would be "
-                                  f"the same (a dash reads as an underscore), got {_quote(raw)}"))
+                                  f"the same (a dash reads as an underscore), got {quote(raw)}"))
         return None
     rules = [rule for t in types if (rule := _scaling_rule(t, env, reported, origins, errors))]
     app = _pick_env(env, origins, "heroku_app", "SIDEKIQ_METRICS_HEROKU_APP", "HEROKU_APP_NAME")
@@ -517,7 +464,7 @@ def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins
         errors.append(ConfigError("HEROKU_APP_NAME", "must be set for autoscaling: run `heroku labs:enable "
                                   "runtime-dyno-metadata` (then deploy), or set SIDEKIQ_METRICS_HEROKU_APP"))
     elif not _APP_NAME.fullmatch(app[0]):
-        errors.append(ConfigError(app[1], f"must be a Heroku app name, got {_quote(app[0])}"))
+        errors.append(ConfigError(app[1], f"must be a Heroku app name, got {quote(app[0])}"))
     token = env.get("HEROKU_API_TOKEN", "").strip()
     origins["heroku_api_token"] = "HEROKU_API_TOKEN" if token else "default"
     if not token:
@@ -538,7 +485,7 @@ def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins
         rules = [dataclasses.replace(rule, timezone=zone) for rule in rules]
     except (ZoneInfoNotFoundError, ValueError):
         errors.append(ConfigError("SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE", f"must be a time zone such as "
-                                  f"Europe/Berlin or UTC, got {_quote(zone)}"))
+                                  f"Europe/Berlin or UTC, got {quote(zone)}"))
     dry = env.get("SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN", "").strip()
     origins["autoscale_dry_run"] = "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN" if dry else "default"
     try:
@@ -604,21 +551,10 @@ def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str
                                   f"{autoscale_variable(process_type, 'STEP')} ({rule.max_step} < {rule.step})"))
     elif reported is not None and rule.queues and (missing := [q for q in rule.queues if q not in reported]):
         errors.append(ConfigError(autoscale_variable(process_type, "QUEUES"), f"names queues that "
-                                  f"SIDEKIQ_METRICS_QUEUES leaves out: {_quote(','.join(missing))}; add them there"))
+                                  f"SIDEKIQ_METRICS_QUEUES leaves out: {quote(','.join(missing))}; add them there"))
     else:
         return rule
     return None
-
-
-def _whole_number(raw: str) -> int | None:
-    """Plain ASCII digits, and few enough for int() (which refuses more than 4,300): else None."""
-    return int(raw) if raw.isdigit() and raw.isascii() and len(raw) <= 18 else None
-
-
-def _quote(raw: str, limit: int = 40) -> str:
-    """A bad value, escaped and then shortened, so that it prints as one short harmless line."""
-    shown = ascii(raw)[1:-1]
-    return f"'{shown if len(shown) <= limit else shown[:limit] + '...'}'"
 
 
 # Every setting of the emitter, declared once: the Settings field, its flag, its environment variable,
@@ -647,28 +583,28 @@ SETTINGS: tuple[Setting, ...] = (
             lambda raw, label: raw),  # any text, as in Sidekiq
     Setting("prefix", "--prefix", "SIDEKIQ_METRICS_PREFIX", DEFAULT_PREFIX,
             "first part of every metric name (1 to 64 of `A-Za-z0-9._:-`)",
-            _matching(_PREFIX_RE, "1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending with a dot)")),
+            matching(_PREFIX_RE, "1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending with a dot)")),
     Setting("metric_type", "--type", "SIDEKIQ_METRICS_TYPE", "sample",
-            "l2met measurement type of the levels: `sample`, `measure` or `count`", _one_of(METRIC_TYPES)),
+            "l2met measurement type of the levels: `sample`, `measure` or `count`", one_of(METRIC_TYPES)),
     Setting("source", "--source", "SIDEKIQ_METRICS_SOURCE", None,
             "adds `source=<value>` to every l2met line (Librato's source; 1 to 255 of `A-Za-z0-9._:-`)",
-            _matching(_SOURCE_RE, "1 to 255 of A-Z a-z 0-9 . _ : -")),
+            matching(_SOURCE_RE, "1 to 255 of A-Z a-z 0-9 . _ : -")),
     Setting("stats", "--stats", "SIDEKIQ_METRICS_STATS", True,
             "whole-Sidekiq totals (enqueued, busy, processed, ...) beside the per-queue metrics", parse_bool),
     Setting("outputs", "--output", "SIDEKIQ_METRICS_OUTPUT", ("l2met",),
             f"comma-separated outputs: {', '.join(OUTPUTS)}", parse_outputs),
     Setting("statsd_host", "--statsd-host", "DD_AGENT_HOST", "127.0.0.1",
-            "the DogStatsD agent's host (statsd output)", _host("a host name or IP address")),
+            "the DogStatsD agent's host (statsd output)", host("a host name or IP address")),
     Setting("statsd_port", "--statsd-port", "DD_DOGSTATSD_PORT", 8125,
             "the DogStatsD agent's UDP port (statsd output)", parse_port),
     Setting("prometheus_host", "--prometheus-host", "SIDEKIQ_METRICS_PROMETHEUS_HOST", "0.0.0.0",
             "the address the Prometheus endpoint listens on (prometheus output)",
-            _host("a host name or IP address to listen on")),
+            host("a host name or IP address to listen on")),
     Setting("prometheus_port", "--prometheus-port", "SIDEKIQ_METRICS_PROMETHEUS_PORT", 9394,
             "the port of the Prometheus endpoint (prometheus output)", parse_port),
     Setting("cloudwatch_namespace", "--cloudwatch-namespace", "SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE", "Sidekiq",
             "the CloudWatch namespace of the EMF lines (cloudwatch output)",
-            _matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces")),
+            matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces")),
     Setting("job_metrics", "--job-metrics", "SIDEKIQ_METRICS_JOB_METRICS", True,
             "per job class: runs, failures and run times, from Sidekiq's own execution metrics (Sidekiq 7+)",
             parse_bool),
@@ -683,245 +619,3 @@ SETTINGS: tuple[Setting, ...] = (
 
 # The otlp output, configured as the OpenTelemetry SDKs are: the metrics-specific variable wins over the
 # general one (the OpenTelemetry specification, protocol/exporter.md).
-@dataclass(frozen=True)
-class OtlpSettings:
-    endpoint: str  # the whole URL exports are POSTed to
-    headers: tuple[tuple[str, str], ...] = field(repr=False)  # API keys: never printed
-    protocol: str  # http/protobuf or http/json
-    compression: str  # gzip or none
-    timeout: float  # seconds for one export
-    certificate: str | None  # a CA file to verify the endpoint with, instead of the system's
-    client_certificate: str | None
-    client_key: str | None
-    temporality: str  # cumulative or delta
-    resource: tuple[tuple[str, str], ...]  # the resource attributes, service.name first
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The header values scrubbed from every line: those of a header named like a credential, and any of
-        SECRET_LENGTH characters or more. Not a short value under another name (`X-Scope-OrgID=1`): masking
-        it would mask every `1` of our own lines (the port, the interval), and it keeps nothing secret."""
-        return tuple(value for name, value in self.headers
-                     if value and (len(value) >= SECRET_LENGTH or _CREDENTIAL_HEADER.search(name)))
-
-    @property
-    def display(self) -> str:
-        """Where exports go, safe to print: scheme, host and port, no path or query (a key may be there)."""
-        parts = urlsplit(self.endpoint)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-@dataclass(frozen=True)
-class OtelSetting:
-    """One setting of the otlp output: the first of its variables that is set wins."""
-
-    name: str  # of OtlpSettings
-    variables: tuple[str, ...]
-    default: object
-    help: str
-    parse: Callable[[str, str], object] = field(repr=False)
-    shown: str | None = None
-
-    @property
-    def shown_default(self) -> str:
-        if self.shown is not None:
-            return self.shown
-        return "none" if self.default is None else format_value(self.default)
-
-
-def _otel(suffix: str) -> tuple[str, str]:
-    return f"OTEL_EXPORTER_OTLP_METRICS_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"
-
-
-GENERAL_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
-MAX_OTLP_TIMEOUT = 3600.0  # seconds: what a timeout of 0 ("no limit") means here
-SECRET_LENGTH = 8  # a header value this long is scrubbed whatever the header's name
-_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|pass|cookie|sign|credential|session|bearer", re.IGNORECASE)
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
-_ATTRIBUTE_KEY = re.compile(r"[\x21-\x7e]{1,256}")
-
-
-def parse_otlp_endpoint(raw: str, label: str) -> str:
-    """The URL exports go to: the general variable's with `v1/metrics` appended to its path, the metrics
-    variable's as it is (`/` when it has no path). Never quoted back: some put keys in URLs."""
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not one
-    except ValueError:
-        raise ConfigError(label, "must be an http:// or https:// URL (the value could not be parsed)") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(label, "must be an http:// or https:// URL with a host, e.g. https://otlp.example.com")
-    if parts.username or parts.password:
-        raise ConfigError(label, "must not hold credentials: put API keys in OTEL_EXPORTER_OTLP_HEADERS")
-    check_host(parts.hostname, label)
-    path = parts.path
-    if label == GENERAL_ENDPOINT:
-        path = (path if path.endswith("/") else path + "/") + "v1/metrics"
-    return parts._replace(path=path or "/", fragment="").geturl()
-
-
-def _key_values(raw: str, label: str, what: str) -> list[tuple[str, str]]:
-    """`key1=value1,key2=value2`, values percent-decoded (the W3C Baggage form OpenTelemetry uses).
-    Errors never quote a value: these hold API keys."""
-    pairs = []
-    for n, item in enumerate((i for i in raw.split(",") if i.strip()), 1):
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), unquote(value.strip())
-        if not sep or not key:
-            raise ConfigError(label, f"must be {what} pairs key=value separated by commas (entry {n} is not)")
-        if any(c in value for c in "\r\n\0"):
-            raise ConfigError(label, f"has a line break or NUL in the value of entry {n}")
-        pairs.append((key, value))
-    return pairs
-
-
-def parse_otlp_headers(raw: str, label: str) -> tuple[tuple[str, str], ...]:
-    pairs = _key_values(raw, label, "header")
-    for n, (key, value) in enumerate(pairs, 1):
-        if not _HEADER_NAME.fullmatch(key):
-            raise ConfigError(label, f"has a header name that HTTP does not allow (entry {n})")
-        try:
-            value.encode("latin-1")  # how HTTP/1.1 (and http.client) sends a header's value
-        except UnicodeEncodeError:
-            raise ConfigError(label, f"has a value HTTP headers cannot carry in entry {n}: only Latin-1 "
-                                     "characters (percent-encode UTF-8 only where the backend decodes it)") from None
-    return tuple(pairs)
-
-
-def parse_resource_attributes(raw: str, label: str) -> tuple[tuple[str, str], ...]:
-    pairs = _key_values(unquote_keys(raw), label, "attribute")
-    for n, (key, _) in enumerate(pairs, 1):
-        if not _ATTRIBUTE_KEY.fullmatch(key):
-            raise ConfigError(label, f"has an attribute key that is empty or not printable ASCII (entry {n})")
-    return tuple(pairs)
-
-
-def unquote_keys(raw: str) -> str:
-    """Keys may be percent-encoded too; decoding them keeps `,` and `=` inside a value encoded."""
-    return ",".join(f"{unquote(k)}{sep}{v}" for k, sep, v in (item.partition("=") for item in raw.split(",")))
-
-
-def parse_otlp_protocol(raw: str, label: str) -> str:
-    low = raw.lower()
-    if low == "grpc":
-        raise ConfigError(label, "is grpc, which this emitter does not speak: use http/protobuf (the default; "
-                                 "a Collector takes it on port 4318)")
-    if low not in ("http/protobuf", "http/json"):
-        raise ConfigError(label, f"must be http/protobuf or http/json, got {_quote(raw)}")
-    return low
-
-
-def parse_otlp_timeout(raw: str, label: str) -> float:
-    """Milliseconds, as OpenTelemetry's Timeout type; 0 means no limit, here an hour."""
-    if _whole_number(raw) is None or int(raw) > MAX_OTLP_TIMEOUT * 1000:
-        raise ConfigError(label, f"must be a whole number of milliseconds from 0 to {MAX_OTLP_TIMEOUT * 1000:.0f}, "
-                                 f"e.g. 10000, got {_quote(raw)}")
-    return int(raw) / 1000 or MAX_OTLP_TIMEOUT
-
-
-def parse_pem_file(raw: str, label: str) -> str:
-    if not (os.path.isfile(raw) and os.access(raw, os.R_OK)):
-        raise ConfigError(label, f"must be the path of a readable PEM file, got {_quote(raw, 80)}")
-    return raw
-
-
-def parse_temporality(raw: str, label: str) -> str:
-    """lowmemory asks for delta only for synchronous counters; ours are observed, so it means cumulative."""
-    low = raw.lower()
-    if low not in ("cumulative", "delta", "lowmemory"):
-        raise ConfigError(label, f"must be cumulative, delta or lowmemory, got {_quote(raw)}")
-    return "cumulative" if low == "lowmemory" else low
-
-
-OTLP_SETTINGS: tuple[OtelSetting, ...] = (
-    OtelSetting("endpoint", (_otel("ENDPOINT")[0], GENERAL_ENDPOINT), "http://localhost:4318/v1/metrics",
-                "where exports go. The metrics variable is the whole URL; the general one a base URL, to which "
-                "`v1/metrics` is added", parse_otlp_endpoint),
-    OtelSetting("headers", _otel("HEADERS"), (), "HTTP headers of every export, `key=value,key2=value2`, values "
-                "percent-decoded: the backend's API key goes here. Never printed: a value is scrubbed from every "
-                "line when its header is named like a credential (auth, key, token, secret, ...) or it is 8 "
-                "characters or more", parse_otlp_headers, shown="none"),
-    OtelSetting("protocol", _otel("PROTOCOL"), "http/protobuf", "`http/protobuf` or `http/json`; `grpc` is refused",
-                parse_otlp_protocol),
-    OtelSetting("compression", _otel("COMPRESSION"), "none", "`gzip` or `none`", _one_of(("gzip", "none"))),
-    OtelSetting("timeout", _otel("TIMEOUT"), 10.0, "milliseconds one export may take; 0: no limit (an hour)",
-                parse_otlp_timeout, shown="10000"),
-    OtelSetting("certificate", _otel("CERTIFICATE"), None, "a PEM file of the CA to verify the endpoint with, "
-                "instead of the system's", parse_pem_file),
-    OtelSetting("client_certificate", _otel("CLIENT_CERTIFICATE"), None, "a PEM client certificate, for mutual "
-                "TLS (with the key below)", parse_pem_file),
-    OtelSetting("client_key", _otel("CLIENT_KEY"), None, "the PEM private key of that client certificate",
-                parse_pem_file),
-    OtelSetting("temporality", ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",), "cumulative",
-                "`cumulative`, or `delta` for backends that want it (`lowmemory` means cumulative here: "
-                "Sidekiq's counters are observed, not counted by us)", parse_temporality),
-    OtelSetting("service_name", ("OTEL_SERVICE_NAME",), None, "the resource's `service.name`; unset: "
-                "`service.name` of the attributes below, else `HEROKU_APP_NAME`, else `sidekiq`",
-                lambda raw, label: raw),
-    OtelSetting("resource_attributes", ("OTEL_RESOURCE_ATTRIBUTES",), (), "more resource attributes, "
-                "`key=value,...`, percent-decoded; they win over those read from Heroku's dyno metadata",
-                parse_resource_attributes, shown="none"),
-)
-
-def _tls_files(ca: str | None, certificate: str | None, key: str | None,
-               origins: Mapping[str, str]) -> list[ConfigError]:
-    """The PEM files loaded as the exporter will load them, so that one which is not a certificate (or a key
-    that does not go with it) is a setting's error now, not a traceback at the first export."""
-    context = ssl.create_default_context()
-    try:
-        if ca:
-            context.load_verify_locations(cafile=ca)
-    except (ssl.SSLError, OSError):
-        return [ConfigError(origins.get("otlp.certificate", _otel("CERTIFICATE")[1]),
-                            "must be a PEM file of CA certificates (none could be read from it)")]
-    try:
-        if certificate:
-            context.load_cert_chain(certificate, key)
-    except (ssl.SSLError, OSError):
-        return [ConfigError(origins.get("otlp.client_certificate", _otel("CLIENT_CERTIFICATE")[1]),
-                            "and its key must be a PEM certificate and the PEM private key that goes with it")]
-    return []
-
-
-# Heroku's dyno metadata (`heroku labs:enable runtime-dyno-metadata`) as the semantic conventions name it
-# (semantic-conventions: docs/resource/cloud-provider/heroku.md).
-HEROKU_RESOURCE = (("HEROKU_APP_ID", "heroku.app.id"), ("HEROKU_RELEASE_VERSION", "service.version"),
-                   ("HEROKU_SLUG_COMMIT", "heroku.release.commit"),
-                   ("HEROKU_RELEASE_CREATED_AT", "heroku.release.creation_timestamp"))
-
-
-def _otlp(env: Mapping[str, str], origins: dict[str, str], errors: list[ConfigError]) -> OtlpSettings | None:
-    before = len(errors)
-    values: dict[str, Any] = {}
-    for setting in OTLP_SETTINGS:
-        value: object = setting.default
-        origins[f"otlp.{setting.name}"] = "default"
-        for variable in setting.variables:
-            raw = env.get(variable, "").strip()
-            if raw:
-                origins[f"otlp.{setting.name}"] = variable
-                try:
-                    value = setting.parse(raw, variable)
-                except ConfigError as exc:
-                    errors.append(exc)
-                break
-        values[setting.name] = value
-    if bool(values["client_certificate"]) != bool(values["client_key"]):
-        errors.append(ConfigError(_otel("CLIENT_KEY")[1], "and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE must be set "
-                                  "together, for mutual TLS"))
-    elif len(errors) == before:
-        errors += _tls_files(values["certificate"], values["client_certificate"], values["client_key"], origins)
-    if len(errors) > before:
-        return None
-    given = dict(values.pop("resource_attributes"))
-    name = values.pop("service_name") or given.get("service.name") or env.get("HEROKU_APP_NAME", "").strip() \
-        or "sidekiq"
-    resource = {"service.name": name}
-    instance = env.get("HEROKU_DYNO_ID", "").strip() or env.get("DYNO", "").strip()
-    if instance:
-        resource["service.instance.id"] = instance
-    if env.get("DYNO", "").strip():
-        resource["cloud.provider"] = "heroku"
-    resource.update((key, env[var].strip()) for var, key in HEROKU_RESOURCE if env.get(var, "").strip())
-    resource.update((k, v) for k, v in given.items() if k != "service.name")
-    return OtlpSettings(resource=tuple(resource.items()), **values)

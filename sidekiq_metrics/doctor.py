@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, OtlpSettings, Settings, check_settings, why_no_emitter
+from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, Settings, check_settings, why_no_emitter
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.formats.otlp_settings import OtlpSettings
 from sidekiq_metrics.job_metrics import minute_keys
 from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.readings import Snapshot
@@ -260,7 +261,7 @@ def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:
         measurements = Measurements(series, totals + heartbeat(up=True))
     except RedisError:
         measurements = Measurements(samples=heartbeat(up=False))
-    outcome = export_once(settings, measurements, time.time())
+    outcome = export_once(settings.prefix, config, measurements, time.time())
     said = redact(outcome.message, settings.secrets)
     if outcome.ok:
         report.line(OK, f"otlp: an export was accepted ({outcome.status}" + (f"; {said}" if said else "") + ")")

@@ -577,7 +577,7 @@ def test_a_backend_whose_partial_success_messages_vary_is_said_once_and_not_reme
     settings = load_settings({"REDIS_URL": "redis://127.0.0.1:1/0", "SIDEKIQ_METRICS_OUTPUT": "otlp",
                               "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
     receiver.replies = [Reply(200, partial=(1, f"point {n} rejected (request id {n * 7919})")) for n in range(60)]
-    output = OtlpOutput(settings, said.append)
+    output = OtlpOutput(settings.prefix, settings.otlp, said.append)
     for _ in range(60):
         output.emit(Measurements(samples=[Sample(UP, 1)]), time.time())
         assert output.flush(5)

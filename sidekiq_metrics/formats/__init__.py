@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sidekiq_metrics.errors import OutputUnavailable
 
-if TYPE_CHECKING:  # not at run time: config.py imports this module for the names of the outputs
+if TYPE_CHECKING:  # not at run time: config.py imports this module for the names of the outputs, and the
+    # factories below hand each output only the values it uses
     from sidekiq_metrics.config import Settings
     from sidekiq_metrics.metrics import Measurements
 
@@ -35,7 +36,7 @@ class Flushing(Protocol):
 
 def _l2met(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.l2met import L2metOutput
-    return L2metOutput(settings, write)
+    return L2metOutput(settings.prefix, settings.metric_type, settings.source, write)
 
 
 def _json(settings: Settings, write: Write, log: Log) -> Output:
@@ -60,7 +61,9 @@ def _cloudwatch(settings: Settings, write: Write, log: Log) -> Output:
 
 def _otlp(settings: Settings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.formats.otlp import OtlpOutput  # protobuf and http.client: about 7 MB, only when chosen
-    return OtlpOutput(settings, log)
+    if settings.otlp is None:  # config.py resolves it whenever `otlp` is among the outputs
+        raise OutputUnavailable("the otlp output has no settings")
+    return OtlpOutput(settings.prefix, settings.otlp, log)
 
 
 FACTORIES: dict[str, Callable[[Settings, Write, Log], Output]] = {

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sidekiq_metrics.catalogue import CATALOGUE
-from sidekiq_metrics.config import Settings
 from sidekiq_metrics.metrics import Measurements, QueueSeries
 from sidekiq_metrics.names import queue_metric_names
 
@@ -103,8 +102,8 @@ def format_value(value: float) -> str:
 class L2metOutput:
     """Heroku log lines on stdout: the default output."""
 
-    def __init__(self, settings: Settings, write: Callable[[list[str]], None]) -> None:
-        self.format = L2metFormat(settings.prefix, settings.metric_type, settings.source)
+    def __init__(self, prefix: str, metric_type: str, source: str | None, write: Callable[[list[str]], None]) -> None:
+        self.format = L2metFormat(prefix, metric_type, source)
         self.write = write
 
     def emit(self, measurements: Measurements, at: float) -> None:

@@ -47,8 +47,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from sidekiq_metrics import __version__
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Kind, Unit
-from sidekiq_metrics.config import OtlpSettings, Settings
-from sidekiq_metrics.errors import OutputUnavailable
+from sidekiq_metrics.formats.otlp_settings import OtlpSettings
 from sidekiq_metrics.http_deadline import Deadline
 from sidekiq_metrics.metrics import Measurements, Sample, stale
 from sidekiq_metrics.redact import redact
@@ -505,12 +504,9 @@ class Sender:
 
 
 class OtlpOutput:
-    def __init__(self, settings: Settings, log: Log) -> None:
-        config = settings.otlp
-        if config is None:  # config.py builds it whenever `otlp` is among the outputs
-            raise OutputUnavailable("the otlp output has no settings")
+    def __init__(self, prefix: str, config: OtlpSettings, log: Log) -> None:
         self.sums = Sums(config.temporality, time.time())
-        self.encoder = Encoder(settings.prefix, config, config.temporality)
+        self.encoder = Encoder(prefix, config, config.temporality)
         self.sender = Sender(Client(config, self.encoder), self.encoder, config.display, log, config.secrets)
 
     def emit(self, measurements: Measurements, at: float) -> None:
@@ -521,12 +517,9 @@ class OtlpOutput:
         return self.sender.flush(timeout)
 
 
-def export_once(settings: Settings, measurements: Measurements, at: float) -> Outcome:
+def export_once(prefix: str, config: OtlpSettings, measurements: Measurements, at: float) -> Outcome:
     """One export, made and sent now, in this thread (for `doctor`)."""
-    config = settings.otlp
-    if config is None:
-        return Outcome(False, message="the otlp output is not chosen")
-    encoder = Encoder(settings.prefix, config, config.temporality)
+    encoder = Encoder(prefix, config, config.temporality)
     client = Client(config, encoder)
     try:
         sums = Sums(config.temporality, at).points(measurements.samples, at)

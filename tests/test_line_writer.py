@@ -28,10 +28,12 @@ def read_all(fd: int) -> str:
 def reader_comes_back(reader: int, stream: io.TextIOWrapper, writer: LineWriter) -> str:
     """Read the pipe until the writer has written everything it holds; what was read."""
     got: list[str] = []
-    collector = threading.Thread(target=lambda: got.append(read_all(reader)))
+    collector = threading.Thread(target=lambda: got.append(read_all(reader)), daemon=True)
     collector.start()
-    assert writer.drain(10)
-    stream.close()
+    try:
+        assert writer.drain(10)
+    finally:  # else a failed drain leaves the reader waiting, and with it the end of the test run
+        stream.close()
     collector.join(10)
     return got[0]
 
@@ -114,18 +116,21 @@ def test_stdout_and_stderr_on_one_pipe_never_tear_a_line(nonblocking):
     out = open(writer, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - closed below
     err = open(writer, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
     got: list[bytes] = []
-    collector = threading.Thread(target=_lagging_reader, args=(reader, got))
+    # A daemon, and the pipe closed whatever happens: a reader left waiting would hold the test run's exit.
+    collector = threading.Thread(target=_lagging_reader, args=(reader, got), daemon=True)
     collector.start()
-    lines, errors = LineWriter(out, limit=1 << 30), LineWriter(err, limit=1 << 30)
-    poll = "".join(f"sample#sidekiq.queue_{n:05d}.size={n}\n" for n in range(2000))  # ~70 KB, as 2,000 queues
-    for k in range(20):
-        lines.write(poll)
-        for j in range(10):
-            errors.write(f"sidekiq-metrics: otlp: cannot export ({k}.{j})\n")
-    assert lines.drain(30) and errors.drain(30)
-    lines.flush()
-    errors.flush()  # nothing failed: EAGAIN is a full pipe, not an error
-    os.close(writer)
+    try:
+        lines, errors = LineWriter(out, limit=1 << 30), LineWriter(err, limit=1 << 30)
+        poll = "".join(f"sample#sidekiq.queue_{n:05d}.size={n}\n" for n in range(2000))  # ~70 KB, 2,000 queues
+        for k in range(20):
+            lines.write(poll)
+            for j in range(10):
+                errors.write(f"sidekiq-metrics: otlp: cannot export ({k}.{j})\n")
+        assert lines.drain(30) and errors.drain(30)
+        lines.flush()
+        errors.flush()  # nothing failed: EAGAIN is a full pipe, not an error
+    finally:
+        os.close(writer)
     collector.join(30)
     text = b"".join(got).decode()
     whole = re.compile(r"sample#sidekiq\.queue_\d{5}\.size=\d+|sidekiq-metrics: otlp: cannot export \(\d+\.\d\)")

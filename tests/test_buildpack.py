@@ -249,7 +249,9 @@ def test_web_1_reports_within_seconds_and_leaves_the_app_env_alone(slug, r, redi
     try:
         with_hook = dyno.app_env()
         out = dyno.read_stdout_until(".latency=", 8)
-        assert "sample#sidekiq.default.size=1\nsample#sidekiq.default.latency=2." in out
+        assert "sample#sidekiq.default.size=1\nsample#sidekiq.default.latency=" in out
+        # at least the 2 s the job had waited; never its digits, which grow with a busy machine's delays
+        assert float(out.split("sample#sidekiq.default.latency=")[1].split()[0]) >= 2.0
         assert len(dyno.ours()) >= 2  # the supervisor and the emitter
     finally:
         stderr = dyno.stop()

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from sidekiq_metrics.autoscale import Policy, Reading, TypeState
+from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState
 from sidekiq_metrics.config import ScalingRule
 from sidekiq_metrics.drain import RunningJob, at_risk
 from sidekiq_metrics.stopping import EVIDENCE, StopWatch
@@ -238,13 +238,13 @@ class Formation:
         current = sum(1 for d in self.dynos if not d.stopping)
         self.policy.observe(self.state, reading, self.now)
         self.stops.look("worker", self.now, hostnames)
-        decision = self.policy.decide(self.state, reading, current, self.now)
-        if decision.draining or decision.interrupts:  # as the autoscaler does: read what runs, count what is at risk
+
+        def at_risk_of(decision: Decision) -> int:  # as the autoscaler does: read what runs, count what is at risk
             running = [RunningJob(d.name, self.job_class[job], "default", started)
                        for d in self.dynos if not d.gone for job, started in d.running.items()]
-            stopping = self.stops.on_stopping("worker", running, decision.target)
-            reading = reading._replace(at_risk=len(at_risk(stopping, self.now, GRACE)))
-            decision = self.policy.decide(self.state, reading, current, self.now)
+            return len(at_risk(self.stops.on_stopping("worker", running, decision.target), self.now, GRACE))
+
+        decision = self.policy.step(self.state, reading, current, self.now, at_risk_of=at_risk_of)
         if decision.quantity != current:
             self.out.changes += 1
             self.policy.changed(self.state, self.now)

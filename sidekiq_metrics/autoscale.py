@@ -79,10 +79,8 @@ class Workers(NamedTuple):
             return cls()
         if totals.busy is None:
             return cls(totals.processed)
-        crews = {kind: Crew(sum(p.busy for p in group), sum(p.concurrency or 0 for p in group),
-                            len({p.hostname for p in group}), tuple(p.identity for p in group if p.busy > 0),
-                            frozenset(p.hostname for p in group if p.hostname))
-                 for kind, group in totals.by_process_type().items()}
+        crews = {kind: Crew(group.busy, group.concurrency, len({p.hostname for p in group}), group.running,
+                            group.hostnames) for kind, group in totals.by_process_type().items()}
         return cls(totals.processed, totals.busy, crews)
 
 
@@ -139,10 +137,12 @@ class Decision(NamedTuple):
     target: int  # what the policy wants, whether or not a cool-down lets it act now
     draining: bool = False  # held back: a scale-down waits for running jobs
     interrupts: bool = False  # a scale-down that waited its longest and goes ahead with jobs running
+    draining_since: float | None = None  # what the type's state is to remember: when a scale-down began to wait
 
 
 class Policy:
-    """When to scale one process type. Pure: time comes in as `now`, nothing is read or written."""
+    """When to scale one process type. `observe` and `step` keep the type's state; `decide` is pure: time comes in
+    as `now`, nothing is read or written."""
 
     def __init__(self, rule: ScalingRule) -> None:
         self.rule = rule
@@ -163,10 +163,12 @@ class Policy:
     def decide(self, state: TypeState, reading: Reading | None, current: int, now: float,
                at: float | None = None) -> Decision:
         """The quantity `current` should become now (`current` itself to hold still). `now` is the clock of the
-        cool-downs (monotonic); `at` the wall clock (epoch seconds) of the schedule's windows, if any."""
+        cool-downs (monotonic); `at` the wall clock (epoch seconds) of the schedule's windows, if any. It writes
+        nothing: what the state is to remember comes back in the Decision, for `step` to keep."""
         rule = self.rule
+        since = state.draining_since
         if reading is None or reading.latency is None:
-            return Decision(current, "", current)
+            return Decision(current, "", current, draining_since=since)
         low, high, window = rule.bounds(at)
         during = f" ({window.text})" if window else ""
         target, reason = current, ""
@@ -181,28 +183,42 @@ class Policy:
         elif state.low_since is not None and now - state.low_since >= rule.down_cooldown and current > low:
             target, reason = self._scale_down(state, reading, current, low, now)
         if target >= current:
-            state.draining_since = None
+            since = None
         if target == current:
-            return Decision(current, "", current)
+            return Decision(current, "", current, draining_since=since)
         cooldown = rule.up_cooldown if target > current else rule.down_cooldown
         # At once: into the bounds (a window boundary does not wait), and from zero dynos while jobs wait.
         bound = current < low or current > high or current == 0 < target
         if not bound and state.last_change is not None and now - state.last_change < cooldown:
-            return Decision(current, "", target)  # one change per cool-down
+            return Decision(current, "", target, draining_since=since)  # one change per cool-down
         at_risk = reading.busy if reading.at_risk is None else reading.at_risk
         if target < current and at_risk and rule.drain_wait > 0:
             # Wait while jobs at risk run where the scale-down may stop them, at most drain_wait seconds. Which
             # dynos those are is the caller's to count (stopping.py): every one of the type's until known.
-            state.draining_since = now if state.draining_since is None else state.draining_since
-            waited = now - state.draining_since
+            since = now if since is None else since
+            waited = now - since
             if waited < rule.drain_wait:
-                return Decision(current, "", target, draining=True)
+                return Decision(current, "", target, draining=True, draining_since=since)
             # Over running jobs, as few dynos as a step: each one stopped may interrupt some.
             fewer = max(target, current - rule.step)
             return Decision(fewer, f"{reason}; waited {waited:.0f}s for {at_risk} running job(s)", target,
-                            interrupts=True)
-        state.draining_since = None
+                            interrupts=True, draining_since=since)
         return Decision(target, reason, target)
+
+    def step(self, state: TypeState, reading: Reading | None, current: int, now: float, at: float | None = None,
+             at_risk_of: Callable[[Decision], int | None] | None = None) -> Decision:
+        """One autoscaling step of this type, the one the live autoscaler, `autoscale simulate` and the benchmark
+        all take: decide; when a scale-down would wait for running jobs, ask `at_risk_of` how many of them the
+        change to the decision's target would interrupt (None: not known, so every busy thread counts) and decide
+        again; keep what the decision says of the wait. Observing each poll's reading is the caller's, and so is
+        making the change (then `changed`)."""
+        decision = self.decide(state, reading, current, now, at)
+        if reading is not None and at_risk_of is not None and (decision.draining or decision.interrupts):
+            risky = at_risk_of(decision)
+            if risky is not None:
+                decision = self.decide(state, reading._replace(at_risk=risky), current, now, at)
+        state.draining_since = decision.draining_since
+        return decision
 
     def _scale_up(self, state: TypeState, reading: Reading, current: int, high: int, now: float) -> tuple[int, str]:
         """STEP dynos more. With CATCH_UP, as many as the backlog needs (sizing.py), and none while the last
@@ -364,14 +380,17 @@ class Autoscaler:
                 return
             state.current, state.read_at = current, now
             base = state.simulated if dry_run and state.simulated is not None else current
-        decision = policy.decide(state, reading, base, now, self.wall())
         risky: list[RunningJob] = []
-        if decision.draining or decision.interrupts:  # a scale-down waits for jobs: which of them are at risk?
+
+        def at_risk_of(decision: Decision) -> int | None:
+            """The jobs a scale-down would interrupt, on the dynos it may stop: any of the type's, until known."""
             running = self._running_jobs(reading.running)
-            if running is not None:  # on the dynos the scale-down may stop: any of the type's, until known
-                risky = at_risk(self.stops.on_stopping(process_type, running, decision.target), self.wall())
-                reading = reading._replace(at_risk=len(risky))
-                decision = policy.decide(state, reading, base, now, self.wall())
+            if running is None:
+                return None
+            risky[:] = at_risk(self.stops.on_stopping(process_type, running, decision.target), self.wall())
+            return len(risky)
+
+        decision = policy.step(state, reading, base, now, self.wall(), at_risk_of)
         state.desired = decision.target
         if decision.draining and process_type not in self._draining:
             self._draining.add(process_type)

@@ -17,6 +17,7 @@ from typing import TextIO
 from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, Settings, check_settings, why_no_emitter
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.formats import PRINTING
 from sidekiq_metrics.formats.otlp_settings import OtlpSettings
 from sidekiq_metrics.job_metrics import minute_keys
 from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples
@@ -169,7 +170,7 @@ def _guess_namespace(connection: Connection) -> str | None:
 def _poll(report: Report, settings: Settings) -> None:
     captured, errors = io.StringIO(), io.StringIO()
     # Only the outputs that print: a doctor neither opens the Prometheus port nor sends to an agent.
-    printed = tuple(o for o in settings.outputs if o in ("l2met", "json", "cloudwatch")) or ("l2met",)
+    printed = tuple(o for o in settings.outputs if o in PRINTING) or ("l2met",)
     poller = Poller(dataclasses.replace(settings, outputs=printed), captured, errors)
     ok = poller.poll()
     for line in errors.getvalue().splitlines():

@@ -142,8 +142,7 @@ def process_samples(totals: Totals) -> list[Sample]:
     per dyno (a metric service bills each series)."""
     samples = []
     for kind, processes in sorted(totals.by_process_type().items()):
-        busy = sum(p.busy for p in processes)
-        concurrency = sum(p.concurrency or 0 for p in processes)
+        busy, concurrency = processes.busy, processes.concurrency
         memory = [p.rss_kb / 1024 for p in processes if p.rss_kb is not None]
         rtts = [p.rtt_us / 1000 for p in processes if p.rtt_us is not None]
         found: list[tuple[Metric, float]] = [(m.PROCESS_COUNT, len(processes)), (m.PROCESS_BUSY, busy),

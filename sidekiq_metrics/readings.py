@@ -5,6 +5,7 @@ The metrics, `watch` and `doctor` take these; only snapshot.py makes them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -40,6 +41,39 @@ class ProcessReading:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessGroup:
+    """The live processes of one Heroku process type, summed here once for all that read them (the process
+    metrics, autoscaling)."""
+
+    processes: tuple[ProcessReading, ...]
+
+    def __iter__(self) -> Iterator[ProcessReading]:
+        return iter(self.processes)
+
+    def __len__(self) -> int:
+        return len(self.processes)
+
+    @property
+    def busy(self) -> int:
+        return sum(p.busy for p in self.processes)
+
+    @property
+    def concurrency(self) -> int:
+        """Their threads; a process whose concurrency is not readable counts none."""
+        return sum(p.concurrency or 0 for p in self.processes)
+
+    @property
+    def hostnames(self) -> frozenset[str]:
+        """The dynos they run on: `worker.3`."""
+        return frozenset(p.hostname for p in self.processes if p.hostname)
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        """The identities of those that run jobs."""
+        return tuple(p.identity for p in self.processes if p.busy > 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     """What Sidekiq::Stats reports, read the way it reads it."""
 
@@ -65,12 +99,12 @@ class Totals:
         """ProcessSet#total_concurrency: the threads of the live processes. None: unknown."""
         return None if self.live is None else sum(p.concurrency or 0 for p in self.live)
 
-    def by_process_type(self) -> dict[str, list[ProcessReading]]:
+    def by_process_type(self) -> dict[str, ProcessGroup]:
         """The live processes grouped by Heroku process type (`worker` for `worker.3`); none when unknown."""
         groups: dict[str, list[ProcessReading]] = {}
         for process in self.live or ():
             groups.setdefault(process.process_type, []).append(process)
-        return groups
+        return {kind: ProcessGroup(tuple(group)) for kind, group in groups.items()}
 
 
 @dataclass(frozen=True, slots=True)

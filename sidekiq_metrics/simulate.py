@@ -197,7 +197,7 @@ def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict
                     outcome.seconds_above[kind] += poll.at - previous
             policy, state = policies[kind], states[kind]
             policy.observe(state, reading, poll.at)
-            decision = policy.decide(state, reading, current[kind], poll.at, poll.at)
+            decision = policy.step(state, reading, current[kind], poll.at, poll.at)
             if decision.quantity != current[kind]:
                 outcome.changes.append(Change(poll.at, kind, current[kind], decision.quantity, reading,
                                               decision.reason))

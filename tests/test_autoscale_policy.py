@@ -25,7 +25,7 @@ def run(policy: Policy, state: TypeState, polls: list[tuple[float, Reading | Non
     out = []
     for now, reading in polls:
         policy.observe(state, reading, now)
-        decision = policy.decide(state, reading, current, now)
+        decision = policy.step(state, reading, current, now)
         if decision.quantity != current:
             assert decision.reason
             current = decision.quantity
@@ -122,9 +122,9 @@ def test_after_the_longest_wait_it_goes_on_and_says_it_interrupts():
     busy = Reading(1.0, 0, busy=1, running=("worker.2:1:a",))
     for now in (0, 300, 600):
         policy.observe(state, busy, now)
-        assert policy.decide(state, busy, 3, now).draining == (now >= 300)
+        assert policy.step(state, busy, 3, now).draining == (now >= 300)
     policy.observe(state, busy, 900)
-    decision = policy.decide(state, busy, 3, 900)  # 600 s of waiting since 300 s
+    decision = policy.step(state, busy, 3, 900)  # 600 s of waiting since 300 s
     assert (decision.quantity, decision.interrupts) == (2, True) and "waited 600s for 1 running job(s)" in \
         decision.reason
     no_wait = Policy(ScalingRule("worker", max_dynos=5, down_cooldown=300, drain_wait=0))
@@ -322,3 +322,18 @@ def test_min_zero_never_scales_to_zero_while_jobs_wait_and_wakes_from_zero_at_on
     state = TypeState()
     assert run(Policy(rule), state, idle, 1)[-1] == 0  # empty: down to 0 after the cool-down
     assert run(Policy(rule), state, [(300, Reading(0.0, 2))], 0) == [1]  # jobs arrive: woken within the cool-down
+
+
+def test_decide_is_pure_and_step_keeps_what_it_says():
+    """Issue 27: decide ran up to three times a step and wrote the state, though its class said pure."""
+    policy, state = Policy(DRAINING), TypeState()
+    busy = Reading(1.0, 0, busy=1, running=("worker.2:1:a",))
+    for now in (0, 300):
+        policy.observe(state, busy, now)
+    before = dataclasses.replace(state)
+    decision = policy.decide(state, busy, 3, 300)
+    assert decision.draining and decision.draining_since == 300 and state == before  # nothing written
+    asked: list[int] = []
+    stepped = policy.step(state, busy, 3, 300, at_risk_of=lambda d: asked.append(d.target) or 0)
+    assert asked == [2] and not stepped.draining and stepped.quantity == 2  # none at risk: no wait
+    assert state.draining_since is None

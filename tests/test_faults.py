@@ -169,7 +169,13 @@ def test_a_closed_stdout_ends_it_quietly(r, redis_server):
 
 
 def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    """The process's open descriptors, the median of a few looks: a poll may be reconnecting at any one moment
+    (a socket more, or none), while a leak raises every look."""
+    looks = []
+    for _ in range(9):
+        looks.append(len(os.listdir(f"/proc/{pid}/fd")))
+        time.sleep(0.005)
+    return sorted(looks)[len(looks) // 2]
 
 
 def rss_kb(pid: int) -> int:

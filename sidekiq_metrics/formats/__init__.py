@@ -3,8 +3,8 @@
 An output is anything with `emit(measurements, at)`; `at` is the poll's time in epoch
 seconds. Outputs that print take a `write(lines)` that writes and flushes
 stdout. Each lives in a module of its own, imported only when chosen, so an
-unused one costs no memory; adding one touches FACTORIES below and its module
-(SIDEKIQ_METRICS_OUTPUT accepts exactly FACTORIES' names).
+unused one costs no memory; adding one is its module and its entry in FACTORIES below
+(and in PRINTING, if it prints): SIDEKIQ_METRICS_OUTPUT accepts exactly FACTORIES' names.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ FACTORIES: dict[str, Callable[[Settings, Write, Log], Output]] = {
     "l2met": _l2met, "json": _json, "statsd": _statsd, "prometheus": _prometheus, "cloudwatch": _cloudwatch,
     "otlp": _otlp,
 }
+# The outputs that print their lines on stdout (`doctor` shows a poll's lines through them); the others send or
+# serve, which a check must not do.
+PRINTING = frozenset({"l2met", "json", "cloudwatch"})
 
 
 def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,7 +38,9 @@ MAX_DYNOS = 1000  # far above any Heroku formation: anything larger is a typo
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9_:-])?")
 _SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")  # CloudWatch's own rule for namespaces
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# A variable's name, as REDIS_PROVIDER must give one: the hook's rule too (profile.d: not `[0-9]*` nor
+# `*[!A-Za-z0-9_]*`), held equal to it by tests/test_dyno_rule.py.
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _APP_NAME = re.compile(r"[A-Za-z0-9-]{1,100}|[0-9a-fA-F-]{36}")  # an app's name or id
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable ASCII: it goes into an HTTP header
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
@@ -217,22 +219,32 @@ def elected_by_type(env: Mapping[str, str]) -> bool:
     return dyno.startswith(wanted + ".") and first != "" and first in "0123456789"
 
 
-def why_no_emitter(env: Mapping[str, str]) -> list[str]:
+DISABLED, OTHER_DYNO, NO_REDIS = "disabled", "other dyno", "no redis"  # the kinds of NoEmitter
+
+
+class NoEmitter(NamedTuple):
+    """A reason why the hook starts no emitter on a dyno: its kind (what to do about it) and the line to say."""
+
+    kind: str
+    text: str
+
+
+def why_no_emitter(env: Mapping[str, str]) -> list[NoEmitter]:
     """Every reason why the dyno hook (profile.d/sidekiq-metrics.sh) starts no emitter on the dyno `env`
     describes; none when it starts one. The one statement of that rule in Python, which `doctor` reports
     and a test holds equal to the hook's own, case by case. Blank values count as unset, as everywhere
     here; SIDEKIQ_METRICS_DYNO is matched exactly, as the hook matches it."""
     reasons = []
     if env.get("SIDEKIQ_METRICS_DISABLE", "").strip():
-        reasons.append("SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno")
+        reasons.append(NoEmitter(DISABLED, "SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno"))
     dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO") or "web.1"
     if dyno != wanted and not elected_by_type(env):
-        reasons.append(f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} does "
-                       "(SIDEKIQ_METRICS_DYNO)")
+        reasons.append(NoEmitter(OTHER_DYNO, f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} "
+                                             "does (SIDEKIQ_METRICS_DYNO)"))
     provider = env.get("REDIS_PROVIDER", "").strip()
-    named = provider and (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", provider) or env.get(provider, "").strip())
+    named = provider and (not _VARIABLE_NAME.fullmatch(provider) or env.get(provider, "").strip())
     if not (env.get("SIDEKIQ_METRICS_REDIS_URL", "").strip() or env.get("REDIS_URL", "").strip() or named):
-        reasons.append("no Redis URL is configured: the hook starts the emitter only with one")
+        reasons.append(NoEmitter(NO_REDIS, "no Redis URL is configured: the hook starts the emitter only with one"))
     return reasons
 
 

@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.config import SETTINGS, AutoscaleSettings, Settings, check_settings, why_no_emitter
+from sidekiq_metrics.config import (
+    DISABLED,
+    NO_REDIS,
+    OTHER_DYNO,
+    SETTINGS,
+    AutoscaleSettings,
+    Settings,
+    check_settings,
+    why_no_emitter,
+)
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.formats import PRINTING
@@ -86,13 +95,13 @@ def _configuration(report: Report, settings: Settings, errors: list[ConfigError]
 def _dyno(report: Report, env: Mapping[str, str], settings: Settings) -> None:
     reasons = why_no_emitter(env)
     for reason in reasons:
-        if reason.startswith("SIDEKIQ_METRICS_DISABLE"):
-            report.line(WARN, reason, "heroku config:unset SIDEKIQ_METRICS_DISABLE")
-        elif reason.startswith("no Redis URL"):
-            report.line(FAIL, reason, "set REDIS_URL (or REDIS_PROVIDER, or SIDEKIQ_METRICS_REDIS_URL)")
+        if reason.kind == DISABLED:
+            report.line(WARN, reason.text, "heroku config:unset SIDEKIQ_METRICS_DISABLE")
+        elif reason.kind == NO_REDIS:
+            report.line(FAIL, reason.text, "set REDIS_URL (or REDIS_PROVIDER, or SIDEKIQ_METRICS_REDIS_URL)")
         else:
-            report.line(INFO, reason)
-    if not any(reason.startswith("this dyno") for reason in reasons):
+            report.line(INFO, reason.text)
+    if not any(reason.kind == OTHER_DYNO for reason in reasons):
         report.line(OK, f"this dyno ({env.get('DYNO')}) is the one that runs the emitter")
     home = Path(env.get("HOME", "/app"))
     launcher, hook = home / ".sidekiq-metrics/bin/sidekiq-metrics", home / ".profile.d/sidekiq-metrics.sh"

@@ -57,7 +57,8 @@ environments = st.fixed_dictionaries(
               "SIDEKIQ_METRICS_DISABLE": blank | st.just("1"),
               "SIDEKIQ_METRICS_REDIS_URL": url, "REDIS_URL": url,
               "REDIS_PROVIDER": blank | st.sampled_from(["REDISCLOUD_URL", " REDISCLOUD_URL ", "redis://x", "9NAME",
-                                                         "MISSING_URL"]),
+                                                         "MISSING_URL", "LONG_" * 30 + "URL"]),
+              "LONG_" * 30 + "URL": url,
               "REDISCLOUD_URL": url})
 
 

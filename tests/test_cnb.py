@@ -294,3 +294,9 @@ def test_the_stand_in_lifecycle_applies_env_files_and_exec_d_as_the_spec_says(tm
                                                                                "hello")
     assert "CNB_LAYERS_DIR" not in env
     assert "MODE" not in app.launch_env({"PATH": "/usr/bin"}, "worker")
+
+
+def test_sidecar_without_a_command_is_one_line_and_exit_2():
+    result = subprocess.run(["bash", str(ROOT / "lib/launcher.sh"), "sidecar", "--"], capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (2, "sidekiq-metrics: usage: sidekiq-metrics sidecar -- COMMAND "
+                                                     "[ARGUMENT...]\n")

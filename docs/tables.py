@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sidekiq_metrics.catalogue import CATALOGUE, Kind, Metric
-from sidekiq_metrics.config import AUTOSCALE_RULE_SETTINGS, REDIS_URL, SETTINGS, Setting
+from sidekiq_metrics.config import AUTOSCALE_APP_SETTINGS, AUTOSCALE_RULE_SETTINGS, REDIS_URL, SETTINGS, Setting
 from sidekiq_metrics.formats.otlp import UNITS, otel_name
 from sidekiq_metrics.formats.otlp_settings import OTLP_SETTINGS
 
@@ -41,6 +41,11 @@ def autoscale_rule_table() -> str:
     rows = [_row(f"`SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_{s.suffix}`",
                  f"`{s.shown_default}`" if s.shown_default[0].isdigit() else s.shown_default, s.help)
             for s in AUTOSCALE_RULE_SETTINGS]
+    return "\n".join([_row("variable", "default", "meaning"), "|---|---|---|", *rows])
+
+
+def autoscale_app_table() -> str:
+    rows = [_row(f"`{s.variable}`", s.shown_default, s.help) for s in AUTOSCALE_APP_SETTINGS]
     return "\n".join([_row("variable", "default", "meaning"), "|---|---|---|", *rows])
 
 
@@ -74,7 +79,8 @@ def otel_names_table() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    "settings": settings_table, "autoscale-rule": autoscale_rule_table, "metrics": metrics_table,
+    "settings": settings_table, "autoscale-rule": autoscale_rule_table, "autoscale-app": autoscale_app_table,
+    "metrics": metrics_table,
     "otlp": otlp_table, "otel-names": otel_names_table,
 }
 

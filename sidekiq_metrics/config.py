@@ -452,6 +452,32 @@ def autoscale_variable(process_type: str, suffix: str) -> str:
     return f"SIDEKIQ_METRICS_AUTOSCALE_{process_type.upper().replace('-', '_')}_{suffix}"
 
 
+@dataclass(frozen=True)
+class AppSetting:
+    """One app-wide autoscaling variable: declared here, read by _autoscale, its docs table made from this."""
+
+    variable: str
+    shown_default: str
+    help: str
+
+
+AUTOSCALE_APP_SETTINGS: tuple[AppSetting, ...] = (
+    AppSetting("SIDEKIQ_METRICS_AUTOSCALE", "unset (off)", "comma-separated process types to scale, e.g. `worker`"),
+    AppSetting("SIDEKIQ_METRICS_AUTOSCALE_TIMEZONE", "`UTC`", "the time zone of every type's SCHEDULE windows (an "
+               "IANA name: `Europe/Berlin`, `America/New_York`); windows keep their wall-clock hours across "
+               "daylight-saving changes"),
+    AppSetting("SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN", "`false`", "log decisions, change nothing (and write no lock "
+               "key). Each decision starts from the quantity the previous one would have set, so the log shows what "
+               "a real run would do; `.current` stays the real quantity"),
+    AppSetting("HEROKU_API_TOKEN", "required", "a Platform API token allowed to scale the app (`heroku "
+               "authorizations:create`); never printed"),
+    AppSetting("SIDEKIQ_METRICS_HEROKU_APP", "`HEROKU_APP_NAME`", "the app to scale; `HEROKU_APP_NAME` comes from "
+               "`heroku labs:enable runtime-dyno-metadata`"),
+    AppSetting("SIDEKIQ_METRICS_HEROKU_API_URL", f"`{DEFAULT_HEROKU_API_URL}`", "the Platform API, for a proxy "
+               "(Private Spaces) or tests"),
+)
+
+
 def _autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins: dict[str, str],
                errors: list[ConfigError]) -> AutoscaleSettings | None:
     """Autoscaling is on when SIDEKIQ_METRICS_AUTOSCALE lists process types; each needs at least its MAX."""

@@ -78,3 +78,16 @@ def test_links_between_the_documents_lead_somewhere():
             if anchor and linked.suffix == ".md":
                 headings = {slug(h) for h in re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)}
                 assert anchor in headings, f"{page.name} links to {target}#{anchor}, a heading that is not there"
+
+
+def test_every_app_wide_autoscaling_variable_read_is_declared():
+    """Issue 27: the app-wide autoscaling variables were parsed and documented by hand; their docs table is now
+    made from config.AUTOSCALE_APP_SETTINGS, which must name every one that _autoscale reads."""
+    import inspect
+
+    from sidekiq_metrics import config
+
+    read = set(re.findall(r'"((?:SIDEKIQ_METRICS|HEROKU)_[A-Z_]+)"', inspect.getsource(config._autoscale)))
+    declared = {s.variable for s in config.AUTOSCALE_APP_SETTINGS}
+    assert read - declared == {"HEROKU_APP_NAME"}  # SIDEKIQ_METRICS_HEROKU_APP's default, said in its row
+    assert declared <= read

@@ -8,6 +8,7 @@ import gzip
 import os
 import resource
 import signal
+import socket
 import subprocess
 import time
 
@@ -483,12 +484,33 @@ def test_a_collector_that_closes_idle_connections_costs_no_line_and_no_export(r,
     seed(r, {"default": (1.0, 1)})
     receiver = OtlpReceiver(idle_timeout=0.3)
     try:
+        # The stand-in first: a kept-alive connection left idle is closed by it, as Node's server closes it.
+        with socket.create_connection(("127.0.0.1", receiver.server.server_port), timeout=5) as probe:
+            probe.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+            assert probe.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.6)
+            assert probe.recv(1) == b""  # closed while idle
         received, _, err = run_and_collect(otlp_env(redis_server.url, receiver.url, SIDEKIQ_METRICS_INTERVAL="0.6"),
                                            receiver, 5)
     finally:
         receiver.close()
     assert len(received) >= 5
     assert "cannot export" not in err and "exporting to" not in err, err
+
+
+def test_the_trickle_stand_in_answers_within_any_per_read_timeout_but_not_within_the_whole():
+    """The stand-in first: each byte comes well within a read's timeout, the answer as a whole much later."""
+    server = TrickleServer(every=0.05)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=0.2) as probe:  # 0.2 s a read
+            probe.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            started, got = time.monotonic(), b""
+            while len(got) < 12:
+                got += probe.recv(12 - len(got))  # never times out
+        assert got == b"HTTP/1.1 200" and time.monotonic() - started > 0.4
+    finally:
+        server.close()
 
 
 def test_a_collector_that_trickles_its_answer_is_given_up_at_the_timeout(r, redis_server):

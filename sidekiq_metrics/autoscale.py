@@ -334,8 +334,8 @@ class Autoscaler:
         for process_type, state in self.states.items():
             if state.current is not None:
                 desired = state.desired if state.desired is not None else state.current
-                out.append(Sample(AUTOSCALE_CURRENT, state.current, subject=process_type))
-                out.append(Sample(AUTOSCALE_DESIRED, desired, subject=process_type))
+                out.append(Sample.of(AUTOSCALE_CURRENT, state.current, process_type))
+                out.append(Sample.of(AUTOSCALE_DESIRED, desired, process_type))
         return out
 
     def _run(self) -> None:

@@ -40,14 +40,33 @@ class Metric:
     kind: Kind
     unit: Unit
     help: str  # what it means, for docs/metrics.md
-    per_queue: bool = False  # one value per queue: l2met puts the queue in the name, the others a tag
+    per_queue: bool = False  # one value per queue: l2met puts the queue in the name, the others a label
     total: Metric | None = None  # of a DELTA: the running total it is the increase of (OTLP sends them as one Sum)
-    label: str | None = None  # for a name with a `<...>` part: the tag or label tag-based outputs give it instead
+    label: str | None = None  # what its values are told apart by: `queue`, or the `<...>` part of its name
+    # The `<...>` part stays in the name for outputs that tag, as in 0.1 (dashboards are built on
+    # `sidekiq_autoscale_worker_current`); only otlp, which came later, makes it an attribute.
+    named: bool = False
+
+    def __post_init__(self) -> None:
+        if self.per_queue:
+            object.__setattr__(self, "label", "queue")
 
     @property
     def bare_name(self) -> str:
         """The name without its `<...>` part: `process.count` for `process.<type>.count`."""
         return re.sub(r"<[a-z]+>\.", "", self.name)
+
+    def filled(self, subject: str) -> str:
+        """The name with its `<...>` part filled in: `process.worker.count`. (A per-queue name has no `<...>`
+        part: l2met puts the queue before it.)"""
+        head, angle, rest = self.name.partition("<")
+        return head + subject + rest[rest.index(">") + 1:] if angle else self.name
+
+    @property
+    def tag_name(self) -> str:
+        """The name outputs that label rather than name give it: `queue.size`, `process.count`, `enqueued`.
+        Each spells it in its own way (`queue_size`, `QueueSize`), never a name of its own making."""
+        return "queue." + self.name if self.per_queue else self.bare_name
 
 
 GAUGE, TOTAL, DELTA = Kind.GAUGE, Kind.TOTAL, Kind.DELTA
@@ -103,7 +122,8 @@ UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 when Redis answered every read
             "or one where Redis refused any of those reads")
 ERRORS = Metric("metrics.errors", DELTA, Unit.POLLS, "1 for each failed poll")
 AUTOSCALE_CURRENT = Metric("autoscale.<type>.current", GAUGE, Unit.DYNOS, "with autoscaling on: the formation's "
-                           "quantity of each scaled process type, as last read or set")
+                           "quantity of each scaled process type, as last read or set", label="process_type",
+                           named=True)
 JOB_PROCESSED = Metric("job.<class>.processed", DELTA, Unit.JOBS, "runs of the job class in the minutes that "
                        "became complete since the previous poll, failures included (Sidekiq::Metrics' `p`)",
                        label="job_class")
@@ -119,7 +139,7 @@ JOB_RUNTIME_P99 = Metric("job.<class>.runtime.p99", GAUGE, Unit.SECONDS, "99th p
 OTLP_DROPPED = Metric("metrics.otlp.dropped", TOTAL, Unit.POLLS, "otlp output only: polls not exported, as the "
                       "backend was down for longer than the few polls kept for it")
 AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with autoscaling on: the quantity the "
-                           "policy wants, even while a cool-down holds it back")
+                           "policy wants, even while a cool-down holds it back", label="process_type", named=True)
 
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,

@@ -1,17 +1,19 @@
 """Metrics derived from a Snapshot: plain values, no formatting, no I/O.
 
 A Sample is one value of a metric of the catalogue (catalogue.py: its name, kind and unit
-travel with it) and, for per-queue values, the real queue name; per-queue values come in
-QueueSeries, one per metric, and reach the outputs with the whole-Sidekiq Samples as one
-Measurements. Each output decides how to spell that: l2met puts the queue into the
-metric name, tag-based systems make it a tag.
+travel with it) and its labels: the queue of a per-queue value, the process type or job
+class of a labelled one. Per-queue values come in QueueSeries, one per metric, and reach
+the outputs with the other Samples as one Measurements. An output only spells what it is
+given: l2met puts the metric's own label into the name, tag-based systems make each
+label a tag. Running totals, and increases turned into totals, are kept by Counts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar, cast
 
@@ -22,21 +24,38 @@ from sidekiq_metrics.jobs import latency
 from sidekiq_metrics.readings import JobMinutes, Snapshot, Totals
 
 K = TypeVar("K")
+Labels = tuple[tuple[str, str], ...]  # (name, value) pairs, the metric's own label first
 
 
 class Sample(NamedTuple):
     metric: Metric
     value: float
-    queue: str | None = None  # the real queue name, for per-queue samples
-    subject: str | None = None  # what the `<...>` part of the metric's name stands for: a process type, a job class
+    labels: Labels = ()
+
+    @classmethod
+    def of(cls, metric: Metric, value: float, subject: str) -> Sample:
+        """A value of a labelled metric: `Sample.of(PROCESS_COUNT, 2, "worker")`."""
+        return cls(metric, value, ((cast(str, metric.label), subject),))
+
+    @property
+    def subject(self) -> str | None:
+        """The value of the metric's own label: the queue, the process type, the job class."""
+        label = self.metric.label
+        return next((value for name, value in self.labels if name == label), None) if label else None
 
     @property
     def name(self) -> str:
-        """The metric's name after the prefix, its `<...>` part filled in (for outputs that name, not tag)."""
-        if self.subject is None:
-            return self.metric.name
-        head, _, rest = self.metric.name.partition("<")
-        return head + self.subject + rest[rest.index(">") + 1:]
+        """The metric's name after the prefix with its `<...>` part filled in, for outputs that name rather than
+        label (a per-queue name has no `<...>` part: l2met puts the queue before it)."""
+        subject = self.subject
+        return self.metric.name if subject is None else self.metric.filled(subject)
+
+    def tagged(self) -> tuple[str, Labels]:
+        """Its name and labels for an output that tags: `process.count` and process_type=worker; a per-queue
+        one's name is `queue.size`. A `named` metric keeps its `<...>` part in the name."""
+        if self.metric.named:
+            return self.name, self.labels[1:]
+        return self.metric.tag_name, self.labels
 
     @property
     def delta(self) -> bool:
@@ -56,7 +75,7 @@ class QueueSeries:
     values: list[float]
 
     def samples(self) -> Iterator[Sample]:
-        return map(Sample, itertools.repeat(self.metric), self.values, self.queues)
+        return map(Sample, itertools.repeat(self.metric), self.values, ((("queue", q),) for q in self.queues))
 
 
 @dataclass
@@ -133,7 +152,7 @@ def job_samples(jobs: JobMinutes) -> list[Sample]:
             for metric, q in ((m.JOB_RUNTIME_P50, 0.5), (m.JOB_RUNTIME_P95, 0.95), (m.JOB_RUNTIME_P99, 0.99)):
                 if (seconds := percentile(job.histogram, q)) is not None:
                     found.append((metric, seconds))
-        samples += [Sample(metric, value, subject=job.name) for metric, value in found]
+        samples += [Sample.of(metric, value, job.name) for metric, value in found]
     return samples
 
 
@@ -153,32 +172,8 @@ def process_samples(totals: Totals) -> list[Sample]:
             found += [(m.PROCESS_MEMORY_MAX, max(memory)), (m.PROCESS_MEMORY_TOTAL, sum(memory))]
         if rtts:
             found.append((m.PROCESS_REDIS_RTT_MAX, max(rtts)))
-        samples += [Sample(metric, value, subject=kind) for metric, value in found]
+        samples += [Sample.of(metric, value, kind) for metric, value in found]
     return samples
-
-
-class CounterDeltas:
-    """Increases of Sidekiq's running totals between polls, for `count#` metrics.
-
-    The first poll only remembers. A total that went down (Sidekiq::Stats#reset,
-    a flushed or replaced Redis) gives no sample for that poll rather than a
-    negative number or a jump by the whole new total; counting resumes from there.
-    """
-
-    def __init__(self) -> None:
-        self._previous: dict[Metric, int] = {}
-
-    def update(self, totals: Mapping[Metric, int | None]) -> list[Sample]:
-        """The increase of each running total, as the DELTA metric it is given under."""
-        samples = []
-        for metric, value in totals.items():
-            if value is None:  # unknown this poll: no increase to report, and the last known value stays
-                continue
-            before = self._previous.get(metric)
-            if before is not None and value >= before:
-                samples.append(Sample(metric, value - before))
-            self._previous[metric] = value
-        return samples
 
 
 SERIES_IDLE = 3600.0  # seconds after which a job class's summed count that has not grown is no longer sent
@@ -196,6 +191,84 @@ def stale(last_grown: Mapping[K, float], at: float) -> list[K]:
         gone = set(old)
         old += sorted((k for k in last_grown if k not in gone), key=last_grown.__getitem__)[:excess]
     return old
+
+
+@dataclass(slots=True)
+class Count:
+    """A running total as a poll leaves it: Sidekiq's own (processed), or one we add up from increases (failed
+    polls, a job class's runs)."""
+
+    metric: Metric  # a TOTAL, or a DELTA with no total of Sidekiq's behind it
+    labels: Labels
+    total: int
+    start: float  # when this run of the total began: its first sight, our start, or the poll before a reset
+    seen: float  # the poll that last saw it
+    increase: int | None = None  # since the previous poll that saw it; None at its first sight and across a reset
+    since: float = 0.0  # that previous poll's time
+
+
+class Counts:
+    """Every running total the outputs report, in one place, updated once per poll in the poll's order.
+
+    - Sidekiq's totals (TOTAL samples) are taken as they are. Their first sight starts a run (the OpenTelemetry
+      data model's form for an unknown start); a total that went down (Sidekiq::Stats#reset, a flushed or
+      replaced Redis) starts a new run at the previous poll and has no increase for that poll, rather than a
+      negative one or a jump by the whole new total.
+    - Our own increases (DELTA samples with no total behind them) are added up from 0, starting at the poll
+      before their first sight; those in `from_start` from our own start, and reported even before they grow.
+    - A labelled count of ours (a job class's) that has not grown for SERIES_IDLE seconds is forgotten (stale()).
+    """
+
+    def __init__(self, started: float, from_start: Iterable[Metric] = ()) -> None:
+        self.previous = started  # when the previous poll was
+        self.counts: dict[tuple[Metric, Labels], Count] = {(metric, ()): Count(metric, (), 0, started, started)
+                                                            for metric in from_start}
+        self.grown: dict[tuple[Metric, Labels], float] = {}  # a labelled count of ours: when it last grew
+
+    def update(self, samples: Iterable[Sample], at: float) -> list[Count]:
+        """The counts this poll saw, Sidekiq's totals first (in the samples' order), then our own."""
+        seen: dict[tuple[Metric, Labels], int] = {}
+        ours: list[tuple[Metric, Labels]] = [key for key in self.counts if key[0].kind is Kind.DELTA]
+        for sample in samples:
+            metric = sample.metric
+            key = (metric, sample.labels)
+            if metric.kind is Kind.TOTAL:
+                seen[key] = int(sample.value)
+            elif metric.kind is Kind.DELTA and metric.total is None:
+                count = self.counts.get(key)
+                if count is None:  # it was 0 at the previous poll
+                    count = self.counts[key] = Count(metric, sample.labels, 0, self.previous, self.previous)
+                    ours.append(key)
+                if metric.label is not None and (sample.value or key not in self.grown):
+                    self.grown[key] = at
+                seen[key] = seen.get(key, count.total) + int(sample.value)
+        for key in stale(self.grown, at):  # bounded: not every class name ever seen, for ever
+            del self.grown[key], self.counts[key]
+        self.previous = at
+        out = []
+        for key in [k for k in seen if k[0].kind is Kind.TOTAL] + [k for k in ours if k in self.counts]:
+            count = self.counts.get(key)
+            value = seen.get(key)
+            if count is None:  # the first sight of one of Sidekiq's totals: a run starts, no increase yet
+                count = self.counts[key] = Count(key[0], key[1], seen[key], at, at)
+            else:
+                value = count.total if value is None else value  # ours, unchanged this poll: it grew by 0
+                reset = value < count.total
+                if reset:
+                    count.start = count.seen
+                count.increase, count.since = (None if reset else value - count.total), count.seen
+                count.total, count.seen = value, at
+            out.append(dataclasses.replace(count))  # a copy: the otlp sender encodes it later, in its thread
+        return out
+
+
+def increases(counts: list[Count]) -> list[Sample]:
+    """The increases of Sidekiq's totals as the DELTA metrics they are reported under (`count#` lines)."""
+    return [Sample(_INCREASE_OF[c.metric], c.increase, c.labels) for c in counts
+            if c.increase is not None and c.metric in _INCREASE_OF]
+
+
+_INCREASE_OF = {metric.total: metric for metric in m.CATALOGUE if metric.total is not None}
 
 
 def heartbeat(up: bool) -> list[Sample]:

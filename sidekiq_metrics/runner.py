@@ -16,14 +16,23 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from sidekiq_metrics.catalogue import JOBS_FAILED, JOBS_PROCESSED
+from sidekiq_metrics.catalogue import FAILED, PROCESSED
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.formats import Flushing, build_outputs
 from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.line_writer import LineWriter, Stream
-from sidekiq_metrics.metrics import CounterDeltas, Measurements, heartbeat, job_samples, queue_series, total_samples
+from sidekiq_metrics.metrics import (
+    Counts,
+    Measurements,
+    Sample,
+    heartbeat,
+    increases,
+    job_samples,
+    queue_series,
+    total_samples,
+)
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.snapshot import SidekiqReader, job_reader, key_prefix
@@ -85,7 +94,7 @@ class Poller:
         self.out = out
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
-        self.deltas = CounterDeltas()
+        self.counts = Counts(time.time())  # Sidekiq's totals, for their increases
         self._last_warning: str | None = None
         self._said_no_metrics = False
 
@@ -116,7 +125,9 @@ class Poller:
         if snapshot.totals:
             totals = snapshot.totals
             samples += total_samples(totals, series, snapshot.read_at)
-            samples += self.deltas.update({JOBS_PROCESSED: totals.processed, JOBS_FAILED: totals.failed})
+            known = [Sample(metric, value) for metric, value in ((PROCESSED, totals.processed),
+                                                                 (FAILED, totals.failed)) if value is not None]
+            samples += increases(self.counts.update(known, snapshot.read_at))
         if snapshot.jobs:
             samples += job_samples(snapshot.jobs)
         if self.reader.jobs and snapshot.totals and snapshot.totals.live and not self._said_no_metrics:

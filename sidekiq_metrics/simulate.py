@@ -11,7 +11,6 @@ recorded busy count, and as nothing stops in a recording, no job is ever interru
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 import sys
@@ -24,12 +23,13 @@ from sidekiq_metrics.autoscale import NO_WORKERS, Crew, Policy, Reading, TypeSta
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import DEFAULT_PREFIX, ScalingRule, check_settings
 from sidekiq_metrics.errors import EXIT_CONFIG
+from sidekiq_metrics.formats import Recorded
+from sidekiq_metrics.formats.json_lines import read_record
+from sidekiq_metrics.formats.l2met import read_line, read_poll
 from sidekiq_metrics.metrics import QueueSeries
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?)\s")
 _SOURCE = re.compile(r"\S+\s+app\[([^\]\s]+)\]:")  # `heroku logs`: `<time> app[web.1]: ...`
-_VALUE = re.compile(r"(?:sample|measure|count)#(?P<name>[^\s=]+)=(?P<value>[0-9.]+)")
-_CREW = ("process.busy", "process.concurrency", "process.count")  # a type's numbers, as the json output nests them
 
 
 class RecordingError(ValueError):
@@ -92,13 +92,10 @@ def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None =
             source = _SOURCE.match(text)
             if dyno is not None and (source is None or source[1] != dyno):
                 continue  # another dyno's, or Heroku's own
-            for match in _VALUE.finditer(text):
-                name = match["name"]
-                if name.startswith(prefix + ".") and (value := _number(match["value"])) is not None:
-                    values[name[len(prefix) + 1:]] = value
+            values.update(read_line(text, prefix))
             if "metrics.up=" not in text:
                 continue
-            poll = _l2met_poll(_epoch(stamp[1], number), values)
+            poll = _poll(_epoch(stamp[1], number), read_poll(values))
             values = {}
         if poll.at < last:
             raise RecordingError(f"line {number} is earlier than the poll before it: a recording must be in time "
@@ -107,69 +104,26 @@ def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None =
         yield poll
 
 
-def _l2met_poll(at: float, values: dict[str, float]) -> Poll:
-    """A poll from the l2met values of its lines, by name after the prefix: `<queue>.size`, `<queue>.latency`
-    (a queue's name may hold dots), `process.<type>.busy`, and the totals."""
-    sizes: dict[str, float] = {}
-    waits: dict[str, float] = {}
-    crews: dict[str, dict[str, float]] = {}
-    for name, value in values.items():
-        head, _, kind = name.partition(".")
-        process_type, _, metric = kind.rpartition(".")
-        if head == "process" and f"process.{metric}" in _CREW:
-            crews.setdefault(process_type, {})[f"process.{metric}"] = value
-        elif name.endswith(".size"):
-            sizes[name[:-len(".size")]] = value
-        elif name.endswith(".latency"):
-            waits[name[:-len(".latency")]] = value
-    return Poll(at, _series(sizes, waits), _workers(values, crews))
-
-
 def _json_poll(text: str, number: int) -> Poll:
     try:
-        record = json.loads(text)
-        queues = record["queues"]
-        at = _epoch(record["time"], number)
-        sizes = {name: _finite(values["size"]) for name, values in queues.items() if "size" in values}
-        waits = {name: _finite(values["latency"]) for name, values in queues.items() if "latency" in values}
-        totals = {name: _finite(value) for name, value in record.get("totals", {}).items()}
-        crews = {kind: {name: _finite(value) for name, value in crew.items()}
-                 for kind, crew in record.get("process_type", {}).items()}
-        workers = _workers(totals, crews)
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+        stamp, recorded = read_record(text)
+        at = _epoch(stamp, number)
+    except ValueError:  # RecordingError (a time that is not one) included
         raise RecordingError(f"line {number} is not an object of the json output (time, queues, and finite "
                              "numbers)") from None
-    return Poll(at, _series(sizes, waits), workers)
+    return _poll(at, recorded)
 
 
-def _workers(totals: Mapping[str, float], crews: Mapping[str, Mapping[str, float]]) -> Workers:
-    """What a poll's totals and per-type process numbers say; one Sidekiq process a dyno (as on Heroku)."""
+def _poll(at: float, recorded: Recorded) -> Poll:
+    """A poll as the policy reads it; one Sidekiq process a dyno (as on Heroku)."""
+    totals = recorded.totals
     processed = totals.get("processed")
-    return Workers(None if processed is None else int(processed), int(totals.get("busy", 0)),
-                   {kind: Crew(int(crew.get("process.busy", 0)), int(crew.get("process.concurrency", 0)),
-                               int(crew.get("process.count", 0))) for kind, crew in crews.items()})
-
-
-def _finite(value: object) -> float:
-    """A number the json output writes; NaN, infinities (JSON's NaN, 1e999) and anything else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \
-            abs(value) >= 1e18:
-        raise ValueError(value)
-    return float(value)
-
-
-def _number(text: str) -> float | None:
-    """A value of an l2met line; None for one no emitter writes (`1.2.3`, or too large to be one)."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value < 1e18 else None
-
-
-def _series(sizes: dict[str, float], waits: dict[str, float]) -> list[QueueSeries]:
-    return [QueueSeries(QUEUE_SIZE, list(sizes), list(sizes.values())),
-            QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))]
+    workers = Workers(None if processed is None else int(processed), int(totals.get("busy", 0)),
+                      {kind: Crew(int(crew.get("process.busy", 0)), int(crew.get("process.concurrency", 0)),
+                                  int(crew.get("process.count", 0))) for kind, crew in recorded.process_types.items()})
+    sizes, waits = recorded.sizes, recorded.waits
+    return Poll(at, [QueueSeries(QUEUE_SIZE, list(sizes), list(sizes.values())),
+                     QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))], workers)
 
 
 def _epoch(text: str, number: int) -> float:

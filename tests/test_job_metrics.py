@@ -302,9 +302,9 @@ def test_job_classes_in_every_output_by_its_conventions():
     DogStatsD, an attribute of OTLP Sums and Gauges."""
     from sidekiq_metrics.formats.l2met import L2metFormat
     from sidekiq_metrics.formats.otlp import Encoder, Sums
-    from sidekiq_metrics.formats.prometheus import Counts, render
+    from sidekiq_metrics.formats.prometheus import counters, render
     from sidekiq_metrics.formats.statsd import StatsdOutput
-    from sidekiq_metrics.metrics import Measurements
+    from sidekiq_metrics.metrics import Counts, Measurements
     from sidekiq_metrics.readings import JobClassReading, JobMinutes
 
     histogram = tuple([0, 3] + [0] * 24)
@@ -316,9 +316,10 @@ def test_job_classes_in_every_output_by_its_conventions():
                     "sample#sidekiq.job.Billing::Invoice.runtime.p50=0.030 "
                     "sample#sidekiq.job.Billing::Invoice.runtime.p95=0.030 "
                     "sample#sidekiq.job.Billing::Invoice.runtime.p99=0.030")
-    counts = Counts()
-    counts.add(samples)
-    body = render("sidekiq", [s for s in samples if s.metric.kind.value == "gauge"] + counts.add(samples))
+    counts = Counts(0.0)
+    counts.update(samples, 30.0)
+    body = render("sidekiq", [s for s in samples if s.metric.kind.value == "gauge"] + counters(counts.update(samples,
+                                                                                                            60.0)))
     assert 'sidekiq_job_processed_total{job_class="Billing::Invoice"} 8\n' in body  # 4 + 4: a running total
     assert 'sidekiq_job_runtime_mean_seconds{job_class="Billing::Invoice"} 0.03\n' in body
     assert "sidekiq.job.processed:4|c|#job_class:Billing::Invoice" in StatsdOutput("sidekiq", "127.0.0.1", 9).lines(
@@ -365,7 +366,7 @@ def test_a_class_named_other_is_summed_into_other_and_long_names_fit_librato(r, 
     assert len(measured) == len(set(measured))  # no series twice
     assert max(map(len, measured)) <= 255, max(measured, key=len)
     for prefix in ("sidekiq", "a.long.prefix.of.an.app"):  # every named metric, not only the job-class ones
-        samples = [Sample(metric, 1, subject=name) for metric in CATALOGUE if "<" in metric.name for name in long_names]
+        samples = [Sample.of(metric, 1, name) for metric in CATALOGUE if "<" in metric.name for name in long_names]
         rendered = L2metFormat(prefix).render(Measurements(samples=samples))
         assert max(len(part.split("=")[0].split("#")[1]) for line in rendered for part in line.split()) <= 255
 

@@ -582,13 +582,13 @@ def test_job_class_counts_that_stopped_growing_are_no_longer_sent():
     sizes = []
     for minute in range(24 * 60):
         at = 60.0 * minute
-        samples = [Sample(JOB_PROCESSED, 3, subject=f"Job{minute}_{n}") for n in range(20)]
+        samples = [Sample.of(JOB_PROCESSED, 3, f"Job{minute}_{n}") for n in range(20)]
         sizes.append(len(sums.points(samples, at)))
     assert max(sizes) <= 20 * 61 + 10  # the classes of the last hour, and our own counts
-    assert len(sums.counted) <= 20 * 61 + 10 and len(sums.totals) <= 20 * 61 + 10
+    assert len(sums.counts.counts) <= 20 * 61 + 10 and len(sums.counts.grown) <= 20 * 61 + 10
     # A class back after an hour away starts again from 0 at the previous poll: a counter restart, never a spike.
-    point = next(p for p in sums.points([Sample(JOB_PROCESSED, 5, subject="Job0_0")], 60.0 * 24 * 60)
-                 if p.subject == "Job0_0")
+    point = next(p for p in sums.points([Sample.of(JOB_PROCESSED, 5, "Job0_0")], 60.0 * 24 * 60)
+                 if p.labels == (("job_class", "Job0_0"),))
     assert point.value == 5 and point.start == 60.0 * (24 * 60 - 1)
 
 

@@ -185,8 +185,8 @@ def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
     from sidekiq_metrics.formats.prometheus import render
     from sidekiq_metrics.metrics import Sample
 
-    body = render("sidekiq", [Sample(AUTOSCALE_CURRENT, 2, subject="urgent-worker"),
-                              Sample(AUTOSCALE_DESIRED, 3, subject="urgent-worker")])
+    body = render("sidekiq", [Sample.of(AUTOSCALE_CURRENT, 2, "urgent-worker"),
+                              Sample.of(AUTOSCALE_DESIRED, 3, "urgent-worker")])
     assert "sidekiq_autoscale_urgent_worker_current 2\n" in body
     assert "sidekiq_autoscale_urgent_worker_desired 3\n" in body
     assert all(re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]* [0-9]+", line) for line in body.splitlines()
@@ -301,12 +301,12 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
     from sidekiq_metrics.formats.json_lines import JsonOutput
     from sidekiq_metrics.formats.l2met import L2metFormat
-    from sidekiq_metrics.formats.prometheus import Counts, render
+    from sidekiq_metrics.formats.prometheus import counters, render
     from sidekiq_metrics.formats.statsd import StatsdOutput
-    from sidekiq_metrics.metrics import Measurements, Sample
+    from sidekiq_metrics.metrics import Counts, Measurements, Sample
 
-    samples = [Sample(PROCESS_COUNT, 2, subject="worker"), Sample(PROCESS_COUNT, 1, subject="urgent worker"),
-               Sample(AUTOSCALE_CURRENT, 3, subject="worker")]
+    samples = [Sample.of(PROCESS_COUNT, 2, "worker"), Sample.of(PROCESS_COUNT, 1, "urgent worker"),
+               Sample.of(AUTOSCALE_CURRENT, 3, "worker")]
     measurements = Measurements(samples=samples)
     assert L2metFormat().render(measurements) == [  # any text is mapped to a valid name, as queue names are
         "sample#sidekiq.process.worker.count=2 sample#sidekiq.process.urgent_worker.count=1 "
@@ -325,20 +325,19 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     CloudWatchOutput("Sidekiq", written.extend).emit(measurements, 0)
     worker = next(r for r in map(json_module.loads, written) if r.get("ProcessType") == "worker")
     assert worker["ProcessCount"] == 2 and worker["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ProcessType"]]
-    counts = Counts()
-    counts.add([Sample(ERRORS, 1)])
-    assert counts.add([Sample(ERRORS, 1)]) == [Sample(ERRORS, 2)]  # a counter: summed since the start
+    counts = Counts(0.0)
+    counts.update([Sample(ERRORS, 1)], 1.0)
+    assert [(n.metric, n.total) for n in counts.update([Sample(ERRORS, 1)], 2.0)] == [(ERRORS, 2)]  # summed
     assert "# TYPE sidekiq_metrics_errors_total counter\nsidekiq_metrics_errors_total 2\n" in render(
-        "sidekiq", counts.add([]))
+        "sidekiq", counters(counts.update([], 3.0)))
 
 
 def test_prometheus_job_class_counters_that_stopped_growing_are_dropped():
     """Issue 25.11, as the otlp output: one counter per job-class name ever seen was served for ever."""
     from sidekiq_metrics.catalogue import JOB_PROCESSED
-    from sidekiq_metrics.formats.prometheus import Counts
-    from sidekiq_metrics.metrics import Sample
+    from sidekiq_metrics.metrics import Counts, Sample
 
-    counts = Counts()
+    counts = Counts(0.0)
     for minute in range(6 * 60):
-        served = counts.add([Sample(JOB_PROCESSED, 1, subject=f"Job{minute}_{n}") for n in range(20)], 60.0 * minute)
-    assert len(served) <= 20 * 61 + 5 and len(counts.totals) <= 20 * 61 + 5
+        served = counts.update([Sample.of(JOB_PROCESSED, 1, f"Job{minute}_{n}") for n in range(20)], 60.0 * minute)
+    assert len(served) <= 20 * 61 + 5 and len(counts.counts) <= 20 * 61 + 5

@@ -11,8 +11,8 @@ import time
 import pytest
 import redis
 
-from sidekiq_metrics.catalogue import JOBS_PROCESSED
-from sidekiq_metrics.metrics import CounterDeltas
+from sidekiq_metrics.catalogue import JOBS_PROCESSED, PROCESSED
+from sidekiq_metrics.metrics import Counts, Sample, increases
 from support.commands import ROOT, cli, parse_l2met, read_lines_until, spawn
 from support.redis_server import reader
 from support.sidekiq_data import push, sidekiq
@@ -198,11 +198,15 @@ def test_counts_are_increases_between_polls_and_survive_a_reset(r, redis_server)
 
 
 def test_counter_deltas_unit():
-    deltas = CounterDeltas()
-    assert deltas.update({JOBS_PROCESSED: 100}) == []
-    assert [s.value for s in deltas.update({JOBS_PROCESSED: 130})] == [30]
-    assert deltas.update({JOBS_PROCESSED: 2}) == []  # went down: nothing this poll
-    assert [s.value for s in deltas.update({JOBS_PROCESSED: 9})] == [7]
+    counts = Counts(0.0)
+
+    def update(total: int, at: float) -> list[Sample]:
+        return increases(counts.update([Sample(PROCESSED, total)], at))
+
+    assert update(100, 1.0) == []
+    assert update(130, 2.0) == [Sample(JOBS_PROCESSED, 30)]
+    assert update(2, 3.0) == []  # went down: nothing this poll
+    assert update(9, 4.0) == [Sample(JOBS_PROCESSED, 7)]
 
 
 def test_a_set_the_user_may_not_read_is_unknown_not_zero(r, redis_server):

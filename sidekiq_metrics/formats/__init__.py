@@ -10,6 +10,7 @@ unused one costs no memory; adding one is its module and its entry in FACTORIES 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sidekiq_metrics.errors import OutputUnavailable
@@ -73,6 +74,17 @@ FACTORIES: dict[str, Callable[[Settings, Write, Log], Output]] = {
 # The outputs that print their lines on stdout (`doctor` shows a poll's lines through them); the others send or
 # serve, which a check must not do.
 PRINTING = frozenset({"l2met", "json", "cloudwatch"})
+
+
+@dataclass
+class Recorded:
+    """What one recorded poll of a printing output says, read back by that output's own reader (`autoscale
+    simulate`): names after the prefix, as the json output spells them."""
+
+    sizes: dict[str, float] = field(default_factory=dict)  # by queue
+    waits: dict[str, float] = field(default_factory=dict)  # latencies, by queue
+    totals: dict[str, float] = field(default_factory=dict)  # `processed`, `busy`, ...
+    process_types: dict[str, dict[str, float]] = field(default_factory=dict)  # {"worker": {"process.busy": 3}}
 
 
 def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:

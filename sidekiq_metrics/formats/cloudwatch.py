@@ -21,15 +21,13 @@ def _camel(name: str) -> str:
 
 def metric_name(sample: Sample) -> str:
     """`jobs.processed` -> `JobsProcessed`, CloudWatch's usual spelling; a queue's `size` -> `QueueSize`; a
-    labelled one without its subject, which is a dimension: `process.count` -> `ProcessCount`."""
-    words = _camel(sample.metric.bare_name if _dimension(sample) else sample.name)
-    return "Queue" + words if sample.metric.per_queue else words
+    labelled one without its label, which is a dimension: `process.count` -> `ProcessCount`."""
+    return _camel(sample.tagged()[0])
 
 
-def _dimension(sample: Sample) -> tuple[str, str] | None:
-    """The dimension a sample has beside Queue: ProcessType=worker, JobClass=ReportJob."""
-    label = sample.metric.label
-    return (_camel(label), sample.subject) if label and sample.subject is not None else None
+def _dimensions(sample: Sample) -> tuple[tuple[str, str], ...]:
+    """Its labels as dimensions: Queue=default, ProcessType=worker, JobClass=ReportJob."""
+    return tuple((_camel(label), value) for label, value in sample.tagged()[1])
 
 
 def _metric(sample: Sample) -> dict[str, str]:
@@ -43,18 +41,11 @@ class CloudWatchOutput:
 
     def emit(self, measurements: Measurements, at: float) -> None:
         stamp = int(at * 1000)
-        queues: dict[str, list[Sample]] = {}
-        labelled: dict[tuple[str, str], list[Sample]] = {}
-        totals: list[Sample] = []
+        records: dict[tuple[tuple[str, str], ...], list[Sample]] = {}  # by dimensions: one line each
         for sample in measurements:
-            if sample.queue is not None:
-                queues.setdefault(sample.queue, []).append(sample)
-            elif (dimension := _dimension(sample)) is not None:
-                labelled.setdefault(dimension, []).append(sample)
-            else:
-                totals.append(sample)
-        lines = [self._record(stamp, samples, {"Queue": queue}) for queue, samples in queues.items()]
-        lines += [self._record(stamp, samples, {name: value}) for (name, value), samples in labelled.items()]
+            records.setdefault(_dimensions(sample), []).append(sample)
+        totals = records.pop((), None)  # those without a dimension: last
+        lines = [self._record(stamp, samples, dict(dimensions)) for dimensions, samples in records.items()]
         if totals:
             lines.append(self._record(stamp, totals, {}))
         self.write(lines)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sidekiq_metrics.catalogue import CATALOGUE
+from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT
+from sidekiq_metrics.formats import Recorded
 from sidekiq_metrics.metrics import Measurements, QueueSeries
 from sidekiq_metrics.names import queue_metric_names
 
@@ -47,7 +49,7 @@ class L2metFormat:
             subjects = queue_metric_names(tuple(dict.fromkeys(s.subject for s in measurements.samples if s.subject)),
                                           self.prefix, _AROUND_SUBJECT)
             lines += self._pack([f"{'count' if s.delta else self.metric_type}#{self.prefix}."
-                                 f"{s._replace(subject=subjects[s.subject]).name if s.subject else s.name}="
+                                 f"{s.metric.filled(subjects[subject]) if (subject := s.subject) else s.name}="
                                  f"{format_value(s.value)}" for s in measurements.samples])
         return lines
 
@@ -108,3 +110,39 @@ class L2metOutput:
 
     def emit(self, measurements: Measurements, at: float) -> None:
         self.write(self.format.render(measurements))
+
+
+_MEASUREMENT = re.compile(r"(?:sample|measure|count)#(?P<name>[^\s=]+)=(?P<value>[0-9.]+)")
+_READ_BACK = {m.bare_name for m in (PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT)}  # what simulate uses
+
+
+def read_line(text: str, prefix: str) -> dict[str, float]:
+    """The measurements of one line, by name after the prefix. A value no emitter writes (`1.2.3`, or too large
+    to be a count) is left out."""
+    values = {}
+    for match in _MEASUREMENT.finditer(text):
+        name = match["name"]
+        if name.startswith(prefix + "."):
+            try:
+                value = float(match["value"])
+            except ValueError:
+                continue
+            if value < 1e18:
+                values[name[len(prefix) + 1:]] = value
+    return values
+
+
+def read_poll(values: dict[str, float]) -> Recorded:
+    """A poll from the measurements of its lines: `<queue>.size`, `<queue>.latency` (a queue's name may hold
+    dots), `process.<type>.busy`, and the totals."""
+    recorded = Recorded(totals=values)
+    for name, value in values.items():
+        head, _, rest = name.partition(".")
+        process_type, _, metric = rest.rpartition(".")
+        if head == "process" and f"process.{metric}" in _READ_BACK:
+            recorded.process_types.setdefault(process_type, {})[f"process.{metric}"] = value
+        elif name.endswith(".size"):
+            recorded.sizes[name[:-len(".size")]] = value
+        elif name.endswith(".latency"):
+            recorded.waits[name[:-len(".latency")]] = value
+    return recorded

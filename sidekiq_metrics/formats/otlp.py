@@ -49,7 +49,7 @@ from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Kind, Unit
 from sidekiq_metrics.formats.otlp_settings import OtlpSettings
 from sidekiq_metrics.http_deadline import Deadline
-from sidekiq_metrics.metrics import Measurements, Sample, stale
+from sidekiq_metrics.metrics import Counts, Labels, Measurements, Sample
 from sidekiq_metrics.redact import redact
 from sidekiq_metrics.resolver import RESOLVER
 from sidekiq_metrics.resp import open_tcp
@@ -67,8 +67,9 @@ UNITS = {Unit.JOBS: "{job}", Unit.SECONDS: "s", Unit.PROCESSES: "{process}", Uni
          Unit.POLLS: "{poll}", Unit.DYNOS: "{dyno}", Unit.MEGABYTES: "MBy", Unit.MILLISECONDS: "ms"}
 # A running total is sent under the name of its increase: `sidekiq.jobs.processed`, not `sidekiq.processed`.
 _SUM_NAME = {m.total: m for m in c.CATALOGUE if m.total is not None}
-# Increases we count up ourselves from the start, always sent (failed polls); a job class's from its first run.
-_COUNTED = tuple(m for m in c.CATALOGUE if m.kind is Kind.DELTA and m.total is None and m.label is None)
+# Counts of ours, always sent from our start (failed polls, dropped polls); a job class's from its first run.
+_FROM_START = (*(m for m in c.CATALOGUE if m.kind is Kind.DELTA and m.total is None and m.label is None),
+               c.OTLP_DROPPED)
 Log = Callable[[str], None]
 
 
@@ -78,76 +79,31 @@ def otel_name(prefix: str, metric: c.Metric) -> str:
     return f"{prefix}.{'queue.' if named.per_queue else ''}{named.bare_name}"
 
 
-@dataclass
-class _Running:
-    value: int
-    start: float  # when this run of the total began (or was first seen)
-    seen: float  # when it was last seen
-
-
-@dataclass
+@dataclass(frozen=True)
 class SumPoint:
     metric: c.Metric
     value: int
     start: float
-    subject: str | None = None  # a job class's, say: an attribute of the point
+    labels: Labels = ()  # attributes of the point: a job class's, say
 
 
 class Sums:
-    """Running totals as OTLP Sums, in the poll's thread and order (resets are only seen there).
+    """The running totals of metrics.Counts as OTLP Sums, made in the poll's thread and order.
 
-    Sidekiq's totals (processed, failed): cumulative, the total itself, starting where it was first seen
-    (the data model's form for an unknown start) and moving to the previous poll when it goes down (a
-    reset of Sidekiq's stats); delta, the increase since the
-    previous poll, none at the first poll nor across a reset, as the l2met `count#` lines report it.
-    Our own counts (failed polls, dropped polls) start at 0 when this output does."""
+    Cumulative: the total, since the start of its run (its first sight, the OTel data model's form for an
+    unknown start; after a reset, the poll before it). Delta: the increase since the previous poll that saw
+    it, none at its first sight nor across a reset, as the l2met `count#` lines report it. Our own counts
+    (failed polls, dropped polls) start at 0 when this output does."""
 
     def __init__(self, temporality: str, started: float) -> None:
         self.delta = temporality == "delta"
-        self.started = started  # a cumulative Sum's start when its count began before ours: when we began
-        # Totals of what we only see as increases (failed polls, a job class's runs), by metric and subject.
-        self.counted: dict[tuple[c.Metric, str | None], int] = {(metric, None): 0 for metric in _COUNTED}
-        self.totals = {key: _Running(0, started, started) for key in (*self.counted, (c.OTLP_DROPPED, None))}
-        self.grown: dict[tuple[c.Metric, str | None], float] = {}  # a job class's counts: when they last grew
-        self.previous = started  # when the previous poll's points were made
+        self.counts = Counts(started, from_start=_FROM_START)
 
     def points(self, samples: Iterable[Sample], at: float) -> list[SumPoint]:
-        observed: dict[tuple[c.Metric, str | None], int] = {}
-        for sample in samples:
-            key = (sample.metric, sample.subject)
-            if sample.metric.kind is Kind.TOTAL:
-                observed[key] = int(sample.value)
-            elif sample.metric.kind is Kind.DELTA and sample.metric.total is None:
-                if key not in self.counted:  # a count of ours: it was 0 at the previous poll (or when we began)
-                    self.counted[key] = 0
-                    self.totals[key] = _Running(0, self.previous, self.previous)
-                self.counted[key] += int(sample.value)
-                if sample.subject is not None and (sample.value or key not in self.grown):
-                    self.grown[key] = at
-        for key in stale(self.grown, at):  # bounded: not every class name ever seen, for ever
-            del self.grown[key], self.counted[key], self.totals[key]
-        observed.update(self.counted)
-        self.previous = at
-        out = []
-        for (metric, subject), value in observed.items():
-            running = self.totals.get((metric, subject))
-            if running is None:  # the first sight of one of Sidekiq's totals, counted since we know not when
-                # The OTel data model's form for an unknown start ("Resets and Gaps"): the first point starts at
-                # its own time, the later ones there. Starting it at our own start would be read as a reset
-                # from zero, and every restart would count Sidekiq's whole lifetime total as new.
-                self.totals[(metric, subject)] = _Running(value, at, at)
-                if not self.delta:
-                    out.append(SumPoint(metric, value, at, subject))
-                continue
-            reset = value < running.value
-            if not self.delta:
-                if reset:
-                    running.start = running.seen
-                out.append(SumPoint(metric, value, running.start, subject))
-            elif not reset:
-                out.append(SumPoint(metric, value - running.value, running.seen, subject))
-            running.value, running.seen = value, at
-        return out
+        counts = self.counts.update(samples, at)
+        if self.delta:
+            return [SumPoint(n.metric, n.increase, n.since, n.labels) for n in counts if n.increase is not None]
+        return [SumPoint(n.metric, n.total, n.start, n.labels) for n in counts]
 
 
 @dataclass
@@ -197,8 +153,7 @@ class Encoder:
             point = metric.gauge.data_points.add()
             point.time_unix_nano = now
             _set_value(point, sample.value)
-            if sample.subject is not None:
-                point.attributes.append(_attribute(sample.metric.label or "process_type", sample.subject))
+            point.attributes.extend(_attribute(label, value) for label, value in sample.labels)
         summed: dict[c.Metric, Metric] = {}
         for sum_point in sums:
             if sum_point.value not in INT64:
@@ -210,8 +165,7 @@ class Encoder:
             point = metric.sum.data_points.add()
             point.start_time_unix_nano, point.time_unix_nano = _nanos(sum_point.start), now
             point.as_int = sum_point.value
-            if sum_point.subject is not None:
-                point.attributes.append(_attribute(sum_point.metric.label or "process_type", sum_point.subject))
+            point.attributes.extend(_attribute(label, value) for label, value in sum_point.labels)
         return request
 
     def encode(self, request: ExportMetricsServiceRequest) -> bytes:

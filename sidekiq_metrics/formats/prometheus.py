@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
-from sidekiq_metrics.catalogue import Kind, Metric, Unit
+from sidekiq_metrics.catalogue import Kind, Unit
 from sidekiq_metrics.errors import OutputUnavailable
-from sidekiq_metrics.metrics import Measurements, Sample, stale
+from sidekiq_metrics.metrics import Count, Counts, Measurements, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_:]")
@@ -47,10 +47,12 @@ def family_name(sample: Sample) -> str:
     """Prometheus's conventions: a queue's metrics begin `queue_`, the unit ends the name (`_seconds`), a running
     total is a counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
     metric = sample.metric
-    named = metric.bare_name if metric.label else sample.name  # a labelled one: its subject is a label
-    name = ("queue_" if metric.per_queue else "") + _UNSAFE.sub("_", named)
-    name += _UNIT_SUFFIXES.get(metric.unit, "")
+    name = _UNSAFE.sub("_", sample.tagged()[0]) + _UNIT_SUFFIXES.get(metric.unit, "")
     return name + "_total" if metric.kind is not Kind.GAUGE else name
+
+
+def _label(name: str, value: str) -> str:
+    return f'{name}="{_escape(value.encode("utf-8", "backslashreplace").decode())}"'
 
 
 def render(prefix: str, samples: Iterable[Sample]) -> str:
@@ -62,20 +64,23 @@ def render(prefix: str, samples: Iterable[Sample]) -> str:
         kind = sample.metric.kind
         if kind is Kind.DELTA and sample.metric.total is not None:
             continue
-        labelled = ("queue", sample.queue) if sample.queue is not None else \
-            (sample.metric.label, sample.subject) if sample.metric.label and sample.subject is not None else None
-        labels = "" if labelled is None else \
-            f'{{{labelled[0]}="{_escape(labelled[1].encode("utf-8", "backslashreplace").decode())}"}}'
+        labels = sample.tagged()[1]
+        text = "{" + ",".join(_label(name, value) for name, value in labels) + "}" if labels else ""
         value = sample.value
         number = str(value) if value.__class__ is int else repr(float(value))
         family = f"{base}_{family_name(sample)}"
         families.setdefault(family, ("gauge" if kind is Kind.GAUGE else "counter", []))[1].append(
-            f"{family}{labels} {number}")
+            f"{family}{text} {number}")
     out = []
     for family, (kind_name, lines) in families.items():
         out.append(f"# TYPE {family} {kind_name}")
         out += lines
     return "\n".join(out) + "\n"
+
+
+def counters(counts: list[Count]) -> list[Sample]:
+    """Our own increases (failed polls, a job class's runs) as the running totals a Prometheus counter is."""
+    return [Sample(c.metric, c.total, c.labels) for c in counts if c.metric.kind is Kind.DELTA]
 
 
 PATH = "/metrics"
@@ -141,31 +146,10 @@ class _Server(ThreadingHTTPServer):
                 self.idle.pop(connection, None)
 
 
-class Counts:
-    """Increases with no running total of Sidekiq's behind them (a job class's runs in a minute, failed
-    polls), summed since the start: a Prometheus counter is a running total."""
-
-    def __init__(self) -> None:
-        self.totals: dict[tuple[Metric, str | None], float] = {}
-        self.grown: dict[tuple[Metric, str | None], float] = {}  # a job class's: when it last grew
-
-    def add(self, samples: Iterable[Sample], at: float | None = None) -> list[Sample]:
-        at = time.time() if at is None else at
-        for sample in samples:
-            if sample.metric.kind is Kind.DELTA and sample.metric.total is None:
-                key = (sample.metric, sample.subject)
-                if sample.subject is not None and (sample.value or key not in self.totals):
-                    self.grown[key] = at
-                self.totals[key] = self.totals.get(key, 0) + sample.value
-        for key in stale(self.grown, at):  # bounded, as metrics.stale says
-            del self.grown[key], self.totals[key]
-        return [Sample(metric, value, subject=subject) for (metric, subject), value in self.totals.items()]
-
-
 class PrometheusOutput:
     def __init__(self, prefix: str, host: str, port: int) -> None:
         self.prefix = prefix
-        self.counts = Counts()
+        self.counts = Counts(time.time())  # our own increases (failed polls, a job class's runs) as counters
         self.body = b"# no poll yet\n"
         output = self
 
@@ -215,4 +199,4 @@ class PrometheusOutput:
 
     def emit(self, measurements: Measurements, at: float) -> None:
         self.body = render(self.prefix, [s for s in measurements if s.metric.kind is not Kind.DELTA]
-                           + self.counts.add(measurements.samples, at)).encode()
+                           + counters(self.counts.update(measurements.samples, at))).encode()

@@ -44,18 +44,11 @@ class StatsdOutput:
     def lines(self, samples: Iterable[Sample]) -> list[str]:
         out = []
         for sample in samples:
-            value, queue = sample.value, sample.queue
+            value = sample.value
             number = str(value) if value.__class__ is int else f"{value:.3f}"
-            kind = "c" if sample.delta else "g"
-            label = sample.metric.label
-            if queue is None and label and sample.subject is not None:  # a job class, a process type: a tag
-                tag = _TAG_UNSAFE.sub("_", sample.subject)[:190] or "_"
-                out.append(f"{self.prefix}.{sample.metric.bare_name}:{number}|{kind}|#{label}:{tag}")
-            elif queue is None:
-                out.append(f"{self.prefix}.{sample.name}:{number}|{kind}")
-            else:
-                tag = _TAG_UNSAFE.sub("_", queue)[:190] or "_"
-                out.append(f"{self.prefix}.queue.{sample.name}:{number}|g|#queue:{tag}")
+            name, labels = sample.tagged()
+            tags = ",".join(f"{label}:{_TAG_UNSAFE.sub('_', text)[:190] or '_'}" for label, text in labels)
+            out.append(f"{self.prefix}.{name}:{number}|{'c' if sample.delta else 'g'}{'|#' if tags else ''}{tags}")
         return out
 
     @staticmethod

@@ -37,8 +37,8 @@ from typing import cast
 
 from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState
 from sidekiq_metrics.config import ScalingRule
-from sidekiq_metrics.drain import RunningJob, at_risk
-from sidekiq_metrics.stopping import EVIDENCE, StopWatch
+from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk
+from sidekiq_metrics.stopped_dynos import EVIDENCE, StopWatch
 
 THREADS = 10  # Sidekiq's concurrency on each dyno
 BOOT = 20.0  # seconds from a scale-up until the new dyno takes jobs (Heroku: about 10-30 s)
@@ -57,7 +57,7 @@ POLICIES = {
     "both": dataclasses.replace(BASE, catch_up=300, drain_wait=600),
     "both, CATCH_UP=120": dataclasses.replace(BASE, catch_up=120, drain_wait=600),
 }
-# The product learns which dynos Heroku stops from its own scale-downs (stopping.py); this one never does, and
+# The product learns which dynos Heroku stops from its own scale-downs (stopped_dynos.py); this one never does, and
 # waits for jobs on every dyno of the type, as before that learning.
 NEVER_LEARNS = "both, waiting on the whole type"
 POLICIES[NEVER_LEARNS] = POLICIES["both"]

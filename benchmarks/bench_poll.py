@@ -27,7 +27,7 @@ import redis
 from sidekiq_metrics.config import load_settings, parse_redis_url
 from sidekiq_metrics.resp import Connection
 from sidekiq_metrics.runner import Poller
-from sidekiq_metrics.snapshot import SidekiqReader
+from sidekiq_metrics.sidekiq_reader import SidekiqReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' helpers, as `support`
 from support.otlp_receiver import OtlpReceiver  # noqa: E402

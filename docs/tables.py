@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sidekiq_metrics.catalogue import CATALOGUE, Kind, Metric
 from sidekiq_metrics.config import AUTOSCALE_APP_SETTINGS, AUTOSCALE_RULE_SETTINGS, REDIS_URL, SETTINGS, Setting
-from sidekiq_metrics.formats.otlp import UNITS, otel_name
-from sidekiq_metrics.formats.otlp_settings import OTLP_SETTINGS
+from sidekiq_metrics.outputs.otlp import UNITS, otel_name
+from sidekiq_metrics.outputs.otlp_settings import OTLP_SETTINGS
 
 DOCS = Path(__file__).resolve().parent
 _BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z-]+) -->\n).*?(<!-- end of table -->)", re.S)

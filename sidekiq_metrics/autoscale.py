@@ -26,16 +26,16 @@ from typing import NamedTuple
 from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings, autoscale_variable
 from sidekiq_metrics.connection import connect
-from sidekiq_metrics.drain import RunningJob, at_risk, running_job
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
+from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk, running_job
 from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.metrics import QueueSeries, Sample
 from sidekiq_metrics.readings import Totals
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError, ReplyError
+from sidekiq_metrics.sidekiq_keys import SidekiqKeys, encode
 from sidekiq_metrics.sizing import BUSIEST, Estimate, Flow, estimate, remember
-from sidekiq_metrics.snapshot import encode, key_prefix
-from sidekiq_metrics.stopping import StopWatch
+from sidekiq_metrics.stopped_dynos import StopWatch
 
 LOCK_KEY = "sidekiq-metrics:autoscale:lock:"
 FORMATION_MAX_AGE = 60.0  # seconds a formation quantity read from the API is trusted while nothing changes
@@ -51,7 +51,7 @@ class Reading(NamedTuple):
     processed: int | None = None  # Sidekiq's running total of finished jobs, every type's (Stats#processed)
     busy_all: int = 0  # jobs every live Sidekiq process runs, of any type
     dyno_threads: float | None = None  # threads one of its dynos runs; None: none of its processes says
-    at_risk: int | None = None  # running jobs a scale-down would interrupt (drain.py); None: not known, all count
+    at_risk: int | None = None  # running jobs a scale-down would interrupt (jobs_at_risk.py); None: all count
     hostnames: frozenset[str] = frozenset()  # its live processes' dynos: `worker.3`
 
 
@@ -79,8 +79,8 @@ class Workers(NamedTuple):
             return cls()
         if totals.busy is None:
             return cls(totals.processed)
-        crews = {kind: Crew(group.busy, group.concurrency, len({p.hostname for p in group}), group.running,
-                            group.hostnames) for kind, group in totals.by_process_type().items()}
+        crews = {process_type: Crew(group.busy, group.concurrency, len({p.hostname for p in group}), group.running,
+                            group.hostnames) for process_type, group in totals.by_process_type().items()}
         return cls(totals.processed, totals.busy, crews)
 
 
@@ -194,7 +194,7 @@ class Policy:
         at_risk = reading.busy if reading.at_risk is None else reading.at_risk
         if target < current and at_risk and rule.drain_wait > 0:
             # Wait while jobs at risk run where the scale-down may stop them, at most drain_wait seconds. Which
-            # dynos those are is the caller's to count (stopping.py): every one of the type's until known.
+            # dynos those are is the caller's to count (stopped_dynos.py): every one of the type's until known.
             since = now if since is None else since
             waited = now - since
             if waited < rule.drain_wait:
@@ -271,14 +271,14 @@ class ScalingLock:
 
     def __init__(self, settings: Settings, owner: str) -> None:
         self.connection = connect(settings)  # our own: the poll's connection belongs to the poll thread
-        self.prefix = key_prefix(settings.namespace)
+        self.keys = SidekiqKeys.under(settings.namespace)  # our lock is kept under Sidekiq's namespace too
         self.owner = owner
         self._leases: dict[str, Lease] = {}
 
     def take(self, process_type: str, ttl: float) -> bool:
         """True if we hold the lock now. Raises RedisError when Redis cannot be asked."""
         if process_type not in self._leases:
-            key = self.prefix + LOCK_KEY.encode() + encode(process_type)
+            key = self.keys.prefix + LOCK_KEY.encode() + encode(process_type)
             self._leases[process_type] = Lease(self.connection, key, self.owner)
         return self._leases[process_type].hold(ttl)
 
@@ -303,7 +303,7 @@ class Autoscaler:
         self._paused_until = -math.inf  # 429
         self._pending: list[tuple[Sequence[QueueSeries], Totals | None, Collection[str]] | None] = []
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
-        self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopping.py)
+        self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopped_dynos.py)
         self._guard = threading.Lock()
         self._wake = threading.Event()
 
@@ -444,8 +444,8 @@ class Autoscaler:
         up to 6.4.1). None when that cannot be told: Redis refused, or a busy process lists no work. Read on
         the lock's connection, never the poll's."""
         try:
-            replies = self.lock.connection.pipeline([["HGETALL", self.lock.prefix + encode(i) + suffix]
-                                                     for i in identities for suffix in (b":work", b":workers")])
+            replies = self.lock.connection.pipeline([["HGETALL", key] for i in identities
+                                                     for key in self.lock.keys.work(i)])
         except (RedisError, OSError):
             return None
         if any(isinstance(reply, ReplyError) for reply in replies):

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sidekiq_metrics.dynos import PROCESS_TYPE
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.formats import FACTORIES
-from sidekiq_metrics.formats.otlp_settings import OtlpSettings, resolve_otlp
+from sidekiq_metrics.outputs import FACTORIES
+from sidekiq_metrics.outputs.otlp_settings import OtlpSettings, resolve_otlp
 from sidekiq_metrics.parsing import check_host, format_value, host, matching, one_of, quote, whole_number
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.schedule import ScheduleError, Window, parse_schedule, window_at

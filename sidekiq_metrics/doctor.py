@@ -26,19 +26,18 @@ from sidekiq_metrics.config import (
 )
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.formats import PRINTING
-from sidekiq_metrics.formats.otlp_settings import OtlpSettings
 from sidekiq_metrics.job_metrics import minute_keys
 from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples
+from sidekiq_metrics.outputs import PRINTING
+from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
-from sidekiq_metrics.snapshot import SidekiqReader, key_prefix
+from sidekiq_metrics.sidekiq_keys import NAMESPACED, SidekiqKeys, decode, key_prefix
+from sidekiq_metrics.sidekiq_reader import SidekiqReader
 
 OK, FAIL, WARN, INFO = "ok  ", "FAIL", "warn", "info"
-# Sidekiq keys that give a redis-namespace away when they are found under a prefix.
-_NAMESPACED = re.compile(rb"^(.+?):(queues|processes|schedule|retry|dead|stat:processed|queue:.+)$")
 
 
 class Report:
@@ -140,10 +139,10 @@ def _redis(report: Report, settings: Settings) -> bool:
 
 
 def _sidekiq_data(report: Report, settings: Settings, connection: Connection) -> None:
-    ns = key_prefix(settings.namespace)
-    queues, bare = connection.pipeline([["SCARD", ns + b"queues"], ["EXISTS", b"queues"]])
+    keys = SidekiqKeys.under(settings.namespace)
+    queues, bare = connection.pipeline([["SCARD", keys.queues], ["EXISTS", SidekiqKeys().queues]])
     if isinstance(queues, ReplyError):
-        key = (ns + b"queues").decode(errors="replace")
+        key = keys.queues.decode(errors="replace")
         if queues.code == "WRONGTYPE":
             report.line(FAIL, f"the key {key!r} is not a set (WRONGTYPE): Sidekiq keeps its queue list there",
                         "another program writes that key, or this is not Sidekiq's Redis database")
@@ -171,7 +170,7 @@ def _sidekiq_data(report: Report, settings: Settings, connection: Connection) ->
 def _guess_namespace(connection: Connection) -> str | None:
     """A few random keys (RANDOMKEY: a read, never a scan of the keyspace) that look namespaced."""
     for key in connection.pipeline([["RANDOMKEY"]] * 50):
-        if isinstance(key, bytes) and (m := _NAMESPACED.match(key)):
+        if isinstance(key, bytes) and (m := NAMESPACED.match(key)):
             return m[1].decode("utf-8", "replace")
     return None
 
@@ -203,10 +202,11 @@ def _poll(report: Report, settings: Settings) -> None:
 
 # What each read Redis may refuse costs. The first kind a poll cannot do without (metrics.up=0 while it is refused,
 # and autoscaling holds still); the second is left out of the lines, and the rest is reported.
-_NEEDED = {"queues": "no queue is known, so none is reported", "processes": "busy, utilization, the processes by "
-           "type and autoscaling's protection of running jobs are unknown"}
-_OPTIONAL = (("processed", "stat:processed", "sidekiq.processed and count#sidekiq.jobs.processed"),
-             ("failed", "stat:failed", "sidekiq.failed and count#sidekiq.jobs.failed"),
+# Each is (the Totals field, the SidekiqKeys key it is read from, what it costs).
+_NEEDED = (("queues", "no queue is known, so none is reported"), ("processes", "busy, utilization, the processes "
+           "by type and autoscaling's protection of running jobs are unknown"))
+_OPTIONAL = (("processed", "processed", "sidekiq.processed and count#sidekiq.jobs.processed"),
+             ("failed", "failed", "sidekiq.failed and count#sidekiq.jobs.failed"),
              ("scheduled", "schedule", "sidekiq.scheduled and sidekiq.scheduled.lag"),
              ("retries", "retry", "sidekiq.retries and sidekiq.retries.lag"),
              ("dead", "dead", "sidekiq.dead"))
@@ -214,19 +214,20 @@ _OPTIONAL = (("processed", "stat:processed", "sidekiq.processed and count#sideki
 
 def _reads(report: Report, snapshot: Snapshot, namespace: str | None) -> None:
     """Which of the emitter's reads Redis refuses this user, and what each costs."""
-    ns = f"{namespace}:" if namespace else ""
+    keys = SidekiqKeys.under(namespace)
+    needed = {decode(getattr(keys, key)): cost for key, cost in _NEEDED}
+    queue = decode(keys.queue(""))
     fix = "give the Redis URL's user read access to it (ACL: +@read, and ~<key> among its key patterns)"
     for key in snapshot.unread:
-        name = key[len(ns):] if key.startswith(ns) else key
-        cost = _NEEDED.get(name) or ("that queue's size and latency are unknown" if name.startswith("queue:") else
-                                     "that process's busy threads are unknown, and with them busy and utilization")
+        cost = needed.get(key) or ("that queue's size and latency are unknown" if key.startswith(queue) else
+                                   "that process's busy threads are unknown, and with them busy and utilization")
         report.line(FAIL, f"reads: Redis refuses {key!r}: {cost}; metrics.up is 0 and autoscaling holds still "
                           "until it can be read", fix)
     totals = snapshot.totals
     for field, key, metrics in _OPTIONAL if totals is not None else ():
         if getattr(totals, field) is None:
-            report.line(WARN, f"reads: Redis refuses {ns + key!r}: {metrics} are left out (the rest is reported)",
-                        fix)
+            refused = decode(getattr(keys, key))
+            report.line(WARN, f"reads: Redis refuses {refused!r}: {metrics} are left out (the rest is reported)", fix)
     if not snapshot.unread and totals is not None and all(getattr(totals, f) is not None for f, _, _ in _OPTIONAL):
         report.line(OK, "reads: Redis answers every read the emitter makes")
 
@@ -254,7 +255,7 @@ def _autoscale(report: Report, config: AutoscaleSettings) -> None:
 
 def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:
     """Where exports go (the host only: a path or a header may hold a key), how, and one real export."""
-    from sidekiq_metrics.formats.otlp import export_once  # only for those who chose it
+    from sidekiq_metrics.outputs.otlp import export_once  # only for those who chose it
 
     origin = settings.origins.get("otlp.endpoint", "default")
     report.line(OK, f"otlp endpoint = {config.display} ({origin})")

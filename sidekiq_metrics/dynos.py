@@ -5,7 +5,7 @@
             worker-23z34x56y-w78k9      a type may hold hyphens itself (my-worker-...); one-off dynos run-...
 
 Only Cedar numbers its dynos, and only there can a scale-down be told to stop the highest-numbered
-(stopping.py).
+(stopped_dynos.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ release is left to the TTL.
 from __future__ import annotations
 
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
-from sidekiq_metrics.snapshot import refuses_scripts
+from sidekiq_metrics.sidekiq_reader import refuses_scripts
 
 TAKE = ("local holder = redis.call('GET', KEYS[1]) "
         "if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "

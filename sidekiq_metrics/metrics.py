@@ -20,7 +20,7 @@ from typing import NamedTuple, TypeVar, cast
 from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
 from sidekiq_metrics.job_metrics import percentile
-from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.job_payload import latency
 from sidekiq_metrics.readings import JobMinutes, Snapshot, Totals
 
 K = TypeVar("K")
@@ -160,7 +160,7 @@ def process_samples(totals: Totals) -> list[Sample]:
     """The live processes grouped by Heroku process type: counts, the worst and the total, never one series
     per dyno (a metric service bills each series)."""
     samples = []
-    for kind, processes in sorted(totals.by_process_type().items()):
+    for process_type, processes in sorted(totals.by_process_type().items()):
         busy, concurrency = processes.busy, processes.concurrency
         memory = [p.rss_kb / 1024 for p in processes if p.rss_kb is not None]
         rtts = [p.rtt_us / 1000 for p in processes if p.rtt_us is not None]
@@ -172,7 +172,7 @@ def process_samples(totals: Totals) -> list[Sample]:
             found += [(m.PROCESS_MEMORY_MAX, max(memory)), (m.PROCESS_MEMORY_TOTAL, sum(memory))]
         if rtts:
             found.append((m.PROCESS_REDIS_RTT_MAX, max(rtts)))
-        samples += [Sample.of(metric, value, kind) for metric, value in found]
+        samples += [Sample.of(metric, value, process_type) for metric, value in found]
     return samples
 
 

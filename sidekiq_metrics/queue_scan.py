@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from sidekiq_metrics.jobs import BadPayload, Stamp, stamp_from_payload
+from sidekiq_metrics.job_payload import BadPayload, Stamp, stamp_from_payload
 from sidekiq_metrics.readings import QueueReading
 from sidekiq_metrics.resp import Command, RedisError, Reply, TooLarge
 

@@ -1,6 +1,6 @@
 """What one read of Sidekiq's state produces: plain values, with no Redis in them.
 
-The metrics, `watch` and `doctor` take these; only snapshot.py makes them.
+The metrics, `watch` and `doctor` take these; only sidekiq_reader.py makes them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sidekiq_metrics.dynos import process_type
-from sidekiq_metrics.jobs import Stamp
+from sidekiq_metrics.job_payload import Stamp
 
 
 class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
@@ -104,7 +104,7 @@ class Totals:
         groups: dict[str, list[ProcessReading]] = {}
         for process in self.live or ():
             groups.setdefault(process.process_type, []).append(process)
-        return {kind: ProcessGroup(tuple(group)) for kind, group in groups.items()}
+        return {process_type: ProcessGroup(tuple(group)) for process_type, group in groups.items()}
 
 
 @dataclass(frozen=True, slots=True)

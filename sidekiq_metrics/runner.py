@@ -20,7 +20,6 @@ from sidekiq_metrics.catalogue import FAILED, PROCESSED
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
-from sidekiq_metrics.formats import Flushing, build_outputs
 from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import (
@@ -33,9 +32,11 @@ from sidekiq_metrics.metrics import (
     queue_series,
     total_samples,
 )
+from sidekiq_metrics.outputs import Flushing, build_outputs
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.snapshot import SidekiqReader, job_reader, key_prefix
+from sidekiq_metrics.sidekiq_keys import key_prefix
+from sidekiq_metrics.sidekiq_reader import SidekiqReader, job_reader
 
 if TYPE_CHECKING:
     from sidekiq_metrics.autoscale import Autoscaler

@@ -23,10 +23,10 @@ from sidekiq_metrics.autoscale import NO_WORKERS, Crew, Policy, Reading, TypeSta
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import DEFAULT_PREFIX, ScalingRule, check_settings
 from sidekiq_metrics.errors import EXIT_CONFIG
-from sidekiq_metrics.formats import Recorded
-from sidekiq_metrics.formats.json_lines import read_record
-from sidekiq_metrics.formats.l2met import read_line, read_poll
 from sidekiq_metrics.metrics import QueueSeries
+from sidekiq_metrics.outputs import Recorded
+from sidekiq_metrics.outputs.json_lines import read_record
+from sidekiq_metrics.outputs.l2met import read_line, read_poll
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?)\s")
 _SOURCE = re.compile(r"\S+\s+app\[([^\]\s]+)\]:")  # `heroku logs`: `<time> app[web.1]: ...`
@@ -118,9 +118,10 @@ def _poll(at: float, recorded: Recorded) -> Poll:
     """A poll as the policy reads it; one Sidekiq process a dyno (as on Heroku)."""
     totals = recorded.totals
     processed = totals.get("processed")
-    workers = Workers(None if processed is None else int(processed), int(totals.get("busy", 0)),
-                      {kind: Crew(int(crew.get("process.busy", 0)), int(crew.get("process.concurrency", 0)),
-                                  int(crew.get("process.count", 0))) for kind, crew in recorded.process_types.items()})
+    crews = {process_type: Crew(int(crew.get("process.busy", 0)), int(crew.get("process.concurrency", 0)),
+                                int(crew.get("process.count", 0)))
+             for process_type, crew in recorded.process_types.items()}
+    workers = Workers(None if processed is None else int(processed), int(totals.get("busy", 0)), crews)
     sizes, waits = recorded.sizes, recorded.waits
     return Poll(at, [QueueSeries(QUEUE_SIZE, list(sizes), list(sizes.values())),
                      QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))], workers)
@@ -143,19 +144,19 @@ def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict
     for poll in recorded:
         latest = readings(rules, poll.series, poll.workers)
         for rule in rules:
-            kind = rule.process_type
-            reading = latest[kind]
+            process_type = rule.process_type
+            reading = latest[process_type]
             if previous is not None:  # the time since the previous poll, at the quantity it left
-                outcome.dyno_seconds[kind] += current[kind] * (poll.at - previous)
+                outcome.dyno_seconds[process_type] += current[process_type] * (poll.at - previous)
                 if reading.latency is not None and reading.latency > rule.up_latency:
-                    outcome.seconds_above[kind] += poll.at - previous
-            policy, state = policies[kind], states[kind]
+                    outcome.seconds_above[process_type] += poll.at - previous
+            policy, state = policies[process_type], states[process_type]
             policy.observe(state, reading, poll.at)
-            decision = policy.step(state, reading, current[kind], poll.at, poll.at)
-            if decision.quantity != current[kind]:
-                outcome.changes.append(Change(poll.at, kind, current[kind], decision.quantity, reading,
+            decision = policy.step(state, reading, current[process_type], poll.at, poll.at)
+            if decision.quantity != current[process_type]:
+                outcome.changes.append(Change(poll.at, process_type, current[process_type], decision.quantity, reading,
                                               decision.reason))
-                current[kind] = decision.quantity
+                current[process_type] = decision.quantity
                 policy.changed(state, poll.at)
         previous = poll.at
     outcome.final = current
@@ -169,11 +170,11 @@ def report(outcome: Outcome, rules: Sequence[ScalingRule], out: TextIO) -> None:
         out.write(f"{when} scale type={change.process_type} from={change.before} to={change.after} "
                   f"latency={latency} backlog={change.reading.backlog} reason=\"{change.reason}\"\n")
     for rule in rules:
-        kind = rule.process_type
-        changes = sum(1 for c in outcome.changes if c.process_type == kind)
-        out.write(f"{kind}: {outcome.dyno_seconds[kind] / 60:.0f} dyno-minutes, "
-                  f"{outcome.seconds_above[kind] / 60:.1f} minutes with latency above {rule.up_latency:g}s, "
-                  f"{changes} change(s), ending at {outcome.final[kind]} dyno(s)\n")
+        process_type = rule.process_type
+        changes = sum(1 for c in outcome.changes if c.process_type == process_type)
+        out.write(f"{process_type}: {outcome.dyno_seconds[process_type] / 60:.0f} dyno-minutes, "
+                  f"{outcome.seconds_above[process_type] / 60:.1f} minutes with latency above {rule.up_latency:g}s, "
+                  f"{changes} change(s), ending at {outcome.final[process_type]} dyno(s)\n")
 
 
 def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str], out: TextIO,
@@ -187,11 +188,11 @@ def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str]
         problem = "SIDEKIQ_METRICS_AUTOSCALE must list the process types to simulate, e.g. worker"
     start: dict[str, int] = {}
     for item in starts:
-        kind, _, number = item.partition("=")
+        process_type, _, number = item.partition("=")
         if not number.isdigit() or len(number) > 4:
             problem = problem or f"--start must be TYPE=N, e.g. worker=3, got {item[:40]!r}"
         else:
-            start[kind] = int(number)
+            start[process_type] = int(number)
     if problem or settings.autoscale is None:
         sys.stderr.write(f"sidekiq-metrics: {problem}\n")
         return EXIT_CONFIG

@@ -31,7 +31,8 @@ from sidekiq_metrics.readings import JobMinutes, Snapshot
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.runner import silence_stdout
-from sidekiq_metrics.snapshot import SidekiqReader, key_prefix
+from sidekiq_metrics.sidekiq_keys import key_prefix
+from sidekiq_metrics.sidekiq_reader import SidekiqReader
 
 SPARKS = "▁▂▃▄▅▆▇█"
 ASCII_SPARKS = "_.-=+*#@"  # for a terminal whose encoding has no block characters

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from sidekiq_metrics.dynos import dyno_number, is_fir, process_type
 from sidekiq_metrics.readings import ProcessReading, Totals
-from sidekiq_metrics.stopping import StopWatch
+from sidekiq_metrics.stopped_dynos import StopWatch
 
 LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"
 cedar_types = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)

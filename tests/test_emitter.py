@@ -19,7 +19,7 @@ import pytest
 from sidekiq_metrics.config import load_settings, parse_redis_url
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.resp import Connection
-from sidekiq_metrics.snapshot import SidekiqReader
+from sidekiq_metrics.sidekiq_reader import SidekiqReader
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.redis_server import RedisServer, monitored
 from support.sidekiq_data import job, push, sidekiq

@@ -71,7 +71,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
-    """The graph with each subpackage one node (`formats` and its modules): a layer imports another layer."""
+    """The graph with each subpackage one node (`outputs` and its modules): a layer imports another layer."""
     def node(name: str) -> str:
         return ".".join(name.split(".")[:2])
 
@@ -82,13 +82,13 @@ def packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 def test_the_package_has_no_import_cycle_between_modules_or_layers():
-    """config.py imported formats/ for the outputs' names while two outputs imported config.Settings back."""
+    """config.py imported outputs/ for the outputs' names while two outputs imported config.Settings back."""
     assert cycles(graph()) == []
     assert cycles(packages(graph())) == []
 
 
 def test_no_output_imports_the_whole_settings():
-    outputs = [name for name in graph() if name.startswith("sidekiq_metrics.formats.")]
+    outputs = [name for name in graph() if name.startswith("sidekiq_metrics.outputs.")]
     assert outputs and not [o for o in outputs if "sidekiq_metrics.config" in graph()[o]]
 
 

@@ -20,11 +20,11 @@ import pytest
 
 from sidekiq_metrics.catalogue import CATALOGUE
 from sidekiq_metrics.config import load_settings, parse_redis_url
-from sidekiq_metrics.formats.l2met import L2metFormat
 from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, histogram_keys, minute_keys, percentile
 from sidekiq_metrics.metrics import Measurements, Sample, job_samples
+from sidekiq_metrics.outputs.l2met import L2metFormat
 from sidekiq_metrics.resp import Connection, ConnectionFailed, RedisError
-from sidekiq_metrics.snapshot import SidekiqReader
+from sidekiq_metrics.sidekiq_reader import SidekiqReader
 from support.commands import ROOT, cli, parse_l2met, spawn
 from support.sidekiq_data import sidekiq
 
@@ -285,7 +285,7 @@ end
 
 
 def test_off_and_bad_settings():
-    from sidekiq_metrics.snapshot import job_reader
+    from sidekiq_metrics.sidekiq_reader import job_reader
 
     assert job_reader(load_settings({"SIDEKIQ_METRICS_JOB_METRICS": "false"})) is None
     on = job_reader(load_settings({"SIDEKIQ_METRICS_JOB_CLASSES": " ReportJob , Billing::* ",
@@ -300,11 +300,11 @@ def test_off_and_bad_settings():
 def test_job_classes_in_every_output_by_its_conventions():
     """A class is a name part in l2met, a label in Prometheus (its runs a counter summed since the start), a tag in
     DogStatsD, an attribute of OTLP Sums and Gauges."""
-    from sidekiq_metrics.formats.l2met import L2metFormat
-    from sidekiq_metrics.formats.otlp import Encoder, Sums
-    from sidekiq_metrics.formats.prometheus import counters, render
-    from sidekiq_metrics.formats.statsd import StatsdOutput
     from sidekiq_metrics.metrics import Counts, Measurements
+    from sidekiq_metrics.outputs.l2met import L2metFormat
+    from sidekiq_metrics.outputs.otlp import Encoder, Sums
+    from sidekiq_metrics.outputs.prometheus import counters, render
+    from sidekiq_metrics.outputs.statsd import StatsdOutput
     from sidekiq_metrics.readings import JobClassReading, JobMinutes
 
     histogram = tuple([0, 3] + [0] * 24)

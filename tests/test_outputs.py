@@ -182,8 +182,8 @@ def test_output_settings_refuse_bad_values(env, message):
 
 def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
     from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED
-    from sidekiq_metrics.formats.prometheus import render
     from sidekiq_metrics.metrics import Sample
+    from sidekiq_metrics.outputs.prometheus import render
 
     body = render("sidekiq", [Sample.of(AUTOSCALE_CURRENT, 2, "urgent-worker"),
                               Sample.of(AUTOSCALE_DESIRED, 3, "urgent-worker")])
@@ -298,12 +298,12 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     import json as json_module
 
     from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, ERRORS, PROCESS_COUNT
-    from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
-    from sidekiq_metrics.formats.json_lines import JsonOutput
-    from sidekiq_metrics.formats.l2met import L2metFormat
-    from sidekiq_metrics.formats.prometheus import counters, render
-    from sidekiq_metrics.formats.statsd import StatsdOutput
     from sidekiq_metrics.metrics import Counts, Measurements, Sample
+    from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
+    from sidekiq_metrics.outputs.json_lines import JsonOutput
+    from sidekiq_metrics.outputs.l2met import L2metFormat
+    from sidekiq_metrics.outputs.prometheus import counters, render
+    from sidekiq_metrics.outputs.statsd import StatsdOutput
 
     samples = [Sample.of(PROCESS_COUNT, 2, "worker"), Sample.of(PROCESS_COUNT, 1, "urgent worker"),
                Sample.of(AUTOSCALE_CURRENT, 3, "worker")]

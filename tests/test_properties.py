@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from sidekiq_metrics.config import SETTINGS, load_settings
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.jobs import latency
+from sidekiq_metrics.job_payload import latency
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection, RedisError
 from sidekiq_metrics.retry_after import retry_after

@@ -9,13 +9,13 @@ from pathlib import Path
 from sidekiq_metrics import __version__
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.formats import prometheus
-from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
-from sidekiq_metrics.formats.json_lines import JsonOutput
-from sidekiq_metrics.formats.l2met import L2metFormat
-from sidekiq_metrics.formats.otlp import Encoder, Sums
-from sidekiq_metrics.formats.statsd import StatsdOutput
 from sidekiq_metrics.metrics import Counts, Measurements, QueueSeries, Sample
+from sidekiq_metrics.outputs import prometheus
+from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
+from sidekiq_metrics.outputs.json_lines import JsonOutput
+from sidekiq_metrics.outputs.l2met import L2metFormat
+from sidekiq_metrics.outputs.otlp import Encoder, Sums
+from sidekiq_metrics.outputs.statsd import StatsdOutput
 
 EXPECTED = Path(__file__).with_name("rendered_poll.txt")
 

@@ -91,7 +91,7 @@ def reader(server: RedisServer, **kw: object):
     """Our own reader on its own connection to `server`."""
     from sidekiq_metrics.config import parse_redis_url
     from sidekiq_metrics.resp import Connection
-    from sidekiq_metrics.snapshot import SidekiqReader
+    from sidekiq_metrics.sidekiq_reader import SidekiqReader
 
     return SidekiqReader(Connection(parse_redis_url(server.url, "url"), timeout=5), **kw)
 

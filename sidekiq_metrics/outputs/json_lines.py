@@ -12,8 +12,8 @@ import math
 import time
 from collections.abc import Callable
 
-from sidekiq_metrics.formats import Recorded
 from sidekiq_metrics.metrics import Measurements
+from sidekiq_metrics.outputs import Recorded
 
 
 def iso_time(at: float) -> str:

@@ -47,9 +47,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from sidekiq_metrics import __version__
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Kind, Unit
-from sidekiq_metrics.formats.otlp_settings import OtlpSettings
 from sidekiq_metrics.http_deadline import Deadline
 from sidekiq_metrics.metrics import Counts, Labels, Measurements, Sample
+from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 from sidekiq_metrics.redact import redact
 from sidekiq_metrics.resolver import RESOLVER
 from sidekiq_metrics.resp import open_tcp

@@ -3,7 +3,7 @@
 Heroku's documentation does not say. HireFire's maintainer reports the highest-numbered: worker.5 and
 worker.4 when 5 go to 3 (hirefire-resource-ruby#64). A wait for running jobs is only as good as this
 fact: waiting on the wrong dynos protects nothing. So until the emitter has seen it, a scale-down waits
-for jobs at risk on every dyno of the type (drain.py), as if any might stop.
+for jobs at risk on every dyno of the type (jobs_at_risk.py), as if any might stop.
 
 The emitter can see it. On Heroku, Sidekiq names its process after the dyno (`hostname` is `$DYNO`), and
 a process that shuts down leaves Sidekiq's process set. After each of our scale-downs from n to m, the
@@ -20,8 +20,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sidekiq_metrics.drain import RunningJob
 from sidekiq_metrics.dynos import dyno_number, is_fir
+from sidekiq_metrics.jobs_at_risk import RunningJob
 
 EVIDENCE = 100.0  # how much likelier than chance the highest-numbered rule must have shown itself
 WATCH = 300.0  # seconds a scale-down's outcome is watched: a kept dyno that restarts is back well within it

@@ -1,4 +1,4 @@
-"""Which dynos a scale-down stops, learned from our own scale-downs (sidekiq_metrics/stopping.py)."""
+"""Which dynos a scale-down stops, learned from our own scale-downs (sidekiq_metrics/stopped_dynos.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidekiq_metrics.dynos import dyno_number
-from sidekiq_metrics.stopping import WATCH, ScaleDown, StopWatch, judge
+from sidekiq_metrics.stopped_dynos import WATCH, ScaleDown, StopWatch, judge
 
 
 def names(*numbers: int, kind: str = "worker") -> list[str]:

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT
-from sidekiq_metrics.formats import Recorded
 from sidekiq_metrics.metrics import Measurements, QueueSeries
 from sidekiq_metrics.names import queue_metric_names
+from sidekiq_metrics.outputs import Recorded
 
 MAX_LINE_BYTES = 1024
 # The most characters a named metric puts around its subject (`job.` + `.runtime.mean` around a job class): a

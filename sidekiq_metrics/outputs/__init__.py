@@ -36,32 +36,32 @@ class Flushing(Protocol):
 
 
 def _l2met(settings: Settings, write: Write, log: Log) -> Output:
-    from sidekiq_metrics.formats.l2met import L2metOutput
+    from sidekiq_metrics.outputs.l2met import L2metOutput
     return L2metOutput(settings.prefix, settings.metric_type, settings.source, write)
 
 
 def _json(settings: Settings, write: Write, log: Log) -> Output:
-    from sidekiq_metrics.formats.json_lines import JsonOutput
+    from sidekiq_metrics.outputs.json_lines import JsonOutput
     return JsonOutput(write)
 
 
 def _statsd(settings: Settings, write: Write, log: Log) -> Output:
-    from sidekiq_metrics.formats.statsd import StatsdOutput
+    from sidekiq_metrics.outputs.statsd import StatsdOutput
     return StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port)
 
 
 def _prometheus(settings: Settings, write: Write, log: Log) -> Output:
-    from sidekiq_metrics.formats.prometheus import PrometheusOutput
+    from sidekiq_metrics.outputs.prometheus import PrometheusOutput
     return PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port)
 
 
 def _cloudwatch(settings: Settings, write: Write, log: Log) -> Output:
-    from sidekiq_metrics.formats.cloudwatch import CloudWatchOutput
+    from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
     return CloudWatchOutput(settings.cloudwatch_namespace, write)
 
 
 def _otlp(settings: Settings, write: Write, log: Log) -> Output:
-    from sidekiq_metrics.formats.otlp import OtlpOutput  # protobuf and http.client: about 7 MB, only when chosen
+    from sidekiq_metrics.outputs.otlp import OtlpOutput  # protobuf and http.client: about 7 MB, only when chosen
     if settings.otlp is None:  # config.py resolves it whenever `otlp` is among the outputs
         raise OutputUnavailable("the otlp output has no settings")
     return OtlpOutput(settings.prefix, settings.otlp, log)

@@ -1,13 +1,6 @@
 """Reading Sidekiq's state from Redis: one Snapshot per poll, in one round trip (two when the sets changed).
 
-Keys, as Sidekiq writes them (with an optional redis-namespace prefix "<ns>:"):
-  queues                    SET of queue names (the only place queues are listed; never KEYS/SCAN,
-                            which would also find Sidekiq Pro's private `queue:sq|...` lists)
-  queue:<name>              LIST of JSON jobs, pushed on the left, so the oldest is at index -1
-  stat:processed, :failed   STRING counters, flushed by each process's heartbeat
-  schedule, retry, dead     ZSETs
-  processes                 SET of process identities; each identity's HASH (busy, concurrency,
-                            info JSON, ...) expires 60 s after its last heartbeat
+Which keys (sidekiq_keys.py) and how: the sets, the totals, each queue, each process.
 
 The sets and totals are read with everything the sets listed at the last poll (see SidekiqReader);
 one more round trip happens only when jobs of hundreds of kilobytes make a script call stop early.
@@ -29,6 +22,7 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.job_metrics import MAX_CATCH_UP, JobMetricsReader
 from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, Snapshot, Totals
 from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
+from sidekiq_metrics.sidekiq_keys import PROCESS_FIELDS, SidekiqKeys, decode, key_prefix
 
 
 def job_reader(settings: Settings) -> JobMetricsReader | None:
@@ -36,19 +30,6 @@ def job_reader(settings: Settings) -> JobMetricsReader | None:
     if not settings.job_metrics:
         return None
     return JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top)
-
-
-def key_prefix(namespace: str | None) -> bytes:
-    return encode(namespace) + b":" if namespace else b""
-
-
-def encode(name: str) -> bytes:
-    # surrogateescape round-trips names that are not valid UTF-8.
-    return name.encode("utf-8", "surrogateescape")
-
-
-def decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
 
 
 SCRIPT_RECHECK = 600.0  # seconds after a refusal before the script is offered again (an ACL may change)
@@ -60,6 +41,34 @@ def refuses_scripts(error: ReplyError) -> bool:
     clients reached" on a fresh connection, LOADING, OOM, NOSCRIPT after a SCRIPT FLUSH, ...) fails that
     poll only: giving the script up for it would read whole jobs for the life of the process."""
     return error.code == "NOPERM" or (error.code == "ERR" and "unknown command" in str(error).lower())
+
+
+class _Named:
+    """Commands of a pipeline under names, so that their replies are found by name, never by a position that
+    moves when a read is added."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self._at: dict[str, tuple[int, int]] = {}  # name -> (first, end) in commands
+
+    def add(self, name: str, *commands: Command) -> None:
+        self._at[name] = (len(self.commands), len(self.commands) + len(commands))
+        self.commands += commands
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._at
+
+    def replies(self, answers: Sequence[Reply], name: str) -> list[Reply]:
+        if name not in self._at:
+            return []
+        first, end = self._at[name]
+        return list(answers[first:end])
+
+    def reply(self, answers: Sequence[Reply], name: str) -> Reply:
+        return answers[self._at[name][0]]
+
+
+_TOTALS = ("processed", "failed", "schedule", "retry", "dead", "processes")  # counted: GET, ZCARD, SCARD
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ class SidekiqReader:
                  jobs: JobMetricsReader | None = None) -> None:
         self.connection = connection
         self.jobs = jobs  # None: Sidekiq's execution metrics are not read
-        self.prefix = key_prefix(namespace)
+        self.keys = SidekiqKeys.under(namespace)
         self.log = log
         self.scripts = scripts
         self._recheck_at: float | None = None  # when to offer the script again, after a refusal
@@ -131,37 +140,40 @@ class SidekiqReader:
             return self._read(queues, totals, clock)
 
     def _read(self, queues: Sequence[str] | None, totals: bool, clock: Callable[[], float]) -> Snapshot:
-        ns = self.prefix
+        keys = self.keys
         listing = queues is None or totals
-        sets = ([ns + b"queues"] if listing else []) + ([ns + b"processes"] if totals else [])
-        head: list[Command] = []
+        sets = ([keys.queues] if listing else []) + ([keys.processes] if totals else [])
+        head = _Named()
         if self._recheck_at is not None and time.monotonic() >= self._recheck_at:
             self.scripts, self._recheck_at = True, None  # refused a while ago: ask again
         scripts = self.scripts
         if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
-            head.append(["SCRIPT", "LOAD", queue_scan.SCRIPT])
+            head.add("script", ["SCRIPT", "LOAD", queue_scan.SCRIPT])
         if totals:
-            head += [["GET", ns + b"stat:processed"], ["GET", ns + b"stat:failed"], ["ZCARD", ns + b"schedule"],
-                     ["ZCARD", ns + b"retry"], ["ZCARD", ns + b"dead"], ["SCARD", ns + b"processes"],
-                     # The earliest due time of each set: by rank, so Redis 5 answers too, and never a scan.
-                     ["ZRANGE", ns + b"schedule", 0, 0, "WITHSCORES"], ["ZRANGE", ns + b"retry", 0, 0, "WITHSCORES"]]
+            head.add("counted", ["GET", keys.processed], ["GET", keys.failed], ["ZCARD", keys.schedule],
+                     ["ZCARD", keys.retry], ["ZCARD", keys.dead], ["SCARD", keys.processes])
+            # The earliest due time of each set: by rank, so Redis 5 answers too, and never a scan.
+            head.add("schedule due", ["ZRANGE", keys.schedule, 0, 0, "WITHSCORES"])
+            head.add("retry due", ["ZRANGE", keys.retry, 0, 0, "WITHSCORES"])
         skipped = self.jobs.skipped if self.jobs else 0
         due = self.jobs.due(clock()) if self.jobs else []
         if self.jobs and self.jobs.skipped > skipped:
             self.log(f"job-class metrics: {self.jobs.skipped - skipped} minute(s) were not read, as Redis could "
                      f"not be read for longer than {MAX_CATCH_UP} minutes; reading the latest ones")
-        job_commands = self.jobs.commands(due) if self.jobs and due else []
-        head += job_commands  # (before the sets, which are read from the end of `answers`)
+        if self.jobs and due and (job_commands := self.jobs.commands(due)):
+            head.add("job minutes", *job_commands)
         asked = tuple(queues) if queues is not None else None
         bet = self._plan
         if bet and (bet.queues, bet.totals, bet.scripts, bet.large) != (asked, totals, scripts, frozenset(self._large)):
             bet = None
-        head += [["SMEMBERS", key] for key in sets]
+        smembers: list[Command] = [["SMEMBERS", key] for key in sets]
+        head.add("sets", *smembers)
         # The bet: the plan's reads go in the same pipeline as the sets, so a poll whose sets did not change
         # (the usual case) takes one round trip. An oldest job read with LINDEX is kept only if small.
-        replies = self.connection.replies(head + bet.commands if bet else head, max_bulk=queue_scan.LARGE_JOB)
-        answers = list(itertools.islice(replies, len(head)))
-        if scripts and isinstance(loaded := answers.pop(0), ReplyError):
+        commands = head.commands + bet.commands if bet else head.commands
+        replies = self.connection.replies(commands, max_bulk=queue_scan.LARGE_JOB)
+        answers = list(itertools.islice(replies, len(head.commands)))
+        if scripts and isinstance(loaded := head.reply(answers, "script"), ReplyError):
             if not refuses_scripts(loaded):  # not now (e.g. LOADING): fail this poll, offer the script next time
                 _drain(replies)
                 raise loaded
@@ -171,7 +183,7 @@ class SidekiqReader:
             self.log("Redis runs our read-only Lua script again; reading only the stamps of each oldest job")
         problems: list[str] = []
         unread: list[str] = []  # the needed reads Redis refused: the poll is then not a whole reading
-        listed = self._read_sets(answers[len(answers) - len(sets):], sets, problems, unread)
+        listed = self._read_sets(head.replies(answers, "sets"), sets, problems, unread)
         # Sorted (as Sidekiq::Queue.all sorts queues) only when Redis lists a set otherwise than last time.
         members = [bet.members[i] if bet and names == bet.listed[i] else sorted(names)
                    for i, names in enumerate(listed)]
@@ -182,40 +194,40 @@ class SidekiqReader:
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread)
-        jobs = self._jobs(self.jobs, due, answers[8 if totals else 0:][:len(job_commands)], problems) \
-            if self.jobs and job_commands else None
+        jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
+            if self.jobs and "job minutes" in head else None
         now = clock()
         if not totals:
             return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread))
         unreported = rest[:len(plan.unreported)]
         for name, reply in zip(plan.unreported, unreported, strict=True):
             if isinstance(reply, ReplyError):
-                key = ns + b"queue:" + encode(name)
+                key = keys.queue(name)
                 unread.append(decode(key))
                 problems.append(_unreadable(key, reply))
         counted = plan.counted
         sizes: list[int | None] = [r.size for r in readings if counted is None or r.name in counted]
         known = [size for size in sizes if size is not None]
         # Stats#enqueued, unknown (never a smaller sum) when the queue set or any of its queues could not be read.
-        enqueued = None if len(known) < len(sizes) or decode(sets[0]) in unread or \
+        enqueued = None if len(known) < len(sizes) or decode(keys.queues) in unread or \
             any(isinstance(n, ReplyError) for n in unreported) else sum(known) + sum(map(_int, unreported))
         hashes = rest[len(plan.unreported):]
         for identity, reply in zip(plan.identities, hashes, strict=True):
             if isinstance(reply, ReplyError):
-                unread.append(decode(ns) + identity)
-                problems.append(_unreadable(ns + encode(identity), reply))
+                unread.append(decode(keys.process(identity)))
+                problems.append(_unreadable(keys.process(identity), reply))
         # The processes are unknown, not none, when their set or any of their hashes could not be read.
-        live = None if decode(sets[-1]) in unread or \
+        live = None if decode(keys.processes) in unread or \
             any(isinstance(reply, ReplyError) for reply in hashes) else \
             tuple(p for p in map(_process, plan.identities, hashes) if p is not None)
-        keys = [ns + key for key in (b"stat:processed", b"stat:failed", b"schedule", b"retry", b"dead", b"processes")]
-        counts = [None if isinstance(a, ReplyError) else _int(a) for a in answers[:6]]
-        problems += [_unreadable(key, a) for key, a in zip(keys, answers[:6], strict=True) if isinstance(a, ReplyError)]
-        processed, failed, scheduled, retries, dead, processes = counts
+        read = dict(zip(_TOTALS, head.replies(answers, "counted"), strict=True))
+        problems += [_unreadable(getattr(keys, name), a) for name, a in read.items() if isinstance(a, ReplyError)]
+        count = {name: None if isinstance(a, ReplyError) else _int(a) for name, a in read.items()}
         return Snapshot(readings, now, Totals(
-            processed=processed, failed=failed, scheduled=scheduled, retries=retries, dead=dead,
-            processes=processes, enqueued=enqueued, live=live, scheduled_due=_first_score(answers[6]),
-            retry_due=_first_score(answers[7])), tuple(problems), jobs, tuple(unread))
+            processed=count["processed"], failed=count["failed"], scheduled=count["schedule"],
+            retries=count["retry"], dead=count["dead"], processes=count["processes"], enqueued=enqueued, live=live,
+            scheduled_due=_first_score(head.reply(answers, "schedule due")),
+            retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread))
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:
@@ -246,14 +258,14 @@ class SidekiqReader:
 
     def _make_plan(self, queues: Sequence[str] | None, members: list[list[bytes]], listed: list[list[bytes]],
                    listing: bool, totals: bool) -> _Plan:
-        ns = self.prefix
+        keys_of = self.keys
         queue_members = members[0] if listing else []  # by bytes, as Sidekiq::Queue.all sorts them
         process_members = members[-1] if totals else []
         known = [decode(m) for m in queue_members]
         if queues is None:
-            reported, keys = known, [ns + b"queue:" + m for m in queue_members]
+            reported, keys = known, [keys_of.queue(m) for m in queue_members]
         else:
-            reported, keys = list(queues), [ns + b"queue:" + encode(name) for name in queues]
+            reported, keys = list(queues), [keys_of.queue(name) for name in queues]
         wanted = set(reported)
         unreported = [q for q in known if q not in wanted] if totals else []
         commands: list[Command] = []
@@ -267,8 +279,8 @@ class SidekiqReader:
             commands.append(queue_scan.call([keys[i] for i in scanned[start:start + queue_scan.BATCH]]))
         for i in whole:
             commands += [["LLEN", keys[i]], ["LINDEX", keys[i], -1]]
-        commands += [["LLEN", ns + b"queue:" + encode(name)] for name in unreported]
-        commands += [["HMGET", ns + identity, *PROCESS_FIELDS] for identity in process_members]
+        commands += [["LLEN", keys_of.queue(name)] for name in unreported]
+        commands += [["HMGET", keys_of.process(identity), *PROCESS_FIELDS] for identity in process_members]
         asked = tuple(queues) if queues is not None else None
         counted = None if queues is None else frozenset(known).intersection(reported)
         return _Plan(members, listed, self.scripts, asked, totals, reported, keys, counted, unreported,
@@ -387,11 +399,6 @@ def _queue(name: str, size: object, oldest: object) -> QueueReading:
     if isinstance(oldest, bytes):
         return queue_scan.job_reading(name, _int(size), oldest)
     return QueueReading(name, _int(size), None, "LINDEX did not answer with a job")
-
-
-# What each process hash gives us: Sidekiq writes these on every heartbeat (rss in KB, rtt_us in
-# microseconds, quiet "true" once the process stops taking jobs, info a JSON object with its hostname).
-PROCESS_FIELDS = ("busy", "concurrency", "info", "rss", "rtt_us", "quiet")
 
 
 def _process(identity: str, reply: object) -> ProcessReading | None:

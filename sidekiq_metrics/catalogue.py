@@ -32,6 +32,9 @@ class Unit(enum.Enum):
     DYNOS = "dynos"
     MEGABYTES = "MB"
     MILLISECONDS = "ms"
+    CONNECTIONS = "connections"
+    KEYS = "keys"
+    PER_SECOND = "commands/s"
 
 
 @dataclass(frozen=True)
@@ -140,11 +143,26 @@ OTLP_DROPPED = Metric("metrics.otlp.dropped", TOTAL, Unit.POLLS, "otlp output on
                       "backend was down for longer than the few polls kept for it")
 AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with autoscaling on: the quantity the "
                            "policy wants, even while a cool-down holds it back", label="process_type", named=True)
+REDIS_MEMORY_USED = Metric("redis.memory.used", GAUGE, Unit.MEGABYTES, "the memory Redis uses for its data "
+                           "(INFO `used_memory`), in MiB")
+REDIS_MEMORY_MAX = Metric("redis.memory.max", GAUGE, Unit.MEGABYTES, "its `maxmemory`; left out when it has no "
+                          "limit")
+REDIS_MEMORY_RATIO = Metric("redis.memory.ratio", GAUGE, Unit.RATIO, "used / max: at 1 a `noeviction` Redis refuses "
+                            "new jobs (Sidekiq raises OOM errors), any other policy drops keys; left out with no limit")
+REDIS_CLIENTS = Metric("redis.clients", GAUGE, Unit.CONNECTIONS, "connected clients (INFO `connected_clients`): "
+                       "each Sidekiq process, each web dyno's pool, us; a plan's limit refuses the next")
+REDIS_EVICTED = Metric("redis.evicted_keys", TOTAL, Unit.KEYS, "keys Redis has evicted since it started (INFO "
+                       "`evicted_keys`); any at all under Sidekiq may be lost jobs")
+REDIS_EVICTIONS = Metric("redis.evictions", DELTA, Unit.KEYS, "keys evicted since the previous poll, from the "
+                         "second poll on", total=REDIS_EVICTED)
+REDIS_OPS = Metric("redis.ops_per_second", GAUGE, Unit.PER_SECOND, "commands a second, as Redis measures it "
+                   "(INFO `instantaneous_ops_per_sec`)")
 
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
     UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_UTILIZATION,
     PROCESS_QUIET, PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP,
     ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN, JOB_RUNTIME_P50,
-    JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED,
+    JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED, REDIS_MEMORY_USED, REDIS_MEMORY_MAX, REDIS_MEMORY_RATIO,
+    REDIS_CLIENTS, REDIS_EVICTED, REDIS_EVICTIONS, REDIS_OPS,
 )

@@ -21,7 +21,7 @@ from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.outputs import FACTORIES
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings, resolve_otlp
 from sidekiq_metrics.parsing import check_host, format_value, host, matching, one_of, quote, whole_number
-from sidekiq_metrics.redis_target import RedisTarget
+from sidekiq_metrics.redis_target import DEFAULT_SHARD, RedisTarget, Shard
 from sidekiq_metrics.schedule import ScheduleError, Window, parse_schedule, window_at
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -133,7 +133,9 @@ class Settings:
     job_classes: tuple[str, ...] | None  # the classes that may be reported one by one; None: any
     job_classes_top: int  # at most this many, by run time over the last hour
     lease: bool  # run only while holding the Redis lease (lease.py): one active emitter among several
+    shard_variables: tuple[tuple[str, str], ...] | None  # SIDEKIQ_METRICS_SHARDS: (name, variable); None: one Redis
     autoscale: AutoscaleSettings | None = None  # None: off (the default)
+    shards: tuple[Shard, ...] = ()  # every Redis read, the default one first; set by check_settings
     otlp: OtlpSettings | None = None  # None: the otlp output is not chosen
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """For each setting, where its value came from: a flag, a variable, or "default"."""
@@ -142,7 +144,8 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every string that must never reach any output: the Redis URL's credentials, the OTLP headers'
         values, the Heroku API token."""
-        return (*self.redis.secrets, *(self.otlp.secrets if self.otlp else ()),
+        return (*self.redis.secrets, *(s for shard in self.shards for s in shard.target.secrets),
+                *(self.otlp.secrets if self.otlp else ()),
                 *((self.autoscale.token,) if self.autoscale else ()))
 
 
@@ -179,6 +182,7 @@ def check_settings(env: Mapping[str, str],
     origins: dict[str, str] = {}
     errors: list[ConfigError] = []
     values: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}  # Any: each its own type
+    url_label = "the default Redis URL"
     try:
         url, url_label = _redis_url(env, flags, origins)
         redis = parse_redis_url(url, url_label)
@@ -197,10 +201,14 @@ def check_settings(env: Mapping[str, str],
     if origins["tls_verify"] == "default" and redis.tls_verify is not None:
         values["tls_verify"] = redis.tls_verify
         origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
+    shards: tuple[Shard, ...] = (Shard(DEFAULT_SHARD, redis, url_label),)
+    if values["shard_variables"] is not None:
+        shards = _shards(values["shard_variables"], env, errors) or shards
+        redis = shards[0].target  # the default pool: the lease, the autoscaler's lock and `doctor` use it
     autoscale = _autoscale(env, values["queues"], origins, errors)
     # Only for the otlp output: an app's own OpenTelemetry SDK may use OTEL_* variables we do not accept (grpc).
     otlp = resolve_otlp(env, origins, errors) if "otlp" in values["outputs"] else None
-    return Settings(redis=redis, autoscale=autoscale, otlp=otlp, origins=origins, **values), errors
+    return Settings(redis=redis, autoscale=autoscale, otlp=otlp, origins=origins, shards=shards, **values), errors
 
 
 def parse_outputs(raw: str, label: str) -> tuple[str, ...]:
@@ -270,6 +278,55 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
         return url, "REDIS_URL"
     origins["redis_url"] = "default"
     return DEFAULT_REDIS_URL, "the default Redis URL"
+
+
+_SHARD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+SHARDS_TOTAL = "all"  # the shard label of the sums over every shard: no shard may take the name
+
+
+def parse_shards(raw: str, label: str) -> tuple[tuple[str, str], ...]:
+    """`default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL`: each shard's name and the config var of its URL.
+    The URLs themselves never go here: they hold passwords, and Heroku rotates them in the vars."""
+    shards: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        name, colon, variable = (part.strip() for part in item.strip().partition(":"))
+        if not colon or not _SHARD_NAME.fullmatch(name) or not _VARIABLE_NAME.fullmatch(variable):
+            what = "a URL" if "//" in item else quote(item.strip()[:40])
+            raise ConfigError(label, "must list shards as name:VARIABLE, separated by commas (e.g. "
+                                     "default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL; a name is 1 to 32 of a-z "
+                                     f"0-9 _ -, a VARIABLE the config var that holds the shard's URL), got {what}")
+        if name == SHARDS_TOTAL:
+            raise ConfigError(label, f"names a shard {SHARDS_TOTAL!r}: that name is kept for the sums over every "
+                                     "shard; choose another")
+        if any(name == n for n, _ in shards) or any(variable == v for _, v in shards):
+            raise ConfigError(label, f"names the shard {name!r} or the variable {variable} twice: each Redis "
+                                     "once, or its jobs would be counted twice")
+        shards.append((name, variable))
+    return tuple(shards)
+
+
+def _shards(named: tuple[tuple[str, str], ...], env: Mapping[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """Each shard's Redis, from the var that holds its URL; () with an error when one cannot be used."""
+    shards: list[Shard] = []
+    for name, variable in named:
+        url = env.get(variable, "").strip()
+        if not url:
+            errors.append(ConfigError("SIDEKIQ_METRICS_SHARDS", f"names {variable} for the shard {name!r}, but "
+                                                               f"{variable} is not set on this app"))
+            return ()
+        try:
+            target = parse_redis_url(url, variable)
+        except ConfigError as exc:
+            errors.append(exc)
+            return ()
+        where = (target.host, target.port, target.unix_path, target.db)
+        if same := next((shard for shard in shards if (shard.target.host, shard.target.port, shard.target.unix_path,
+                                                         shard.target.db) == where), None):
+            errors.append(ConfigError("SIDEKIQ_METRICS_SHARDS", f"the shards {same.name!r} and {name!r} are the same "
+                                      "Redis: each once, or its jobs would be counted twice"))
+            return ()
+        shards.append(Shard(name, target, variable))
+    return tuple(shards)
 
 
 def parse_redis_url(url: str, label: str) -> RedisTarget:
@@ -613,6 +670,11 @@ SETTINGS: tuple[Setting, ...] = (
             "is active and another takes over within two intervals when it stops; on by itself in the Cloud "
             "Native Buildpack's process and `sidecar`, and with SIDEKIQ_METRICS_DYNO naming a process type",
             parse_bool),
+    Setting("shard_variables", "--shards", "SIDEKIQ_METRICS_SHARDS", None,
+            "several Redis shards (Sidekiq 7+ `Sidekiq::Client.via`) read by one emitter, as `name:VARIABLE,...`: "
+            "each shard's name and the config var holding its URL, Sidekiq's default pool first "
+            "(`default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL`). The first keeps today's metric names; the "
+            "others carry their shard (docs/metrics.md)", parse_shards, shown="one Redis"),
     Setting("queues", "--queues", "SIDEKIQ_METRICS_QUEUES", None,
             "comma-separated queues to report (spaces around names ignored); a listed queue that does not "
             "exist reports size 0 and latency 0", parse_queue_list, shown="every queue"),

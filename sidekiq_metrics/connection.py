@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sidekiq_metrics.config import Settings
+from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection
 
 # Longest a single connect or reply may take, whatever the interval: a poll of
@@ -15,12 +16,14 @@ def socket_timeout(interval: float) -> float:
     return min(MAX_SOCKET_TIMEOUT, interval / 2)
 
 
-def connect(settings: Settings) -> Connection:
+def connect(settings: Settings, target: RedisTarget | None = None) -> Connection:
     """A lazy connection: nothing is sent until the first poll.
 
     No retries (the next tick is the retry, so a dead Redis sees at most one
     connection attempt per interval). A rediss:// URL is encrypted; the certificate
     is verified only with SIDEKIQ_METRICS_TLS_VERIFY, since Heroku Key-Value Store
-    presents a self-signed one (Sidekiq's own Heroku guidance does the same).
+    presents a self-signed one (Sidekiq's own Heroku guidance does the same). `target`: a shard's Redis,
+    instead of the default one.
     """
-    return Connection(settings.redis, timeout=socket_timeout(settings.interval), tls_verify=settings.tls_verify)
+    return Connection(target or settings.redis, timeout=socket_timeout(settings.interval),
+                      tls_verify=settings.tls_verify)

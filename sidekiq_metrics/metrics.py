@@ -21,7 +21,7 @@ from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
 from sidekiq_metrics.job_metrics import percentile
 from sidekiq_metrics.job_payload import latency
-from sidekiq_metrics.readings import JobMinutes, Snapshot, Totals
+from sidekiq_metrics.readings import JobMinutes, RedisHealth, Snapshot, Totals
 
 K = TypeVar("K")
 Labels = tuple[tuple[str, str], ...]  # (name, value) pairs, the metric's own label first
@@ -61,6 +61,10 @@ class Sample(NamedTuple):
     def delta(self) -> bool:
         return self.metric.kind is Kind.DELTA
 
+    @property
+    def shard(self) -> str | None:
+        return shard_of(self.labels)
+
 
 @dataclass(frozen=True, slots=True)
 class QueueSeries:
@@ -73,9 +77,30 @@ class QueueSeries:
     metric: Metric  # a per-queue one: catalogue.QUEUE_SIZE or QUEUE_LATENCY
     queues: list[str]
     values: list[float]
+    labels: Labels = ()  # those every value has beside its queue: the shard's
 
     def samples(self) -> Iterator[Sample]:
-        return map(Sample, itertools.repeat(self.metric), self.values, ((("queue", q),) for q in self.queues))
+        labels = self.labels
+        return map(Sample, itertools.repeat(self.metric), self.values, ((("queue", q), *labels) for q in self.queues))
+
+    @property
+    def shard(self) -> str | None:
+        return shard_of(self.labels)
+
+
+SHARD = "shard"  # the label of the readings of a shard other than the default one (docs/metrics.md)
+
+
+def shard_of(labels: Labels) -> str | None:
+    """The shard a value was read from; None for the default one (whose names stay as without shards)."""
+    return next((value for name, value in labels if name == SHARD), None)
+
+
+def with_shard(samples: Iterable[Sample], shard: str | None) -> list[Sample]:
+    """The samples of one shard, labelled with it (unchanged for the default one)."""
+    if shard is None:
+        return list(samples)
+    return [Sample(s.metric, s.value, (*s.labels, (SHARD, shard))) for s in samples]
 
 
 @dataclass
@@ -139,6 +164,17 @@ def total_samples(totals: Totals, series: list[QueueSeries], now: float) -> list
         if size is not None:  # None: the set could not be read, so neither can its lag
             samples.append(Sample(metric, max(0.0, now - due) if due is not None else 0.0))
     return samples + process_samples(totals)
+
+
+def health_samples(health: RedisHealth) -> list[Sample]:
+    """The Redis's own health, as INFO reports it; a value INFO did not give is left out."""
+    mib = 1024 * 1024
+    found: list[tuple[Metric, float | None]] = [
+        (m.REDIS_MEMORY_USED, None if health.used_memory is None else round(health.used_memory / mib, 3)),
+        (m.REDIS_MEMORY_MAX, round(health.maxmemory / mib, 3) if health.maxmemory else None),
+        (m.REDIS_MEMORY_RATIO, health.memory_ratio), (m.REDIS_CLIENTS, health.clients),
+        (m.REDIS_EVICTED, health.evicted_keys), (m.REDIS_OPS, health.ops_per_second)]
+    return [Sample(metric, value) for metric, value in found if value is not None]
 
 
 def job_samples(jobs: JobMinutes) -> list[Sample]:

@@ -5,9 +5,9 @@ The metrics, `watch` and `doctor` take these; only sidekiq_reader.py makes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from sidekiq_metrics.dynos import process_type
 from sidekiq_metrics.job_payload import Stamp
@@ -99,6 +99,25 @@ class Totals:
         """ProcessSet#total_concurrency: the threads of the live processes. None: unknown."""
         return None if self.live is None else sum(p.concurrency or 0 for p in self.live)
 
+    @classmethod
+    def merged(cls, shards: Sequence[Totals]) -> Totals:
+        """The totals of several shards as one Sidekiq: counts summed (unknown when any is), the live processes
+        of all (each works one shard's Redis), the earliest due times."""
+        def total(values: list[int | None]) -> int | None:
+            return None if None in values else sum(cast("list[int]", values))
+
+        def earliest(values: list[float | None]) -> float | None:
+            known = [v for v in values if v is not None]
+            return min(known) if known else None
+
+        lives = [t.live for t in shards]
+        return cls(total([t.processed for t in shards]), total([t.failed for t in shards]),
+                   total([t.scheduled for t in shards]), total([t.retries for t in shards]),
+                   total([t.dead for t in shards]), total([t.processes for t in shards]),
+                   total([t.enqueued for t in shards]),
+                   None if None in lives else tuple(p for live in lives for p in cast("tuple[ProcessReading]", live)),
+                   earliest([t.scheduled_due for t in shards]), earliest([t.retry_due for t in shards]))
+
     def by_process_type(self) -> dict[str, ProcessGroup]:
         """The live processes grouped by Heroku process type (`worker` for `worker.3`); none when unknown."""
         groups: dict[str, list[ProcessReading]] = {}
@@ -128,6 +147,25 @@ class JobMinutes:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisHealth:
+    """What Redis's INFO says of its health (redis_health.py reads it)."""
+
+    used_memory: int | None  # bytes
+    maxmemory: int | None  # bytes; 0: no limit
+    policy: str | None  # maxmemory-policy
+    clients: int | None  # connected_clients
+    evicted_keys: int | None  # a running total since Redis started
+    ops_per_second: int | None  # instantaneous_ops_per_sec
+
+    @property
+    def memory_ratio(self) -> float | None:
+        """used / maxmemory; None with no limit (it can then only grow until the machine runs out)."""
+        if self.used_memory is None or not self.maxmemory:
+            return None
+        return self.used_memory / self.maxmemory
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     queues: tuple[QueueReading, ...]
     read_at: float  # epoch seconds, taken when the replies were in
@@ -137,6 +175,8 @@ class Snapshot:
     # The keys of the reads a poll needs that Redis refused: the `queues` and `processes` sets, a queue's LLEN or
     # oldest job, a process's hash. Any of them, and the poll is not a whole reading (metrics.up=0).
     unread: tuple[str, ...] = ()
+    health: RedisHealth | None = None  # INFO's readings; None: not asked, or refused (`health_refused` says why)
+    health_refused: str | None = None  # the error code of a refused INFO (NOPERM, or ERR for a renamed command)
 
     @property
     def complete(self) -> bool:

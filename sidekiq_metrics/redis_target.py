@@ -34,3 +34,16 @@ class RedisTarget:
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never reach any output."""
         return tuple(s for s in (self.password, self.username) if s)
+
+
+DEFAULT_SHARD = "default"  # the name of the one Redis when no shards are named (it is never printed)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One Redis of a sharded Sidekiq (`Sidekiq::Client.via`), by the name the user gives it. The first is
+    Sidekiq's default pool: its readings keep the names they have without shards."""
+
+    name: str
+    target: RedisTarget
+    variable: str  # the config var that holds its URL, to name it by in errors (never its URL)

@@ -10,30 +10,38 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from sidekiq_metrics.catalogue import FAILED, PROCESSED
-from sidekiq_metrics.config import Settings
+from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED
+from sidekiq_metrics.config import SHARDS_TOTAL, Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import (
+    SHARD,
     Counts,
     Measurements,
+    QueueSeries,
     Sample,
+    health_samples,
     heartbeat,
     increases,
     job_samples,
     queue_series,
     total_samples,
+    with_shard,
 )
 from sidekiq_metrics.outputs import Flushing, build_outputs
+from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
+from sidekiq_metrics.redis_health import SAFE_POLICY
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.sidekiq_keys import key_prefix
 from sidekiq_metrics.sidekiq_reader import SidekiqReader, job_reader
@@ -82,22 +90,38 @@ class Shutdown:
             self._interruptible = False
 
 
+@dataclass(frozen=True)
+class _ShardReader:
+    name: str
+    label: str | None  # the shard label of its readings: None for the default one (today's names)
+    reader: SidekiqReader
+
+
 class Poller:
-    """One poll: read a snapshot, derive samples, render, write. Never raises for a Redis fault."""
+    """One poll: read a snapshot of each shard, derive samples, render, write. Never raises for a Redis fault."""
 
     def __init__(self, settings: Settings, out: Stream, err: Stream, shutdown: Shutdown | None = None,
                  autoscaler: Autoscaler | None = None) -> None:
         self.settings = settings
         self.autoscaler = autoscaler
         self.log = line_logger(err, settings.secrets)
-        self.reader = SidekiqReader(connect(settings), namespace=settings.namespace, log=self.log,
-                                    jobs=job_reader(settings))
+        self.sharded = len(settings.shards) > 1
+        self.shards = [_ShardReader(shard.name, shard.name if n else None, SidekiqReader(
+            connect(settings, shard.target), namespace=settings.namespace, log=self._log_of(shard.name),
+            jobs=job_reader(settings))) for n, shard in enumerate(settings.shards)]
+        self.reader = self.shards[0].reader  # the default shard's (`doctor` reads through it)
         self.out = out
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
         self.counts = Counts(time.time())  # Sidekiq's totals, for their increases
         self._last_warning: str | None = None
         self._said_no_metrics = False
+        self._said_health: set[str] = set()  # the shards whose INFO has been judged
+
+    def _log_of(self, shard: str) -> Callable[[str], None]:
+        if not self.sharded:
+            return self.log
+        return lambda line: self.log(f"shard {shard}: {line}")
 
     def poll(self) -> bool:
         """True when Redis answered every read the poll needs. Output errors (a closed stdout) propagate."""
@@ -109,42 +133,129 @@ class Poller:
         finally:
             gc.enable()
 
-    def _poll(self) -> bool:
+    def _read(self, shard: _ShardReader) -> Snapshot | RedisError | OSError:
         try:
-            with self.shutdown.interruptible():
-                snapshot = self.reader.read(self.settings.queues, totals=self.settings.stats)
+            return shard.reader.read(self.settings.queues, totals=self.settings.stats)
         except (RedisError, OSError) as exc:
-            self.log(f"poll failed: {describe_error(exc, self.settings.secrets)}")
+            return exc
+
+    def _read_shards(self) -> list[Snapshot | RedisError | OSError]:
+        """Every shard's snapshot, or what stopped it. Several are read at once, one thread and connection each,
+        so a slow or dead shard costs the others nothing but the wait for it, which the poll's one deadline
+        bounds (each read ends within the connection's timeout). The threads are daemons: SIGTERM never waits."""
+        if not self.sharded:
+            with self.shutdown.interruptible():
+                return [self._read(self.shards[0])]
+        results: list[Snapshot | RedisError | OSError] = [OSError("not read")] * len(self.shards)
+
+        def read(n: int) -> None:
+            results[n] = self._read(self.shards[n])
+
+        threads = [threading.Thread(target=read, args=(n,), name=f"shard-{s.name}", daemon=True)
+                   for n, s in enumerate(self.shards)]
+        for thread in threads:
+            thread.start()
+        with self.shutdown.interruptible():
+            for thread in threads:
+                thread.join()
+        return results
+
+    def _poll(self) -> bool:
+        results = self._read_shards()
+        read: list[tuple[_ShardReader, Snapshot]] = []
+        for shard, result in zip(self.shards, results, strict=True):
+            if isinstance(result, Snapshot):
+                read.append((shard, result))
+            else:
+                where = f" (shard {shard.name})" if self.sharded else ""
+                self.log(f"poll failed{where}: {describe_error(result, self.settings.secrets)}")
+        beats = self._shard_heartbeats(results)
+        if not read:
+            down = heartbeat(up=False) + beats
             if self.autoscaler:
                 self.autoscaler.observe(None)
-                self.emit(Measurements(samples=heartbeat(up=False) + self.autoscaler.samples()))
-            else:
-                self.emit(Measurements(samples=heartbeat(up=False)))
+                down += self.autoscaler.samples()
+            self.emit(Measurements(samples=down))
             return False
-        series, problems = queue_series(snapshot)
+        series: list[QueueSeries] = []
+        samples: list[Sample] = []
+        warnings: list[str] = []
+        unknown: set[str] = set()  # queues whose size or latency is unknown, as the autoscaler names them
+        for shard, snapshot in read:
+            shard_series, problems = queue_series(snapshot)
+            if shard.label:
+                shard_series = [replace(s, labels=((SHARD, shard.label),)) for s in shard_series]
+            series += shard_series
+            samples += self._samples(shard.label, snapshot, shard_series)
+            where = f"shard {shard.name}: " if self.sharded else ""
+            warnings += [f"{where}queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems]
+            warnings += [f"{where}{problem}" for problem in snapshot.problems]
+            self._say_health(shard.name, snapshot)
+            unknown |= {_qualified(shard.label, p.queue) for p in problems}
+        complete = len(read) == len(self.shards) and all(snapshot.complete for _, snapshot in read)
+        totals = [snapshot.totals for _, snapshot in read if snapshot.totals]
+        merged = Totals.merged(totals) if totals and len(totals) == len(self.shards) else None
+        if self.sharded and merged is not None:  # every shard read: their sums (never a sum over part of them)
+            samples += self._samples(SHARDS_TOTAL, Snapshot((), read[0][1].read_at, merged), series)
+        self._say_no_metrics(totals)
+        if self.autoscaler:
+            if complete:  # types whose queues were all read may act
+                self.autoscaler.observe([replace(s, queues=[_qualified(s.shard, q) for q in s.queues], labels=())
+                                         for s in series], merged, unknown)
+            else:  # a queue list or the processes are unknown: every type holds still, as after a failed poll
+                self.autoscaler.observe(None)
+            samples += self.autoscaler.samples()
+        self.emit(Measurements(series, samples + heartbeat(up=complete) + beats))
+        self._warn_once(warnings)
+        return complete
+
+    def _samples(self, shard: str | None, snapshot: Snapshot, series: list[QueueSeries]) -> list[Sample]:
+        """A shard's whole-Sidekiq samples (the default one's: shard None), labelled with it."""
         samples = []
-        if snapshot.totals:
-            totals = snapshot.totals
-            samples += total_samples(totals, series, snapshot.read_at)
+        if totals := snapshot.totals:
+            samples += with_shard(total_samples(totals, series, snapshot.read_at), shard)
             known = [Sample(metric, value) for metric, value in ((PROCESSED, totals.processed),
                                                                  (FAILED, totals.failed)) if value is not None]
-            samples += increases(self.counts.update(known, snapshot.read_at))
+            if snapshot.health:  # the Redis's own, once per shard (the sums over shards have none)
+                health = health_samples(snapshot.health)
+                samples += with_shard(health, shard)
+                known += [s for s in health if s.metric is REDIS_EVICTED]
+            samples += increases(self.counts.update(with_shard(known, shard), snapshot.read_at))
         if snapshot.jobs:
-            samples += job_samples(snapshot.jobs)
-        if self.reader.jobs and snapshot.totals and snapshot.totals.live and not self._said_no_metrics:
-            if all(_before_7(p.version) for p in snapshot.totals.live):
+            samples += with_shard(job_samples(snapshot.jobs), shard)
+        return samples
+
+    def _shard_heartbeats(self, results: list[Snapshot | RedisError | OSError]) -> list[Sample]:
+        """With several shards, each one's own `metrics.up` (the default one's too, by its name), beside the
+        overall one that is 1 only when every shard was read."""
+        if not self.sharded:
+            return []
+        return [sample for shard, result in zip(self.shards, results, strict=True)
+                for sample in with_shard(heartbeat(isinstance(result, Snapshot) and result.complete), shard.name)]
+
+    def _say_health(self, shard: str, snapshot: Snapshot) -> None:
+        """Once per shard and process start: a Redis that may evict Sidekiq's jobs, or one that refuses INFO."""
+        if shard in self._said_health:
+            return
+        where = f" (shard {shard})" if self.sharded else ""
+        if snapshot.health_refused:
+            self._said_health.add(shard)
+            self.log(f"Redis{where} refuses INFO ({snapshot.health_refused[:20]}): the redis.* metrics of its "
+                     "memory, clients, evictions and load are left out")
+        elif snapshot.health and snapshot.health.policy:
+            self._said_health.add(shard)
+            if snapshot.health.policy != SAFE_POLICY:
+                self.log(f"warning: Redis{where} has maxmemory-policy {snapshot.health.policy}: when its memory "
+                         "is full it deletes keys, and Sidekiq's queued jobs with them; set it to noeviction (on "
+                         "Heroku Key-Value Store: heroku redis:maxmemory --policy noeviction)")
+
+    def _say_no_metrics(self, totals: list[Totals]) -> None:
+        if self.reader.jobs and not self._said_no_metrics:
+            live = [p for t in totals for p in t.live or ()]
+            if live and all(_before_7(p.version) for p in live):
                 self._said_no_metrics = True
                 self.log("Sidekiq 6 and earlier write no execution metrics (they came with 7.0): nothing is "
                          "reported per job class")
-        if self.autoscaler:
-            if snapshot.complete:  # types whose queues were all read may act
-                self.autoscaler.observe(series, snapshot.totals, {p.queue for p in problems})
-            else:  # the queue list or the processes are unknown: every type holds still, as after a failed poll
-                self.autoscaler.observe(None)
-            samples += self.autoscaler.samples()
-        self.emit(Measurements(series, samples + heartbeat(up=snapshot.complete)))
-        self._warn_once([f"queue {ascii(p.queue)[:80]}: {p.reason}" for p in problems] + list(snapshot.problems))
-        return snapshot.complete
 
     def flush(self) -> None:
         """Wait for the outputs that send in the background to send what they hold (`run --once`)."""
@@ -178,6 +289,11 @@ class Poller:
             self.log(f"warning: {text}")
         self._last_warning = text
 
+
+
+def _qualified(shard: str | None, queue: str) -> str:
+    """A queue as autoscaling names it: `orders:default` on the shard `orders`, plain on the default one."""
+    return queue if shard is None else f"{shard}:{queue}"
 
 
 def line_logger(err: Stream, secrets: tuple[str, ...]) -> Callable[[str], None]:

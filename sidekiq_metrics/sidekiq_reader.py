@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from sidekiq_metrics import queue_scan
+from sidekiq_metrics import queue_scan, redis_health
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.job_metrics import MAX_CATCH_UP, JobMetricsReader
-from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, Snapshot, Totals
+from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
 from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
 from sidekiq_metrics.sidekiq_keys import PROCESS_FIELDS, SidekiqKeys, decode, key_prefix
 
@@ -115,8 +115,9 @@ class SidekiqReader:
 
     def __init__(self, connection: Connection, *, namespace: str | None = None,
                  log: Callable[[str], None] = lambda message: None, scripts: bool = True,
-                 jobs: JobMetricsReader | None = None) -> None:
+                 jobs: JobMetricsReader | None = None, health: bool = True) -> None:
         self.connection = connection
+        self.health = health  # with the totals, Redis's own health (INFO): redis_health.py
         self.jobs = jobs  # None: Sidekiq's execution metrics are not read
         self.keys = SidekiqKeys.under(namespace)
         self.log = log
@@ -149,6 +150,8 @@ class SidekiqReader:
         scripts = self.scripts
         if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
             head.add("script", ["SCRIPT", "LOAD", queue_scan.SCRIPT])
+        if totals and self.health:  # optional: a refusal leaves these readings out, never the poll
+            head.add("health", *redis_health.COMMANDS)
         if totals:
             head.add("counted", ["GET", keys.processed], ["GET", keys.failed], ["ZCARD", keys.schedule],
                      ["ZCARD", keys.retry], ["ZCARD", keys.dead], ["SCARD", keys.processes])
@@ -199,6 +202,7 @@ class SidekiqReader:
         now = clock()
         if not totals:
             return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread))
+        health = redis_health.parse(head.replies(answers, "health")) if "health" in head else None
         unreported = rest[:len(plan.unreported)]
         for name, reply in zip(plan.unreported, unreported, strict=True):
             if isinstance(reply, ReplyError):
@@ -227,7 +231,9 @@ class SidekiqReader:
             processed=count["processed"], failed=count["failed"], scheduled=count["schedule"],
             retries=count["retry"], dead=count["dead"], processes=count["processes"], enqueued=enqueued, live=live,
             scheduled_due=_first_score(head.reply(answers, "schedule due")),
-            retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread))
+            retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread),
+            health=health if isinstance(health, RedisHealth) else None,
+            health_refused=health.code if isinstance(health, ReplyError) else None)
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:

@@ -32,7 +32,7 @@ WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy"
 def per_queue(measurements: dict[str, str], prefix: str = "sidekiq") -> dict[str, str]:
     """The per-queue measurements only (this file is about queues; test_totals.py about the rest)."""
     return {k: v for k, v in measurements.items() if (name := k.split("#", 1)[1][len(prefix) + 1:]) not in WHOLE_SIDEKIQ
-            and not name.startswith("process.")}
+            and not name.startswith(("process.", "redis."))}
 
 
 def poll_once(url: str, *args: str, **env: str) -> dict[str, str]:
@@ -190,8 +190,9 @@ def test_only_read_commands_reach_redis(r, redis_server):
         poll_once(redis_server.url)
         poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES="default,missing")
     commands = {c.split(" ", 1)[0].upper() for c in seen}
-    assert {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"} <= commands
-    assert commands <= {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX"}
+    assert {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "SCRIPT", "EVALSHA", "LLEN", "LINDEX", "INFO"} <= commands
+    assert commands <= {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX",
+                        "INFO"}
     assert all(c.upper().startswith("SCRIPT LOAD") for c in seen if c.upper().startswith("SCRIPT"))
 
 

@@ -74,7 +74,8 @@ def test_all_outputs_at_once_agree_with_the_l2met_lines(r, redis_server, udp):
         for dimension_set in directive["Dimensions"]:
             assert all(isinstance(rec[d], str) for d in dimension_set)
         for metric in directive["Metrics"]:
-            assert isinstance(rec[metric["Name"]], (int, float)) and metric["Unit"] in ("Count", "Seconds", "None")
+            assert isinstance(rec[metric["Name"]], (int, float)) and metric["Unit"] in ("Count", "Seconds", "None",
+                                                                                       "Megabytes", "Count/Second")
     by_queue = {rec["Queue"]: rec for rec in emf if "Queue" in rec}
     assert by_queue["low priority"]["QueueSize"] == 1
     assert by_queue["default"]["QueueLatency"] == float(l2met["sample#sidekiq.default.latency"])

@@ -272,8 +272,8 @@ def test_no_refused_read_is_reported_as_a_number_and_up_means_every_needed_read(
     whole = not refused & NEEDED
     assert read is whole and seen["sample#sidekiq.metrics.up"] == ("1" if whole else "0"), (refused, seen, err)
     for name, value in seen.items():
-        if name.endswith(".latency") or name.endswith("max_latency") or "metrics." in name:
-            continue
+        if name.endswith(".latency") or name.endswith("max_latency") or "metrics." in name or ".redis." in name:
+            continue  # (the Redis's own memory, clients and load move between the two polls)
         assert name in truth and value == truth[name], (refused, name, value, truth.get(name))
     assert "partial-pass" not in err and "Traceback" not in err
 

@@ -12,7 +12,7 @@ from sidekiq_metrics.catalogue import Unit
 from sidekiq_metrics.metrics import Measurements, Sample
 
 UNITS = {Unit.SECONDS: "Seconds", Unit.RATIO: "None", Unit.BOOLEAN: "None", Unit.MEGABYTES: "Megabytes",
-         Unit.MILLISECONDS: "Milliseconds"}  # every other unit counts things
+         Unit.MILLISECONDS: "Milliseconds", Unit.PER_SECOND: "Count/Second"}  # every other unit counts things
 
 
 def _camel(name: str) -> str:

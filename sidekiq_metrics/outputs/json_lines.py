@@ -11,8 +11,9 @@ import json
 import math
 import time
 from collections.abc import Callable
+from typing import cast
 
-from sidekiq_metrics.metrics import Measurements
+from sidekiq_metrics.metrics import SHARD, Measurements
 from sidekiq_metrics.outputs import Recorded
 
 
@@ -25,22 +26,33 @@ class JsonOutput:
         self.write = write
 
     def emit(self, measurements: Measurements, at: float) -> None:
-        totals: dict[str, float] = {}
-        counts: dict[str, float] = {}
-        # by label, then its value: {"queue": {"default": {"size": 3}}, "job_class": {"ReportJob": {...}}}
-        labelled: dict[str, dict[str, dict[str, float]]] = {"queue": {}}
+        records: dict[str | None, dict[str, dict[str, object]]] = {}  # by shard (None: the default one)
         for sample in measurements:
+            record = records.get(shard := sample.shard) or records.setdefault(shard, _record())
             value = round(sample.value, 3)
             name, labels = sample.tagged()
-            if labels:
-                (label, subject), = labels
-                labelled.setdefault(label, {}).setdefault(subject, {})[sample.metric.bare_name] = value
+            own = [(label, subject) for label, subject in labels if label != SHARD]
+            if own:
+                (label, subject), = own
+                group = cast("dict[str, dict[str, float]]", record.setdefault(label, {}))
+                group.setdefault(subject, {})[sample.metric.bare_name] = value
             else:
-                (counts if sample.delta else totals)[name] = value
+                cast("dict[str, float]", record["counts" if sample.delta else "totals"])[name] = value
+        default = records.pop(None, None) or _record()
+        line: dict[str, object] = {"time": iso_time(at), **_queues_first(default)}
+        if records:  # other shards' readings, each shaped as the default one's
+            line["shards"] = {shard: _queues_first(record) for shard, record in records.items()}
         # ensure_ascii: any queue name, even one that is not UTF-8, stays one valid line
-        record: dict[str, object] = {"time": iso_time(at), "queues": labelled.pop("queue"), "totals": totals,
-                                     "counts": counts, **labelled}
-        self.write([json.dumps(record, ensure_ascii=True, separators=(",", ":"))])
+        self.write([json.dumps(line, ensure_ascii=True, separators=(",", ":"))])
+
+
+def _record() -> dict[str, dict[str, object]]:
+    return {"queue": {}, "totals": {}, "counts": {}}  # then by label: {"job_class": {"ReportJob": {...}}}
+
+
+def _queues_first(record: dict[str, dict[str, object]]) -> dict[str, object]:
+    """`queues`, `totals`, `counts`, then the labelled groups in the order first met."""
+    return {"queues": record.pop("queue"), **record}
 
 
 def read_record(text: str) -> tuple[str, Recorded]:

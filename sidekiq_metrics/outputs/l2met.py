@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT
-from sidekiq_metrics.metrics import Measurements, QueueSeries
+from sidekiq_metrics.metrics import Labels, Measurements, QueueSeries, Sample
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.outputs import Recorded
 
@@ -38,29 +38,44 @@ class L2metFormat:
     # The "sample#sidekiq.<queue>.size=" heads of each series of the last poll, reused while the
     # series list the same queues: 10,000 queues make 20,000 of them (measured: rendering them takes
     # 4.3 ms instead of 8.0; needed for the poll's target of at most 8x Redis's floor).
-    _heads: tuple[list[list[str]], list[list[str]]] | None = field(default=None, init=False, repr=False)
+    _heads: tuple[list[list[str]], list[Labels], list[list[str]]] | None = field(default=None, init=False, repr=False)
 
     def render(self, measurements: Measurements) -> list[str]:
         lines: list[str] = []
         for series, heads in zip(measurements.series, self._queue_heads(measurements.series), strict=True):
             lines += self._pack(list(map(operator.add, heads, _formatted(series.values))))
-        if measurements.samples:
+        by_shard: dict[str | None, list[Sample]] = {}
+        for sample in measurements.samples:
+            by_shard.setdefault(sample.shard, []).append(sample)
+        for shard, samples in by_shard.items():
+            base = self._base(shard)
             # A job class or process type in a name is mapped as queue names are: any text becomes a valid name.
-            subjects = queue_metric_names(tuple(dict.fromkeys(s.subject for s in measurements.samples if s.subject)),
-                                          self.prefix, _AROUND_SUBJECT)
-            lines += self._pack([f"{'count' if s.delta else self.metric_type}#{self.prefix}."
+            subjects = queue_metric_names(tuple(dict.fromkeys(s.subject for s in samples if s.subject)), base,
+                                          _AROUND_SUBJECT)
+            lines += self._pack([f"{'count' if s.delta else self.metric_type}#{base}."
                                  f"{s.metric.filled(subjects[subject]) if (subject := s.subject) else s.name}="
-                                 f"{format_value(s.value)}" for s in measurements.samples])
+                                 f"{format_value(s.value)}" for s in samples])
         return lines
+
+    def _base(self, shard: str | None) -> str:
+        """What a name starts with: `sidekiq`, or `sidekiq:orders` for a shard other than the default one. No name
+        of the default shard can start so (the prefix is always followed by a dot there), and shard names hold no
+        dot: a shard's names never collide with another's, whatever its queues are called."""
+        return self.prefix if shard is None else f"{self.prefix}:{shard}"
 
     def _queue_heads(self, series: list[QueueSeries]) -> list[list[str]]:
         queues = [s.queues for s in series]
-        if self._heads and self._heads[0] == queues:  # the same names, usually the very same objects: fast
-            return self._heads[1]
-        # Metric names are chosen over every queue of the poll, so a queue keeps its name on every line.
-        names = queue_metric_names(tuple(dict.fromkeys(itertools.chain.from_iterable(queues))), self.prefix)
-        heads = [[f"{self.metric_type}#{self.prefix}.{names[q]}.{s.metric.name}=" for q in s.queues] for s in series]
-        self._heads = ([list(q) for q in queues], heads)
+        labels = [s.labels for s in series]
+        if self._heads and self._heads[0] == queues and self._heads[1] == labels:  # usually the very same objects
+            return self._heads[2]
+        # Metric names are chosen over every queue of the poll (of each shard), so a queue keeps its name on every
+        # line; a shard's queues never change another's names.
+        names = {shard: queue_metric_names(tuple(dict.fromkeys(itertools.chain.from_iterable(
+            s.queues for s in series if s.shard == shard))), self._base(shard))
+            for shard in dict.fromkeys(s.shard for s in series)}
+        heads = [[f"{self.metric_type}#{self._base(s.shard)}.{names[s.shard][q]}.{s.metric.name}=" for q in s.queues]
+                 for s in series]
+        self._heads = ([list(q) for q in queues], labels, heads)
         return heads
 
     def _pack(self, measurements: list[str]) -> list[str]:

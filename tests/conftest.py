@@ -57,6 +57,28 @@ def reference_sidekiq(tmp_path_factory) -> dict[str, list[str]]:
             "8-server": values["SK8_RUBY"] + values["SK8_I"] + values["SK8_BIN"]}
 
 
+REFERENCE_VALKEY = ROOT.parent / "shared" / "reference-valkey"
+
+
+@pytest.fixture(scope="session")
+def valkey_binary(tmp_path_factory) -> str:
+    """Real Valkey 8 (Heroku Key-Value Store runs Valkey): Debian trixie's valkey-server, unpacked by
+    ../shared/reference-valkey/setup.sh and run through trixie's own loader."""
+    if not (REFERENCE_VALKEY / "setup.sh").exists():
+        pytest.fail(f"{REFERENCE_VALKEY} is missing: the tests need ../shared beside the checkout")
+    target = tmp_path_factory.mktemp("reference-valkey")
+    subprocess.run(["bash", str(REFERENCE_VALKEY / "setup.sh"), str(target)], check=True, capture_output=True,
+                   timeout=300)
+    return str(target / "bin" / "valkey-server")
+
+
+@pytest.fixture(scope="session")
+def valkey(valkey_binary):
+    server = RedisServer(binary=valkey_binary).start()
+    yield server
+    server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def sidekiq7(reference_sidekiq) -> list[str]:
     """The command that runs Ruby with real Sidekiq 7.3 and its redis-client loaded."""

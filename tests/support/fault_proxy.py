@@ -51,7 +51,11 @@ class FaultProxy:
             except OSError:
                 return
             self.accepted += 1
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:  # Redis is down: the client's connection ends at once, as one to a dead port would
+                _quietly(client.close)
+                continue
             self._open += [client, upstream]
             activity = [time.monotonic()]
             threading.Thread(target=self._to_redis, args=(client, upstream, activity), daemon=True).start()

@@ -1,0 +1,269 @@
+"""Several Redis shards read by one emitter (SIDEKIQ_METRICS_SHARDS), against real redis-servers, real Sidekiq 7.3
+and 8.1 pushing with Sidekiq::Client.via, and Sidekiq's own API inside `via` as the reference for each shard."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.metrics import Measurements
+from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
+from sidekiq_metrics.outputs.prometheus import render
+from sidekiq_metrics.outputs.statsd import StatsdOutput
+from sidekiq_metrics.runner import Poller
+from support.commands import ROOT, cli, parse_l2met, spawn
+from support.fake_platform_api import FakePlatformApi
+from support.fault_proxy import FaultProxy
+from support.redis_server import RedisServer, wait_until
+from support.sidekiq_data import seed
+
+NAMES = ("default", "orders", "mail")
+
+
+@pytest.fixture
+def shards():
+    servers = [RedisServer().start() for _ in NAMES]
+    yield dict(zip(NAMES, servers, strict=True))
+    for server in servers:
+        server.cleanup()
+
+
+def shard_env(urls: dict[str, str], **env: str) -> dict[str, str]:
+    """The shards' URLs in config vars, as Heroku add-ons set them, and the setting that names them."""
+    variables = {"default": "REDIS_URL", "orders": "HEROKU_REDIS_COBALT_URL", "mail": "REDISCLOUD_URL"}
+    return {**{variables[name]: url for name, url in urls.items()},
+            "SIDEKIQ_METRICS_SHARDS": ",".join(f"{name}:{variables[name]}" for name in urls), **env}
+
+
+def test_every_shard_is_read_and_labelled_and_the_sums_are_over_all(shards):
+    seed(shards["default"].client(), {"default": (2.0, 3)})
+    seed(shards["orders"].client(), {"default": (5.0, 5), "orders": (1.0, 1)})
+    for n, server in enumerate(shards.values()):
+        server.client().set("stat:processed", 10 ** n)
+    result = cli("run", "--once", env=shard_env({n: s.url for n, s in shards.items()}))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    seen = parse_l2met(result.stdout)
+    # The default shard keeps the original's names; the others carry theirs after the prefix.
+    assert seen["sample#sidekiq.default.size"] == "3" and seen["sample#sidekiq.enqueued"] == "3"
+    assert seen["sample#sidekiq:orders.default.size"] == "5" and seen["sample#sidekiq:orders.orders.size"] == "1"
+    assert seen["sample#sidekiq:orders.enqueued"] == "6" and seen["sample#sidekiq:mail.enqueued"] == "0"
+    assert float(seen["sample#sidekiq:orders.default.latency"]) >= 5.0
+    assert seen["sample#sidekiq:all.enqueued"] == "9" and seen["sample#sidekiq:all.processed"] == "111"
+    assert float(seen["sample#sidekiq:all.max_latency"]) == float(seen["sample#sidekiq:orders.max_latency"])
+    assert seen["sample#sidekiq.metrics.up"] == "1"
+    assert all(seen[f"sample#sidekiq:{name}.metrics.up"] == "1" for name in NAMES)  # each its own heartbeat
+    assert seen["sample#sidekiq:orders.redis.clients"] >= "1"  # each Redis's own health
+    assert not any(key.startswith("sample#sidekiq:all.redis.") for key in seen)  # no sum of several Redis's memory
+    assert not any(key.startswith("sample#sidekiq:mail.") and key.endswith((".size", ".latency")) for key in seen)
+
+    record = json.loads(cli("run", "--once", env=shard_env({n: s.url for n, s in shards.items()},
+                                                           SIDEKIQ_METRICS_OUTPUT="json")).stdout)
+    assert record["queues"]["default"]["size"] == 3 and record["totals"]["enqueued"] == 3
+    assert record["shards"]["orders"]["queues"]["orders"]["size"] == 1
+    assert record["shards"]["all"]["totals"]["enqueued"] == 9
+
+
+def test_tag_based_outputs_give_the_shard_as_a_tag_label_and_dimension(shards):
+    seed(shards["orders"].client(), {"default": (5.0, 2)})
+    settings = load_settings(shard_env({n: s.url for n, s in shards.items()}))
+    poller = Poller(settings, io.StringIO(), io.StringIO())
+    polled: list[Measurements] = []
+    poller.outputs.append(type("Capture", (), {"emit": lambda self, m, at: polled.append(m)})())
+    assert poller.poll()
+    lines = StatsdOutput("sidekiq", "127.0.0.1", 9).lines(polled[0])
+    assert "sidekiq.queue.size:2|g|#queue:default,shard:orders" in lines
+    assert "sidekiq.enqueued:2|g|#shard:orders" in lines and "sidekiq.enqueued:0|g" in lines
+    body = render("sidekiq", list(polled[0]))
+    assert 'sidekiq_queue_size{queue="default",shard="orders"} 2\n' in body
+    assert 'sidekiq_enqueued{shard="all"} 2\n' in body and "\nsidekiq_enqueued 0\n" in body
+    written: list[str] = []
+    CloudWatchOutput("Sidekiq", written.extend).emit(polled[0], 0)
+    record = next(r for r in map(json.loads, written) if r.get("Shard") == "orders" and "Queue" in r)
+    assert record["QueueSize"] == 2 and record["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Queue", "Shard"]]
+
+
+@pytest.mark.parametrize(("shards_value", "env", "message"), [
+    ("default:redis://:pw-9f8e7d@127.0.0.1:1/0", {}, "must list shards as name:VARIABLE"),
+    ("default:REDIS_URL,orders:ORDERS_URL", {}, "names ORDERS_URL for the shard 'orders', but ORDERS_URL is not set"),
+    ("default:REDIS_URL,all:ORDERS_URL", {"ORDERS_URL": "redis://127.0.0.1:2/0"}, "names a shard 'all'"),
+    ("default:REDIS_URL,Orders!:ORDERS_URL", {"ORDERS_URL": "redis://127.0.0.1:2/0"}, "must list shards"),
+    ("default:REDIS_URL,orders:REDIS_URL", {}, "twice"),
+    ("default:REDIS_URL,orders:ORDERS_URL", {"ORDERS_URL": "redis://:pw-9f8e7d@127.0.0.1:1/0"}, "same Redis"),
+    ("default:REDIS_URL,orders:ORDERS_URL", {"ORDERS_URL": "http://:pw-9f8e7d@host/0"}, "ORDERS_URL must be a"),
+])
+def test_bad_shard_settings_exit_2_with_one_line_and_no_secret(shards_value, env, message):
+    result = cli("run", "--once", env={"REDIS_URL": "redis://:pw-9f8e7d@127.0.0.1:1/0",
+                                       "SIDEKIQ_METRICS_SHARDS": shards_value, **env})
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    assert "pw-9f8e7d" not in result.stderr and "Traceback" not in result.stderr
+
+
+def polls(lines: list[str], last: str = "mail") -> list[dict[str, str]]:
+    """Each poll's measurements, from l2met lines (a poll ends with the last shard's heartbeat)."""
+    out: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in lines:
+        current.update(parse_l2met(line))
+        if f"sidekiq:{last}.metrics.up=" in line:
+            out.append(current)
+            current = {}
+    return out
+
+
+def test_a_dead_then_stalled_shard_never_stops_the_others_lines(shards):
+    """The orders shard behind the fault proxy: killed, then stalled. Every poll still prints the other shards'
+    lines, with their heartbeats 1 and its 0, the overall one 0; it names the shard, never its password."""
+    orders = shards["orders"]
+    orders.client().config_set("requirepass", "pw-9f8e7d")
+    proxy = FaultProxy(orders.port)
+    seed(shards["default"].client(), {"default": (1.0, 2)})
+    urls = {"default": shards["default"].url, "orders": f"redis://:pw-9f8e7d@127.0.0.1:{proxy.port}/0",
+            "mail": shards["mail"].url}
+    proc = spawn("run", env=shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.5"))
+    lines: list[str] = []
+    try:
+        def wait_polls(n: int) -> list[dict[str, str]]:
+            start = len(polls(lines))
+            deadline = time.monotonic() + 20
+            while len(polls(lines)) < start + n and time.monotonic() < deadline:
+                lines.append(proc.stdout.readline())
+            return polls(lines)[start:start + n]
+
+        healthy = wait_polls(2)
+        orders.stop()
+        dead = wait_polls(3)[1:]  # (the poll under way when it died may have read it)
+        orders.start()
+        proxy.mode = "stall"
+        stalled = wait_polls(3)[1:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=5)
+        proxy.close()
+    assert all(p["sample#sidekiq:orders.metrics.up"] == "1" and p["sample#sidekiq.metrics.up"] == "1" for p in healthy)
+    for poll in dead + stalled:
+        assert poll["sample#sidekiq:orders.metrics.up"] == "0" and poll["sample#sidekiq.metrics.up"] == "0"
+        assert poll["sample#sidekiq:default.metrics.up"] == "1" and poll["sample#sidekiq:mail.metrics.up"] == "1"
+        assert poll["sample#sidekiq.default.size"] == "2" and poll["sample#sidekiq:mail.enqueued"] == "0"
+        assert not any(key.startswith("sample#sidekiq:all.") for key in poll)  # no sum over part of the shards
+    assert "poll failed (shard orders)" in err and "pw-9f8e7d" not in err and "Traceback" not in err
+
+
+def test_a_process_type_whose_queues_span_two_shards_scales_on_the_worst_of_them(shards):
+    api = FakePlatformApi(formation={"worker": 1})
+    try:
+        seed(shards["default"].client(), {"default": (0.5, 1)})
+        seed(shards["orders"].client(), {"urgent": (100.0, 3)})
+        urls = {name: shards[name].url for name in ("default", "orders")}
+        env = shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.5", SIDEKIQ_METRICS_AUTOSCALE="worker",
+                        SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES="default,orders:urgent",
+                        SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX="2", SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS="1",
+                        HEROKU_API_TOKEN=api.token, HEROKU_APP_NAME=api.app, SIDEKIQ_METRICS_HEROKU_API_URL=api.url)
+        proc = spawn("run", env=env)
+        try:
+            assert wait_until(lambda: api.patches() == [2], 10), api.patches()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=5)
+        change = next(line for line in err.splitlines() if "from=1 to=2" in line)
+        assert float(re.search(r"latency=([0-9.]+)", change)[1]) >= 100 and "backlog=4" in change
+    finally:
+        api.close()
+
+
+def test_an_evicting_redis_is_said_once_and_a_refused_info_leaves_the_health_out(shards):
+    orders = shards["orders"]
+    orders.client().config_set("maxmemory-policy", "allkeys-lru")
+    orders.client().config_set("maxmemory", "100mb")
+    renamed = RedisServer("--rename-command", "INFO", "").start()  # a managed Redis that renamed INFO away
+    try:
+        urls = {"default": renamed.url, "orders": orders.url}
+        proc = spawn("run", env=shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3"))
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=5)
+    finally:
+        renamed.cleanup()
+    assert err.count("maxmemory-policy allkeys-lru") == 1 and "shard orders" in err, err
+    assert err.count("refuses INFO") == 1, err
+    every = polls(out.splitlines(), last="orders")
+    assert len(every) >= 2
+    for seen in every:
+        assert float(seen["sample#sidekiq:orders.redis.memory.max"]) == 100.0
+        assert 0 < float(seen["sample#sidekiq:orders.redis.memory.ratio"]) < 1
+        assert not any(key.startswith("sample#sidekiq.redis.") for key in seen)  # left out, every poll
+        assert seen["sample#sidekiq.metrics.up"] == "1"  # never the poll
+
+
+WORKERS = "require 'sidekiq'\nclass FixtureJob\n  include Sidekiq::Job\n  def perform; end\nend\n"
+
+
+@pytest.mark.parametrize("version", ["7", "8"])
+def test_real_sidekiq_pushing_through_via_and_a_server_on_each_shard(shards, reference_sidekiq, tmp_path, version):
+    """Sidekiq's own API, run inside Sidekiq::Client.via(pool) on each shard, is the reference for its numbers."""
+    urls = {name: shards[name].url for name in ("default", "orders")}
+    workers = tmp_path / "workers.rb"
+    workers.write_text(WORKERS)
+    servers = [subprocess.Popen([*reference_sidekiq[f"{version}-server"], "-r", str(workers), "-c", str(2 + n),
+                                 "-q", "nothing"], env={**os.environ, "REDIS_URL": url, "DYNO": f"worker.{n + 1}"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+               for n, url in enumerate(urls.values())]
+    try:
+        assert wait_until(lambda: all(shards[name].client().scard("processes") for name in urls), 30)
+        pushed = {"shards": urls, "push": [{"shard": "default", "queue": "default", "count": 2},
+                                           {"shard": "orders", "queue": "urgent", "count": 3},
+                                           {"shard": "orders", "queue": "default", "count": 1}]}
+        reference = _shards_ref(reference_sidekiq[version], pushed)
+        result = cli("run", "--once", env=shard_env(urls))
+        after = _shards_ref(reference_sidekiq[version], {"shards": urls})
+    finally:
+        for server in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            server.wait(15)
+    assert result.returncode == 0, result.stderr
+    seen = parse_l2met(result.stdout)
+    for name, head in (("default", "sidekiq."), ("orders", "sidekiq:orders.")):
+        assert int(seen[f"sample#{head}enqueued"]) == reference[name]["enqueued"] == after[name]["enqueued"]
+        for queue, (size, _) in reference[name]["queues"].items():
+            assert int(seen[f"sample#{head}{queue}.size"]) == size
+            if version == "8":  # (7.x's own Queue#latency misreads the millisecond stamps an 8.x client writes)
+                assert reference[name]["queues"][queue][1] <= float(seen[f"sample#{head}{queue}.latency"]) \
+                    <= after[name]["queues"][queue][1]
+        assert int(seen[f"sample#{head}processes"]) == reference[name]["processes"] == 1
+    assert seen["sample#sidekiq.process.worker.concurrency"] == "2"  # each process belongs to its own shard
+    assert seen["sample#sidekiq:orders.process.worker.concurrency"] == "3"
+    assert seen["sample#sidekiq:all.process.worker.concurrency"] == "5"
+    assert seen["sample#sidekiq:all.enqueued"] == "6"
+
+
+def _shards_ref(ruby: list[str], request: dict) -> dict:
+    out = subprocess.run([*ruby, str(ROOT / "tests/support/shards_ref.rb")], input=json.dumps(request),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_fault_proxy_ends_a_connection_at_once_while_redis_is_down_and_passes_again_after(own_redis):
+    """The stand-in first: in front of a stopped Redis it must refuse as a dead port does (its accept loop used
+    to die there, and every later connection hung), and pass again once Redis is back."""
+    proxy = FaultProxy(own_redis.port)
+    try:
+        own_redis.stop()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=2) as sock:
+            assert sock.recv(10) == b""  # ended at once, not left hanging
+        own_redis.start()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(10) == b"+PONG\r\n"
+    finally:
+        proxy.close()

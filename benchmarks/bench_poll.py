@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_poll.py [--queues 10000] [--runs 15]
     .venv/bin/python benchmarks/bench_poll.py --large-jobs    # only: the cost of a large oldest job, both ways
+    .venv/bin/python benchmarks/bench_poll.py --shards        # only: 3 shards of --queues each against 1 shard
 
 Not part of the test run (pytest collects tests/ only). It starts its own
 redis-server on a free loopback port, seeds it the way Sidekiq writes jobs, and
@@ -309,12 +310,71 @@ def clear_job_metrics(r: redis.Redis) -> None:
         r.delete(*keys)
 
 
+def shard_costs(queues: int, runs: int) -> None:
+    """A whole poll of three shards of `queues` queues each (three redis-servers, the same data and so the same
+    bytes per shard) against a poll of one of them alone: in rounds, side by side, the ratio taken per round."""
+    servers = [RedisServer().start() for _ in range(3)]
+    try:
+        for server in servers:
+            seed(server.client(), queues)
+        env = {"REDIS_URL": servers[0].url, "SHARD_B": servers[1].url, "SHARD_C": servers[2].url}
+        one = Poller(load_settings(env), open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
+        three = Poller(load_settings({**env, "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,b:SHARD_B,c:SHARD_C"}),
+                       open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
+        assert one.poll() and three.poll()  # connected and the script loaded, as in the loop
+        received = [s.reader.connection.received for s in three.shards]
+        assert three.poll()
+        per_shard = [s.reader.connection.received - before for s, before in zip(three.shards, received, strict=True)]
+
+        def timed(poller: Poller) -> tuple[float, float, float]:
+            """Wall time, this process's CPU time, and the Redis servers' time, of one poll."""
+            before = [commandstats(server.client()) for server in servers]
+            start, cpu = time.perf_counter(), time.process_time()
+            assert poller.poll()
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            redis_time = sum(server_usec(b, commandstats(server.client()), inside_scripts=("llen", "lindex"))
+                             for b, server in zip(before, servers, strict=True)) / 1e6
+            return wall, cpu, redis_time
+
+        rounds = []
+        for _ in range(5):
+            a = [timed(one) for _ in range(runs)]
+            b = [timed(three) for _ in range(runs)]
+            rounds.append(tuple(statistics.median(x[i] for x in side) for side in (a, b) for i in range(3)))
+    finally:
+        for server in servers:
+            server.cleanup()
+
+    def median(i: int) -> float:
+        return statistics.median(r[i] for r in rounds)
+
+    cores = os.cpu_count() or 1
+    print(f"# {platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}; "
+          f"{queues} queues of 3 jobs a shard, each shard its own redis-server on this machine; 5 rounds of {runs} "
+          "polls each way, medians")
+    print("                    wall      our CPU   Redis time")
+    print(f"poll of 1 shard   {median(0) * 1000:7.1f} ms {median(1) * 1000:7.1f} ms {median(2) * 1000:7.1f} ms")
+    print(f"poll of 3 shards  {median(3) * 1000:7.1f} ms {median(4) * 1000:7.1f} ms {median(5) * 1000:7.1f} ms")
+    ratios = [r[3] / r[0] for r in rounds]
+    print(f"3 shards / 1 shard, wall: {statistics.median(ratios):.2f}x (per round: "
+          f"{', '.join(f'{x:.2f}' for x in ratios)}; target <= 1.5x)")
+    # Three times the work of one shard, ours and Redis's, shares this machine's cores: no schedule does better.
+    floor = [max(r[4], (3 * (r[1] + r[2])) / cores) / r[0] for r in rounds]
+    print(f"the least any reader could take here: {statistics.median(floor):.2f}x (3 x (our CPU + Redis time) / "
+          f"{cores} cores, or our own CPU if more)")
+    print(f"bytes Redis sends a poll: {', '.join(f'{b / 1024:.0f} KB' for b in per_shard)} (each shard)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queues", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--large-jobs", action="store_true", help="only the large-oldest-job table")
+    parser.add_argument("--shards", action="store_true", help="only: 3 shards against 1, each of --queues queues")
     args = parser.parse_args()
+    if args.shards:
+        shard_costs(args.queues, args.runs)
+        return
     if args.large_jobs:
         server = RedisServer().start()
         try:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sidekiq_metrics.dynos import PROCESS_TYPE
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.metrics import SHARDS_TOTAL
 from sidekiq_metrics.outputs import FACTORIES
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings, resolve_otlp
 from sidekiq_metrics.parsing import check_host, format_value, host, matching, one_of, quote, whole_number
@@ -205,7 +206,10 @@ def check_settings(env: Mapping[str, str],
     if values["shard_variables"] is not None:
         shards = _shards(values["shard_variables"], env, errors) or shards
         redis = shards[0].target  # the default pool: the lease, the autoscaler's lock and `doctor` use it
-    autoscale = _autoscale(env, values["queues"], origins, errors)
+    reported = values["queues"]  # as autoscaling names them: another shard's as `orders:default`
+    if reported is not None and values["shard_variables"]:
+        reported += tuple(f"{name}:{queue}" for name, _ in values["shard_variables"][1:] for queue in reported)
+    autoscale = _autoscale(env, reported, origins, errors)
     # Only for the otlp output: an app's own OpenTelemetry SDK may use OTEL_* variables we do not accept (grpc).
     otlp = resolve_otlp(env, origins, errors) if "otlp" in values["outputs"] else None
     return Settings(redis=redis, autoscale=autoscale, otlp=otlp, origins=origins, shards=shards, **values), errors
@@ -281,7 +285,6 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
 
 
 _SHARD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-SHARDS_TOTAL = "all"  # the shard label of the sums over every shard: no shard may take the name
 
 
 def parse_shards(raw: str, label: str) -> tuple[tuple[str, str], ...]:
@@ -471,7 +474,8 @@ class RuleSetting:
 AUTOSCALE_RULE_SETTINGS: tuple[RuleSetting, ...] = (
     RuleSetting("queues", "QUEUES", "the queues this type serves; its latency is the worst of them, its backlog "
                 "their total size. A queue Sidekiq does not know counts as empty. They must be among "
-                "`SIDEKIQ_METRICS_QUEUES` if that is set", parse_queue_list),
+                "`SIDEKIQ_METRICS_QUEUES` if that is set. A queue of another shard than the first is "
+                "`shard:queue` (`orders:urgent`)", parse_queue_list),
     RuleSetting("min_dynos", "MIN", f"fewest dynos, 0 to {MAX_DYNOS}", parse_dynos),
     RuleSetting("max_dynos", "MAX", "most dynos, at least MIN", parse_dynos),
     RuleSetting("up_latency", "UP_LATENCY", "seconds; latency above it for UP_POLLS polls in a row scales up",

@@ -32,6 +32,7 @@ from sidekiq_metrics.outputs import PRINTING
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
+from sidekiq_metrics.redis_health import SAFE_POLICY
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.sidekiq_keys import NAMESPACED, SidekiqKeys, decode, key_prefix
@@ -85,6 +86,8 @@ def _configuration(report: Report, settings: Settings, errors: list[ConfigError]
         report.line(OK, f"redis url = {settings.redis.display} ({origins.get('redis_url', 'default')})")
     for setting in SETTINGS:
         value = getattr(settings, setting.name)
+        if setting.name == "shard_variables" and value:  # each shard with its Redis, never its password
+            value = tuple(f"{shard.name}:{shard.variable}={shard.target.display}" for shard in settings.shards)
         shown = ",".join(value) if isinstance(value, tuple) else "(none)" if value is None else value
         report.line(OK, f"{setting.name.replace('_', ' ')} = {shown} ({origins.get(setting.name, 'default')})")
     for error in errors:
@@ -188,6 +191,11 @@ def _poll(report: Report, settings: Settings) -> None:
         report.out.write(f"      {line}\n")
     if ok:
         report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
+    for shard in poller.shards:  # each Redis's own health, from a read of its own reader
+        try:
+            _health(report, shard.name if poller.sharded else None, shard.reader.read(settings.queues, totals=True))
+        except RedisError:
+            pass  # the poll above has said why
     try:  # once more with the poll's own reader: after a refused script it reads as the emitter's next poll does
         snapshot = poller.reader.read(settings.queues, totals=True)
     except RedisError:
@@ -230,6 +238,24 @@ def _reads(report: Report, snapshot: Snapshot, namespace: str | None) -> None:
             report.line(WARN, f"reads: Redis refuses {refused!r}: {metrics} are left out (the rest is reported)", fix)
     if not snapshot.unread and totals is not None and all(getattr(totals, f) is not None for f, _, _ in _OPTIONAL):
         report.line(OK, "reads: Redis answers every read the emitter makes")
+
+
+def _health(report: Report, shard: str | None, snapshot: Snapshot) -> None:
+    """Whether the Redis may drop Sidekiq's jobs (its maxmemory-policy), and how full it is."""
+    where = f"Redis (shard {shard})" if shard else "Redis"
+    health = snapshot.health
+    if snapshot.health_refused or health is None:
+        report.line(WARN, f"health: {where} refuses INFO ({snapshot.health_refused or 'no reply'}): the redis.* "
+                          "metrics are left out", "give the URL's user the INFO command (ACL: +info)")
+        return
+    full = f", {health.memory_ratio:.0%} of its maxmemory used" if health.memory_ratio is not None else \
+        ", with no maxmemory (it grows until the machine is full)"
+    if health.policy is not None and health.policy != SAFE_POLICY:
+        report.line(WARN, f"health: {where} has maxmemory-policy {health.policy}: when full it deletes keys, Sidekiq's "
+                          f"queued jobs among them{full}", "set it to noeviction, as Sidekiq asks (Heroku Key-Value "
+                          "Store: heroku redis:maxmemory --policy noeviction)")
+    else:
+        report.line(OK, f"health: {where} never evicts keys (maxmemory-policy {health.policy or 'unknown'}){full}")
 
 
 def _autoscale(report: Report, config: AutoscaleSettings) -> None:

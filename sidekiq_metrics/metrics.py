@@ -89,6 +89,7 @@ class QueueSeries:
 
 
 SHARD = "shard"  # the label of the readings of a shard other than the default one (docs/metrics.md)
+SHARDS_TOTAL = "all"  # the shard label of the sums over every shard: no shard may take the name
 
 
 def shard_of(labels: Labels) -> str | None:

@@ -19,13 +19,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED
-from sidekiq_metrics.config import SHARDS_TOTAL, Settings
+from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import (
     SHARD,
+    SHARDS_TOTAL,
     Counts,
     Measurements,
     QueueSeries,

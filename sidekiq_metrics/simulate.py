@@ -93,7 +93,7 @@ def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None =
             if dyno is not None and (source is None or source[1] != dyno):
                 continue  # another dyno's, or Heroku's own
             values.update(read_line(text, prefix))
-            if "metrics.up=" not in text:
+            if heartbeat not in text:  # the poll's own, which ends it (not a shard's)
                 continue
             poll = _poll(_epoch(stamp[1], number), read_poll(values))
             values = {}

@@ -267,3 +267,48 @@ def test_the_fault_proxy_ends_a_connection_at_once_while_redis_is_down_and_passe
             assert sock.recv(10) == b"+PONG\r\n"
     finally:
         proxy.close()
+
+
+def test_doctor_checks_every_shards_health_and_names_each_without_its_password(shards):
+    orders = shards["orders"]
+    orders.client().config_set("maxmemory-policy", "allkeys-lru")
+    orders.client().config_set("requirepass", "pw-9f8e7d")
+    urls = {"default": shards["default"].url, "orders": f"redis://:pw-9f8e7d@127.0.0.1:{orders.port}/0"}
+    result = cli("doctor", env={**shard_env(urls), "DYNO": "web.1"})
+    out = result.stdout
+    assert "ok    health: Redis (shard default) never evicts keys (maxmemory-policy noeviction)" in out, out
+    assert "warn  health: Redis (shard orders) has maxmemory-policy allkeys-lru" in out, out
+    assert f"orders:HEROKU_REDIS_COBALT_URL=redis://***@127.0.0.1:{orders.port}/0" in out
+    assert "pw-9f8e7d" not in out + result.stderr and result.returncode == 0
+
+
+def test_simulate_reads_a_sharded_recording_in_either_format_as_autoscaling_names_the_queues(shards, tmp_path):
+    from sidekiq_metrics.simulate import polls as recorded_polls
+
+    seed(shards["default"].client(), {"default": (1.0, 2)})
+    seed(shards["orders"].client(), {"urgent": (120.0, 3)})
+    urls = {name: shards[name].url for name in ("default", "orders")}
+    recordings = {}
+    for output in ("l2met", "json"):
+        proc = spawn("run", env=shard_env(urls, SIDEKIQ_METRICS_OUTPUT=output, SIDEKIQ_METRICS_INTERVAL="0.3"))
+        time.sleep(1.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=5)
+        stamp = "2026-12-02T03:00:{:02d}.000000+00:00"
+        lines = out.splitlines() if output == "json" else \
+            [f"{stamp.format(n // 8)} app[web.1]: {line}" for n, line in enumerate(out.splitlines())]
+        recordings[output] = list(recorded_polls(lines))
+    for read in recordings.values():
+        assert len(read) >= 2
+        for poll in read:
+            sizes = dict(zip(poll.series[0].queues, poll.series[0].values, strict=True))
+            assert sizes == {"default": 2, "orders:urgent": 3}
+            waits = dict(zip(poll.series[1].queues, poll.series[1].values, strict=True))
+            assert waits["orders:urgent"] >= 120 and waits["default"] >= 1
+    path = tmp_path / "recording.jsonl"
+    path.write_text(json.dumps(json.loads(
+        cli("run", "--once", env=shard_env(urls, SIDEKIQ_METRICS_OUTPUT="json")).stdout)) + "\n")
+    result = cli("autoscale", "simulate", str(path), env={
+        "SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default,orders:urgent",
+        "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "3", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "1"})
+    assert result.returncode == 0 and "scale type=worker from=1 to=2" in result.stdout and "backlog=5" in result.stdout

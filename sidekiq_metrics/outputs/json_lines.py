@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from sidekiq_metrics.metrics import SHARD, Measurements
+from sidekiq_metrics.metrics import SHARD, SHARDS_TOTAL, Measurements
 from sidekiq_metrics.outputs import Recorded
 
 
@@ -56,17 +56,25 @@ def _queues_first(record: dict[str, dict[str, object]]) -> dict[str, object]:
 
 
 def read_record(text: str) -> tuple[str, Recorded]:
-    """A poll's time (ISO 8601, as written) and what it says, from one object this output wrote. Raises
-    ValueError for anything else: no `time` or `queues`, or a value that is not a finite number."""
+    """A poll's time (ISO 8601, as written) and what it says, from one object this output wrote. Another shard's
+    queues are named `<shard>:<queue>`, as autoscaling names them; with shards, the totals and process types are
+    the sums over every shard (`all`). Raises ValueError for anything else: no `time` or `queues`, or a value that
+    is not a finite number."""
     try:
         record = json.loads(text)
-        queues = record["queues"]
+        shards = record.get("shards", {})
+        summed = shards.get(SHARDS_TOTAL, record)
         recorded = Recorded(
-            sizes={name: _finite(values["size"]) for name, values in queues.items() if "size" in values},
-            waits={name: _finite(values["latency"]) for name, values in queues.items() if "latency" in values},
-            totals={name: _finite(value) for name, value in record.get("totals", {}).items()},
+            totals={name: _finite(value) for name, value in summed.get("totals", {}).items()},
             process_types={kind: {name: _finite(value) for name, value in crew.items()}
-                           for kind, crew in record.get("process_type", {}).items()})
+                           for kind, crew in summed.get("process_type", {}).items()})
+        for shard, part in [(None, record), *((name, part) for name, part in shards.items() if name != SHARDS_TOTAL)]:
+            for queue, values in part["queues"].items():
+                name = queue if shard is None else f"{shard}:{queue}"
+                if "size" in values:
+                    recorded.sizes[name] = _finite(values["size"])
+                if "latency" in values:
+                    recorded.waits[name] = _finite(values["latency"])
         at = record["time"]
         if not isinstance(at, str):
             raise TypeError(at)

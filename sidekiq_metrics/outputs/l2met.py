@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT
-from sidekiq_metrics.metrics import Labels, Measurements, QueueSeries, Sample
+from sidekiq_metrics.metrics import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.outputs import Recorded
 
@@ -47,6 +47,8 @@ class L2metFormat:
         by_shard: dict[str | None, list[Sample]] = {}
         for sample in measurements.samples:
             by_shard.setdefault(sample.shard, []).append(sample)
+        if None in by_shard:  # the default shard's last: its line ends with the poll's own metrics.up
+            by_shard[None] = by_shard.pop(None)
         for shard, samples in by_shard.items():
             base = self._base(shard)
             # A job class or process type in a name is mapped as queue names are: any text becomes a valid name.
@@ -132,32 +134,40 @@ _READ_BACK = {m.bare_name for m in (PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_C
 
 
 def read_line(text: str, prefix: str) -> dict[str, float]:
-    """The measurements of one line, by name after the prefix. A value no emitter writes (`1.2.3`, or too large
-    to be a count) is left out."""
+    """The measurements of one line, by name after the prefix (`default.size`; a shard's as `:orders.default.size`).
+    A value no emitter writes (`1.2.3`, or too large to be a count) is left out."""
     values = {}
     for match in _MEASUREMENT.finditer(text):
         name = match["name"]
-        if name.startswith(prefix + "."):
+        if name.startswith((prefix + ".", prefix + ":")):
             try:
                 value = float(match["value"])
             except ValueError:
                 continue
             if value < 1e18:
-                values[name[len(prefix) + 1:]] = value
+                values[name[len(prefix) + 1:] if name[len(prefix)] == "." else name[len(prefix):]] = value
     return values
 
 
 def read_poll(values: dict[str, float]) -> Recorded:
     """A poll from the measurements of its lines: `<queue>.size`, `<queue>.latency` (a queue's name may hold
-    dots), `process.<type>.busy`, and the totals."""
-    recorded = Recorded(totals=values)
-    for name, value in values.items():
+    dots), `process.<type>.busy`, and the totals. Another shard's queues are named `<shard>:<queue>`, as autoscaling
+    names them; with shards, the process types and totals are those summed over every shard (`:all.`)."""
+    recorded = Recorded()
+    summed = any(name.startswith(f":{SHARDS_TOTAL}.") for name in values)
+    for key, value in values.items():
+        shard, name = key[1:].split(".", 1) if key.startswith(":") else (None, key)
         head, _, rest = name.partition(".")
         process_type, _, metric = rest.rpartition(".")
-        if head == "process" and f"process.{metric}" in _READ_BACK:
-            recorded.process_types.setdefault(process_type, {})[f"process.{metric}"] = value
-        elif name.endswith(".size"):
-            recorded.sizes[name[:-len(".size")]] = value
-        elif name.endswith(".latency"):
-            recorded.waits[name[:-len(".latency")]] = value
+        crew = head == "process" and f"process.{metric}" in _READ_BACK
+        if shard == SHARDS_TOTAL or (shard is None and not summed):
+            recorded.totals[name] = value
+            if crew:
+                recorded.process_types.setdefault(process_type, {})[f"process.{metric}"] = value
+        if crew or shard == SHARDS_TOTAL:
+            continue
+        if name.endswith((".size", ".latency")):
+            queue, _, column = name.rpartition(".")
+            (recorded.sizes if column == "size" else recorded.waits)[queue if shard is None else f"{shard}:{queue}"] \
+                = value
     return recorded

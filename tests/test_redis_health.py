@@ -1,0 +1,74 @@
+"""The Redis's own health (INFO), held to what Redis itself reports, and never a failed poll."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidekiq_metrics import redis_health
+from sidekiq_metrics.readings import RedisHealth
+from sidekiq_metrics.resp import ReplyError
+from support.commands import cli, parse_l2met, spawn
+
+
+def polls(out: str) -> list[dict[str, str]]:
+    found, current = [], {}
+    for line in out.splitlines():
+        current.update(parse_l2met(line))
+        if "metrics.up=" in line:
+            found.append(current)
+            current = {}
+    return found
+
+
+def test_evictions_per_poll_and_the_limits_are_what_redis_says(own_redis):
+    client = own_redis.client()
+    client.config_set("maxmemory", "4mb")
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "0.5"})
+    try:
+        time.sleep(1.2)
+        for n in range(400):  # 8 MB into a 4 MB Redis: it evicts
+            client.set(f"filler:{n}", b"x" * 20_000)
+        evicted = client.info("stats")["evicted_keys"]
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=5)
+    seen = polls(out)
+    assert evicted > 0 and len(seen) >= 4
+    assert all(float(p["sample#sidekiq.redis.memory.max"]) == 4.0 for p in seen)
+    assert all(0 < float(p["sample#sidekiq.redis.memory.ratio"]) <= 1.1 for p in seen)
+    totals = [int(p["sample#sidekiq.redis.evicted_keys"]) for p in seen]
+    increases = [int(p.get("count#sidekiq.redis.evictions", "0")) for p in seen]
+    assert totals[0] == 0 and totals[-1] == client.info("stats")["evicted_keys"] >= evicted
+    assert sum(increases) == totals[-1] - totals[0]  # each poll's increase, none lost or counted twice
+    assert err.count("maxmemory-policy allkeys-lru") == 1
+
+
+def test_an_acl_without_info_leaves_the_health_out_with_one_line_and_the_poll_up(own_redis):
+    client = own_redis.client()
+    client.execute_command("ACL", "SETUSER", "noinfo", "on", ">noinfo-pw", "~*", "+@all", "-info")
+    result = cli("run", "--once", env={"REDIS_URL": f"redis://noinfo:noinfo-pw@127.0.0.1:{own_redis.port}/0"})
+    seen = parse_l2met(result.stdout)
+    assert result.returncode == 0 and seen["sample#sidekiq.metrics.up"] == "1"
+    assert not any(".redis." in key for key in seen)
+    assert result.stderr.count("refuses INFO (NOPERM)") == 1 and "noinfo-pw" not in result.stderr
+
+
+@given(texts=st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+                                st.builds(lambda k, v: f"{k}:{v}\r\n".encode(),
+                                          st.sampled_from(["used_memory", "maxmemory", "maxmemory_policy",
+                                                           "connected_clients", "evicted_keys",
+                                                           "instantaneous_ops_per_sec"]),
+                                          st.text(max_size=30))), max_size=3))
+def test_any_info_text_is_read_or_left_out_never_a_crash(texts):
+    health = redis_health.parse(texts)
+    assert isinstance(health, RedisHealth)
+    for value in (health.used_memory, health.maxmemory, health.clients, health.evicted_keys, health.ops_per_second):
+        assert value is None or (isinstance(value, int) and value >= 0)
+    assert health.memory_ratio is None or health.memory_ratio >= 0
+    assert redis_health.parse([b"used_memory:1\r\n", ReplyError("NOPERM no")]).code == "NOPERM"

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState
-from sidekiq_metrics.config import ScalingRule
+from sidekiq_metrics.autoscale_settings import ScalingRule
 from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk
 from sidekiq_metrics.stopped_dynos import EVIDENCE, StopWatch
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import redis
 
-from sidekiq_metrics.config import load_settings, parse_redis_url
+from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection
 from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.sidekiq_reader import SidekiqReader

@@ -4,7 +4,7 @@
     .venv/bin/python docs/tables.py --check  exit 1 if a table differs from the code (tests/test_docs.py)
 
 A table lives between `<!-- table: NAME -->` and `<!-- end of table -->`; only what is between
-them is rewritten. Settings come from config.SETTINGS and config.AUTOSCALE_RULE_SETTINGS, metrics
+them is rewritten. Settings come from config.SETTINGS and autoscale_settings.AUTOSCALE_RULE_SETTINGS, metrics
 from catalogue.CATALOGUE: change those, then run this.
 """
 
@@ -15,10 +15,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from sidekiq_metrics.autoscale_settings import AUTOSCALE_APP_SETTINGS, AUTOSCALE_RULE_SETTINGS
 from sidekiq_metrics.catalogue import CATALOGUE, Kind, Metric
-from sidekiq_metrics.config import AUTOSCALE_APP_SETTINGS, AUTOSCALE_RULE_SETTINGS, REDIS_URL, SETTINGS, Setting
+from sidekiq_metrics.config import SETTINGS
 from sidekiq_metrics.outputs.otlp import UNITS, otel_name
 from sidekiq_metrics.outputs.otlp_settings import OTLP_SETTINGS
+from sidekiq_metrics.redis_target import REDIS_URL
+from sidekiq_metrics.setting import Setting
 
 DOCS = Path(__file__).resolve().parent
 _BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z-]+) -->\n).*?(<!-- end of table -->)", re.S)
@@ -30,7 +33,7 @@ def _row(*cells: str) -> str:
 
 def settings_table() -> str:
     def row(s: Setting) -> str:
-        flag = f"`{s.flag}`" + (f" / `--no-{s.flag[2:]}`" if s.boolean else "")
+        flag = f"`{s.flag}`" + (f" / `--no-{s.flag[2:]}`" if s.boolean else "") if s.flag else ""
         default = s.shown_default if s.shown is not None or s.default is None else f"`{s.shown_default}`"
         return _row(f"`{s.variable}`", flag, default, s.help)
     return "\n".join([_row("variable", "flag", "default", "meaning"), "|---|---|---|---|",
@@ -38,7 +41,7 @@ def settings_table() -> str:
 
 
 def autoscale_rule_table() -> str:
-    rows = [_row(f"`SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_{s.suffix}`",
+    rows = [_row(f"`{s.variable}`",
                  f"`{s.shown_default}`" if s.shown_default[0].isdigit() else s.shown_default, s.help)
             for s in AUTOSCALE_RULE_SETTINGS]
     return "\n".join([_row("variable", "default", "meaning"), "|---|---|---|", *rows])

@@ -23,8 +23,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from sidekiq_metrics.autoscale_settings import AutoscaleSettings, ScalingRule, autoscale_variable
 from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.config import AutoscaleSettings, ScalingRule, Settings, autoscale_variable
+from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk, running_job

@@ -12,19 +12,22 @@ from typing import Any
 import click
 
 from sidekiq_metrics import __version__
-from sidekiq_metrics.config import REDIS_URL, SETTINGS, Setting, Settings, load_settings
+from sidekiq_metrics.config import SETTINGS, Settings, load_settings
 from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
+from sidekiq_metrics.redis_target import REDIS_URL
+from sidekiq_metrics.setting import Setting
 
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A setting's flag, made from its declaration (config.SETTINGS). Values are parsed by config, not by
     click, so that a flag and its variable are checked alike and a bad one gets the same one-line error."""
+    flag = setting.flag or f"--{setting.name.replace('_', '-')}"  # (every setting of SETTINGS declares one)
     where = f"[env {setting.variable}; default {setting.shown_default}]"
     text = setting.help.replace("`", "")
     if setting.boolean:
-        name = setting.flag.removeprefix("--")
+        name = flag.removeprefix("--")
         return click.option(f"--{name}/--no-{name}", setting.name, default=None, help=f"{text} {where}")
-    return click.option(setting.flag, setting.name, help=f"{text} {where}")
+    return click.option(flag, setting.name, help=f"{text} {where}")
 
 
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:

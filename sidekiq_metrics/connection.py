@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sidekiq_metrics.config import Settings
+from typing import TYPE_CHECKING
+
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection
+
+if TYPE_CHECKING:
+    from sidekiq_metrics.config import Settings
 
 # Longest a single connect or reply may take, whatever the interval: a poll of
 # 10,000 queues takes milliseconds, so anything slower than this is a fault.

@@ -14,17 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.config import (
-    DISABLED,
-    NO_REDIS,
-    OTHER_DYNO,
-    SETTINGS,
-    AutoscaleSettings,
-    Settings,
-    check_settings,
-    why_no_emitter,
-)
+from sidekiq_metrics.autoscale_settings import AutoscaleSettings
+from sidekiq_metrics.config import SETTINGS, Settings, check_settings
 from sidekiq_metrics.connection import connect
+from sidekiq_metrics.dynos import DISABLED, NO_REDIS, OTHER_DYNO, why_no_emitter
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.job_metrics import minute_keys
 from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples

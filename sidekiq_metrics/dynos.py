@@ -11,6 +11,10 @@ Only Cedar numbers its dynos, and only there can a scale-down be told to stop th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from sidekiq_metrics.parsing import VARIABLE_NAME
 
 PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as a Procfile names them (Fir's: lowercase and -)
 _CEDAR = re.compile(r"(?P<type>[A-Za-z0-9_-]{1,64})\.(?P<number>[0-9]+)")
@@ -36,3 +40,40 @@ def dyno_number(kind: str, dyno: str) -> int | None:
 
 def is_fir(dyno: str) -> bool:
     return _FIR.fullmatch(dyno) is not None
+
+
+def elected_by_type(env: Mapping[str, str]) -> bool:
+    """SIDEKIQ_METRICS_DYNO names a process type (`web`) and this is one of its dynos (`web.3`): the hook starts
+    an emitter here that polls only while it holds the Redis lease. (The hook's glob `<type>.[0-9]*`.)"""
+    dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO") or "web.1"
+    first = dyno[len(wanted) + 1:][:1]
+    return dyno.startswith(wanted + ".") and first != "" and first in "0123456789"
+
+
+DISABLED, OTHER_DYNO, NO_REDIS = "disabled", "other dyno", "no redis"  # the kinds of NoEmitter
+
+
+class NoEmitter(NamedTuple):
+    """A reason why the hook starts no emitter on a dyno: its kind (what to do about it) and the line to say."""
+
+    kind: str
+    text: str
+
+
+def why_no_emitter(env: Mapping[str, str]) -> list[NoEmitter]:
+    """Every reason why the dyno hook (profile.d/sidekiq-metrics.sh) starts no emitter on the dyno `env`
+    describes; none when it starts one. The one statement of that rule in Python, which `doctor` reports
+    and a test holds equal to the hook's own, case by case. Blank values count as unset, as everywhere
+    here; SIDEKIQ_METRICS_DYNO is matched exactly, as the hook matches it."""
+    reasons = []
+    if env.get("SIDEKIQ_METRICS_DISABLE", "").strip():
+        reasons.append(NoEmitter(DISABLED, "SIDEKIQ_METRICS_DISABLE is set: the hook starts nothing on any dyno"))
+    dyno, wanted = env.get("DYNO", ""), env.get("SIDEKIQ_METRICS_DYNO") or "web.1"
+    if dyno != wanted and not elected_by_type(env):
+        reasons.append(NoEmitter(OTHER_DYNO, f"this dyno ({dyno or 'DYNO unset'}) does not run the emitter; {wanted} "
+                                             "does (SIDEKIQ_METRICS_DYNO)"))
+    provider = env.get("REDIS_PROVIDER", "").strip()
+    named = provider and (not VARIABLE_NAME.fullmatch(provider) or env.get(provider, "").strip())
+    if not (env.get("SIDEKIQ_METRICS_REDIS_URL", "").strip() or env.get("REDIS_URL", "").strip() or named):
+        reasons.append(NoEmitter(NO_REDIS, "no Redis URL is configured: the hook starts the emitter only with one"))
+    return reasons

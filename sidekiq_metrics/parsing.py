@@ -73,3 +73,46 @@ def quote(raw: str, limit: int = 40) -> str:
     """A bad value, escaped and then shortened, so that it prints as one short harmless line."""
     shown = ascii(raw)[1:-1]
     return f"'{shown if len(shown) <= limit else shown[:limit] + '...'}'"
+
+
+# A variable's name, as REDIS_PROVIDER and SIDEKIQ_METRICS_SHARDS must give one: the hook's rule too (profile.d:
+# not `[0-9]*` nor `*[!A-Za-z0-9_]*`), held equal to it by tests/test_dyno_rule.py.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # plain decimals: no sign, exponent, nan or inf
+MAX_SECONDS = 86400.0  # a day: the most any setting of seconds takes
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_bool(raw: str, label: str) -> bool:
+    low = raw.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(label, f"must be true or false (also 1/0, yes/no, on/off), got {quote(raw)}")
+
+
+def parse_port(raw: str, label: str) -> int:
+    if whole_number(raw) is not None and 0 < int(raw) < 65536:
+        return int(raw)
+    raise ConfigError(label, f"must be a port number from 1 to 65535, got {quote(raw)}")
+
+
+def parse_seconds(raw: str, label: str) -> float:
+    if NUMBER.fullmatch(raw) and float(raw) <= MAX_SECONDS:
+        return float(raw)
+    raise ConfigError(label, f"must be a number of seconds from 0 to {MAX_SECONDS:.0f}, e.g. 30, got {quote(raw)}")
+
+
+def parse_queue_list(raw: str, label: str) -> tuple[str, ...]:
+    names = [n.strip() for n in raw.split(",")]
+    names = list(dict.fromkeys(n for n in names if n))  # keep order, drop repeats
+    if not names:
+        raise ConfigError(label, "must list queue names separated by commas, e.g. default,mailers")
+    return tuple(names)
+
+
+def text(raw: str, label: str) -> str:
+    """Any text, as it is given."""
+    return raw

@@ -1,8 +1,16 @@
-"""Where Redis is: what the transport needs to connect, parsed from a URL by config.py."""
+"""Where Redis is: what the transport needs to connect, and the settings section that says it (the URL, TLS
+verification, the shards), parsed here."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.parsing import VARIABLE_NAME, check_host, parse_bool, quote, whole_number
+from sidekiq_metrics.setting import Setting, raw_value
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class RedisTarget:
 
 
 DEFAULT_SHARD = "default"  # the name of the one Redis when no shards are named (it is never printed)
+SHARDS_TOTAL = "all"  # the shard label of the sums over every shard: no shard may take the name
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
 @dataclass(frozen=True)
@@ -47,3 +57,182 @@ class Shard:
     name: str
     target: RedisTarget
     variable: str  # the config var that holds its URL, to name it by in errors (never its URL)
+
+
+def parse_redis_url(url: str, label: str) -> RedisTarget:
+    """Parse redis://, rediss:// or unix:// URLs. Error messages never repeat the URL: it holds a password."""
+    accepts = "a redis://, rediss:// or unix:// URL"
+    if len(url) > 4096:
+        raise ConfigError(label, f"must be {accepts} (the value is too long)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+    except ValueError:
+        raise ConfigError(label, f"must be {accepts} (the value could not be parsed)") from None
+    if password is None and username is not None:
+        # redis://secret@host: one word and no colon is a password, as redis-client (Sidekiq 7+) reads it.
+        username, password = None, username
+    scheme = parts.scheme.lower()
+    query = _url_query(parts.query, label)
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigError(label, f"must be {accepts} (no socket path)")
+        return RedisTarget(scheme, unix_path=parts.path, db=_db_number(query.get("db", "0"), label),
+                           username=username, password=password or None)
+    if scheme not in ("redis", "rediss"):
+        raise ConfigError(label, f"must be {accepts} (the scheme is not one of these)")
+    if not parts.hostname:
+        raise ConfigError(label, f"must be {accepts} (no host name)")
+    tls_verify = None
+    if "ssl_cert_reqs" in query:
+        if scheme != "rediss":
+            raise ConfigError(label, "has ?ssl_cert_reqs=, which means something only for a rediss:// URL")
+        tls_verify = _CERT_REQS.get(query["ssl_cert_reqs"].lower())
+        if tls_verify is None:
+            raise ConfigError(label, "has ?ssl_cert_reqs= with a value other than none, optional or required")
+    db_text = parts.path.lstrip("/") or query.get("db", "0")
+    return RedisTarget(scheme, host=check_host(parts.hostname, label), port=port or 6379, db=_db_number(db_text, label),
+                       username=username, password=password or None, tls_verify=tls_verify)
+
+
+# ?ssl_cert_reqs= as redis-py reads it; "optional" verifies too (a client's CERT_OPTIONAL is CERT_REQUIRED).
+_CERT_REQS = {"none": False, "cert_none": False, "optional": True, "cert_optional": True, "required": True,
+              "cert_required": True}
+URL_QUERY_OPTIONS = ("db", "ssl_cert_reqs")
+
+
+def _url_query(query: str, label: str) -> dict[str, str]:
+    """The URL's query options we honour; any other is refused, never silently ignored. (Values are not
+    repeated in the message: some clients take a password there.)"""
+    pairs = (part.partition("=") for part in query.split("&") if part)
+    options = {unquote(key): unquote(value) for key, _, value in pairs}
+    unknown = [k for k in options if k not in URL_QUERY_OPTIONS]
+    if unknown:
+        # Named only when it looks like an option's name: `?hunter2` may be a password put in the wrong place.
+        name = quote(unknown[0]) if re.fullmatch(r"[a-z_]{1,32}", unknown[0]) else "(not shown)"
+        raise ConfigError(label, f"has a query option we do not know: {name} (known: "
+                                 f"{', '.join(URL_QUERY_OPTIONS)})")
+    return options
+
+
+def _db_number(text: str, label: str) -> int:
+    if whole_number(text) is None or int(text) > 1_000_000:
+        raise ConfigError(label, "must end in a database number, e.g. /0 (the path is not a number)")
+    return int(text)
+
+
+_SHARD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def parse_shards(raw: str, label: str) -> tuple[tuple[str, str], ...]:
+    """`default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL`: each shard's name and the config var of its URL.
+    The URLs themselves never go here: they hold passwords, and Heroku rotates them in the vars."""
+    shards: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        name, colon, variable = (part.strip() for part in item.strip().partition(":"))
+        if not colon or not _SHARD_NAME.fullmatch(name) or not VARIABLE_NAME.fullmatch(variable):
+            what = "a URL" if "//" in item else quote(item.strip()[:40])
+            raise ConfigError(label, "must list shards as name:VARIABLE, separated by commas (e.g. "
+                                     "default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL; a name is 1 to 32 of a-z "
+                                     f"0-9 _ -, a VARIABLE the config var that holds the shard's URL), got {what}")
+        if name == SHARDS_TOTAL:
+            raise ConfigError(label, f"names a shard {SHARDS_TOTAL!r}: that name is kept for the sums over every "
+                                     "shard; choose another")
+        if any(name == n for n, _ in shards) or any(variable == v for _, v in shards):
+            raise ConfigError(label, f"names the shard {name!r} or the variable {variable} twice: each Redis "
+                                     "once, or its jobs would be counted twice")
+        shards.append((name, variable))
+    return tuple(shards)
+
+
+def _shards(named: tuple[tuple[str, str], ...], env: Mapping[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """Each shard's Redis, from the var that holds its URL; () with an error when one cannot be used."""
+    shards: list[Shard] = []
+    for name, variable in named:
+        url = env.get(variable, "").strip()
+        if not url:
+            errors.append(ConfigError("SIDEKIQ_METRICS_SHARDS", f"names {variable} for the shard {name!r}, but "
+                                                               f"{variable} is not set on this app"))
+            return ()
+        try:
+            target = parse_redis_url(url, variable)
+        except ConfigError as exc:
+            errors.append(exc)
+            return ()
+        where = (target.host, target.port, target.unix_path, target.db)
+        if same := next((shard for shard in shards if (shard.target.host, shard.target.port, shard.target.unix_path,
+                                                         shard.target.db) == where), None):
+            errors.append(ConfigError("SIDEKIQ_METRICS_SHARDS", f"the shards {same.name!r} and {name!r} are the same "
+                                      "Redis: each once, or its jobs would be counted twice"))
+            return ()
+        shards.append(Shard(name, target, variable))
+    return tuple(shards)
+
+
+def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
+               origins: dict[str, str]) -> tuple[str, str]:
+    """Sidekiq's own rule, behind our explicit override: the variable REDIS_PROVIDER names, else REDIS_URL."""
+    raw, label = raw_value(REDIS_URL, env, flags)
+    if raw is not None:
+        origins[REDIS_URL.name] = label
+        return raw, label
+    provider = env.get("REDIS_PROVIDER", "").strip()
+    if provider:
+        if not VARIABLE_NAME.fullmatch(provider):
+            # Sidekiq refuses a URL here too: people paste the URL itself into REDIS_PROVIDER.
+            raise ConfigError("REDIS_PROVIDER", "must be the name of the variable that holds the Redis URL "
+                                                "(e.g. REDISCLOUD_URL), not a URL or other text")
+        url = env.get(provider, "").strip()
+        if url:
+            origins["redis_url"] = f"{provider} (named by REDIS_PROVIDER)"
+            return url, provider
+    url = env.get("REDIS_URL", "").strip()
+    if url:
+        origins["redis_url"] = "REDIS_URL"
+        return url, "REDIS_URL"
+    origins["redis_url"] = "default"
+    return DEFAULT_REDIS_URL, "the default Redis URL"
+
+
+
+def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: dict[str, object],
+                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[RedisTarget, tuple[Shard, ...]]:
+    """The Redis to read (the first shard's, with shards) and every shard; a bad URL is an error, with a stand-in
+    target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS verification unless the setting does."""
+    url_label = "the default Redis URL"
+    try:
+        url, url_label = _redis_url(env, flags, origins)
+        redis = parse_redis_url(url, url_label)
+    except ConfigError as exc:
+        exc.field = "redis"
+        errors.append(exc)
+        redis = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")  # a stand-in: never to be used
+    if origins.get("tls_verify") == "default" and redis.tls_verify is not None:
+        values["tls_verify"] = redis.tls_verify
+        origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
+    shards: tuple[Shard, ...] = (Shard(DEFAULT_SHARD, redis, url_label),)
+    named = values.get("shard_variables")
+    if isinstance(named, tuple):
+        shards = _shards(named, env, errors) or shards
+        redis = shards[0].target  # the default pool: the lease, the autoscaler's lock and `doctor` use it
+    return redis, shards
+
+
+# The Redis target's section. The URL is read apart (resolve_redis: Sidekiq's own rule behind our override).
+REDIS_URL = Setting(
+    "redis_url", ("SIDEKIQ_METRICS_REDIS_URL",), DEFAULT_REDIS_URL,
+    "Redis URL: `redis://`, `rediss://` (TLS) or `unix://`. Unset: the variable `REDIS_PROVIDER` names, "
+    "else `REDIS_URL`, else the default (Sidekiq's own rule)", parse_redis_url, flag="--redis-url")
+TLS_VERIFY = Setting(
+    "tls_verify", ("SIDEKIQ_METRICS_TLS_VERIFY",), False,
+    "verify a `rediss://` server's certificate and host name. Off by default because Heroku Key-Value "
+    "Store uses self-signed certificates; traffic is encrypted either way", parse_bool, flag="--tls-verify")
+SHARDS = Setting(
+    "shard_variables", ("SIDEKIQ_METRICS_SHARDS",), None,
+    "several Redis shards (Sidekiq 7+ `Sidekiq::Client.via`) read by one emitter, as `name:VARIABLE,...`: "
+    "each shard's name and the config var holding its URL, Sidekiq's default pool first "
+    "(`default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL`). The first keeps today's metric names; the "
+    "others carry their shard (docs/metrics.md)", parse_shards, flag="--shards", shown="one Redis")
+REDIS_SETTINGS = (TLS_VERIFY, SHARDS)

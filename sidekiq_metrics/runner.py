@@ -19,9 +19,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED
-from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
-from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
+from sidekiq_metrics.errors import EXIT_OUTPUT, ConfigError, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.lease import Lease
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import (
@@ -40,17 +39,44 @@ from sidekiq_metrics.metrics import (
     with_shard,
 )
 from sidekiq_metrics.outputs import Flushing, build_outputs
+from sidekiq_metrics.parsing import MAX_SECONDS, NUMBER, parse_bool, quote
 from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.redis_health import SAFE_POLICY
 from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.setting import Setting
 from sidekiq_metrics.sidekiq_keys import key_prefix
 from sidekiq_metrics.sidekiq_reader import SidekiqReader, job_reader
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (config.py assembles this module's section: it imports this one)
     from sidekiq_metrics.autoscale import Autoscaler
+    from sidekiq_metrics.config import Settings
 
 LOG_PREFIX = "sidekiq-metrics:"
+DEFAULT_INTERVAL = 30.0
+MAX_INTERVAL = MAX_SECONDS
+
+
+def parse_interval(raw: str, label: str) -> float:
+    if NUMBER.fullmatch(raw):
+        value = float(raw)
+        if 0 < value <= MAX_INTERVAL and math.isfinite(value):
+            return value
+    raise ConfigError(label, f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, "
+                             f"e.g. 30, got {quote(raw)}")
+
+
+# The loop's section: how often it polls, and whether only while elected.
+LOOP_SETTINGS = (
+    Setting("interval", ("SIDEKIQ_METRICS_INTERVAL",), DEFAULT_INTERVAL,
+            f"seconds between polls; any number above 0, at most {MAX_INTERVAL:.0f}", parse_interval,
+            flag="--interval"),
+    Setting("lease", ("SIDEKIQ_METRICS_LEASE",), False,
+            "poll only while holding a lease in Redis (`sidekiq-metrics:lease`), so that of several emitters one "
+            "is active and another takes over within two intervals when it stops; on by itself in the Cloud "
+            "Native Buildpack's process and `sidecar`, and with SIDEKIQ_METRICS_DYNO naming a process type",
+            parse_bool, flag="--lease"),
+)
 LAST_WORDS = 0.25  # seconds a stopping run gives its queued lines to be written (SIGTERM ends us within a second)
 
 
@@ -400,8 +426,10 @@ def run_elected(poll: Callable[[], object], election: Election, interval: float,
         election.resign()
 
 
-def run(settings: Settings, *, once: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """The `run` command. Exit status: 0, or 1 when --once could not read Redis."""
+def run(settings: Settings, *, once: bool, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """The `run` command. Exit status: 0, or 1 when --once could not read Redis. `out` and `err`: stdout and
+    stderr as they are when it is called (the CLI may have replaced closed ones), never as they were at import."""
+    out, err = out or sys.stdout, err or sys.stderr
     shutdown = Shutdown()
     shutdown.install()
     errors = LineWriter(err)  # a log reader that lags never holds up a poll (line_writer.py)

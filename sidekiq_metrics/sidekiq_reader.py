@@ -16,13 +16,58 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sidekiq_metrics import queue_scan, redis_health
-from sidekiq_metrics.config import Settings
+from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.job_metrics import MAX_CATCH_UP, JobMetricsReader
+from sidekiq_metrics.parsing import parse_bool, parse_queue_list, quote, text, whole_number
 from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
 from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
+from sidekiq_metrics.setting import Setting
 from sidekiq_metrics.sidekiq_keys import PROCESS_FIELDS, SidekiqKeys, decode, key_prefix
+
+if TYPE_CHECKING:  # config.py assembles this module's section: it imports this one
+    from sidekiq_metrics.config import Settings
+
+MAX_CLASSES = 1000  # SIDEKIQ_METRICS_JOB_CLASSES_TOP at most
+
+
+def parse_class_patterns(raw: str, label: str) -> tuple[str, ...]:
+    patterns = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    if not patterns:
+        raise ConfigError(label, "must list job classes separated by commas, e.g. ReportJob,Billing::*")
+    return patterns
+
+
+def parse_top(raw: str, label: str) -> int:
+    if whole_number(raw) is not None and 0 < int(raw) <= MAX_CLASSES:
+        return int(raw)
+    raise ConfigError(label, f"must be a whole number from 1 to {MAX_CLASSES}, got {quote(raw)}")
+
+
+# The reader's section: what it reads and how it finds it.
+READER_SETTINGS = (
+    Setting("queues", ("SIDEKIQ_METRICS_QUEUES",), None,
+            "comma-separated queues to report (spaces around names ignored); a listed queue that does not "
+            "exist reports size 0 and latency 0", parse_queue_list, flag="--queues", shown="every queue"),
+    Setting("namespace", ("SIDEKIQ_METRICS_NAMESPACE",), None,
+            "the redis-namespace of a Sidekiq <= 6 app: `myapp` reads `myapp:queues`, `myapp:queue:default`",
+            text, flag="--namespace"),  # any text, as in Sidekiq
+    Setting("stats", ("SIDEKIQ_METRICS_STATS",), True,
+            "whole-Sidekiq totals (enqueued, busy, processed, ...) beside the per-queue metrics", parse_bool,
+            flag="--stats"),
+    Setting("job_metrics", ("SIDEKIQ_METRICS_JOB_METRICS",), True,
+            "per job class: runs, failures and run times, from Sidekiq's own execution metrics (Sidekiq 7+)",
+            parse_bool, flag="--job-metrics"),
+    Setting("job_classes", ("SIDEKIQ_METRICS_JOB_CLASSES",), None,
+            "comma-separated job classes to report one by one, `*` matching any text (`Billing::*`); the "
+            "others are summed as `other`", parse_class_patterns, flag="--job-classes",
+            shown="the top ones by run time"),
+    Setting("job_classes_top", ("SIDEKIQ_METRICS_JOB_CLASSES_TOP",), 20,
+            "at most this many classes one by one: those with the most run time in the last hour",
+            parse_top, flag="--job-classes-top"),
+)
 
 
 def job_reader(settings: Settings) -> JobMetricsReader | None:

@@ -20,11 +20,12 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 from sidekiq_metrics.autoscale import NO_WORKERS, Crew, Policy, Reading, TypeState, Workers, readings
+from sidekiq_metrics.autoscale_settings import ScalingRule
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.config import DEFAULT_PREFIX, ScalingRule, check_settings
+from sidekiq_metrics.config import check_settings
 from sidekiq_metrics.errors import EXIT_CONFIG
 from sidekiq_metrics.metrics import QueueSeries
-from sidekiq_metrics.outputs import Recorded
+from sidekiq_metrics.outputs import DEFAULT_PREFIX, Recorded
 from sidekiq_metrics.outputs.json_lines import read_record
 from sidekiq_metrics.outputs.l2met import read_line, read_poll
 

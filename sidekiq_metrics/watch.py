@@ -162,7 +162,9 @@ class View:
         return out
 
 
-def run_watch(settings: Settings, every: float, threshold: float, out: TextIO = sys.stdout) -> int:
+def run_watch(settings: Settings, every: float, threshold: float, out: TextIO | None = None) -> int:
+    """The `watch` command; `out`: stdout as it is when called (the CLI may have replaced a closed one)."""
+    out = out or sys.stdout
     # The latest complete minute at once (watch only shows what it reads: no minute can be counted twice).
     jobs = JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top,
                             backfill=1) if settings.job_metrics else None

@@ -10,8 +10,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState, Workers, readings
+from sidekiq_metrics.autoscale_settings import ScalingRule
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.config import ScalingRule
 from sidekiq_metrics.metrics import QueueSeries
 from sidekiq_metrics.readings import ProcessReading, Totals
 from sidekiq_metrics.schedule import parse_schedule
@@ -188,7 +188,8 @@ def test_windows_keep_their_wall_clock_hours_across_daylight_saving_and_midnight
     ("every day min=3", "is not `<days> <HH:MM>-<HH:MM> [min=N] [max=N]`"),
 ])
 def test_bad_schedules_say_what_is_wrong(raw, says):
-    from sidekiq_metrics.config import ConfigError, load_settings
+    from sidekiq_metrics.config import load_settings
+    from sidekiq_metrics.errors import ConfigError
 
     env = {"SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "5",
            "HEROKU_API_TOKEN": "t", "HEROKU_APP_NAME": "shop", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_SCHEDULE": raw}

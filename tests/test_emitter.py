@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sidekiq_metrics.config import load_settings, parse_redis_url
+from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.names import queue_metric_names
+from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection
 from sidekiq_metrics.sidekiq_reader import SidekiqReader
 from support.commands import cli, parse_l2met, read_lines_until, spawn

@@ -8,6 +8,7 @@ Edges are the imports a module makes when it is loaded (top level, not inside a 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -90,6 +91,19 @@ def test_the_package_has_no_import_cycle_between_modules_or_layers():
 def test_no_output_imports_the_whole_settings():
     outputs = [name for name in graph() if name.startswith("sidekiq_metrics.outputs.")]
     assert outputs and not [o for o in outputs if "sidekiq_metrics.config" in graph()[o]]
+
+
+def test_config_only_assembles_the_sections_each_layer_declares():
+    """Issue 27: config.py held four families of settings in three kinds of declaration; each layer now declares
+    its own section with the one construct (setting.Setting), and config.py declares and parses none."""
+    source = (PACKAGE / "config.py").read_text()
+    assert "Setting(" not in source and "def parse_" not in source and "env.get(" not in source
+    declaring = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+                 if "Setting(" in path.read_text() and path.name != "setting.py"}
+    assert declaring == {"redis_target.py", "sidekiq_reader.py", "runner.py", "outputs/__init__.py",
+                         "outputs/otlp_settings.py", "autoscale_settings.py"}
+    assert "OtelSetting" not in str(declaring) and not any(
+        re.search(r"class \w+Setting\b", p.read_text()) for p in PACKAGE.rglob("*.py") if p.name != "setting.py")
 
 
 if __name__ == "__main__":

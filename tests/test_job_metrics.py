@@ -19,10 +19,11 @@ import time
 import pytest
 
 from sidekiq_metrics.catalogue import CATALOGUE
-from sidekiq_metrics.config import load_settings, parse_redis_url
+from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, histogram_keys, minute_keys, percentile
 from sidekiq_metrics.metrics import Measurements, Sample, job_samples
 from sidekiq_metrics.outputs.l2met import L2metFormat
+from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection, ConnectionFailed, RedisError
 from sidekiq_metrics.sidekiq_reader import SidekiqReader
 from support.commands import ROOT, cli, parse_l2met, spawn

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sidekiq_metrics.config import parse_redis_url
 from sidekiq_metrics.lease import Lease
+from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection
 from support.candidates import Candidate
 from support.redis_server import wait_until

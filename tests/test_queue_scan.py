@@ -10,9 +10,9 @@ import time
 import pytest
 import redis
 
-from sidekiq_metrics.config import parse_redis_url
 from sidekiq_metrics.job_payload import latency
 from sidekiq_metrics.queue_scan import SCRIPT as QUEUE_SCAN
+from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection, RedisError
 from sidekiq_metrics.sidekiq_reader import SidekiqReader
 from support.commands import cli_env, console_script, parse_l2met, spawn

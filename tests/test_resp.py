@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sidekiq_metrics.config import parse_redis_url
+from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection
 from sidekiq_metrics.sidekiq_reader import SidekiqReader
 

@@ -9,11 +9,14 @@ unused one costs no memory; adding one is its module and its entry in FACTORIES 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from sidekiq_metrics.errors import OutputUnavailable
+from sidekiq_metrics.errors import ConfigError, OutputUnavailable
+from sidekiq_metrics.parsing import host, matching, one_of, parse_port, quote
+from sidekiq_metrics.setting import Setting
 
 if TYPE_CHECKING:  # not at run time: config.py imports this module for the names of the outputs, and the
     # factories below hand each output only the values it uses
@@ -71,6 +74,62 @@ FACTORIES: dict[str, Callable[[Settings, Write, Log], Output]] = {
     "l2met": _l2met, "json": _json, "statsd": _statsd, "prometheus": _prometheus, "cloudwatch": _cloudwatch,
     "otlp": _otlp,
 }
+OUTPUTS = tuple(FACTORIES)  # the output names, declared once, with the code that builds each
+DEFAULT_PREFIX = "sidekiq"
+METRIC_TYPES = ("sample", "measure", "count")
+# Librato's metric-name alphabet. A prefix also may not start or end with a dot,
+# so that "<prefix>.<queue>.size" never has an empty part.
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_:-]([A-Za-z0-9._:-]{0,62}[A-Za-z0-9_:-])?")
+_SOURCE_RE = re.compile(r"[A-Za-z0-9._:-]{1,255}")
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")  # CloudWatch's own rule for namespaces
+
+
+def parse_outputs(raw: str, label: str) -> tuple[str, ...]:
+    outputs = tuple(dict.fromkeys(o.strip().lower() for o in raw.split(",") if o.strip()))
+    if not outputs or any(o not in OUTPUTS for o in outputs):
+        raise ConfigError(label, f"must list outputs from {', '.join(OUTPUTS)}, separated by commas, "
+                                 f"got {quote(raw)}")
+    return outputs
+
+
+# The outputs' sections: which outputs, the names they all share, and each output's own (otlp's are in
+# otlp_settings.py, read only when it is chosen).
+OUTPUT_SETTINGS = (
+    Setting("outputs", ("SIDEKIQ_METRICS_OUTPUT",), ("l2met",), f"comma-separated outputs: {', '.join(OUTPUTS)}",
+            parse_outputs, flag="--output"),
+    Setting("prefix", ("SIDEKIQ_METRICS_PREFIX",), DEFAULT_PREFIX,
+            "first part of every metric name (1 to 64 of `A-Za-z0-9._:-`)",
+            matching(_PREFIX_RE, "1 to 64 of A-Z a-z 0-9 . _ : - (not starting or ending with a dot)"),
+            flag="--prefix"),
+)
+L2MET_SETTINGS = (
+    Setting("metric_type", ("SIDEKIQ_METRICS_TYPE",), "sample",
+            "l2met measurement type of the levels: `sample`, `measure` or `count`", one_of(METRIC_TYPES),
+            flag="--type"),
+    Setting("source", ("SIDEKIQ_METRICS_SOURCE",), None,
+            "adds `source=<value>` to every l2met line (Librato's source; 1 to 255 of `A-Za-z0-9._:-`)",
+            matching(_SOURCE_RE, "1 to 255 of A-Z a-z 0-9 . _ : -"), flag="--source"),
+)
+STATSD_SETTINGS = (
+    Setting("statsd_host", ("DD_AGENT_HOST",), "127.0.0.1", "the DogStatsD agent's host (statsd output)",
+            host("a host name or IP address"), flag="--statsd-host"),
+    Setting("statsd_port", ("DD_DOGSTATSD_PORT",), 8125, "the DogStatsD agent's UDP port (statsd output)",
+            parse_port, flag="--statsd-port"),
+)
+PROMETHEUS_SETTINGS = (
+    Setting("prometheus_host", ("SIDEKIQ_METRICS_PROMETHEUS_HOST",), "0.0.0.0",
+            "the address the Prometheus endpoint listens on (prometheus output)",
+            host("a host name or IP address to listen on"), flag="--prometheus-host"),
+    Setting("prometheus_port", ("SIDEKIQ_METRICS_PROMETHEUS_PORT",), 9394,
+            "the port of the Prometheus endpoint (prometheus output)", parse_port, flag="--prometheus-port"),
+)
+CLOUDWATCH_SETTINGS = (
+    Setting("cloudwatch_namespace", ("SIDEKIQ_METRICS_CLOUDWATCH_NAMESPACE",), "Sidekiq",
+            "the CloudWatch namespace of the EMF lines (cloudwatch output)",
+            matching(_NAMESPACE_RE, "1 to 255 of A-Z a-z 0-9 . - _ / # : and spaces"),
+            flag="--cloudwatch-namespace"),
+)
+
 # The outputs that print their lines on stdout (`doctor` shows a poll's lines through them); the others send or
 # serve, which a check must not do.
 PRINTING = frozenset({"l2met", "json", "cloudwatch"})

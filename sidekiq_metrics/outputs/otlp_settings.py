@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.parsing import check_host, format_value, one_of, quote, whole_number
+from sidekiq_metrics.parsing import check_host, one_of, quote, text, whole_number
+from sidekiq_metrics.setting import Setting, read_section
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,6 @@ class OtlpSettings:
         """Where exports go, safe to print: scheme, host and port, no path or query (a key may be there)."""
         parts = urlsplit(self.endpoint)
         return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-@dataclass(frozen=True)
-class OtelSetting:
-    """One setting of the otlp output: the first of its variables that is set wins."""
-
-    name: str  # of OtlpSettings
-    variables: tuple[str, ...]
-    default: object
-    help: str
-    parse: Callable[[str, str], object] = field(repr=False)
-    shown: str | None = None
-
-    @property
-    def shown_default(self) -> str:
-        if self.shown is not None:
-            return self.shown
-        return "none" if self.default is None else format_value(self.default)
 
 
 def _otel(suffix: str) -> tuple[str, str]:
@@ -165,32 +147,32 @@ def parse_temporality(raw: str, label: str) -> str:
     return "cumulative" if low == "lowmemory" else low
 
 
-OTLP_SETTINGS: tuple[OtelSetting, ...] = (
-    OtelSetting("endpoint", (_otel("ENDPOINT")[0], GENERAL_ENDPOINT), "http://localhost:4318/v1/metrics",
+OTLP_SETTINGS: tuple[Setting, ...] = (
+    Setting("endpoint", (_otel("ENDPOINT")[0], GENERAL_ENDPOINT), "http://localhost:4318/v1/metrics",
                 "where exports go. The metrics variable is the whole URL; the general one a base URL, to which "
                 "`v1/metrics` is added", parse_otlp_endpoint),
-    OtelSetting("headers", _otel("HEADERS"), (), "HTTP headers of every export, `key=value,key2=value2`, values "
+    Setting("headers", _otel("HEADERS"), (), "HTTP headers of every export, `key=value,key2=value2`, values "
                 "percent-decoded: the backend's API key goes here. Never printed: a value is scrubbed from every "
                 "line when its header is named like a credential (auth, key, token, secret, ...) or it is 8 "
                 "characters or more", parse_otlp_headers, shown="none"),
-    OtelSetting("protocol", _otel("PROTOCOL"), "http/protobuf", "`http/protobuf` or `http/json`; `grpc` is refused",
+    Setting("protocol", _otel("PROTOCOL"), "http/protobuf", "`http/protobuf` or `http/json`; `grpc` is refused",
                 parse_otlp_protocol),
-    OtelSetting("compression", _otel("COMPRESSION"), "none", "`gzip` or `none`", one_of(("gzip", "none"))),
-    OtelSetting("timeout", _otel("TIMEOUT"), 10.0, "milliseconds one export may take; 0: no limit (an hour)",
+    Setting("compression", _otel("COMPRESSION"), "none", "`gzip` or `none`", one_of(("gzip", "none"))),
+    Setting("timeout", _otel("TIMEOUT"), 10.0, "milliseconds one export may take; 0: no limit (an hour)",
                 parse_otlp_timeout, shown="10000"),
-    OtelSetting("certificate", _otel("CERTIFICATE"), None, "a PEM file of the CA to verify the endpoint with, "
+    Setting("certificate", _otel("CERTIFICATE"), None, "a PEM file of the CA to verify the endpoint with, "
                 "instead of the system's", parse_pem_file),
-    OtelSetting("client_certificate", _otel("CLIENT_CERTIFICATE"), None, "a PEM client certificate, for mutual "
+    Setting("client_certificate", _otel("CLIENT_CERTIFICATE"), None, "a PEM client certificate, for mutual "
                 "TLS (with the key below)", parse_pem_file),
-    OtelSetting("client_key", _otel("CLIENT_KEY"), None, "the PEM private key of that client certificate",
+    Setting("client_key", _otel("CLIENT_KEY"), None, "the PEM private key of that client certificate",
                 parse_pem_file),
-    OtelSetting("temporality", ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",), "cumulative",
+    Setting("temporality", ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",), "cumulative",
                 "`cumulative`, or `delta` for backends that want it (`lowmemory` means cumulative here: "
                 "Sidekiq's counters are observed, not counted by us)", parse_temporality),
-    OtelSetting("service_name", ("OTEL_SERVICE_NAME",), None, "the resource's `service.name`; unset: "
+    Setting("service_name", ("OTEL_SERVICE_NAME",), None, "the resource's `service.name`; unset: "
                 "`service.name` of the attributes below, else `HEROKU_APP_NAME`, else `sidekiq`",
-                lambda raw, label: raw),
-    OtelSetting("resource_attributes", ("OTEL_RESOURCE_ATTRIBUTES",), (), "more resource attributes, "
+                text),
+    Setting("resource_attributes", ("OTEL_RESOURCE_ATTRIBUTES",), (), "more resource attributes, "
                 "`key=value,...`, percent-decoded; they win over those read from Heroku's dyno metadata",
                 parse_resource_attributes, shown="none"),
 )
@@ -225,20 +207,7 @@ HEROKU_RESOURCE = (("HEROKU_APP_ID", "heroku.app.id"), ("HEROKU_RELEASE_VERSION"
 def resolve_otlp(env: Mapping[str, str], origins: dict[str, str], errors: list[ConfigError]) -> OtlpSettings | None:
     """The otlp output's settings from the environment; None, with `errors` added to, when any is bad."""
     before = len(errors)
-    values: dict[str, Any] = {}
-    for setting in OTLP_SETTINGS:
-        value: object = setting.default
-        origins[f"otlp.{setting.name}"] = "default"
-        for variable in setting.variables:
-            raw = env.get(variable, "").strip()
-            if raw:
-                origins[f"otlp.{setting.name}"] = variable
-                try:
-                    value = setting.parse(raw, variable)
-                except ConfigError as exc:
-                    errors.append(exc)
-                break
-        values[setting.name] = value
+    values = read_section(OTLP_SETTINGS, env, origins, errors, origin_prefix="otlp.")
     if bool(values["client_certificate"]) != bool(values["client_key"]):
         errors.append(ConfigError(_otel("CLIENT_KEY")[1], "and OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE must be set "
                                   "together, for mutual TLS"))

@@ -90,7 +90,7 @@ class RedisServer:
 
 def reader(server: RedisServer, **kw: object):
     """Our own reader on its own connection to `server`."""
-    from sidekiq_metrics.config import parse_redis_url
+    from sidekiq_metrics.redis_target import parse_redis_url
     from sidekiq_metrics.resp import Connection
     from sidekiq_metrics.sidekiq_reader import SidekiqReader
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,15 +42,28 @@ def own_redis():
 REFERENCE_SIDEKIQ = ROOT.parent / "shared" / "reference-sidekiq"
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """A directory `make` fills once for the whole run: the xdist workers share it (their base temp's parent is
+    common), the first one makes it under a lock while the others wait, instead of each unpacking its own copy."""
+    root = tmp_path_factory.getbasetemp().parent
+    target, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            target.mkdir(exist_ok=True)
+            make(target)
+            done.touch()
+    return target
+
+
 @pytest.fixture(scope="session")
 def reference_sidekiq(tmp_path_factory) -> dict[str, list[str]]:
     """Real Sidekiq 7.3 and 8.1 (../shared/reference-sidekiq): for each, the command that runs Ruby with it
     loaded ("7", "8") and the one that runs its server ("7-server", "8-server")."""
     if not (REFERENCE_SIDEKIQ / "setup.sh").exists():
         pytest.fail(f"{REFERENCE_SIDEKIQ} is missing: the tests need ../shared beside the checkout")
-    target = tmp_path_factory.mktemp("reference-sidekiq")
-    subprocess.run(["bash", str(REFERENCE_SIDEKIQ / "setup.sh"), str(target)], check=True, capture_output=True,
-                   timeout=300)
+    target = made_once(tmp_path_factory, "reference-sidekiq", lambda target: subprocess.run(
+        ["bash", str(REFERENCE_SIDEKIQ / "setup.sh"), str(target)], check=True, capture_output=True, timeout=300))
     values = {key: value.strip('"').split() for key, _, value in
               (line.partition("=") for line in (target / "env.sh").read_text().splitlines())
               if value and not key.startswith("#")}
@@ -66,9 +81,8 @@ def valkey_binary(tmp_path_factory) -> str:
     ../shared/reference-valkey/setup.sh and run through trixie's own loader."""
     if not (REFERENCE_VALKEY / "setup.sh").exists():
         pytest.fail(f"{REFERENCE_VALKEY} is missing: the tests need ../shared beside the checkout")
-    target = tmp_path_factory.mktemp("reference-valkey")
-    subprocess.run(["bash", str(REFERENCE_VALKEY / "setup.sh"), str(target)], check=True, capture_output=True,
-                   timeout=300)
+    target = made_once(tmp_path_factory, "reference-valkey", lambda target: subprocess.run(
+        ["bash", str(REFERENCE_VALKEY / "setup.sh"), str(target)], check=True, capture_output=True, timeout=300))
     return str(target / "bin" / "valkey-server")
 
 
@@ -89,17 +103,17 @@ def sidekiq7(reference_sidekiq) -> list[str]:
 def runtime_archive(tmp_path_factory) -> Path:
     """A stand-in for Heroku's python-X.Y.Z-ubuntu-NN.04-ARCH.tar.zst (tests/support/heroku_runtime.py says
     what it reproduces of Heroku's archives and what it cannot), checked before any test uses it."""
-    archive = heroku_runtime.build(tmp_path_factory.mktemp("runtime"))
-    heroku_runtime.check(archive, tmp_path_factory.mktemp("runtime-check"))
-    return archive
+    def make(target: Path) -> None:
+        archive = heroku_runtime.build(target)
+        heroku_runtime.check(archive, tmp_path_factory.mktemp("runtime-check"))
+
+    return next(made_once(tmp_path_factory, "runtime", make).glob("*.tar.zst"))
 
 
 @pytest.fixture(scope="session")
 def wheel_mirror(tmp_path_factory) -> Path:
     """A directory holding the pinned wheels, as a user's mirror would."""
-    mirror = tmp_path_factory.mktemp("wheels")
     requirements = ROOT / "lib/runtime-requirements.txt"
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--require-hashes", "--dest", str(mirror), "--requirement", str(requirements)],
-                   check=True, capture_output=True)
-    return mirror
+    return made_once(tmp_path_factory, "wheels", lambda mirror: subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes",
+         "--dest", str(mirror), "--requirement", str(requirements)], check=True, capture_output=True))

@@ -11,17 +11,7 @@ from hypothesis import strategies as st
 from sidekiq_metrics import redis_health
 from sidekiq_metrics.readings import RedisHealth
 from sidekiq_metrics.resp import ReplyError
-from support.commands import cli, parse_l2met, spawn
-
-
-def polls(out: str) -> list[dict[str, str]]:
-    found, current = [], {}
-    for line in out.splitlines():
-        current.update(parse_l2met(line))
-        if "metrics.up=" in line:
-            found.append(current)
-            current = {}
-    return found
+from support.commands import cli, l2met_polls, parse_l2met, spawn
 
 
 def test_evictions_per_poll_and_the_limits_are_what_redis_says(own_redis):
@@ -38,7 +28,7 @@ def test_evictions_per_poll_and_the_limits_are_what_redis_says(own_redis):
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=5)
-    seen = polls(out)
+    seen = l2met_polls(out.splitlines())
     assert evicted > 0 and len(seen) >= 4
     assert all(float(p["sample#sidekiq.redis.memory.max"]) == 4.0 for p in seen)
     assert all(0 < float(p["sample#sidekiq.redis.memory.ratio"]) <= 1.1 for p in seen)

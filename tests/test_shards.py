@@ -20,7 +20,7 @@ from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.prometheus import render
 from sidekiq_metrics.outputs.statsd import StatsdOutput
 from sidekiq_metrics.runner import Poller
-from support.commands import ROOT, cli, parse_l2met, spawn
+from support.commands import ROOT, cli, l2met_polls, parse_l2met, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.fault_proxy import FaultProxy
 from support.redis_server import RedisServer, wait_until
@@ -108,18 +108,6 @@ def test_bad_shard_settings_exit_2_with_one_line_and_no_secret(shards_value, env
     assert "pw-9f8e7d" not in result.stderr and "Traceback" not in result.stderr
 
 
-def polls(lines: list[str]) -> list[dict[str, str]]:
-    """Each poll's measurements, from l2met lines (a poll ends with its own heartbeat, after every shard's lines)."""
-    out: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    for line in lines:
-        current.update(parse_l2met(line))
-        if "#sidekiq.metrics.up=" in line:
-            out.append(current)
-            current = {}
-    return out
-
-
 def test_a_dead_then_stalled_shard_never_stops_the_others_lines(shards):
     """The orders shard behind the fault proxy: killed, then stalled. Every poll still prints the other shards'
     lines, with their heartbeats 1 and its 0, the overall one 0; it names the shard, never its password."""
@@ -133,11 +121,11 @@ def test_a_dead_then_stalled_shard_never_stops_the_others_lines(shards):
     lines: list[str] = []
     try:
         def wait_polls(n: int) -> list[dict[str, str]]:
-            start = len(polls(lines))
+            start = len(l2met_polls(lines))
             deadline = time.monotonic() + 20
-            while len(polls(lines)) < start + n and time.monotonic() < deadline:
+            while len(l2met_polls(lines)) < start + n and time.monotonic() < deadline:
                 lines.append(proc.stdout.readline())
-            return polls(lines)[start:start + n]
+            return l2met_polls(lines)[start:start + n]
 
         healthy = wait_polls(2)
         orders.stop()
@@ -195,7 +183,7 @@ def test_an_evicting_redis_is_said_once_and_a_refused_info_leaves_the_health_out
         renamed.cleanup()
     assert err.count("maxmemory-policy allkeys-lru") == 1 and "shard orders" in err, err
     assert err.count("refuses INFO") == 1, err
-    every = polls(out.splitlines())
+    every = l2met_polls(out.splitlines())
     assert len(every) >= 2
     for seen in every:
         assert float(seen["sample#sidekiq:orders.redis.memory.max"]) == 100.0

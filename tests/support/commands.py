@@ -54,6 +54,19 @@ def parse_l2met(lines: str) -> dict[str, str]:
     return found
 
 
+def l2met_polls(lines: list[str], prefix: str = "sidekiq") -> list[dict[str, str]]:
+    """Each poll's measurements, from the l2met lines of a run: a poll ends with its own `metrics.up`, which comes
+    after every other line of it (a shard's lines, with several, included)."""
+    polls: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in lines:
+        current.update(parse_l2met(line))
+        if f"#{prefix}.metrics.up=" in line:
+            polls.append(current)
+            current = {}
+    return polls
+
+
 def read_lines_until(proc, pattern: str, timeout: float) -> list[tuple[float, str]]:
     """Lines from the process's stdout, with arrival times, until one matches `pattern`."""
     got: list[tuple[float, str]] = []

@@ -44,7 +44,7 @@ SETTINGS: tuple[Setting, ...] = tuple(sorted(_SECTIONS, key=lambda s: _ORDER.ind
 class Settings:
     """Every field is set by check_settings, from the declarations in SETTINGS (defaults included)."""
 
-    redis: RedisTarget
+    shards: tuple[Shard, ...]  # every Redis read: the default one (Sidekiq's default pool) first, alone without shards
     tls_verify: bool
     interval: float
     queues: tuple[str, ...] | None  # None: every queue in Sidekiq's `queues` set
@@ -65,16 +65,21 @@ class Settings:
     lease: bool  # run only while holding the Redis lease (lease.py): one active emitter among several
     shard_variables: tuple[tuple[str, str], ...] | None  # SIDEKIQ_METRICS_SHARDS: (name, variable); None: one Redis
     autoscale: AutoscaleSettings | None = None  # None: off (the default)
-    shards: tuple[Shard, ...] = ()  # every Redis read, the default one first; set by check_settings
     otlp: OtlpSettings | None = None  # None: the otlp output is not chosen
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """For each setting, where its value came from: a flag, a variable, or "default"."""
 
     @property
+    def redis(self) -> RedisTarget:
+        """The default Redis: the one without shards, the first shard with them (the lease, the autoscaler's lock,
+        `doctor` and `watch` use it)."""
+        return self.shards[0].target
+
+    @property
     def secrets(self) -> tuple[str, ...]:
         """Every string that must never reach any output: the Redis URL's credentials, the OTLP headers'
         values, the Heroku API token."""
-        return (*self.redis.secrets, *(s for shard in self.shards for s in shard.target.secrets),
+        return (*(s for shard in self.shards for s in shard.target.secrets),
                 *(self.otlp.secrets if self.otlp else ()),
                 *((self.autoscale.token,) if self.autoscale else ()))
 
@@ -98,7 +103,7 @@ def check_settings(env: Mapping[str, str],
     errors: list[ConfigError] = []
     redis_errors: list[ConfigError] = []
     values = read_section(SETTINGS, env, origins, errors, flags=flags)
-    redis, shards = resolve_redis(env, flags, values, origins, redis_errors)
+    shards = resolve_redis(env, flags, values, origins, redis_errors)
     errors[:0] = [e for e in redis_errors if e.field == "redis"]  # the URL's own error first, as it is listed first
     errors += [e for e in redis_errors if e.field != "redis"]
     reported = values["queues"]  # as autoscaling names them: another shard's as `orders:default`
@@ -107,4 +112,4 @@ def check_settings(env: Mapping[str, str],
     autoscale = resolve_autoscale(env, reported, origins, errors)
     # Only for the otlp output: an app's own OpenTelemetry SDK may use OTEL_* variables we do not accept (grpc).
     otlp = resolve_otlp(env, origins, errors) if "otlp" in values["outputs"] else None
-    return Settings(redis=redis, autoscale=autoscale, otlp=otlp, origins=origins, shards=shards, **values), errors
+    return Settings(shards=shards, autoscale=autoscale, otlp=otlp, origins=origins, **values), errors

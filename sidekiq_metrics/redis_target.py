@@ -198,9 +198,10 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
 
 
 def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: dict[str, object],
-                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[RedisTarget, tuple[Shard, ...]]:
-    """The Redis to read (the first shard's, with shards) and every shard; a bad URL is an error, with a stand-in
-    target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS verification unless the setting does."""
+                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """Every Redis to read: the one Redis URL's, or each shard's (Sidekiq's default pool first). A bad URL is an
+    error, with a stand-in target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS verification
+    unless the setting does."""
     url_label = "the default Redis URL"
     try:
         url, url_label = _redis_url(env, flags, origins)
@@ -216,8 +217,7 @@ def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: d
     named = values.get("shard_variables")
     if isinstance(named, tuple):
         shards = _shards(named, env, errors) or shards
-        redis = shards[0].target  # the default pool: the lease, the autoscaler's lock and `doctor` use it
-    return redis, shards
+    return shards
 
 
 # The Redis target's section. The URL is read apart (resolve_redis: Sidekiq's own rule behind our override).

@@ -176,7 +176,10 @@ class Poller:
         results: list[Snapshot | RedisError | OSError] = [OSError("not read")] * len(self.shards)
 
         def read(n: int) -> None:
-            results[n] = self._read(self.shards[n])
+            try:
+                results[n] = self._read(self.shards[n])
+            except Exception as exc:  # noqa: BLE001 - a fault of ours in one shard's thread: that shard failed, loudly
+                results[n] = OSError(f"an internal error reading it ({type(exc).__name__}); please report it")
 
         threads = [threading.Thread(target=read, args=(n,), name=f"shard-{s.name}", daemon=True)
                    for n, s in enumerate(self.shards)]

@@ -55,7 +55,7 @@ def test_every_variable_the_code_reads_is_documented():
 
 def test_the_settings_are_the_declarations_and_the_flags_are_made_from_them():
     fields = {f.name for f in dataclasses.fields(Settings)}
-    assert fields == {s.name for s in SETTINGS} | {"redis", "autoscale", "otlp", "origins", "shards"}
+    assert fields == {s.name for s in SETTINGS} | {"shards", "autoscale", "otlp", "origins"}
     help_text = subprocess.run([str(ROOT / ".venv/bin/sidekiq-metrics"), "run", "--help"], capture_output=True,
                                text=True, check=True).stdout
     flags = set(re.findall(r"^\s+(--[a-z-]+)", help_text, re.M))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED
+from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED, REDIS_EVICTIONS
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, ConfigError, OutputFailed, OutputUnavailable, StopRequested
 from sidekiq_metrics.lease import Lease
@@ -246,11 +246,13 @@ class Poller:
             samples += with_shard(total_samples(totals, series, snapshot.read_at), shard)
             known = [Sample(metric, value) for metric, value in ((PROCESSED, totals.processed),
                                                                  (FAILED, totals.failed)) if value is not None]
-            if snapshot.health:  # the Redis's own, once per shard (the sums over shards have none)
-                health = health_samples(snapshot.health)
-                samples += with_shard(health, shard)
-                known += [s for s in health if s.metric is REDIS_EVICTED]
-            samples += increases(self.counts.update(with_shard(known, shard), snapshot.read_at))
+            # The Redis's own health, once per shard (the sums over shards have none), after the lines' old
+            # measurements: a parser that reads them by position keeps finding them where they were.
+            health = health_samples(snapshot.health) if snapshot.health else []
+            known += [s for s in health if s.metric is REDIS_EVICTED]
+            grown = increases(self.counts.update(with_shard(known, shard), snapshot.read_at))
+            samples += [s for s in grown if s.metric is not REDIS_EVICTIONS]
+            samples += with_shard(health, shard) + [s for s in grown if s.metric is REDIS_EVICTIONS]
         if snapshot.jobs:
             samples += with_shard(job_samples(snapshot.jobs), shard)
         return samples

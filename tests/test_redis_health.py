@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import signal
-import time
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sidekiq_metrics import redis_health
 from sidekiq_metrics.readings import RedisHealth
 from sidekiq_metrics.resp import ReplyError
-from support.commands import cli, l2met_polls, parse_l2met, spawn
+from support.commands import Polling, cli, l2met_polls, parse_l2met
 
 
 def test_evictions_per_poll_and_the_limits_are_what_redis_says(own_redis):
     client = own_redis.client()
     client.config_set("maxmemory", "4mb")
     client.config_set("maxmemory-policy", "allkeys-lru")
-    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "0.5"})
+    client.set("stat:processed", 7)
+    run = Polling({"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_INTERVAL": "0.5"})
     try:
-        time.sleep(1.2)
+        run.wait(2)
         for n in range(400):  # 8 MB into a 4 MB Redis: it evicts
             client.set(f"filler:{n}", b"x" * 20_000)
         evicted = client.info("stats")["evicted_keys"]
-        time.sleep(1.5)
+        run.wait(2)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=5)
-    seen = l2met_polls(out.splitlines())
+        lines, err = run.stop()
+    seen = l2met_polls(lines)
     assert evicted > 0 and len(seen) >= 4
     assert all(float(p["sample#sidekiq.redis.memory.max"]) == 4.0 for p in seen)
     assert all(0 < float(p["sample#sidekiq.redis.memory.ratio"]) <= 1.1 for p in seen)
@@ -37,6 +34,10 @@ def test_evictions_per_poll_and_the_limits_are_what_redis_says(own_redis):
     assert totals[0] == 0 and totals[-1] == client.info("stats")["evicted_keys"] >= evicted
     assert sum(increases) == totals[-1] - totals[0]  # each poll's increase, none lost or counted twice
     assert err.count("maxmemory-policy allkeys-lru") == 1
+    # The new measurements come after the ones the line always had, so that nothing already there moves.
+    names = [token.split("=")[0] for token in lines[-1].split(" ")]
+    assert names.index("count#sidekiq.jobs.failed") < names.index("sample#sidekiq.redis.memory.used")
+    assert names[-2:] == ["count#sidekiq.redis.evictions", "sample#sidekiq.metrics.up"]
 
 
 def test_an_acl_without_info_leaves_the_health_out_with_one_line_and_the_poll_up(own_redis):

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -20,7 +19,7 @@ from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.prometheus import render
 from sidekiq_metrics.outputs.statsd import StatsdOutput
 from sidekiq_metrics.runner import Poller
-from support.commands import ROOT, cli, l2met_polls, parse_l2met, spawn
+from support.commands import ROOT, Polling, cli, l2met_polls, parse_l2met, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.fault_proxy import FaultProxy
 from support.redis_server import RedisServer, wait_until
@@ -117,26 +116,21 @@ def test_a_dead_then_stalled_shard_never_stops_the_others_lines(shards):
     seed(shards["default"].client(), {"default": (1.0, 2)})
     urls = {"default": shards["default"].url, "orders": f"redis://:pw-9f8e7d@127.0.0.1:{proxy.port}/0",
             "mail": shards["mail"].url}
-    proc = spawn("run", env=shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.5"))
-    lines: list[str] = []
+    run = Polling(shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.5"))
     try:
-        def wait_polls(n: int) -> list[dict[str, str]]:
-            start = len(l2met_polls(lines))
-            deadline = time.monotonic() + 20
-            while len(l2met_polls(lines)) < start + n and time.monotonic() < deadline:
-                lines.append(proc.stdout.readline())
-            return l2met_polls(lines)[start:start + n]
-
-        healthy = wait_polls(2)
+        run.wait(2)
+        healthy = l2met_polls(run.lines)
         orders.stop()
-        dead = wait_polls(3)[1:]  # (the poll under way when it died may have read it)
+        run.wait(3)
+        dead = l2met_polls(run.lines)[len(healthy) + 1:]  # (the poll under way when it died may have read it)
         orders.start()
         proxy.mode = "stall"
-        stalled = wait_polls(3)[1:]
+        run.wait(3)
+        stalled = l2met_polls(run.lines)[len(healthy) + len(dead) + 2:]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=5)
+        _, err = run.stop()
         proxy.close()
+    assert len(healthy) >= 2 and len(dead) >= 2 and len(stalled) >= 2
     assert all(p["sample#sidekiq:orders.metrics.up"] == "1" and p["sample#sidekiq.metrics.up"] == "1" for p in healthy)
     for poll in dead + stalled:
         assert poll["sample#sidekiq:orders.metrics.up"] == "0" and poll["sample#sidekiq.metrics.up"] == "0"
@@ -175,16 +169,15 @@ def test_an_evicting_redis_is_said_once_and_a_refused_info_leaves_the_health_out
     renamed = RedisServer("--rename-command", "INFO", "").start()  # a managed Redis that renamed INFO away
     try:
         urls = {"default": renamed.url, "orders": orders.url}
-        proc = spawn("run", env=shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3"))
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=5)
+        run = Polling(shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3"))
+        run.wait(3)
+        lines, err = run.stop()
     finally:
         renamed.cleanup()
     assert err.count("maxmemory-policy allkeys-lru") == 1 and "shard orders" in err, err
     assert err.count("refuses INFO") == 1, err
-    every = l2met_polls(out.splitlines())
-    assert len(every) >= 2
+    every = l2met_polls(lines)
+    assert len(every) >= 3
     for seen in every:
         assert float(seen["sample#sidekiq:orders.redis.memory.max"]) == 100.0
         assert 0 < float(seen["sample#sidekiq:orders.redis.memory.ratio"]) < 1
@@ -278,16 +271,15 @@ def test_simulate_reads_a_sharded_recording_in_either_format_as_autoscaling_name
     urls = {name: shards[name].url for name in ("default", "orders")}
     recordings = {}
     for output in ("l2met", "json"):
-        proc = spawn("run", env=shard_env(urls, SIDEKIQ_METRICS_OUTPUT=output, SIDEKIQ_METRICS_INTERVAL="0.3"))
-        time.sleep(1.2)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=5)
-        stamp = "2026-12-02T03:00:{:02d}.000000+00:00"
-        lines = out.splitlines() if output == "json" else \
-            [f"{stamp.format(n // 8)} app[web.1]: {line}" for n, line in enumerate(out.splitlines())]
+        run = Polling(shard_env(urls, SIDEKIQ_METRICS_OUTPUT=output, SIDEKIQ_METRICS_INTERVAL="0.3"))
+        run.wait(3)
+        out, _ = run.stop()
+        stamp = "2026-12-02T03:{:02d}:{:02d}.000000+00:00"  # `heroku logs` times, a second a line
+        lines = out if output == "json" else \
+            [f"{stamp.format(n // 60, n % 60)} app[web.1]: {line}" for n, line in enumerate(out)]
         recordings[output] = list(recorded_polls(lines))
     for read in recordings.values():
-        assert len(read) >= 2
+        assert len(read) >= 3
         for poll in read:
             sizes = dict(zip(poll.series[0].queues, poll.series[0].values, strict=True))
             assert sizes == {"default": 2, "orders:urgent": 3}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,45 @@ def l2met_polls(lines: list[str], prefix: str = "sidekiq") -> list[dict[str, str
             polls.append(current)
             current = {}
     return polls
+
+
+class Polling:
+    """A running `sidekiq-metrics run` whose stdout is read as it comes, its polls counted as they end (an l2met
+    poll with its own `metrics.up`, a JSON one with its line). Tests wait for polls, never for a time: a busy
+    machine is slower, not wrong."""
+
+    POLL_END = re.compile(r'#sidekiq\.metrics\.up=|^\{"time"')
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = spawn("run", env=env)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    @property
+    def polls(self) -> int:
+        return sum(1 for line in self.lines if self.POLL_END.search(line))
+
+    def wait(self, more: int, timeout: float = 30.0) -> None:
+        """Until `more` polls have ended beyond those already seen."""
+        with self._changed:
+            goal = self.polls + more
+            assert self._changed.wait_for(lambda: self.polls >= goal, timeout), (self.lines[-5:], goal)
+
+    def stop(self) -> tuple[list[str], str]:
+        """SIGTERM, then everything it printed on stdout (by lines) and stderr."""
+        self.proc.send_signal(signal.SIGTERM)
+        err = self.proc.stderr.read()
+        self.proc.wait(5)
+        self._reader.join(5)
+        return self.lines, err
 
 
 def read_lines_until(proc, pattern: str, timeout: float) -> list[tuple[float, str]]:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from support.commands import cli, parse_l2met, read_lines_until, spawn
-from support.redis_server import RedisServer, free_port
+from support.redis_server import RedisServer, free_port, wait_until
 from support.sidekiq_data import job, push
 
 
@@ -89,9 +89,9 @@ def test_a_tls_connection_is_kept_across_polls(tls_redis):
     proc = spawn("run", env={"REDIS_URL": tls_redis.tls_url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
     try:
         lines = read_lines_until(proc, r"(?!)", 0)
-        time.sleep(1.6)
+        # Six polls, however long a busy machine takes to start the emitter (a fixed 1.6 s saw only five).
+        assert wait_until(lambda: sum("metrics.up=1" in text for _, text in lines) >= 6, 30)
     finally:
         proc.terminate()
         proc.wait(5)
-    assert sum("metrics.up=1" in text for _, text in lines) >= 6
     assert tls_redis.client().info("stats")["total_connections_received"] - before <= 2  # ours, and this INFO's

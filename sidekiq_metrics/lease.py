@@ -5,21 +5,32 @@ of the one active emitter where several run at once (Fir's dynos, or every web d
 SIDEKIQ_METRICS_DYNO=web). Its keys begin `sidekiq-metrics:`, which no Sidekiq key does; they are the
 only keys we ever write.
 
-Compare-and-set, so that no two owners ever both hold it: one script takes the key when it is free or
-already ours (restarting its TTL), another deletes it only when it is ours. Where Redis refuses
-scripts, SET NX and a GET in one pipeline take it (our own is recognised, its TTL not restarted), and
-release is left to the TTL.
+Compare-and-set, so that no two owners ever both hold it, and so that the owner renews it: one script
+takes the key when it is free or already ours (restarting its TTL), another deletes it only when it is
+ours. Where Redis refuses scripts (an ACL without @scripting, a provider that renames EVAL), a
+transaction does the same in two round trips: WATCH the key and GET it, then, when it is free or ours,
+MULTI, SET (or DEL) and EXEC, which Redis refuses to run if the key changed in between. Where Redis
+refuses both, the lease cannot be held safely: that is an error, said as such, never a guess.
 """
 
 from __future__ import annotations
 
-from sidekiq_metrics.resp import Connection, RedisError, ReplyError
+import os
+import secrets
+
+from sidekiq_metrics.resp import Connection, RedisError, Reply, ReplyError
 from sidekiq_metrics.sidekiq_reader import refuses_scripts
 
 TAKE = ("local holder = redis.call('GET', KEYS[1]) "
         "if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
         "return 1 end return 0")
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def unique_owner(name: str) -> str:
+    """An owner of a lease that no other process shares: a dyno name and a pid are not enough (during Cedar's
+    preboot two `web.1` containers run side by side, and their emitters can have the same pid)."""
+    return f"{name}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Lease:
@@ -30,21 +41,16 @@ class Lease:
         self.scripts = True
 
     def hold(self, ttl: float) -> bool:
-        """True if we hold the lease now, for `ttl` seconds more. Raises RedisError when Redis cannot be asked."""
+        """True if we hold the lease now, for `ttl` seconds more from when Redis was asked. Raises RedisError
+        when Redis cannot be asked (or refuses both ways of asking)."""
         ms = max(1, int(ttl * 1000))
         if self.scripts:
             reply = self.connection.pipeline([["EVAL", TAKE, 1, self.key, self.owner, ms]])[0]
             if isinstance(reply, ReplyError) and refuses_scripts(reply):
                 self.scripts = False
-            elif isinstance(reply, RedisError):
-                raise reply
             else:
-                return reply == 1
-        taken, holder = self.connection.pipeline([["SET", self.key, self.owner, "NX", "PX", ms], ["GET", self.key]])
-        for reply in (taken, holder):
-            if isinstance(reply, RedisError):
-                raise reply
-        return taken == b"OK" or holder == self.owner.encode()
+                return _checked(reply) == 1
+        return self._transaction(["SET", self.key, self.owner, "PX", ms], free_too=True)
 
     def holder(self) -> str | None:
         """Who holds it now (None: nobody, or Redis cannot say)."""
@@ -59,5 +65,30 @@ class Lease:
         try:
             if self.scripts:
                 self.connection.pipeline([["EVAL", RELEASE, 1, self.key, self.owner]])
+            else:
+                self._transaction(["DEL", self.key], free_too=False)
         except (RedisError, OSError):
             pass
+
+    def _transaction(self, change: list[bytes | str | int], *, free_too: bool) -> bool:
+        """Make `change` when the key is ours (or free, with `free_too`), and only if nobody changed it between
+        our look and our change: True when made. UNWATCH first: a watch left by an earlier look that found the
+        key another's would otherwise make this EXEC fail for a change made before this look."""
+        _, _, holder = (_checked(reply) for reply in self.connection.pipeline(
+            [["UNWATCH"], ["WATCH", self.key], ["GET", self.key]]))
+        if holder != self.owner.encode() and not (free_too and holder is None):
+            return False  # (the watch left on our connection is undone by the next look's UNWATCH)
+        # MULTI is in WATCH's ACL category (@transaction), so a WATCH that was allowed means it is too, and the
+        # change runs inside the transaction, never on its own.
+        _, _, done = (_checked(reply) for reply in self.connection.pipeline([["MULTI"], change, ["EXEC"]]))
+        return isinstance(done, list) and not any(isinstance(reply, ReplyError) for reply in done)
+
+
+def _checked(reply: Reply) -> Reply:
+    """The reply, or the error it is raised (a refusal of WATCH or MULTI too: then the lease cannot be held)."""
+    if isinstance(reply, ReplyError) and refuses_scripts(reply):
+        raise RedisError(f"Redis refuses both scripts and transactions to this user ({reply.code}): the lease "
+                         "needs one of them (ACL categories @scripting or @transaction)")
+    if isinstance(reply, RedisError):
+        raise reply
+    return reply

@@ -29,7 +29,7 @@ from sidekiq_metrics.config import Settings
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk, running_job
-from sidekiq_metrics.lease import Lease
+from sidekiq_metrics.lease import Lease, unique_owner
 from sidekiq_metrics.metrics import QueueSeries, Sample
 from sidekiq_metrics.readings import Totals
 from sidekiq_metrics.redact import describe_error
@@ -310,7 +310,7 @@ class Autoscaler:
 
     @classmethod
     def from_settings(cls, config: AutoscaleSettings, settings: Settings, log: Callable[[str], None]) -> Autoscaler:
-        owner = f"{os.environ.get('DYNO', 'local')}:{os.getpid()}"
+        owner = unique_owner(os.environ.get("DYNO", "local"))
         return cls(config, ScalingLock(settings, owner), log, settings.secrets)
 
     def start(self) -> None:

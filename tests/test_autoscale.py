@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from support.commands import cli, parse_l2met, read_lines_until, spawn
+from support.commands import cli, cli_env, console_script, parse_l2met, read_lines_until, spawn
 from support.fake_platform_api import FakePlatformApi
-from support.redis_server import monitored
+from support.redis_server import monitored, wait_until
 from support.sidekiq_data import busy_process, idle_process, job, push, seed, shut_down
 
 INTERVAL = 0.2
@@ -222,6 +223,28 @@ def test_an_error_body_that_echoes_the_token_across_the_cut_leaks_no_part_of_it(
     out, err = run_for(2.0, autoscale_env(redis_server.url, api))
     assert "holding still this poll: the Heroku API answered 503: Upstream said: xxx" in err
     assert api.token[:8] not in out + err, err
+
+
+def test_two_emitters_with_one_dyno_name_and_one_pid_still_make_a_single_change(r, redis_server, api):
+    """Issue 32.5: the lock's owner was `DYNO:pid`. During Cedar's preboot the old and the new `web.1` run side by
+    side, each a container whose emitter can have the same pid: both held the lock and both scaled. Here each
+    emitter is pid 1 of a pid namespace of its own, as in a container, and both are named web.1."""
+    if subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True).returncode:
+        pytest.skip("unshare --pid needs root (tests/run runs as root in CI)")
+    set_latency(r, "default", 100)
+    env = cli_env(DYNO="web.1", **autoscale_env(redis_server.url, api, up_cooldown="30", down_cooldown="60"))
+    procs = [subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child=SIGTERM", console_script(), "run"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = []
+    try:
+        assert wait_until(lambda: api.patches(), 15)
+        time.sleep(1.0)  # several polls of each, well within the cool-down
+    finally:
+        for proc in procs:
+            proc.kill()  # unshare ignores SIGTERM while it waits; its death sends the emitter SIGTERM
+            errs.append(proc.communicate(timeout=10)[1])
+    assert api.patches() == [2], errs
+    assert sum("autoscale: scaled type=worker from=1 to=2" in e for e in errs) == 1
 
 
 def test_the_only_write_is_the_lock_key(own_redis, api):

@@ -108,6 +108,11 @@ class JobMetricsReader:
         self.next_minute = first
         return list(range(first, last + 1))
 
+    def restart(self) -> None:
+        """Start again as at the first poll, from the minute in progress: after a while of not reading (another
+        emitter held the lease and reported the minutes in between), so that none is reported twice."""
+        self.next_minute = None
+
     def commands(self, minutes: Sequence[int]) -> list[Command]:
         return [["HGETALL", self.prefix + key] for minute in minutes for key in minute_keys(minute)]
 

@@ -6,7 +6,6 @@ import contextlib
 import gc
 import math
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED, REDIS_EVICTIONS
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, ConfigError, OutputFailed, OutputUnavailable, StopRequested
-from sidekiq_metrics.lease import Lease
+from sidekiq_metrics.lease import Lease, unique_owner
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import (
     SHARD,
@@ -38,7 +37,7 @@ from sidekiq_metrics.metrics import (
     total_samples,
     with_shard,
 )
-from sidekiq_metrics.outputs import Flushing, build_outputs
+from sidekiq_metrics.outputs import Flushing, StandingBy, build_outputs
 from sidekiq_metrics.parsing import MAX_SECONDS, NUMBER, parse_bool, quote
 from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
@@ -141,6 +140,8 @@ class Poller:
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
         self.counts = Counts(time.time())  # Sidekiq's totals, for their increases
+        self.in_term: Callable[[], bool] = lambda: True  # run --lease: whether this emitter may still print
+        self._said_term_ended = False
         self._last_warning: str | None = None
         self._said_no_metrics = False
         self._said_health: set[str] = set()  # the shards whose INFO has been judged
@@ -289,6 +290,27 @@ class Poller:
                 self.log("Sidekiq 6 and earlier write no execution metrics (they came with 7.0): nothing is "
                          "reported per job class")
 
+    def start_term(self) -> None:
+        """This emitter became the active one (run --lease). Its increases start afresh: what happened since its
+        last poll of an earlier term was another holder's to report, and no increase is reported twice. Its
+        connections start afresh too: idle while it stood by, they may have been dropped without a word (a NAT
+        that forgot them answers the next command with a reset), which would fail a healthy first poll."""
+        self.end_term()
+        self.counts = Counts(time.time())
+        for shard in self.shards:
+            if shard.reader.jobs:
+                shard.reader.jobs.restart()
+        self._said_term_ended = False
+
+    def end_term(self) -> None:
+        """Another emitter is (or may be) the active one: hold no idle connection to the customer's Redis, and
+        show no reading of ours as if it were current."""
+        for shard in self.shards:
+            shard.reader.connection.close()
+        for output in self.outputs:
+            if isinstance(output, StandingBy):
+                output.stand_by()
+
     def flush(self) -> None:
         """Wait for the outputs that send in the background to send what they hold (`run --once`)."""
         for output in self.outputs:
@@ -296,6 +318,11 @@ class Poller:
                 self.log("otlp: the export was not sent before the timeout (OTEL_EXPORTER_OTLP_TIMEOUT)")
 
     def emit(self, measurements: Measurements) -> None:
+        if not self.in_term():  # paused or cut off during the poll: another may hold the lease by now
+            if not self._said_term_ended:
+                self._said_term_ended = True
+                self.log("the lease may have passed to another emitter during this poll: its readings are dropped")
+            return
         at = time.time()
         for output in self.outputs:
             output.emit(measurements, at)
@@ -361,36 +388,56 @@ def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,
 
 
 LEASE_KEY = b"sidekiq-metrics:lease"
+TERM_MARGIN = 0.1  # of the lease's TTL: a holder's own clock ends its term this much before Redis may
 
 
 class Election:
     """Whether this emitter is the active one, among all that share the Redis lease (lease.py).
 
-    The lease lives 1.5 intervals and is asked for every half interval: the holder renews it long before it
-    ends, and when the holder dies without a word (SIGKILL, a lost dyno) another takes it within two
-    intervals of its last renewal. A holder that stops gives it up at once. Each change is one line.
+    The lease lives 1.5 intervals and is asked for every half interval, by the holder and by every standby
+    alike: the holder renews it long before it ends, and when the holder dies without a word (SIGKILL, a lost
+    dyno) another takes it within two intervals of its last renewal. A holder that stops gives it up at once.
+
+    A term: from a successful take or renewal, the holder acts until its lease may have run out, by its own
+    monotonic clock (the time it asked, plus the TTL, less TERM_MARGIN of it for clocks that run at slightly
+    different rates). Redis starts the TTL only after the ask arrives, so a holder cut off from Redis, or paused,
+    stops acting before any other can take over: never two printers at once, and never one that cannot renew
+    printing `up=0` beside the new holder's readings. Each change is one line.
     """
 
-    def __init__(self, settings: Settings, log: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, log: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name = os.environ.get("DYNO") or socket.gethostname()
-        owner = f"{self.name}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.lease = Lease(connect(settings), key_prefix(settings.namespace) + LEASE_KEY, owner)
+        self.lease = Lease(connect(settings), key_prefix(settings.namespace) + LEASE_KEY, unique_owner(self.name))
         self.ttl = 1.5 * settings.interval
         self.log = log
         self.secrets = settings.secrets
-        self.holding = False
+        self.clock = clock
+        self.term_ends: float | None = None  # by our clock; None while another holds it (as far as we know)
         self._unreachable = False
+
+    @property
+    def holding(self) -> bool:
+        return self.term_ends is not None
+
+    def in_term(self) -> bool:
+        """True while this emitter may act: it holds the lease, and the lease cannot have run out yet."""
+        return self.term_ends is not None and self.clock() < self.term_ends
 
     def check(self) -> bool:
         """Take or renew the lease; True while this emitter holds it. When Redis cannot be asked, a holder goes
-        on (its polls then say that Redis is down: silence is not calm) and the others wait."""
+        on until its term may have ended (its polls say that Redis is down), then stands down; others wait."""
+        asked_at = self.clock()
         try:
             held = self.lease.hold(self.ttl)
         except (RedisError, OSError) as exc:
             if not self._unreachable:
                 self._unreachable = True
                 self.log(f"cannot ask Redis for the lease: {describe_error(exc, self.secrets)}; "
-                         + ("polling on" if self.holding else "waiting"))
+                         + ("polling on while the lease lasts" if self.holding else "waiting"))
+            if self.holding and not self.in_term():
+                self.term_ends = None
+                self.log(f"{self.name} could not renew the lease before it may have run out: it stops polling")
             return self.holding
         self._unreachable = False
         if held and not self.holding:
@@ -398,35 +445,44 @@ class Election:
         elif self.holding and not held:
             holder = (self.lease.holder() or "another emitter").rsplit(":", 2)[0]
             self.log(f"{self.name} lost the lease to {holder}: it stops polling")
-        self.holding = held
+        self.term_ends = asked_at + self.ttl * (1 - TERM_MARGIN) if held else None
         return held
 
     def resign(self) -> None:
         if self.holding:
             with contextlib.suppress(RedisError, OSError), self.lease.connection.within(LAST_WORDS):
                 self.lease.release()
-            self.holding = False
+            self.term_ends = None
 
 
-def run_elected(poll: Callable[[], object], election: Election, interval: float, shutdown: Shutdown,
+def run_elected(poller: Poller, election: Election, interval: float, shutdown: Shutdown,
                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Poll on the steady schedule of run_forever while the election says so; ask it every half interval."""
+    """Poll on the steady schedule of run_forever while this emitter holds the lease; ask for it every half
+    interval, holding it or not, and sleep in between. Each term starts afresh (Poller.start_term)."""
+    poller.in_term = election.in_term
     next_poll = clock()
+    holding = False
     try:
         while True:
             with shutdown.interruptible():
                 active = election.check()
+            if active != holding:
+                holding = active
+                if active:
+                    poller.start_term()
+                    next_poll = clock()  # a new holder polls at once
+                else:
+                    poller.end_term()
             now = clock()
             if active and next_poll <= now:
-                poll()
+                poller.poll()
                 next_poll += interval
                 now = clock()
                 if next_poll <= now:
                     next_poll += math.ceil((now - next_poll) / interval) * interval
-            elif not active:
-                next_poll = now  # the first poll comes at once once elected
+            wake = min(next_poll, now + interval / 2) if active else now + interval / 2
             with shutdown.interruptible():
-                sleep(max(0.0, min(next_poll, now + interval / 2) - now))
+                sleep(max(0.0, wake - now))
     finally:
         election.resign()
 
@@ -472,7 +528,7 @@ def _run(settings: Settings, once: bool, shutdown: Shutdown, lines: LineWriter, 
         if autoscaler:
             autoscaler.start()
         if settings.lease:
-            run_elected(poller.poll, Election(settings, poller.log), settings.interval, shutdown)
+            run_elected(poller, Election(settings, poller.log), settings.interval, shutdown)
         else:
             run_forever(poller.poll, settings.interval, shutdown)
     except StopRequested:

@@ -166,9 +166,11 @@ def test_the_fault_proxy_cuts_both_ways_forgets_quietly_and_counts_commands(redi
     import socket
 
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     proxy = proxies()
-    client = redis.Redis(port=proxy.port, socket_timeout=0.5)
+    client = redis.Redis(port=proxy.port, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
     client.pipeline(transaction=False).set("a", 1).get("a").get("b").execute()
     assert proxy.commands_since(0)[-3:] == [b"SET", b"GET", b"GET"]
     proxy.mode = "partition"
@@ -191,3 +193,28 @@ def test_the_fault_proxy_cuts_both_ways_forgets_quietly_and_counts_commands(redi
     with pytest.raises(ConnectionResetError):
         sock.recv(100)
     sock.close()
+
+
+def test_an_emitter_that_stands_by_serves_no_readings_on_its_prometheus_endpoint(r, redis_server, candidates):
+    """Found in review of issue 32: an emitter that lost the lease went on serving its last poll on /metrics, as if
+    current, beside the new holder's; a scraper saw two emitters' readings and one of them frozen."""
+    import urllib.request
+
+    from support.redis_server import free_port
+
+    push(r, "default")
+    port = free_port()
+    a = candidates("web.1", redis_server.url, SIDEKIQ_METRICS_OUTPUT="prometheus,l2met",
+                   SIDEKIQ_METRICS_PROMETHEUS_PORT=str(port))
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    assert wait_until(lambda: a.polls(), 15)
+    assert "sidekiq_metrics_up 1" in scrape()
+    r.set(LEASE_KEY, "web.9:1:another", px=int(60 * INTERVAL * 1000))
+    assert wait_until(lambda: a.said("lost the lease"), 10)
+    body = scrape()
+    assert "sidekiq_" not in body, body
+    assert "stands by" in body

@@ -32,6 +32,14 @@ class Output(Protocol):
 
 
 @runtime_checkable
+class StandingBy(Protocol):
+    """An output that holds the last poll for others to read (a scrape endpoint): when this emitter stops being
+    the active one (run --lease), it must not go on showing that poll as if current."""
+
+    def stand_by(self) -> None: ...
+
+
+@runtime_checkable
 class Flushing(Protocol):
     """An output that sends in the background: `run --once` waits for it (at most `timeout` seconds)."""
 

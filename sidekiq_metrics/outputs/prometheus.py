@@ -197,6 +197,10 @@ class PrometheusOutput:
             raise OutputUnavailable(f"cannot listen on {host}:{port} ({exc.strerror or exc}); {fix}") from None
         threading.Thread(target=self.server.serve_forever, name="prometheus", daemon=True).start()
 
+    def stand_by(self) -> None:
+        # No series at all, rather than the last poll frozen: another emitter's endpoint serves the readings now.
+        self.body = b"# this emitter stands by: another holds the lease (SIDEKIQ_METRICS_LEASE)\n"
+
     def emit(self, measurements: Measurements, at: float) -> None:
         self.body = render(self.prefix, [s for s in measurements if s.metric.kind is not Kind.DELTA]
                            + counters(self.counts.update(measurements.samples, at))).encode()

@@ -324,9 +324,15 @@ class Autoscaler:
     def observe(self, series: Sequence[QueueSeries] | None, totals: Totals | None = None,
                 unread: Collection[str] = ()) -> None:
         """A poll's per-queue series, Sidekiq's totals and the queues it could not read (None: the poll failed,
-        or missed a read every type needs). Only the newest unhandled poll is kept."""
+        missed a read every type needs, or this emitter did not poll for a while, as a new term of the lease
+        begins). Only the newest unhandled poll is kept, after a None not handled yet: silence is never skipped,
+        or the polls on either side of it would count as polls in a row."""
+        entry = None if series is None else (series, totals, unread)
         with self._guard:
-            self._pending[:] = [None if series is None else (series, totals, unread)]
+            if self._pending and self._pending[0] is None:
+                self._pending[1:] = [] if entry is None else [entry]
+            else:
+                self._pending[:] = [entry]
         self._wake.set()
 
     def samples(self) -> list[Sample]:
@@ -344,10 +350,10 @@ class Autoscaler:
             self._wake.wait()
             with self._guard:
                 self._wake.clear()
-                if not self._pending:  # a wake-up for a poll already taken: not a failed poll
-                    continue
-                poll = self._pending.pop()
-            self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1]), poll[2]))
+                polls = self._pending[:]  # none: a wake-up for polls already taken, not a failed poll
+                self._pending.clear()
+            for poll in polls:
+                self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1]), poll[2]))
 
     def step(self, latest: dict[str, Reading] | None) -> None:
         """One round for every type: what the thread does with each poll."""

@@ -296,6 +296,8 @@ class Poller:
         connections start afresh too: idle while it stood by, they may have been dropped without a word (a NAT
         that forgot them answers the next command with a reset), which would fail a healthy first poll."""
         self.end_term()
+        if self.autoscaler:  # it saw nothing while another held the lease: that was no calm, nor a backlog
+            self.autoscaler.observe(None)
         self.counts = Counts(time.time())
         for shard in self.shards:
             if shard.reader.jobs:

@@ -98,6 +98,31 @@ def test_low_latency_scales_down_only_after_the_down_cooldown_and_not_below_min(
     assert parse_l2met(out.splitlines()[-1])["sample#sidekiq.autoscale.worker.current"] == "1"
 
 
+def test_a_holder_that_takes_the_lease_back_does_not_count_the_time_it_stood_by_as_calm(r, redis_server, api):
+    """Found in review of issue 32: an emitter that saw a calm queue, stood by while another held the lease, and took
+    it back scaled down at its first poll, counting the minutes it saw nothing as minutes of low latency."""
+    api.formation["worker"] = 3
+    set_latency(r, "default", 0, jobs=0)
+    proc = spawn("run", env={**autoscale_env(redis_server.url, api, down_cooldown="3"), "SIDEKIQ_METRICS_LEASE": "1"})
+    lines = read_lines_until(proc, r"(?!)", 0)
+    try:
+        time.sleep(1.0)  # a term of calm polls, shorter than the down cool-down
+        r.set("sidekiq-metrics:lease", "web.9:1:another", px=3_000)  # another emitter holds it for 3 s
+        taken_back = [0.0]
+
+        def took_back() -> bool:
+            taken_back[0] = time.monotonic()
+            return r.get("sidekiq-metrics:lease") not in (None, b"web.9:1:another")
+
+        assert wait_until(took_back, 10)
+        assert wait_until(lambda: api.patches(), 10)
+        assert api.requests[-1].at - taken_back[0] >= 3 * 0.9  # a down cool-down of calm seen in this term
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert lines
+
+
 def test_dry_run_logs_decisions_and_changes_nothing(r, redis_server, api):
     set_latency(r, "default", 100)
     out, err = run_for(2.5, {**autoscale_env(redis_server.url, api), "SIDEKIQ_METRICS_AUTOSCALE_DRY_RUN": "true"})

@@ -12,7 +12,8 @@ while a writer adds to Sidekiq's `stat:processed`. Then it checks the promises o
 - no gap between good polls longer than the takeover promise (TAKEOVER) while a healthy emitter was there;
 - a standby asks about twice an interval: each slot's Redis commands stay within what its polls and asks need;
 - the `count#sidekiq.jobs.processed` increases of all emitters add up to no more than what was written;
-- every SIGTERM ends its emitter within a second with status 0; no process is left; no traceback.
+- every SIGTERM ends its emitter within a second with status 0 (or by the signal, one still starting); no process
+  is left; no traceback.
 
 It prints its seed; `ELECTION_SEED=<seed> tests/run -k chaos` replays a schedule (the processes' own timing
 still varies). ELECTION_SECONDS sets the length (60 by default: about a minute of the suite's wall time, on one
@@ -161,8 +162,10 @@ def test_a_randomized_schedule_of_pauses_cuts_kills_and_stops_keeps_every_promis
     ended = time.monotonic()
     context = f"(seed {seed}; events: {[(round(t - began, 2), s.n, e) for s in slots for t, e in s.events]})"
 
-    # Every SIGTERM ended its emitter within a second, with status 0; nothing is left; no traceback.
-    assert all(status == 0 for _, status in terms), (terms, context)
+    # Every SIGTERM ended its emitter within a second, with status 0 (or by the signal itself, for one that was
+    # still starting: Python's imports come before its handlers, and before it could have asked for the lease);
+    # nothing is left; no traceback.
+    assert all(status in (0, -signal.SIGTERM) for _, status in terms), (terms, context)
     assert all(e.proc.poll() is not None for e in all_emitters)
     assert not [line for e in all_emitters for _, _, line in e.lines if "Traceback" in line], context
 

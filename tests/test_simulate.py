@@ -11,8 +11,9 @@ import pytest
 from sidekiq_metrics.autoscale import Autoscaler, ScalingLock, readings
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.simulate import polls
-from support.commands import cli, spawn
+from support.commands import Polling, cli, spawn
 from support.fake_platform_api import FakePlatformApi
+from support.redis_server import free_port
 from support.sidekiq_data import seed
 
 START = 1795420800.0  # 2026-11-23T08:00:00Z
@@ -202,3 +203,53 @@ def test_a_dotted_prefix_reads_the_queue_names_whole(tmp_path):
     expected = simulated(plain)
     assert " scale type=" in expected[0]
     assert simulated(dotted, env={**RULE, "SIDEKIQ_METRICS_PREFIX": "shop.sidekiq"}) == expected
+
+
+def recorded_run(env: dict[str, str], output: str, polls_wanted: int = 8) -> list[str]:
+    """A real emitter's polls as a recording of `output`, each poll stamped 30 s after the one before (the
+    default interval), the l2met lines as `heroku logs` shows them."""
+    run = Polling({**env, "SIDEKIQ_METRICS_OUTPUT": output, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        run.wait(polls_wanted)
+    finally:
+        lines, _ = run.stop()
+    recorded, n = [], 0
+    for line in lines:
+        stamp = datetime.fromtimestamp(START + 30 * n, timezone.utc)
+        if output == "json":
+            record = json.loads(line)
+            record["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            recorded.append(json.dumps(record) + "\n")
+            n += 1
+        else:
+            recorded.append(f"{stamp.isoformat()} app[web.1]: {line}\n")
+            n += "#sidekiq.metrics.up=" in line
+    return recorded
+
+
+@pytest.mark.parametrize("output", ["json", "l2met"])
+@pytest.mark.parametrize("fault", ["redis down", "a shard down"])
+def test_failed_polls_in_a_recording_hold_the_formation_still_as_the_live_autoscaler_does(tmp_path, r, redis_server,
+                                                                                           fault, output):
+    """Issue 32.14: polls that said metrics.up=0 (Redis down; one shard of two down) were read as empty queues,
+    and simulate scaled down where the live autoscaler holds still (rule 1: no reading, no action)."""
+    seed(r, {"default": (0.5, 2)})
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"REDIS_URL": nobody} if fault == "redis down" else \
+        {"REDIS_URL": redis_server.url, "HEROKU_REDIS_COBALT_URL": nobody,
+         "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL"}
+    lines = recorded_run(env, output)
+    assert all("metrics.up" in line for line in lines if "#sidekiq.metrics.up=" in line or '"time"' in line)
+    path = tmp_path / f"failed.{output}"
+    path.write_text("".join(lines))
+    rule = {**RULE, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_COOLDOWN": "60",
+            "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default" if fault == "redis down" else "default,orders:urgent"}
+    decided = simulated(path, "--start", "worker=3", env=rule)
+    assert not [line for line in decided if " scale type=" in line], decided
+    assert decided[-1].endswith("0 change(s), ending at 3 dyno(s)"), decided
+    # Once Redis answers again, the same settings do scale down: the recording is read, not ignored.
+    seed(r, {"default": (0.5, 2)})
+    healthy = tmp_path / f"healthy.{output}"
+    healthy.write_text("".join(recorded_run({"REDIS_URL": redis_server.url}, output)))
+    plain = {**rule, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default"}
+    assert "scale type=worker from=3 to=2" in simulated(healthy, "--start", "worker=3", env=plain)[0]

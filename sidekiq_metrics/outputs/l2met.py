@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT
+from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT, UP
 from sidekiq_metrics.metrics import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.outputs import Recorded
@@ -153,7 +153,7 @@ def read_poll(values: dict[str, float]) -> Recorded:
     """A poll from the measurements of its lines: `<queue>.size`, `<queue>.latency` (a queue's name may hold
     dots), `process.<type>.busy`, and the totals. Another shard's queues are named `<shard>:<queue>`, as autoscaling
     names them; with shards, the process types and totals are those summed over every shard (`:all.`)."""
-    recorded = Recorded()
+    recorded = Recorded(up=values.get(UP.name))
     summed = any(name.startswith(f":{SHARDS_TOTAL}.") for name in values)
     for key, value in values.items():
         shard, name = key[1:].split(".", 1) if key.startswith(":") else (None, key)

@@ -96,7 +96,10 @@ def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None =
             source = _SOURCE.match(text)
             if dyno is not None and (source is None or source[1] != dyno):
                 continue  # another dyno's, or Heroku's own
-            values.update(read_line(text, prefix))
+            try:
+                values.update(read_line(text, prefix))
+            except ValueError as exc:
+                raise RecordingError(f"line {number}: {exc}") from None
             if heartbeat not in text:  # the poll's own, which ends it (not a shard's)
                 continue
             poll = _poll(_epoch(stamp[1], number), read_poll(values))

@@ -86,8 +86,9 @@ def read_record(text: str) -> tuple[str, Recorded]:
 
 
 def _finite(value: object) -> float:
-    """A number this output writes; NaN, infinities (JSON's NaN, 1e999) and anything else raise ValueError."""
+    """A number this output writes, never negative; NaN, infinities (JSON's NaN, 1e999) and anything else raise
+    ValueError."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \
-            abs(value) >= 1e18:
+            not 0 <= value < 1e18:
         raise ValueError(value)
     return float(value)

@@ -156,6 +156,7 @@ class RedisHealth:
     clients: int | None  # connected_clients
     evicted_keys: int | None  # a running total since Redis started
     ops_per_second: int | None  # instantaneous_ops_per_sec
+    refused: tuple[tuple[str, str], ...] = ()  # (section, error code) of the INFO sections Redis refused
 
     @property
     def memory_ratio(self) -> float | None:

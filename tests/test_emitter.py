@@ -173,6 +173,28 @@ def test_a_queue_key_that_is_not_a_list_is_left_out_with_a_warning_and_the_poll_
     assert len(warnings) == 1 and "queue:x: not a list (WRONGTYPE)" in warnings[0], result.stderr
 
 
+@pytest.mark.parametrize("listed", [None, "default"])
+def test_a_queue_key_redis_refuses_stays_unknown_and_the_poll_is_not_up(r, redis_server, listed):
+    """WRONGTYPE is an answer; NOPERM is not: a queue this user may not read could hold any number of jobs."""
+    seed(r, {"default": (5.0, 3), "x": (1.0, 2)})
+    r.execute_command("ACL", "SETUSER", "narrow", "on", ">narrow-pass", "~queues", "~queue:default", "~stat:*",
+                      "~processes", "~schedule", "~retry", "~dead", "+@all")
+    url = f"redis://narrow:narrow-pass@127.0.0.1:{redis_server.port}/0"
+    run = Polling({"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "0.2",
+                   **({"SIDEKIQ_METRICS_QUEUES": listed} if listed else {})})
+    try:
+        run.wait(3)
+    finally:
+        lines, err = run.stop()
+        r.execute_command("ACL", "DELUSER", "narrow")
+    polls = l2met_polls(lines)
+    assert {p["sample#sidekiq.metrics.up"] for p in polls} == {"0"}, err
+    assert not any("sample#sidekiq.enqueued" in p for p in polls)
+    assert polls[-1]["sample#sidekiq.default.size"] == "3"
+    assert any("warning" in line and "NOPERM" in line and ("'x'" in line or "queue:x" in line)
+               for line in err.splitlines()), err
+
+
 def test_a_queue_key_changing_type_between_polls_is_said_once_per_change_and_never_stops_the_heartbeat(
         r, redis_server):
     seed(r, {"default": (5.0, 3)})

@@ -382,3 +382,47 @@ def test_any_text_is_a_recording_or_one_refusal_never_a_crash(lines):
         list(polls(lines))
     except RecordingError as exc:
         assert str(exc).startswith("line") and "\n" not in str(exc)
+
+
+def test_an_outage_in_the_middle_of_a_recording_restarts_the_counts_as_it_does_live(tmp_path, r, redis_server):
+    """Attack on 32.14: latency low for 8 minutes, 3 failed polls, then low again. Live, a failed poll resets the
+    time latency has been low, so the scale-down comes DOWN_COOLDOWN after the outage, not 10 minutes after the start;
+    simulate, fed the same recording, must decide the same (and in a json recording as in an l2met one)."""
+    records = []
+    for n, record in enumerate(recording()[:60]):
+        record["queues"]["default"] = {"size": 0, "latency": 0.5}
+        if 16 <= n < 19:  # 08:08:00 to 08:09:00: Redis down, as the emitter prints it
+            record.update(queues={}, totals={"metrics.up": 0}, counts={"metrics.errors": 1}, process_type={})
+        records.append(record)
+    path = tmp_path / "outage.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    rule = {**RULE, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MIN": "1"}
+    decided = [line for line in simulated(path, "--start", "worker=3", env=rule) if " scale type=" in line]
+    # low from 08:09:30 on: down at 08:19:30, and again a cool-down later
+    assert [line.split(" reason")[0].split(" latency")[0] for line in decided] == [
+        "2026-11-23T08:19:30Z scale type=worker from=3 to=2", "2026-11-23T08:29:30Z scale type=worker from=2 to=1"]
+    api = FakePlatformApi(formation={"worker": 3})
+    try:
+        settings = load_settings({**rule, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token,
+                                  "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url})
+        now = [START]
+        live = Autoscaler(settings.autoscale, ScalingLock(settings, "test"), lambda message: None,
+                          clock=lambda: now[0], wall=lambda: now[0])
+        with path.open() as recorded:
+            for poll in polls(recorded):
+                now[0] = poll.at
+                r.delete("sidekiq-metrics:autoscale:lock:worker")
+                # what the poll loop hands the autoscaler: nothing for a poll that was not whole
+                live.step(readings(settings.autoscale.rules, poll.series, poll.workers) if poll.up else None)
+        assert api.patches() == [2, 1]
+    finally:
+        api.close()
+
+
+def test_a_json_recording_without_the_totals_still_says_whether_each_poll_was_whole(tmp_path, r, redis_server):
+    """SIDEKIQ_METRICS_STATS=false leaves the totals out but never metrics.up: such a recording is read."""
+    seed(r, {"default": (45.0, 3)})
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_OUTPUT": "json",
+                                       "SIDEKIQ_METRICS_STATS": "false"})
+    (poll,) = polls(result.stdout.splitlines())
+    assert poll.up and dict(zip(poll.series[0].queues, poll.series[0].values, strict=True)) == {"default": 3}

@@ -253,7 +253,7 @@ class SidekiqReader:
             if isinstance(reply, ReplyError):
                 key = keys.queue(name)
                 if _wrong_type(reply):  # holds no job: counts 0
-                    problems.append(_not_a_list(key))
+                    problems.append(_not_a_list(name))
                 else:
                     unread.append(decode(key))
                     problems.append(_unreadable(key, reply))
@@ -368,7 +368,7 @@ class SidekiqReader:
             errors = [e for e in (plain[2 * j], oldest) if isinstance(e, ReplyError)]
             if errors and all(map(_wrong_type, errors)):
                 readings[i] = None
-                problems.append(_not_a_list(plan.keys[i]))
+                problems.append(_not_a_list(names[i]))
             else:
                 readings[i] = _queue(names[i], plain[2 * j], oldest)
                 if errors:
@@ -377,7 +377,7 @@ class SidekiqReader:
             if (scanned := readings[i]) is not None and scanned.size is None:
                 if (scanned.problem or "").startswith("WRONGTYPE "):  # the script's pcall gives Redis's error text
                     readings[i] = None
-                    problems.append(_not_a_list(plan.keys[i]))
+                    problems.append(_not_a_list(names[i]))
                 else:
                     unread.append(decode(plan.keys[i]))
         return tuple(r for r in readings if r is not None), list(replies)
@@ -535,9 +535,10 @@ def _wrong_type(error: ReplyError) -> bool:
     return error.code == "WRONGTYPE"
 
 
-def _not_a_list(key: bytes) -> str:
-    """The line for a queue key that holds something other than a list: no job Sidekiq could run is there."""
-    return f"{key.decode('utf-8', 'replace')}: not a list (WRONGTYPE), so it holds no job Sidekiq could run; " \
+def _not_a_list(queue: str) -> str:
+    """The line for a queue whose key holds something other than a list: no job Sidekiq could run is there. The
+    name as other queue warnings give it (ascii: a name may hold a newline, and a warning is one line)."""
+    return f"queue {ascii(queue)[:80]}: its key is not a list (WRONGTYPE), so it holds no job Sidekiq could run; " \
            "another program writes that key: that queue is left out, the others are counted"
 
 

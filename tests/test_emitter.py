@@ -170,7 +170,16 @@ def test_a_queue_key_that_is_not_a_list_is_left_out_with_a_warning_and_the_poll_
     assert 5 <= float(seen["sample#sidekiq.max_latency"]) < 7
     assert not any(".x." in key for key in seen) and "Traceback" not in result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert len(warnings) == 1 and "queue:x: not a list (WRONGTYPE)" in warnings[0], result.stderr
+    assert len(warnings) == 1 and "queue 'x': its key is not a list (WRONGTYPE)" in warnings[0], result.stderr
+
+
+def test_a_queue_of_another_type_whose_name_holds_a_newline_is_warned_of_in_one_line(r, redis_server):
+    """Found by the property test: the warning printed the key as it was, and its newline broke the line."""
+    r.sadd("queues", "new\nline")
+    r.set("queue:new\nline", "oops")
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.returncode == 0 and result.stderr.count("\n") == 1, result.stderr
+    assert "queue 'new\\nline': its key is not a list (WRONGTYPE)" in result.stderr
 
 
 @pytest.mark.parametrize("listed", [None, "default"])

@@ -25,7 +25,7 @@ from sidekiq_metrics.outputs import PRINTING
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
-from sidekiq_metrics.redis_health import SAFE_POLICY
+from sidekiq_metrics.redis_health import SAFE_POLICY, refusal
 from sidekiq_metrics.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.runner import Poller
 from sidekiq_metrics.sidekiq_keys import NAMESPACED, SidekiqKeys, decode, key_prefix
@@ -241,6 +241,10 @@ def _health(report: Report, shard: str | None, snapshot: Snapshot) -> None:
         report.line(WARN, f"health: {where} refuses INFO ({snapshot.health_refused or 'no reply'}): the redis.* "
                           "metrics are left out", "give the URL's user the INFO command (ACL: +info)")
         return
+    if refused := refusal(health):
+        report.line(WARN, f"health: {where} refuses {refused}", "give the URL's user the INFO command (ACL: +info)")
+        if any(section == "memory" for section, _ in health.refused):
+            return  # its maxmemory and policy are unknown: nothing more to judge
     full = f", {health.memory_ratio:.0%} of its maxmemory used" if health.memory_ratio is not None else \
         ", with no maxmemory (it grows until the machine is full)"
     if health.policy is not None and health.policy != SAFE_POLICY:

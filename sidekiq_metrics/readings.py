@@ -15,7 +15,7 @@ from sidekiq_metrics.job_payload import Stamp
 
 class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll
     name: str
-    size: int | None  # None: the key could not be read (e.g. it is not a list)
+    size: int | None  # None: Redis refused to read the key (a key that is not a list has no reading at all)
     oldest: Stamp | None  # None: the queue is empty (or unreadable, see `problem`)
     problem: str | None = None  # why size or oldest is unknown
 
@@ -156,6 +156,7 @@ class RedisHealth:
     clients: int | None  # connected_clients
     evicted_keys: int | None  # a running total since Redis started
     ops_per_second: int | None  # instantaneous_ops_per_sec
+    refused: tuple[tuple[str, str], ...] = ()  # (section, error code) of the INFO sections Redis refused
 
     @property
     def memory_ratio(self) -> float | None:

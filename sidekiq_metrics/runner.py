@@ -41,7 +41,7 @@ from sidekiq_metrics.outputs import Flushing, StandingBy, build_outputs
 from sidekiq_metrics.parsing import MAX_SECONDS, NUMBER, parse_bool, quote
 from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
-from sidekiq_metrics.redis_health import SAFE_POLICY
+from sidekiq_metrics.redis_health import SAFE_POLICY, refusal
 from sidekiq_metrics.resp import RedisError
 from sidekiq_metrics.setting import Setting
 from sidekiq_metrics.sidekiq_keys import key_prefix
@@ -275,9 +275,11 @@ class Poller:
             self._said_health.add(shard)
             self.log(f"Redis{where} refuses INFO ({snapshot.health_refused[:20]}): the redis.* metrics of its "
                      "memory, clients, evictions and load are left out")
-        elif snapshot.health and snapshot.health.policy:
+        elif snapshot.health and (snapshot.health.policy or snapshot.health.refused):
             self._said_health.add(shard)
-            if snapshot.health.policy != SAFE_POLICY:
+            if refused := refusal(snapshot.health):  # some sections only: the others' metrics are reported
+                self.log(f"Redis{where} refuses {refused}")
+            if snapshot.health.policy and snapshot.health.policy != SAFE_POLICY:
                 self.log(f"warning: Redis{where} has maxmemory-policy {snapshot.health.policy}: when its memory "
                          "is full it deletes keys, and Sidekiq's queued jobs with them; set it to noeviction (on "
                          "Heroku Key-Value Store: heroku redis:maxmemory --policy noeviction)")

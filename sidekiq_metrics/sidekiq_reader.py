@@ -241,7 +241,7 @@ class SidekiqReader:
             _drain(replies)
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
-        readings, rest = self._queues(plan, replies, unread)
+        readings, rest = self._queues(plan, replies, unread, problems)
         jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
             if self.jobs and "job minutes" in head else None
         now = clock()
@@ -252,14 +252,18 @@ class SidekiqReader:
         for name, reply in zip(plan.unreported, unreported, strict=True):
             if isinstance(reply, ReplyError):
                 key = keys.queue(name)
-                unread.append(decode(key))
-                problems.append(_unreadable(key, reply))
+                if _wrong_type(reply):  # holds no job: counts 0
+                    problems.append(_not_a_list(name))
+                else:
+                    unread.append(decode(key))
+                    problems.append(_unreadable(key, reply))
         counted = plan.counted
         sizes: list[int | None] = [r.size for r in readings if counted is None or r.name in counted]
         known = [size for size in sizes if size is not None]
         # Stats#enqueued, unknown (never a smaller sum) when the queue set or any of its queues could not be read.
         enqueued = None if len(known) < len(sizes) or decode(keys.queues) in unread or \
-            any(isinstance(n, ReplyError) for n in unreported) else sum(known) + sum(map(_int, unreported))
+            any(isinstance(n, ReplyError) and not _wrong_type(n) for n in unreported) else \
+            sum(known) + sum(map(_int, unreported))
         hashes = rest[len(plan.unreported):]
         for identity, reply in zip(plan.identities, hashes, strict=True):
             if isinstance(reply, ReplyError):
@@ -337,10 +341,12 @@ class SidekiqReader:
         return _Plan(members, listed, self.scripts, asked, totals, reported, keys, counted, unreported,
                      [decode(i) for i in process_members], commands, scanned, whole, large)
 
-    def _queues(self, plan: _Plan, replies: Iterator[Reply],
-                unread: list[str]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
+    def _queues(self, plan: _Plan, replies: Iterator[Reply], unread: list[str],
+                problems: list[str]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
         """The queue readings, and the replies after them (unreported sizes, processes). A queue whose LLEN or
-        oldest job Redis refused is added to `unread`."""
+        oldest job Redis refused is added to `unread`. A queue key that is not a list (WRONGTYPE: Redis's answer,
+        not a refusal) holds no job Sidekiq could run: it is left out, with a line in `problems`, and the poll
+        stays whole."""
         calls = itertools.islice(replies, plan.queue_calls)
         names = plan.reported
         readings: list[QueueReading | None] = [None] * len(names)
@@ -359,14 +365,22 @@ class SidekiqReader:
                 self._large[plan.keys[i]] = oldest.size
             else:
                 self._large.pop(plan.keys[i], None)  # consumed: back to the script next time
-            readings[i] = _queue(names[i], plain[2 * j], oldest)
-            if isinstance(plain[2 * j], ReplyError) or isinstance(oldest, ReplyError):
-                unread.append(decode(plan.keys[i]))
-        done = [r for r in readings if r is not None]  # every queue has its reading: scanned or read whole
+            errors = [e for e in (plain[2 * j], oldest) if isinstance(e, ReplyError)]
+            if errors and all(map(_wrong_type, errors)):
+                readings[i] = None
+                problems.append(_not_a_list(names[i]))
+            else:
+                readings[i] = _queue(names[i], plain[2 * j], oldest)
+                if errors:
+                    unread.append(decode(plan.keys[i]))
         for i in plan.scanned:  # the script sizes a queue unless Redis refused the key (its size is then None)
             if (scanned := readings[i]) is not None and scanned.size is None:
-                unread.append(decode(plan.keys[i]))
-        return tuple(done), list(replies)
+                if (scanned.problem or "").startswith("WRONGTYPE "):  # the script's pcall gives Redis's error text
+                    readings[i] = None
+                    problems.append(_not_a_list(names[i]))
+                else:
+                    unread.append(decode(plan.keys[i]))
+        return tuple(r for r in readings if r is not None), list(replies)
 
     def _note_large(self, names: list[str], keys: list[bytes], first: int, large: list[int]) -> None:
         """The queues whose oldest job the script found over queue_scan.LARGE_JOB (`large`: 1-based index in the call,
@@ -515,6 +529,17 @@ def _int(value: object) -> int:
         n = len(digits) - len(digits.lstrip(b"0123456789"))
         return sign * int(digits[:n]) if n and n <= 30 else 0
     return 0
+
+
+def _wrong_type(error: ReplyError) -> bool:
+    return error.code == "WRONGTYPE"
+
+
+def _not_a_list(queue: str) -> str:
+    """The line for a queue whose key holds something other than a list: no job Sidekiq could run is there. The
+    name as other queue warnings give it (ascii: a name may hold a newline, and a warning is one line)."""
+    return f"queue {ascii(queue)[:80]}: its key is not a list (WRONGTYPE), so it holds no job Sidekiq could run; " \
+           "another program writes that key: that queue is left out, the others are counted"
 
 
 def _unreadable(key: bytes, error: ReplyError) -> str:

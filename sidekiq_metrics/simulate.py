@@ -42,6 +42,9 @@ class Poll:
     at: float  # epoch seconds
     series: list[QueueSeries]
     workers: Workers = NO_WORKERS
+    # metrics.up was 1: Redis answered every read the poll needed. A poll that was not whole (Redis down, a shard
+    # down, a refused read) holds every type still, as the live autoscaler does (docs/autoscaling.md, rule 1).
+    up: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,10 @@ def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None =
             source = _SOURCE.match(text)
             if dyno is not None and (source is None or source[1] != dyno):
                 continue  # another dyno's, or Heroku's own
-            values.update(read_line(text, prefix))
+            try:
+                values.update(read_line(text, prefix))
+            except ValueError as exc:
+                raise RecordingError(f"line {number}: {exc}") from None
             if heartbeat not in text:  # the poll's own, which ends it (not a shard's)
                 continue
             poll = _poll(_epoch(stamp[1], number), read_poll(values))
@@ -110,8 +116,8 @@ def _json_poll(text: str, number: int) -> Poll:
         stamp, recorded = read_record(text)
         at = _epoch(stamp, number)
     except ValueError:  # RecordingError (a time that is not one) included
-        raise RecordingError(f"line {number} is not an object of the json output (time, queues, and finite "
-                             "numbers)") from None
+        raise RecordingError(f"line {number} is not an object of the json output (time, queues, metrics.up, "
+                             "and finite numbers)") from None
     return _poll(at, recorded)
 
 
@@ -125,7 +131,8 @@ def _poll(at: float, recorded: Recorded) -> Poll:
     workers = Workers(None if processed is None else int(processed), int(totals.get("busy", 0)), crews)
     sizes, waits = recorded.sizes, recorded.waits
     return Poll(at, [QueueSeries(QUEUE_SIZE, list(sizes), list(sizes.values())),
-                     QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))], workers)
+                     QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))], workers,
+                up=recorded.up is not None and recorded.up >= 1)
 
 
 def _epoch(text: str, number: int) -> float:
@@ -143,16 +150,18 @@ def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict
     outcome = Outcome(dyno_seconds=dict.fromkeys(current, 0.0), seconds_above=dict.fromkeys(current, 0.0))
     previous: float | None = None
     for poll in recorded:
-        latest = readings(rules, poll.series, poll.workers)
+        latest = readings(rules, poll.series, poll.workers) if poll.up else {}
         for rule in rules:
             process_type = rule.process_type
-            reading = latest[process_type]
+            reading = latest.get(process_type)
             if previous is not None:  # the time since the previous poll, at the quantity it left
                 outcome.dyno_seconds[process_type] += current[process_type] * (poll.at - previous)
-                if reading.latency is not None and reading.latency > rule.up_latency:
+                if reading is not None and reading.latency is not None and reading.latency > rule.up_latency:
                     outcome.seconds_above[process_type] += poll.at - previous
             policy, state = policies[process_type], states[process_type]
             policy.observe(state, reading, poll.at)
+            if reading is None:  # no reading, no action; the counts of high and low polls start again
+                continue
             decision = policy.step(state, reading, current[process_type], poll.at, poll.at)
             if decision.quantity != current[process_type]:
                 outcome.changes.append(Change(poll.at, process_type, current[process_type], decision.quantity, reading,

@@ -569,3 +569,19 @@ def test_a_retry_after_that_is_no_number_pauses_the_default_minute(r, redis_serv
     _, err = run_for(1.5, autoscale_env(redis_server.url, api))
     assert "autoscale paused for 60s: the Heroku API rate limit was reached (429" in err, err
     assert len(api.requests) == 1  # nothing asked during the pause
+
+
+def test_a_stray_queue_key_of_another_type_never_holds_autoscaling_still(r, redis_server, api):
+    """Issue 32.16: while `queue:x` (listed in `queues`) held a string, every poll said metrics.up=0 and autoscaling
+    held still, however long the real queue's jobs waited."""
+    set_latency(r, "default", 100)
+    r.sadd("queues", "x")
+    r.set("queue:x", "oops")
+    proc = spawn("run", env=autoscale_env(redis_server.url, api))
+    try:
+        assert wait_until(lambda: api.patches()[:1] == [2], 20), api.patches()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert "scaled type=worker from=1 to=2" in err and err.count("WRONGTYPE") == 1, err
+    assert "sample#sidekiq.metrics.up=0" not in out

@@ -134,6 +134,14 @@ def test_buildpack_toml_is_api_0_10_with_herokus_targets_and_our_version():
     assert descriptor["buildpack"]["version"] == __version__
 
 
+def test_package_says_one_line_with_the_buildpacks_own_version(tmp_path):
+    """Issue 32.18: its sed also matched the targets' `version = "24.04"`: five stray lines after the version."""
+    package = tmp_path / "sidekiq-metrics.tgz"
+    made = subprocess.run([str(ROOT / "bin/package"), str(package)], capture_output=True, text=True, check=True)
+    version = tomllib.loads((ROOT / "buildpack.toml").read_text())["buildpack"]["version"]
+    assert (made.stdout, made.stderr) == (f"{package}: the sidekiq-metrics buildpack, version {version}\n", "")
+
+
 def test_detect_passes_on_both_platforms(tmp_path):
     cnb = subprocess.run([str(ROOT / "bin/detect")], env={"PATH": "/usr/bin:/bin", "CNB_BUILD_PLAN_PATH":
                                                            str(tmp_path / "plan.toml")}, capture_output=True, text=True)

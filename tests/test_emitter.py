@@ -21,9 +21,9 @@ from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.redis_target import parse_redis_url
 from sidekiq_metrics.resp import Connection
 from sidekiq_metrics.sidekiq_reader import SidekiqReader
-from support.commands import cli, parse_l2met, read_lines_until, spawn
+from support.commands import Polling, cli, l2met_polls, parse_l2met, read_lines_until, spawn
 from support.redis_server import RedisServer, monitored
-from support.sidekiq_data import job, push, sidekiq
+from support.sidekiq_data import job, push, seed, sidekiq
 
 WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
                  "max_latency", "utilization", "jobs.processed", "jobs.failed", "metrics.up", "metrics.errors",
@@ -130,9 +130,9 @@ def test_one_bad_queue_never_hides_the_others(r, redis_server):
     push(r, "hash_type")
     r.hset("queue:hash_type", "a", "b")
     result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
-    # Redis would not read two queues (WRONGTYPE): the others are reported, but the poll is not a whole reading
-    # (issue 25: metrics.up=0, and --once exits 1 as when Redis cannot be read)
-    assert result.returncode == 1 and parse_l2met(result.stdout)["sample#sidekiq.metrics.up"] == "0"
+    # Two queue keys are not lists (WRONGTYPE): Redis's answer, not a refusal. They hold no job Sidekiq could run,
+    # so they are left out with a warning and the poll is whole (issue 32.16; issue 25 had made it metrics.up=0)
+    assert result.returncode == 0 and parse_l2met(result.stdout)["sample#sidekiq.metrics.up"] == "1"
     ours = per_queue(parse_l2met(result.stdout))
     assert ours["sample#sidekiq.good.size"] == "1" and 5 <= float(ours["sample#sidekiq.good.latency"]) < 7
     assert ours["sample#sidekiq.bad_json.size"] == "2"
@@ -144,6 +144,88 @@ def test_one_bad_queue_never_hides_the_others(r, redis_server):
     warnings = result.stderr.splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("sidekiq-metrics: warning: queue 'bad_json'")
     assert "WRONGTYPE" in warnings[0] and "and 1 more" in warnings[0]
+
+
+@pytest.mark.parametrize("scripts", [True, False])
+@pytest.mark.parametrize("listed", [None, "default"])
+def test_a_queue_key_that_is_not_a_list_is_left_out_with_a_warning_and_the_poll_is_up(r, redis_server, scripts,
+                                                                                       listed):
+    """Issue 32.16: `SADD queues x; SET queue:x oops` gave metrics.up=0, exit 1, no enqueued, and autoscaling held
+    still for as long as the stray key existed. Read by our script or by LLEN + LINDEX (scripts refused), or only
+    counted into enqueued (LLEN: SIDEKIQ_METRICS_QUEUES lists the others)."""
+    seed(r, {"default": (5.0, 3)})
+    r.sadd("queues", "x")
+    r.set("queue:x", "oops")
+    url = redis_server.url
+    if not scripts:
+        r.execute_command("ACL", "SETUSER", "noscript", "on", ">noscript-pass", "~*", "+@all", "-@scripting")
+        url = f"redis://noscript:noscript-pass@127.0.0.1:{redis_server.port}/0"
+    try:
+        result = cli("run", "--once", env={"REDIS_URL": url, **({"SIDEKIQ_METRICS_QUEUES": listed} if listed else {})})
+    finally:
+        r.execute_command("ACL", "DELUSER", "noscript")
+    seen = parse_l2met(result.stdout)
+    assert result.returncode == 0 and seen["sample#sidekiq.metrics.up"] == "1", result
+    assert seen["sample#sidekiq.enqueued"] == "3" and seen["sample#sidekiq.default.size"] == "3"
+    assert 5 <= float(seen["sample#sidekiq.max_latency"]) < 7
+    assert not any(".x." in key for key in seen) and "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "queue 'x': its key is not a list (WRONGTYPE)" in warnings[0], result.stderr
+
+
+def test_a_queue_of_another_type_whose_name_holds_a_newline_is_warned_of_in_one_line(r, redis_server):
+    """Found by the property test: the warning printed the key as it was, and its newline broke the line."""
+    r.sadd("queues", "new\nline")
+    r.set("queue:new\nline", "oops")
+    result = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert result.returncode == 0 and result.stderr.count("\n") == 1, result.stderr
+    assert "queue 'new\\nline': its key is not a list (WRONGTYPE)" in result.stderr
+
+
+@pytest.mark.parametrize("listed", [None, "default"])
+def test_a_queue_key_redis_refuses_stays_unknown_and_the_poll_is_not_up(r, redis_server, listed):
+    """WRONGTYPE is an answer; NOPERM is not: a queue this user may not read could hold any number of jobs."""
+    seed(r, {"default": (5.0, 3), "x": (1.0, 2)})
+    r.execute_command("ACL", "SETUSER", "narrow", "on", ">narrow-pass", "~queues", "~queue:default", "~stat:*",
+                      "~processes", "~schedule", "~retry", "~dead", "+@all")
+    url = f"redis://narrow:narrow-pass@127.0.0.1:{redis_server.port}/0"
+    run = Polling({"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "0.2",
+                   **({"SIDEKIQ_METRICS_QUEUES": listed} if listed else {})})
+    try:
+        run.wait(3)
+    finally:
+        lines, err = run.stop()
+        r.execute_command("ACL", "DELUSER", "narrow")
+    polls = l2met_polls(lines)
+    assert {p["sample#sidekiq.metrics.up"] for p in polls} == {"0"}, err
+    assert not any("sample#sidekiq.enqueued" in p for p in polls)
+    assert polls[-1]["sample#sidekiq.default.size"] == "3"
+    assert any("warning" in line and "NOPERM" in line and ("'x'" in line or "queue:x" in line)
+               for line in err.splitlines()), err
+
+
+def test_a_queue_key_changing_type_between_polls_is_said_once_per_change_and_never_stops_the_heartbeat(
+        r, redis_server):
+    seed(r, {"default": (5.0, 3)})
+    r.sadd("queues", "x")
+    r.set("queue:x", "oops")
+    run = Polling({"REDIS_URL": redis_server.url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        run.wait(4)
+        r.delete("queue:x")
+        push(r, "x", job(time.time() - 2.0))
+        run.wait(4)
+        with r.pipeline() as change:  # in one step: no poll sees it missing between
+            change.delete("queue:x").zadd("queue:x", {"a": 1}).execute()
+        run.wait(4)
+    finally:
+        lines, err = run.stop()
+    polls = l2met_polls(lines)
+    assert len(polls) >= 12 and {p["sample#sidekiq.metrics.up"] for p in polls} == {"1"}, err
+    assert {p["sample#sidekiq.enqueued"] for p in polls} >= {"3", "4"}
+    assert any(p.get("sample#sidekiq.x.size") == "1" for p in polls)  # while it held a job
+    said = [line for line in err.splitlines() if "WRONGTYPE" in line]
+    assert len(said) == 2, err  # a string, then a sorted set: once each, not every poll
 
 
 def test_queue_filter_reports_listed_queues_only_and_missing_ones_as_zero(r, redis_server):

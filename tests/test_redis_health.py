@@ -62,4 +62,53 @@ def test_any_info_text_is_read_or_left_out_never_a_crash(texts):
     for value in (health.used_memory, health.maxmemory, health.clients, health.evicted_keys, health.ops_per_second):
         assert value is None or (isinstance(value, int) and value >= 0)
     assert health.memory_ratio is None or health.memory_ratio >= 0
-    assert redis_health.parse([b"used_memory:1\r\n", ReplyError("NOPERM no")]).code == "NOPERM"
+    # One section refused leaves out its own readings only (issue 32.15; it used to leave out every one)
+    partial = redis_health.parse([b"used_memory:1\r\n", ReplyError("NOPERM no")])
+    assert isinstance(partial, RedisHealth) and partial.used_memory == 1 and partial.refused == (("clients", "NOPERM"),)
+
+
+MEMORY = ("redis.memory.used", "redis.memory.max", "redis.memory.ratio")
+
+
+def test_an_acl_refusing_one_info_section_leaves_out_only_that_sections_metrics(own_redis):
+    """Issue 32.15: with INFO clients and INFO stats allowed but not INFO memory, every redis.* metric was left out.
+    Redis's ACLs take a first argument (`+info|clients`, Redis 6.0 on; still honoured by 7): Redis then answers
+    NOPERM to `INFO memory` alone, as a provider restricting one section would."""
+    client = own_redis.client()
+    client.config_set("maxmemory", "64mb")
+    client.execute_command("ACL", "SETUSER", "partial", "on", ">partial-pw", "~*", "+@all", "-info",
+                           "+info|clients", "+info|stats")
+    url = f"redis://partial:partial-pw@127.0.0.1:{own_redis.port}/0"
+    run = Polling({"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    try:
+        run.wait(3)
+    finally:
+        lines, err = run.stop()
+    for poll in l2met_polls(lines)[:3]:
+        assert poll["sample#sidekiq.metrics.up"] == "1"
+        assert int(poll["sample#sidekiq.redis.clients"]) >= 1 and "sample#sidekiq.redis.ops_per_second" in poll
+        assert poll["sample#sidekiq.redis.evicted_keys"] == "0"
+        assert not any(f"sidekiq.{name}" in key for key in poll for name in MEMORY)
+    assert err.count("refuses INFO memory (NOPERM): redis.memory.used, redis.memory.max and redis.memory.ratio "
+                     "are left out") == 1, err
+    assert "refuses INFO (" not in err and "partial-pw" not in err
+    # doctor says the same, and still judges what it could read
+    doctor = cli("doctor", env={"REDIS_URL": url})
+    assert "warn  health: Redis refuses INFO memory (NOPERM): redis.memory.used, redis.memory.max and " \
+           "redis.memory.ratio are left out" in doctor.stdout, doctor.stdout
+    assert "with no maxmemory" not in doctor.stdout
+
+
+def test_info_sections_refused_one_by_one_are_each_left_out_alone():
+    memory = b"# Memory\r\nused_memory:1048576\r\nmaxmemory:2097152\r\nmaxmemory_policy:noeviction\r\n"
+    clients = b"# Clients\r\nconnected_clients:7\r\n"
+    stats = b"# Stats\r\nevicted_keys:3\r\ninstantaneous_ops_per_sec:12\r\n"
+    refused = ReplyError("NOPERM this user has no permissions to run the 'info' command")
+    health = redis_health.parse([refused, clients, stats])
+    assert isinstance(health, RedisHealth) and health.refused == (("memory", "NOPERM"),)
+    assert (health.used_memory, health.maxmemory, health.policy) == (None, None, None)
+    assert (health.clients, health.evicted_keys, health.ops_per_second) == (7, 3, 12)
+    health = redis_health.parse([memory, refused, stats])
+    assert isinstance(health, RedisHealth) and health.refused == (("clients", "NOPERM"),)
+    assert (health.used_memory, health.clients, health.evicted_keys) == (1048576, None, 3)
+    assert redis_health.parse([refused, refused, refused]).code == "NOPERM"  # INFO itself: as before

@@ -152,6 +152,8 @@ class Recorded:
     waits: dict[str, float] = field(default_factory=dict)  # latencies, by queue
     totals: dict[str, float] = field(default_factory=dict)  # `processed`, `busy`, ...
     process_types: dict[str, dict[str, float]] = field(default_factory=dict)  # {"worker": {"process.busy": 3}}
+    # The poll's own metrics.up (1 only when every read it needed, of every shard, succeeded); None: not recorded.
+    up: float | None = None
 
 
 def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from sidekiq_metrics.catalogue import UP
 from sidekiq_metrics.metrics import SHARD, SHARDS_TOTAL, Measurements
 from sidekiq_metrics.outputs import Recorded
 
@@ -58,13 +59,14 @@ def _queues_first(record: dict[str, dict[str, object]]) -> dict[str, object]:
 def read_record(text: str) -> tuple[str, Recorded]:
     """A poll's time (ISO 8601, as written) and what it says, from one object this output wrote. Another shard's
     queues are named `<shard>:<queue>`, as autoscaling names them; with shards, the totals and process types are
-    the sums over every shard (`all`). Raises ValueError for anything else: no `time` or `queues`, or a value that
-    is not a finite number."""
+    the sums over every shard (`all`). Raises ValueError for anything else: no `time`, `queues` or `metrics.up`
+    (every poll has it), or a value that is not a finite number."""
     try:
         record = json.loads(text)
         shards = record.get("shards", {})
         summed = shards.get(SHARDS_TOTAL, record)
         recorded = Recorded(
+            up=_finite(record["totals"][UP.name]),  # the poll's own, never a shard's
             totals={name: _finite(value) for name, value in summed.get("totals", {}).items()},
             process_types={kind: {name: _finite(value) for name, value in crew.items()}
                            for kind, crew in summed.get("process_type", {}).items()})
@@ -84,8 +86,9 @@ def read_record(text: str) -> tuple[str, Recorded]:
 
 
 def _finite(value: object) -> float:
-    """A number this output writes; NaN, infinities (JSON's NaN, 1e999) and anything else raise ValueError."""
+    """A number this output writes, never negative; NaN, infinities (JSON's NaN, 1e999) and anything else raise
+    ValueError."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \
-            abs(value) >= 1e18:
+            not 0 <= value < 1e18:
         raise ValueError(value)
     return float(value)

@@ -14,12 +14,13 @@ would be misread or dropped.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT
+from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT, UP
 from sidekiq_metrics.metrics import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
 from sidekiq_metrics.names import queue_metric_names
 from sidekiq_metrics.outputs import Recorded
@@ -129,23 +130,24 @@ class L2metOutput:
         self.write(self.format.render(measurements))
 
 
-_MEASUREMENT = re.compile(r"(?:sample|measure|count)#(?P<name>[^\s=]+)=(?P<value>[0-9.]+)")
+_MEASUREMENT = re.compile(r"(?:sample|measure|count)#(?P<name>[^\s=]+)=(?P<value>\S*)")
+_WRITTEN = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # what format_value writes: a plain non-negative decimal
 _READ_BACK = {m.bare_name for m in (PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT)}  # what simulate uses
 
 
 def read_line(text: str, prefix: str) -> dict[str, float]:
     """The measurements of one line, by name after the prefix (`default.size`; a shard's as `:orders.default.size`).
-    A value no emitter writes (`1.2.3`, or too large to be a count) is left out."""
+    Raises ValueError naming the measurement when one of ours holds a value no emitter writes (`NaN`, `1e999`,
+    `-1`, `1.2.3`): such a recording was not printed by us as it stands, and guessing would decide on numbers that
+    were never measured."""
     values = {}
     for match in _MEASUREMENT.finditer(text):
-        name = match["name"]
+        name, value = match["name"], match["value"]
         if name.startswith((prefix + ".", prefix + ":")):
-            try:
-                value = float(match["value"])
-            except ValueError:
-                continue
-            if value < 1e18:
-                values[name[len(prefix) + 1:] if name[len(prefix)] == "." else name[len(prefix):]] = value
+            number = float(value) if _WRITTEN.fullmatch(value) else math.inf
+            if number >= 1e18:  # (more than any count or second of ours; 400 digits are `inf`)
+                raise ValueError(f"{name[:120]}={value[:20]} is not a number the emitter writes")
+            values[name[len(prefix) + 1:] if name[len(prefix)] == "." else name[len(prefix):]] = number
     return values
 
 
@@ -153,7 +155,7 @@ def read_poll(values: dict[str, float]) -> Recorded:
     """A poll from the measurements of its lines: `<queue>.size`, `<queue>.latency` (a queue's name may hold
     dots), `process.<type>.busy`, and the totals. Another shard's queues are named `<shard>:<queue>`, as autoscaling
     names them; with shards, the process types and totals are those summed over every shard (`:all.`)."""
-    recorded = Recorded()
+    recorded = Recorded(up=values.get(UP.name))
     summed = any(name.startswith(f":{SHARDS_TOTAL}.") for name in values)
     for key, value in values.items():
         shard, name = key[1:].split(".", 1) if key.startswith(":") else (None, key)

@@ -105,21 +105,18 @@ def watch(every: float, threshold: float, **flags: object) -> None:
     sys.exit(run_watch(resolve_settings(flags), every, threshold))
 
 
-SIDECAR_USAGE = "usage: sidekiq-metrics sidecar -- COMMAND [ARGUMENT...]"
-
-
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sidecar(command: tuple[str, ...]) -> None:
     """Run COMMAND with an emitter beside it that polls while it holds the Redis lease (Fir's Procfile: `web:
     sidekiq-metrics sidecar -- bundle exec puma`). The emitter ends with COMMAND, whose exit status and signals are
     passed on."""
-    if not command:
-        click.echo(f"sidekiq-metrics: {SIDECAR_USAGE}", err=True)
-        sys.exit(EXIT_CONFIG)
-    from sidekiq_metrics.sidecar import run_sidecar
+    from sidekiq_metrics.sidecar import USAGE, become_sidecar
 
-    sys.exit(run_sidecar(list(command)))
+    if not command:
+        click.echo(f"sidekiq-metrics: {USAGE}", err=True)
+        sys.exit(EXIT_CONFIG)
+    sys.exit(become_sidecar(list(command)))
 
 
 @main.group()

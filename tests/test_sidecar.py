@@ -347,3 +347,15 @@ def test_a_stopped_emitter_still_ends_with_the_command(r, redis_server, entry, t
     assert sidecar.proc.wait(1.0) == 5
     assert in_session(sidecar.sid) == []
     assert not r.exists(LEASE)
+
+
+def test_the_process_beside_the_app_holds_only_the_standard_library(r, redis_server, tmp_path, sidecars):
+    """It lives as long as the app, on a dyno that pays for every MB: the CLI (click, the settings: 23 MB) execs
+    into `python -m sidekiq_metrics.sidecar` (11 MB), in the same process."""
+    sidecar = started(sidecars, [console_script()], tmp_path, redis_server.url)
+    holding(r, sidecar)
+    assert cmdline(sidecar.proc.pid)[1:6] == ["-P", "-u", "-m", "sidekiq_metrics.sidecar", "--"]
+    loaded = subprocess.run([sys.executable, "-I", "-c", "import sys, sidekiq_metrics.sidecar; print(' '.join(sorted("
+                             "m for m in sys.modules if m.split('.')[0] in ('click', 'redis', 'sidekiq_metrics'))))"],
+                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
+    assert loaded == ["sidekiq_metrics", "sidekiq_metrics.errors", "sidekiq_metrics.sidecar"]

@@ -87,6 +87,7 @@ def run_sidecar(command: list[str], environ: dict[str, str] | None = None) -> in
     """Run `command` and the emitter until the command ends; its exit status (or its end by its signal)."""
     environ = dict(os.environ if environ is None else environ)
     app_env, own_env = _environments(environ)
+    _hold_closed_standard_descriptors()
     signals = _Signals()
     try:
         app = _start_command(command, app_env)
@@ -125,6 +126,15 @@ def _environments(environ: dict[str, str]) -> tuple[dict[str, str], dict[str, st
         else:
             app.pop("LD_LIBRARY_PATH", None)
     return app, environ
+
+
+def _hold_closed_standard_descriptors() -> None:
+    """Started with stdin, stdout or stderr closed, the next descriptor we open would take its number: the signals'
+    pipe as our stderr (our log lines read back as signals), say. /dev/null holds each closed one, close-on-exec:
+    the command and the emitter still get it closed, as it was given."""
+    while (held := os.open(os.devnull, os.O_RDWR)) <= 2:  # non-inheritable, as every descriptor Python opens
+        pass
+    os.close(held)
 
 
 def _start_command(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

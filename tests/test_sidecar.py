@@ -349,6 +349,30 @@ def test_a_stopped_emitter_still_ends_with_the_command(r, redis_server, entry, t
     assert not r.exists(LEASE)
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_stdout_or_stderr_changes_nothing_for_the_command_or_the_signals(r, redis_server, entry, tmp_path,
+                                                                                 sidecars, closed):
+    """Started with stdout or stderr closed (a daemon manager may do it): the command gets it closed, as it was
+    given; and no descriptor of ours takes its number, where the command would write into it, or our own log line
+    would land in the pipe that carries our signals."""
+    sidecar = started(sidecars, entry, tmp_path, redis_server.url, env={"SIDEKIQ_METRICS_RESTART_DELAY": "0.1"},
+                      preexec_fn=lambda: os.close(closed))
+    holding(r, sidecar)
+    (emitter,) = emitters(sidecar.sid)
+    os.kill(emitter, signal.SIGKILL)  # its restart is logged, on stderr
+    assert wait_until(lambda: emitters(sidecar.sid) not in ([], [emitter]), 10)
+    wrapper = sidecar.proc.pid
+    held = Path(f"/proc/{wrapper}/fd/{closed}")  # nothing, /dev/null, or (bash's, with stderr closed) the launcher
+    assert not held.exists() or not os.readlink(held).startswith(("pipe:", "socket:", "anon_inode:"))
+    os.kill(wrapper, signal.SIGUSR1)
+    assert wait_until(lambda: len(sidecar.said()) == 2, 5)
+    time.sleep(0.2)
+    assert sidecar.said() == ["ready", "SIGUSR1"]  # nothing but what was sent
+    sidecar.tell("exit 6")
+    assert sidecar.proc.wait(2) == 6
+    assert in_session(sidecar.sid) == []
+
+
 def test_the_process_beside_the_app_holds_only_the_standard_library(r, redis_server, tmp_path, sidecars):
     """It lives as long as the app, on a dyno that pays for every MB: the CLI (click, the settings: 23 MB) execs
     into `python -m sidekiq_metrics.sidecar` (11 MB), in the same process."""

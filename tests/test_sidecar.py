@@ -9,11 +9,13 @@ layer's are, its `python3` the test's own interpreter).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -130,8 +132,9 @@ class Sidecar:
         self.report = tmp_path / "report"
         self.report.touch()
         command = command or [sys.executable, "-c", APP, str(self.report), *app_args]
+        popen.setdefault("stdin", subprocess.PIPE)
         self.proc = subprocess.Popen(
-            [*entry, "sidecar", "--", *command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            [*entry, "sidecar", "--", *command], stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path,
             env=cli_env(**{"REDIS_URL": redis_url, "SIDEKIQ_METRICS_INTERVAL": "1", **(env or {})}), **popen)
         self.sid = self.proc.pid
@@ -383,3 +386,34 @@ def test_the_process_beside_the_app_holds_only_the_standard_library(r, redis_ser
                              "m for m in sys.modules if m.split('.')[0] in ('click', 'redis', 'sidekiq_metrics'))))"],
                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
     assert loaded == ["sidekiq_metrics", "sidekiq_metrics.errors", "sidekiq_metrics.sidecar"]
+
+
+def test_on_a_terminal_the_command_has_it_and_ctrl_c_reaches_it_once(r, redis_server, entry, tmp_path, sidecars):
+    """`heroku run sidekiq-metrics sidecar -- rails console`: the command reads the terminal (from a background group
+    it would be stopped by SIGTTIN), and Ctrl-C reaches it once (not once from the terminal and once more passed on
+    by the sidecar), and leaves the emitter be."""
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:  # after setsid: the terminal becomes the new session's
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    report = tmp_path / "report"
+    report.touch()
+    sidecar = started(sidecars, entry, tmp_path, redis_server.url, command=[sys.executable, "-c", APP, str(report)],
+                      stdin=slave, preexec_fn=controlling_terminal)
+    os.close(slave)
+    try:
+        holding(r, sidecar)
+        (emitter,) = emitters(sidecar.sid)
+        (app,) = [p for p in in_session(sidecar.sid) if p not in (sidecar.proc.pid, emitter)]
+        assert os.tcgetpgrp(master) == os.getpgid(app) != os.getpgid(sidecar.proc.pid)
+        os.write(master, b"\x03")
+        assert wait_until(lambda: len(sidecar.said()) == 2, 5), sidecar.said()
+        time.sleep(0.5)
+        assert sidecar.said() == ["ready", "SIGINT"]
+        assert emitters(sidecar.sid) == [emitter] and r.exists(LEASE)
+        os.write(master, b"exit 9\n")
+        assert sidecar.proc.wait(5) == 9
+    finally:
+        os.close(master)
+    assert in_session(sidecar.sid) == []

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sidekiq_metrics.line_writer import LineWriter, whole_lines
 from support.commands import cli_env, console_script
 from support.redis_server import wait_until
+from support.shared_stdout import APP_LINE, APP_WRITING, L2MET_LINE, slow_reader
 from support.sidekiq_data import seed
 
 
@@ -168,32 +169,12 @@ def test_a_stdout_nobody_reads_never_holds_up_stderr_on_another_pipe():
     assert reader_comes_back(out_reader, out_stream, lines).startswith("x")
 
 
-# Another process on the same pipe, as the app is beside the emitter on a dyno's stdout: it writes whole lines of
-# its own, one write(2) each, as fast as the pipe takes them, until it is stopped.
-APP_WRITING = """
-import os, sys
-n = 0
-while True:
-    os.write(1, b"app: request %08d served in 12ms status=200 path=/orders/%08d\\n" % (n, n))
-    n += 1
-"""
-APP_LINE = r"app: request (\d{8}) served in 12ms status=200 path=/orders/\1"
-
-
-def _slow_reader(fd: int, got: list[bytes]) -> None:
-    """Reads less than a poll at a time, with a pause between reads: the pipe stays full, as a log shipper that
-    lags leaves it, and a large write goes in by parts, each taken as room is made."""
-    while chunk := os.read(fd, 4096):
-        got.append(chunk)
-        time.sleep(0.001)
-
-
 def test_a_poll_stays_whole_on_a_pipe_another_process_writes_to():
     """Issue 32.7: a poll of 400 queues (some 40 KB) went into the pipe in one write(2); over PIPE_BUF (4,096 bytes)
     that is not atomic, and the app's lines landed inside ours. Whole lines, at most PIPE_BUF a write, stay whole."""
     reader, writer = os.pipe()
     got: list[bytes] = []
-    collector = threading.Thread(target=_slow_reader, args=(reader, got), daemon=True)
+    collector = threading.Thread(target=slow_reader, args=(reader, got), daemon=True)
     app = subprocess.Popen([sys.executable, "-c", APP_WRITING], stdout=writer, stdin=subprocess.DEVNULL)
     out = open(writer, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     collector.start()
@@ -240,7 +221,7 @@ def test_the_emitters_lines_stay_whole_beside_the_apps_on_one_stdout(r, redis_se
     seed(r, {f"queue_{n:03d}_{'q' * 40}": (5.0, 1) for n in range(400)})
     reader, writer = os.pipe()
     got: list[bytes] = []
-    collector = threading.Thread(target=_slow_reader, args=(reader, got), daemon=True)
+    collector = threading.Thread(target=slow_reader, args=(reader, got), daemon=True)
     collector.start()
     env = cli_env(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_INTERVAL="0.2")
     emitter = subprocess.Popen([console_script(), "run"], env=env, stdout=writer, stdin=subprocess.DEVNULL)
@@ -259,8 +240,6 @@ def test_the_emitters_lines_stay_whole_beside_the_apps_on_one_stdout(r, redis_se
         app.wait(5)
     collector.join(30)
     lines = b"".join(got).decode().splitlines()
-    l2met = re.compile(r"(sample|count|measure)#sidekiq\.[a-z0-9_.:-]+=[0-9.]+(ms|s)?"
-                       r"( (sample|count|measure)#sidekiq\.[a-z0-9_.:-]+=[0-9.]+(ms|s)?)*")
-    torn = [line for line in lines if not (l2met.fullmatch(line) or re.fullmatch(APP_LINE, line))]
+    torn = [line for line in lines if not (L2MET_LINE.fullmatch(line) or re.fullmatch(APP_LINE, line))]
     assert torn == [], f"{len(torn)} torn lines of {len(lines)}, e.g. {torn[:2]}"
     assert sum(line.startswith("app: ") for line in lines) > 1000  # the app wrote meanwhile

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import pytest
 
 from support.commands import ROOT, cli_env, console_script
 from support.redis_server import wait_until
+from support.shared_stdout import APP_LINE, APP_WRITING, L2MET_LINE, slow_reader
+from support.sidekiq_data import seed
 
 LEASE = b"sidekiq-metrics:lease"
 USAGE = "sidekiq-metrics: usage: sidekiq-metrics sidecar -- COMMAND [ARGUMENT...]\n"
@@ -134,7 +137,7 @@ class Sidecar:
         command = command or [sys.executable, "-c", APP, str(self.report), *app_args]
         popen.setdefault("stdin", subprocess.PIPE)
         self.proc = subprocess.Popen(
-            [*entry, "sidecar", "--", *command], stdout=subprocess.DEVNULL,
+            [*entry, "sidecar", "--", *command], stdout=popen.pop("stdout", subprocess.DEVNULL),
             stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path,
             env=cli_env(**{"REDIS_URL": redis_url, "SIDEKIQ_METRICS_INTERVAL": "1", **(env or {})}), **popen)
         self.sid = self.proc.pid
@@ -417,3 +420,23 @@ def test_on_a_terminal_the_command_has_it_and_ctrl_c_reaches_it_once(r, redis_se
     finally:
         os.close(master)
     assert in_session(sidecar.sid) == []
+
+
+def test_the_emitters_lines_and_the_apps_stay_whole_on_the_stdout_they_share(r, redis_server, entry, tmp_path,
+                                                                             sidecars):
+    """Issue 32.7 as the sidecar makes it: the app and the emitter at 400 queues on one stdout, read slowly."""
+    seed(r, {f"queue_{n:03d}_{'q' * 40}": (5.0, 1) for n in range(400)})
+    reader, writer = os.pipe()
+    got: list[bytes] = []
+    collector = threading.Thread(target=slow_reader, args=(reader, got), daemon=True)
+    collector.start()
+    sidecar = started(sidecars, entry, tmp_path, redis_server.url, command=[sys.executable, "-c", APP_WRITING],
+                      stdout=writer, env={"SIDEKIQ_METRICS_INTERVAL": "0.2"})
+    os.close(writer)
+    assert wait_until(lambda: b"".join(got).count(b"sidekiq.metrics.up=1") >= 10, 60)
+    os.kill(sidecar.proc.pid, signal.SIGTERM)  # the app writes on, to its end by the signal
+    assert sidecar.proc.wait(5) == -signal.SIGTERM
+    collector.join(30)
+    lines = b"".join(got).decode().splitlines()
+    torn = [line for line in lines if not (L2MET_LINE.fullmatch(line) or re.fullmatch(APP_LINE, line))]
+    assert torn == [], f"{len(torn)} torn lines of {len(lines)}, e.g. {torn[:2]}"

@@ -440,3 +440,20 @@ def test_the_emitters_lines_and_the_apps_stay_whole_on_the_stdout_they_share(r, 
     lines = b"".join(got).decode().splitlines()
     torn = [line for line in lines if not (L2MET_LINE.fullmatch(line) or re.fullmatch(APP_LINE, line))]
     assert torn == [], f"{len(torn)} torn lines of {len(lines)}, e.g. {torn[:2]}"
+
+
+def test_the_emitter_ends_with_the_command_even_while_redis_hangs(own_redis, entry, tmp_path, sidecars):
+    """Redis stopped answering (SIGSTOP: a failover, a full network buffer) just as the command ends: the emitter's
+    release cannot be answered, and it still ends within its second, or is killed at its end."""
+    r = own_redis.client()
+    sidecar = started(sidecars, entry, tmp_path, own_redis.url)
+    holding(r, sidecar)
+    own_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        sidecar.tell("exit 7")
+        assert sidecar.proc.wait(5) == 7
+        assert time.monotonic() - began < 1.5
+        assert in_session(sidecar.sid) == []
+    finally:
+        own_redis.proc.send_signal(signal.SIGCONT)

@@ -327,9 +327,10 @@ def _seconds(text: str | None, default: float) -> float:
     """A delay as the supervisor reads it: seconds, to the millisecond, at most 99,999; anything else the default,
     so that a typo is no restart storm."""
     text = (text or "").strip()
-    if not re.fullmatch(r"\d{1,5}(\.\d+)?", text):
+    if not re.fullmatch(r"[0-9]{1,5}(\.[0-9]+)?", text):  # ASCII digits: \d takes any script's
         return default
-    return int(float(text) * 1000) / 1000
+    whole, _, fraction = text.partition(".")
+    return (int(whole) * 1000 + int((fraction + "000")[:3])) / 1000  # in milliseconds: 1.001 stays 1.001
 
 
 def _say(message: str) -> None:

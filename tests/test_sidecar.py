@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from sidekiq_metrics.sidecar import _seconds
 from support.commands import ROOT, cli_env, console_script
 from support.redis_server import wait_until
 from support.shared_stdout import APP_LINE, APP_WRITING, L2MET_LINE, slow_reader
@@ -457,3 +460,16 @@ def test_the_emitter_ends_with_the_command_even_while_redis_hangs(own_redis, ent
         assert in_session(sidecar.sid) == []
     finally:
         own_redis.proc.send_signal(signal.SIGCONT)
+
+
+@example("1.001")
+@example("\u0663")  # an Arabic-Indic 3: a digit to Python's \\d, not to the shell
+@given(st.text(max_size=12))
+def test_a_restart_delay_is_read_as_the_cedar_supervisor_reads_it(text):
+    """Seconds to the millisecond, at most 99,999; anything else (negative, exponent, words, a lone dot) the default,
+    so that a typo is never a restart storm."""
+    value = _seconds(text, 10.0)
+    if re.fullmatch(r"[0-9]{1,5}(\.[0-9]+)?", text.strip()):
+        assert value == int(text.strip().split(".")[0]) + int((text.strip().partition(".")[2] + "000")[:3]) / 1000
+    else:
+        assert value == 10.0

@@ -32,6 +32,9 @@ from support.shared_stdout import APP_LINE, APP_WRITING, L2MET_LINE, slow_reader
 from support.sidekiq_data import seed
 
 LEASE = b"sidekiq-metrics:lease"
+# The promise: the emitter ends within a second (the sidecar kills it at its end). SLACK: for processes' own
+# scheduling on a loaded machine, as in test_cnb and test_lease.
+SECOND = 1.0 + 0.5
 USAGE = "sidekiq-metrics: usage: sidekiq-metrics sidecar -- COMMAND [ARGUMENT...]\n"
 
 # The app: says which signals it got, one line each, in its report file; `exit N` on stdin ends it with N.
@@ -214,7 +217,7 @@ def test_the_emitter_ends_with_the_command_within_a_second_and_gives_the_lease_u
     holding(r, sidecar)
     assert len(emitters(sidecar.sid)) == 1
     sidecar.tell("exit 7")
-    assert sidecar.proc.wait(1.0) == 7
+    assert sidecar.proc.wait(SECOND) == 7
     assert not r.exists(LEASE)  # given up, not left to run out
     assert in_session(sidecar.sid) == []
     assert "Traceback" not in sidecar.stderr()
@@ -241,7 +244,7 @@ def test_sigterm_to_the_sidecar_as_pid_1_of_its_container_ends_the_emitter_and_g
     holding(r, sidecar)
     (pid_1,) = [p for p in in_session(sidecar.sid) if pid_in_its_namespace(p) == 1]
     os.kill(pid_1, signal.SIGTERM)
-    assert sidecar.proc.wait(1.0) == 0  # unshare's status is its PID 1's
+    assert sidecar.proc.wait(SECOND) == 0  # unshare's status is its PID 1's
     assert sidecar.said() == ["ready", "SIGTERM"]
     assert not r.exists(LEASE)
     assert in_session(sidecar.sid) == []
@@ -254,7 +257,7 @@ def test_sigterm_stops_the_emitter_at_once_and_the_command_as_it_chooses(r, redi
     sidecar = started(sidecars, entry, tmp_path, redis_server.url)
     holding(r, sidecar)
     os.kill(sidecar.proc.pid, signal.SIGTERM)
-    assert wait_until(lambda: not r.exists(LEASE) and emitters(sidecar.sid) == [], 1.0)
+    assert wait_until(lambda: not r.exists(LEASE) and emitters(sidecar.sid) == [], SECOND)
     assert wait_until(lambda: sidecar.said() == ["ready", "SIGTERM"], 5), sidecar.said()
     assert sidecar.proc.poll() is None  # the command has not ended: neither has the sidecar
     sidecar.tell("exit 3")
@@ -298,7 +301,7 @@ def test_sigkill_of_the_sidecar_ends_the_emitter_and_the_command_with_it(r, redi
     sidecar = started(sidecars, entry, tmp_path, redis_server.url)
     holding(r, sidecar)
     os.kill(sidecar.proc.pid, signal.SIGKILL)
-    assert wait_until(lambda: in_session(sidecar.sid) == [], 1.0), [cmdline(p) for p in in_session(sidecar.sid)]
+    assert wait_until(lambda: in_session(sidecar.sid) == [], SECOND), [cmdline(p) for p in in_session(sidecar.sid)]
     assert not r.exists(LEASE)
 
 
@@ -353,7 +356,7 @@ def test_a_stopped_emitter_still_ends_with_the_command(r, redis_server, entry, t
     (emitter,) = emitters(sidecar.sid)
     os.kill(emitter, signal.SIGSTOP)
     sidecar.tell("exit 5")
-    assert sidecar.proc.wait(1.0) == 5
+    assert sidecar.proc.wait(SECOND) == 5
     assert in_session(sidecar.sid) == []
     assert not r.exists(LEASE)
 
@@ -456,7 +459,7 @@ def test_the_emitter_ends_with_the_command_even_while_redis_hangs(own_redis, ent
         began = time.monotonic()
         sidecar.tell("exit 7")
         assert sidecar.proc.wait(5) == 7
-        assert time.monotonic() - began < 1.5
+        assert time.monotonic() - began < SECOND
         assert in_session(sidecar.sid) == []
     finally:
         own_redis.proc.send_signal(signal.SIGCONT)

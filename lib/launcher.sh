@@ -8,9 +8,10 @@
 # app's PYTHONPATH, PYTHONHOME and friends (the Python buildpack sets them for the whole app);
 # -u writes each line at once. /bin/bash and builtins only: the app's PATH may lack /usr/bin.
 #
-# `sidekiq-metrics sidecar -- COMMAND [ARG...]` (Fir, where no .profile.d runs): starts the supervisor in the
-# background, the emitter polling only while it holds the Redis lease, then becomes COMMAND (exec: its pid,
-# signals and exit status are the command's own), with the environment it was given, untouched.
+# `sidekiq-metrics sidecar -- COMMAND [ARG...]` (Fir, where no .profile.d runs) is the Python command's
+# (sidekiq_metrics/sidecar.py): it runs COMMAND and the emitter, and ends the emitter with COMMAND. COMMAND gets
+# the environment this script was given: the LD_LIBRARY_PATH set below is the runtime's alone, so its value as it
+# came is handed over (SIDEKIQ_METRICS_APP_LD_LIBRARY_PATH: "set:VALUE" or "unset") for the sidecar to put back.
 set -euo pipefail +o posix
 case "${BASH_SOURCE[0]}" in
 	*/*) bin_dir="${BASH_SOURCE[0]%/*}" ;;
@@ -25,11 +26,12 @@ if [[ "${1:-}" == sidecar ]]; then
 		printf '%s\n' "sidekiq-metrics: usage: sidekiq-metrics sidecar -- COMMAND [ARGUMENT...]" >&2
 		exit 2
 	fi
-	supervisor="${home}/libexec/supervise"
-	[[ -x "${supervisor}" ]] || supervisor="${home}/bin/supervise"
-	# Its pid file where any process may write (a layer may not be writable at run time).
-	SIDEKIQ_METRICS_LEASE=1 "${supervisor}" "${TMPDIR:-/tmp}/sidekiq-metrics-supervisor.pid" </dev/null &
-	exec "$@"
+	set -- sidecar -- "$@"
+	if [[ -v LD_LIBRARY_PATH ]]; then
+		export SIDEKIQ_METRICS_APP_LD_LIBRARY_PATH="set:${LD_LIBRARY_PATH}"
+	else
+		export SIDEKIQ_METRICS_APP_LD_LIBRARY_PATH=unset
+	fi
 fi
 
 export LD_LIBRARY_PATH="${home}/python/lib${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"

@@ -21,9 +21,10 @@
 # Our own options, whatever SHELLOPTS or POSIXLY_CORRECT brought in from the app's environment.
 set +e +u +o pipefail +o posix
 
-# Usage: supervise [PID_FILE]   (default: beside its directory; `sidecar` names one in TMPDIR)
+# Usage: supervise [PID_FILE]   (default: beside its directory). Cedar's only: on Fir the sidecar, a Python
+# command (sidekiq_metrics/sidecar.py), supervises its emitter itself, with the same restart rules.
 bin_dir="${0%/*}"
-launcher="${bin_dir}/../bin/sidekiq-metrics" # bin/ of a slug, libexec/ of a layer: the launcher is in bin/
+launcher="${bin_dir}/../bin/sidekiq-metrics"
 pid_file="${1:-${bin_dir}/../supervisor.pid}"
 child=""
 

@@ -105,6 +105,20 @@ def watch(every: float, threshold: float, **flags: object) -> None:
     sys.exit(run_watch(resolve_settings(flags), every, threshold))
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def sidecar(command: tuple[str, ...]) -> None:
+    """Run COMMAND with an emitter beside it that polls while it holds the Redis lease (Fir's Procfile: `web:
+    sidekiq-metrics sidecar -- bundle exec puma`). The emitter ends with COMMAND, whose exit status and signals are
+    passed on."""
+    from sidekiq_metrics.sidecar import USAGE, become_sidecar
+
+    if not command:
+        click.echo(f"sidekiq-metrics: {USAGE}", err=True)
+        sys.exit(EXIT_CONFIG)
+    sys.exit(become_sidecar(list(command)))
+
+
 @main.group()
 def autoscale() -> None:
     """Autoscaling tools (autoscaling itself runs in `run`, configured by SIDEKIQ_METRICS_AUTOSCALE_*)."""

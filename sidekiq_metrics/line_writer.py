@@ -20,7 +20,7 @@ import os
 import select
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 LIMIT = 1 << 20  # bytes that may wait: some 16 polls of 10,000 queues' l2met lines
@@ -137,9 +137,27 @@ class LineWriter:
                 self.stream.write(data.decode(self.encoding))
                 self.stream.flush()
                 return
-            view = memoryview(data)
-            while view:
-                try:
-                    view = view[os.write(self.fd, view):]
-                except BlockingIOError:  # a non-blocking pipe that is full: wait for room, as a blocking one does
-                    select.select([], [self.fd], [], 1.0)
+            for chunk in whole_lines(data, select.PIPE_BUF):
+                view = memoryview(chunk)
+                while view:
+                    try:
+                        view = view[os.write(self.fd, view):]
+                    except BlockingIOError:  # a non-blocking pipe that is full: wait for room, as a blocking one does
+                        select.select([], [self.fd], [], 1.0)
+
+
+def whole_lines(data: bytes, size: int) -> Iterator[bytes]:
+    """`data` in chunks of whole lines, each at most `size` bytes, except a line longer than that, which is a chunk
+    of its own. The app shares our stdout: a pipe takes a write of at most PIPE_BUF bytes whole (or, full, waits
+    for room for all of it), while a larger one goes in by parts as the reader makes room, and the app's lines land
+    between them, inside ours. A line longer than PIPE_BUF cannot be kept whole; ours never are (l2met lines are at
+    most 1,024 bytes), but a json output line of a large poll is."""
+    start = 0
+    while len(data) - start > size:
+        end = data.rfind(b"\n", start, start + size) + 1
+        if end == 0:  # no end of line within `size`: the whole of this long line
+            end = data.find(b"\n", start + size) + 1 or len(data)
+        yield data[start:end]
+        start = end
+    if start < len(data):
+        yield data[start:]

@@ -156,7 +156,8 @@ def test_a_rebuild_reuses_the_layer_and_downloads_nothing_until_the_target_or_a_
     assert server.requests[before:] == [archive_name(Target())]
     layer = app.image["sidekiq-metrics"].contents
     # What the customer's processes get on their PATH: one command. No lib/ for LD_LIBRARY_PATH, no python3.
-    assert sorted(p.name for p in layer.iterdir()) == ["bin", "libexec", "python"]
+    # No supervisor either: the sidecar is the Python command's (sidekiq_metrics/sidecar.py).
+    assert sorted(p.name for p in layer.iterdir()) == ["bin", "python"]
     assert [p.name for p in (layer / "bin").iterdir()] == ["sidekiq-metrics"]
     assert "downloads" in app.cache and "downloads" not in app.image
     # The same build again: the launch layer's metadata says it is the one it would make.

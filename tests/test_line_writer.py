@@ -5,12 +5,21 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sidekiq_metrics.line_writer import LineWriter
+from sidekiq_metrics.line_writer import LineWriter, whole_lines
+from support.commands import cli_env, console_script
+from support.redis_server import wait_until
+from support.shared_stdout import APP_LINE, APP_WRITING, L2MET_LINE, slow_reader
+from support.sidekiq_data import seed
 
 
 def pipe_stream() -> tuple[int, io.TextIOWrapper]:
@@ -158,3 +167,79 @@ def test_a_stdout_nobody_reads_never_holds_up_stderr_on_another_pipe():
     err_stream.close()
     assert read_all(err_reader) == "sidekiq-metrics: still said\n"
     assert reader_comes_back(out_reader, out_stream, lines).startswith("x")
+
+
+def test_a_poll_stays_whole_on_a_pipe_another_process_writes_to():
+    """Issue 32.7: a poll of 400 queues (some 40 KB) went into the pipe in one write(2); over PIPE_BUF (4,096 bytes)
+    that is not atomic, and the app's lines landed inside ours. Whole lines, at most PIPE_BUF a write, stay whole."""
+    reader, writer = os.pipe()
+    got: list[bytes] = []
+    collector = threading.Thread(target=slow_reader, args=(reader, got), daemon=True)
+    app = subprocess.Popen([sys.executable, "-c", APP_WRITING], stdout=writer, stdin=subprocess.DEVNULL)
+    out = open(writer, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    collector.start()
+    try:
+        lines = LineWriter(out, limit=1 << 30)
+        poll = "".join(f"sample#sidekiq.queue_{n:03d}.size={n} sample#sidekiq.queue_{n:03d}.latency={n}.125 "
+                       f"sample#sidekiq.queue_{n:03d}.busy=0\n" for n in range(400))
+        assert len(poll) > 10 * select.PIPE_BUF
+        for _ in range(30):
+            lines.write(poll)
+        assert lines.drain(60)
+        lines.flush()
+    finally:
+        app.kill()
+        app.wait(10)
+        out.close()
+    collector.join(30)
+    text = b"".join(got).decode()
+    ours = re.compile(r"(sample#sidekiq\.queue_(\d{3})\.size=\d+ sample#sidekiq\.queue_\2\.latency=\d+\.125 "
+                      r"sample#sidekiq\.queue_\2\.busy=0)")
+    torn = [line for line in text.splitlines()
+            if not (ours.fullmatch(line) or re.fullmatch(APP_LINE, line))]
+    assert torn == [], f"{len(torn)} torn lines, e.g. {torn[:2]}"
+    assert text.count("sample#") == 30 * 400 * 3
+    assert text.count("app: request") > 1000  # the app did write meanwhile
+
+
+@given(st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), max_size=40), st.booleans(),
+       st.integers(1, 1000))
+def test_whole_lines_cut_only_between_lines_and_never_above_the_size_but_for_a_longer_line(lines, ends, size):
+    data = b"\n".join(lines) + (b"\n" if ends and lines else b"")
+    chunks = list(whole_lines(data, size))
+    assert b"".join(chunks) == data and all(chunks)
+    for chunk in chunks[:-1]:
+        assert chunk.endswith(b"\n")
+    for chunk in chunks:
+        assert len(chunk) <= size or chunk.count(b"\n") <= 1 and b"\n" not in chunk[:-1]
+
+
+def test_the_emitters_lines_stay_whole_beside_the_apps_on_one_stdout(r, redis_server):
+    """Issue 32.7 end to end: `sidekiq-metrics run` at 400 queues and an app writing its own lines share one pipe
+    read by a slow reader, as on a dyno (about 150 torn lines in 8 s before). Every line is whole: ours l2met,
+    the app's its own."""
+    seed(r, {f"queue_{n:03d}_{'q' * 40}": (5.0, 1) for n in range(400)})
+    reader, writer = os.pipe()
+    got: list[bytes] = []
+    collector = threading.Thread(target=slow_reader, args=(reader, got), daemon=True)
+    collector.start()
+    env = cli_env(REDIS_URL=redis_server.url, SIDEKIQ_METRICS_INTERVAL="0.2")
+    emitter = subprocess.Popen([console_script(), "run"], env=env, stdout=writer, stdin=subprocess.DEVNULL)
+    app = subprocess.Popen([sys.executable, "-c", APP_WRITING], stdout=writer, stdin=subprocess.DEVNULL)
+    os.close(writer)
+
+    def polls() -> int:
+        return b"".join(got).count(b"sidekiq.metrics.up=1")
+
+    try:
+        assert wait_until(lambda: polls() >= 12, 60), polls()
+    finally:
+        emitter.terminate()
+        app.kill()
+        assert emitter.wait(5) == 0
+        app.wait(5)
+    collector.join(30)
+    lines = b"".join(got).decode().splitlines()
+    torn = [line for line in lines if not (L2MET_LINE.fullmatch(line) or re.fullmatch(APP_LINE, line))]
+    assert torn == [], f"{len(torn)} torn lines of {len(lines)}, e.g. {torn[:2]}"
+    assert sum(line.startswith("app: ") for line in lines) > 1000  # the app wrote meanwhile

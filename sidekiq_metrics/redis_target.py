@@ -40,8 +40,9 @@ class RedisTarget:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Strings that must never reach any output."""
-        return tuple(s for s in (self.password, self.username) if s)
+        """Strings that must never reach any output: the password. Not the user name: it is no secret, and often a
+        common word (Redis Cloud's URLs log in as `default`), which masking would cut out of shard and queue names."""
+        return (self.password,) if self.password else ()
 
 
 DEFAULT_SHARD = "default"  # the name of the one Redis when no shards are named (it is never printed)

@@ -292,3 +292,27 @@ def test_simulate_reads_a_sharded_recording_in_either_format_as_autoscaling_name
         "SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default,orders:urgent",
         "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "3", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "1"})
     assert result.returncode == 0 and "scale type=worker from=1 to=2" in result.stdout and "backlog=5" in result.stdout
+
+
+def test_a_user_named_default_is_no_secret_but_every_password_stays_masked(shards):
+    """Redis Cloud's URLs are redis://default:pw@host. The user's name is a common word (here also a shard's and a
+    queue's): the failure line names the shard `default`, autoscaling names the queue `default`; no password shows."""
+    api = FakePlatformApi(formation={"worker": 1})
+    orders = shards["orders"]
+    orders.client().config_set("requirepass", "pw-4c3b2a")
+    shards["default"].stop()  # the shard named default is down: its failure line names it
+    urls = {"default": f"redis://default:pw-9f8e7d@127.0.0.1:{shards['default'].port}/0",
+            "orders": f"redis://default:pw-4c3b2a@127.0.0.1:{orders.port}/0"}
+    env = shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3", SIDEKIQ_METRICS_AUTOSCALE="worker",
+                    SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES="default,mailers", SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX="2",
+                    HEROKU_API_TOKEN=api.token, HEROKU_APP_NAME=api.app, SIDEKIQ_METRICS_HEROKU_API_URL=api.url)
+    try:
+        run = Polling(env)
+        run.wait(2)
+        lines, err = run.stop()
+    finally:
+        api.close()
+    assert "poll failed (shard default): cannot connect to Redis at 127.0.0.1:" in err, err
+    assert "on the latency of default,mailers" in err, err
+    assert "pw-9f8e7d" not in err + "\n".join(lines) and "pw-4c3b2a" not in err + "\n".join(lines)
+    assert "sample#sidekiq:default.metrics.up=0" in "\n".join(lines) and "Traceback" not in err

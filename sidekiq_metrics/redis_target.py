@@ -60,6 +60,10 @@ class Shard:
     variable: str  # the config var that holds its URL, to name it by in errors (never its URL)
 
 
+# In place of a Redis whose URL is refused, so that Settings stay whole for `doctor`'s list of errors; never read.
+_STAND_IN = Shard(DEFAULT_SHARD, RedisTarget("redis", host="localhost"), "the default Redis URL")
+
+
 def parse_redis_url(url: str, label: str) -> RedisTarget:
     """Parse redis://, rediss:// or unix:// URLs. Error messages never repeat the URL: it holds a password."""
     accepts = "a redis://, rediss:// or unix:// URL"
@@ -197,27 +201,41 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
     return DEFAULT_REDIS_URL, "the default Redis URL"
 
 
-
-def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: dict[str, object],
-                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
-    """Every Redis to read: the one Redis URL's, or each shard's (Sidekiq's default pool first). A bad URL is an
-    error, with a stand-in target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS verification
-    unless the setting does."""
+def _one_redis(env: Mapping[str, str], flags: Mapping[str, object], origins: dict[str, str],
+               errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """The one Redis, without shards: its URL by Sidekiq's rule (_redis_url)."""
     url_label = "the default Redis URL"
     try:
         url, url_label = _redis_url(env, flags, origins)
-        redis = parse_redis_url(url, url_label)
+        return (Shard(DEFAULT_SHARD, parse_redis_url(url, url_label), url_label),)
     except ConfigError as exc:
         exc.field = "redis"
         errors.append(exc)
-        redis = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")  # a stand-in: never to be used
+        return (_STAND_IN,)
+
+
+def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: dict[str, object],
+                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """Every Redis to read: each shard's, Sidekiq's default pool first, when SIDEKIQ_METRICS_SHARDS is given; else
+    the one Redis URL's. With shards, what would name the one Redis (SIDEKIQ_METRICS_REDIS_URL, REDIS_PROVIDER) is
+    not read at all: a leftover of it is no error. An unusable URL is an error of the field "redis" (`doctor` then
+    probes nothing), with a stand-in target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS
+    verification unless the setting does."""
+    if raw_value(SHARDS, env, flags)[0] is None:
+        shards = _one_redis(env, flags, origins, errors)
+    else:
+        named = values.get("shard_variables")  # not a tuple when the setting itself is refused: said in its error
+        before = len(errors)
+        shards = _shards(named, env, errors) if isinstance(named, tuple) else ()
+        for error in errors[before:]:
+            error.field = SHARDS.name  # (`doctor` probes no Redis while a shard's is unknown)
+        if shards:
+            origins["redis_url"] = f"{shards[0].variable}, the first shard's"
+        shards = shards or (_STAND_IN,)
+    redis = shards[0].target
     if origins.get("tls_verify") == "default" and redis.tls_verify is not None:
         values["tls_verify"] = redis.tls_verify
         origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
-    shards: tuple[Shard, ...] = (Shard(DEFAULT_SHARD, redis, url_label),)
-    named = values.get("shard_variables")
-    if isinstance(named, tuple):
-        shards = _shards(named, env, errors) or shards
     return shards
 
 

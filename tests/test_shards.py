@@ -316,3 +316,33 @@ def test_a_user_named_default_is_no_secret_but_every_password_stays_masked(shard
     assert "on the latency of default,mailers" in err, err
     assert "pw-9f8e7d" not in err + "\n".join(lines) and "pw-4c3b2a" not in err + "\n".join(lines)
     assert "sample#sidekiq:default.metrics.up=0" in "\n".join(lines) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("leftover", [
+    {"REDIS_PROVIDER": "redis://:pw-9f8e7d@127.0.0.1:1/0"},  # the URL pasted where its variable's name belongs
+    {"SIDEKIQ_METRICS_REDIS_URL": "http://:pw-9f8e7d@nowhere/0"},
+    {"SIDEKIQ_METRICS_REDIS_URL": "redis://127.0.0.1:1/0?ssl_cert_reqs=required"},
+])
+def test_the_settings_not_read_with_shards_are_not_read(shards, leftover):
+    """Issue 32.13: with SIDEKIQ_METRICS_SHARDS set, each shard's URL comes from its variable; what would name the one
+    Redis without shards is not read, so a leftover of it neither stops the emitter nor shows in `doctor`."""
+    seed(shards["orders"].client(), {"urgent": (1.0, 2)})
+    env = shard_env({name: shards[name].url for name in ("default", "orders")}, **leftover)
+    result = cli("run", "--once", env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert parse_l2met(result.stdout)["sample#sidekiq:all.enqueued"] == "2"
+    report = cli("doctor", env={**env, "DYNO": "web.1"})
+    assert report.returncode == 0 and "FAIL" not in report.stdout, report.stdout
+    assert f"ok    redis url = {shards['default'].url} (REDIS_URL, the first shard's)" in report.stdout
+    assert "pw-9f8e7d" not in report.stdout + result.stderr
+
+
+@pytest.mark.parametrize("shards_value", ["default:REDIS_URL,orders:ORDERS_URL", "default:REDIS_URL,Orders!:X"])
+def test_doctor_probes_no_stand_in_while_a_shard_is_unknown(shards, shards_value):
+    """A shard whose URL is unknown (its variable unset, or the setting refused) is said once, and no Redis is
+    probed in its place: not localhost, nor the one Redis URL that SIDEKIQ_METRICS_SHARDS leaves unread."""
+    result = cli("doctor", env={"REDIS_URL": shards["default"].url, "SIDEKIQ_METRICS_SHARDS": shards_value,
+                                "DYNO": "web.1"})
+    assert result.returncode == 1 and "FAIL  SIDEKIQ_METRICS_SHARDS " in result.stdout, result.stdout
+    assert "FAIL  not checked: the shards are not all known (see Configuration above)" in result.stdout
+    assert "redis url =" not in result.stdout and "Redis answers" not in result.stdout

@@ -87,6 +87,14 @@ def _configuration(report: Report, settings: Settings, errors: list[ConfigError]
                 if known else tuple(f"{name}:{variable}" for name, variable in value)
         shown = ",".join(value) if isinstance(value, tuple) else "(none)" if value is None else value
         report.line(OK, f"{setting.name.replace('_', ' ')} = {shown} ({origins.get(setting.name, 'default')})")
+    for shard in settings.shards if known else ():
+        if shard.target.tls:  # each Redis is verified as its own URL says, unless the setting says for all
+            where = f" (shard {shard.name})" if settings.shard_variables else ""
+            why = origins.get("tls_verify", "default")
+            why = f"{shard.variable}'s ?ssl_cert_reqs=" if why == "default" and shard.target.tls_verify is not None \
+                else why
+            report.line(OK, f"tls{where}: the certificate is {'' if shard.target.tls_verify else 'not '}verified "
+                            f"({why})")
     for error in errors:
         report.line(FAIL, str(error), "set it to a value it accepts, or unset it for the default")
 

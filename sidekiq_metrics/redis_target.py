@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote, urlsplit
 
 from sidekiq_metrics.errors import ConfigError
@@ -24,7 +24,9 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     unix_path: str | None = None
-    tls_verify: bool | None = None  # the URL's ?ssl_cert_reqs=, when it has one
+    # Whether a rediss:// server's certificate is verified: the URL's ?ssl_cert_reqs= as parsed, then, from
+    # resolve_redis on, SIDEKIQ_METRICS_TLS_VERIFY when that is set. None: neither says, so it is not verified.
+    tls_verify: bool | None = None
 
     @property
     def tls(self) -> bool:
@@ -219,8 +221,8 @@ def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: d
     """Every Redis to read: each shard's, Sidekiq's default pool first, when SIDEKIQ_METRICS_SHARDS is given; else
     the one Redis URL's. With shards, what would name the one Redis (SIDEKIQ_METRICS_REDIS_URL, REDIS_PROVIDER) is
     not read at all: a leftover of it is no error. An unusable URL is an error of the field "redis" (`doctor` then
-    probes nothing), with a stand-in target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS
-    verification unless the setting does."""
+    probes nothing), with a stand-in target that is never used. Each Redis's certificate is verified as its own
+    URL's ?ssl_cert_reqs= says, unless SIDEKIQ_METRICS_TLS_VERIFY is set: then as that says, for every Redis."""
     if raw_value(SHARDS, env, flags)[0] is None:
         shards = _one_redis(env, flags, origins, errors)
     else:
@@ -232,11 +234,10 @@ def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: d
         if shards:
             origins["redis_url"] = f"{shards[0].variable}, the first shard's"
         shards = shards or (_STAND_IN,)
-    redis = shards[0].target
-    if origins.get("tls_verify") == "default" and redis.tls_verify is not None:
-        values["tls_verify"] = redis.tls_verify
-        origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
-    return shards
+    if origins.get(TLS_VERIFY.name, "default") == "default":
+        return shards
+    return tuple(replace(shard, target=replace(shard.target, tls_verify=bool(values[TLS_VERIFY.name])))
+                 for shard in shards)
 
 
 # The Redis target's section. The URL is read apart (resolve_redis: Sidekiq's own rule behind our override).
@@ -246,8 +247,9 @@ REDIS_URL = Setting(
     "else `REDIS_URL`, else the default (Sidekiq's own rule)", parse_redis_url, flag="--redis-url")
 TLS_VERIFY = Setting(
     "tls_verify", ("SIDEKIQ_METRICS_TLS_VERIFY",), False,
-    "verify a `rediss://` server's certificate and host name. Off by default because Heroku Key-Value "
-    "Store uses self-signed certificates; traffic is encrypted either way", parse_bool, flag="--tls-verify")
+    "verify a `rediss://` server's certificate and host name, for every Redis (each shard too). Unset: as each "
+    "URL's `?ssl_cert_reqs=` says, else off, because Heroku Key-Value Store uses self-signed certificates; traffic "
+    "is encrypted either way", parse_bool, flag="--tls-verify", shown="each URL's `?ssl_cert_reqs=`, else `false`")
 SHARDS = Setting(
     "shard_variables", ("SIDEKIQ_METRICS_SHARDS",), None,
     "several Redis shards (Sidekiq 7+ `Sidekiq::Client.via`) read by one emitter, as `name:VARIABLE,...`: "

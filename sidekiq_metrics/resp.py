@@ -189,8 +189,8 @@ class Connection:
                 sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
         except ssl.SSLCertVerificationError as exc:
             raise ConnectionFailed(f"the TLS certificate of {self.where} was refused ({exc.verify_message}); "
-                                   "Heroku's Redis certificates are self-signed: unset "
-                                   "SIDEKIQ_METRICS_TLS_VERIFY to encrypt without verifying") from None
+                                   "Heroku's Redis certificates are self-signed: to encrypt without verifying, "
+                                   "unset SIDEKIQ_METRICS_TLS_VERIFY and drop ?ssl_cert_reqs= from the URL") from None
         except TimeoutError:
             raise ConnectionFailed(f"cannot connect to Redis at {self.where}: timed out "
                                    f"after {self.timeout:g}s") from None

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -346,3 +347,59 @@ def test_doctor_probes_no_stand_in_while_a_shard_is_unknown(shards, shards_value
     assert result.returncode == 1 and "FAIL  SIDEKIQ_METRICS_SHARDS " in result.stdout, result.stdout
     assert "FAIL  not checked: the shards are not all known (see Configuration above)" in result.stdout
     assert "redis url =" not in result.stdout and "Redis answers" not in result.stdout
+
+
+def stderr_lines(proc: subprocess.Popen[str]) -> list[str]:
+    """The process's stderr lines as they come (read by a thread of their own), to wait for one."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _autoscaling(api: FakePlatformApi, queues: str, **env: str) -> dict[str, str]:
+    return {"SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": queues,
+            "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "3", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "1",
+            "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url, **env}
+
+
+@pytest.mark.parametrize("queues", ["ordrs:urgent", "default,mail:urgent", "orders:"])
+def test_autoscaling_on_a_shard_that_is_not_listed_is_refused_at_start_and_by_doctor(shards, queues):
+    """Issue 32.9: a typo in a shard's name made its queue unknown, hence empty, and the type scaled down while the
+    real queue's jobs waited. It is refused: `run` exits 2 with one line, `doctor` fails on it."""
+    api = FakePlatformApi(formation={"worker": 3})
+    try:
+        env = shard_env({name: shards[name].url for name in ("default", "orders")}, **_autoscaling(api, queues))
+        result = cli("run", env=env, timeout=10)
+        report = cli("doctor", env={**env, "DYNO": "web.1"})
+    finally:
+        api.close()
+    assert result.returncode == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("sidekiq-metrics: SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES names ")
+    assert "SIDEKIQ_METRICS_SHARDS lists default, orders" in result.stderr, result.stderr
+    assert report.returncode == 1 and "FAIL  SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES names " in report.stdout
+    assert api.patches() == []
+
+
+def test_the_first_shard_named_by_its_name_is_its_queue_not_an_unknown_one(shards):
+    """Issue 32.9: `default:urgent`, the first shard named by its name, is the queue `urgent` of that shard (its
+    readings are named without it), so its latency scales the type up; never an unknown queue, read as empty."""
+    api = FakePlatformApi(formation={"worker": 1})
+    seed(shards["default"].client(), {"urgent": (100.0, 3)})
+    env = shard_env({name: shards[name].url for name in ("default", "orders")}, SIDEKIQ_METRICS_INTERVAL="0.5",
+                    **_autoscaling(api, "default:urgent,orders:urgent"))
+    proc = spawn("run", env=env)
+    said = stderr_lines(proc)
+    try:
+        assert wait_until(lambda: any("from=1 to=2" in line for line in said), 10), said  # (it is said after the PATCH)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+        api.close()
+    assert api.patches() == [2] and any("on the latency of urgent,orders:urgent" in line for line in said), said
+    change = next(line for line in said if "from=1 to=2" in line)
+    assert float(re.search(r"latency=([0-9.]+)", change)[1]) >= 100 and "backlog=3" in change

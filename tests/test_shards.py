@@ -152,12 +152,14 @@ def test_a_process_type_whose_queues_span_two_shards_scales_on_the_worst_of_them
                         SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX="2", SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS="1",
                         HEROKU_API_TOKEN=api.token, HEROKU_APP_NAME=api.app, SIDEKIQ_METRICS_HEROKU_API_URL=api.url)
         proc = spawn("run", env=env)
-        try:
-            assert wait_until(lambda: api.patches() == [2], 10), api.patches()
+        said = stderr_lines(proc)
+        try:  # (the change is said after Heroku had it: wait for the line, not for the PATCH)
+            assert wait_until(lambda: any("from=1 to=2" in line for line in said), 10), said
         finally:
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=5)
-        change = next(line for line in err.splitlines() if "from=1 to=2" in line)
+            proc.wait(5)
+        assert api.patches() == [2]
+        change = next(line for line in said if "from=1 to=2" in line)
         assert float(re.search(r"latency=([0-9.]+)", change)[1]) >= 100 and "backlog=4" in change
     finally:
         api.close()

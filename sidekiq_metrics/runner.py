@@ -224,7 +224,9 @@ class Poller:
             unknown |= {_qualified(shard.label, p.queue) for p in problems}
         complete = len(read) == len(self.shards) and all(snapshot.complete for _, snapshot in read)
         totals = [snapshot.totals for _, snapshot in read if snapshot.totals]
-        merged = Totals.merged(totals) if totals and len(totals) == len(self.shards) else None
+        # Sums only when every shard was wholly read: one that answered but was refused a needed read (its queue
+        # list, say) has a part missing, and a sum over part of the shards would look like calm.
+        merged = Totals.merged(totals) if complete and totals and len(totals) == len(self.shards) else None
         if self.sharded and merged is not None:  # every shard read: their sums (never a sum over part of them)
             samples += self._samples(SHARDS_TOTAL, Snapshot((), read[0][1].read_at, merged), series)
         self._say_no_metrics(totals)

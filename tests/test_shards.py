@@ -405,3 +405,24 @@ def test_the_first_shard_named_by_its_name_is_its_queue_not_an_unknown_one(shard
     assert api.patches() == [2] and any("on the latency of urgent,orders:urgent" in line for line in said), said
     change = next(line for line in said if "from=1 to=2" in line)
     assert float(re.search(r"latency=([0-9.]+)", change)[1]) >= 100 and "backlog=3" in change
+
+
+def test_no_sums_while_a_shard_that_answers_was_not_wholly_read(shards):
+    """Issue 32.10: the orders shard answers, but its user may not read the queue list (SMEMBERS). Its up is 0, and
+    no `sidekiq:all.*` sum is printed: a sum over the other shard alone would hide its waiting queue."""
+    orders = shards["orders"]
+    seed(shards["default"].client(), {"default": (1.0, 2)})
+    seed(orders.client(), {"urgent": (500.0, 4)})
+    orders.client().acl_setuser("reader", enabled=True, passwords=["+reader-pw-7e6d"], keys=["*"],
+                                commands=["+@all", "-smembers"])
+    urls = {"default": shards["default"].url, "orders": f"redis://reader:reader-pw-7e6d@127.0.0.1:{orders.port}/0"}
+    for output in ("l2met", "json"):
+        result = cli("run", "--once", env=shard_env(urls, SIDEKIQ_METRICS_OUTPUT=output))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        if output == "json":
+            assert "all" not in json.loads(result.stdout).get("shards", {}), result.stdout
+            continue
+        seen = parse_l2met(result.stdout)
+        assert seen["sample#sidekiq:orders.metrics.up"] == "0" and seen["sample#sidekiq.metrics.up"] == "0"
+        assert seen["sample#sidekiq:default.metrics.up"] == "1" and seen["sample#sidekiq.default.size"] == "2"
+        assert [key for key in seen if key.startswith("sample#sidekiq:all.")] == [], result.stdout

@@ -79,6 +79,7 @@ class Connection:
         self._deadline: float | None = None  # time.monotonic() by which the calls under way must be done
         self._max_bulk: int | None = None  # the call's max_bulk
         self.received = 0  # bytes Redis has sent us, for benchmarks and tests
+        self.opened = 0  # connections opened and logged in so far: a caller can tell a new one (a new server?)
 
     @property
     def where(self) -> str:
@@ -212,6 +213,7 @@ class Connection:
                     raise ConnectionFailed(f"Redis at {self.where} refused the login ({code}): check the "
                                            "user name and password in the Redis URL")
                 raise ConnectionFailed(f"Redis at {self.where} refused the connection: {reply}")
+        self.opened += 1
         return sock
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -44,6 +44,7 @@ from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.redis_health import SAFE_POLICY
 from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.server_identity import ServerIdentities, same_redis
 from sidekiq_metrics.setting import Setting
 from sidekiq_metrics.sidekiq_keys import key_prefix
 from sidekiq_metrics.sidekiq_reader import SidekiqReader, job_reader
@@ -137,6 +138,7 @@ class Poller:
             connect(settings, shard.target), namespace=settings.namespace, log=self._log_of(shard.name),
             jobs=job_reader(settings))) for n, shard in enumerate(settings.shards)]
         self.reader = self.shards[0].reader  # the default shard's (`doctor` reads through it)
+        self.identities = ServerIdentities(self.log)  # which server each shard reached (with shards only)
         self.out = out
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
@@ -162,7 +164,10 @@ class Poller:
 
     def _read(self, shard: _ShardReader) -> Snapshot | RedisError | OSError:
         try:
-            return shard.reader.read(self.settings.queues, totals=self.settings.stats)
+            snapshot = shard.reader.read(self.settings.queues, totals=self.settings.stats)
+            if self.sharded:
+                self.identities.learn(shard.name, shard.reader.connection)
+            return snapshot
         except (RedisError, OSError) as exc:
             return exc
 
@@ -192,6 +197,12 @@ class Poller:
 
     def _poll(self) -> bool:
         results = self._read_shards()
+        if self.sharded:  # one Redis read under two shards' names: the later one is not read
+            same = self.identities.same_as([(shard.name, shard.reader.connection.target.db)
+                                            for shard, result in zip(self.shards, results, strict=True)
+                                            if isinstance(result, Snapshot)])
+            results = [same_redis(same[shard.name], shard.reader.connection.target.db) if shard.name in same
+                       else result for shard, result in zip(self.shards, results, strict=True)]
         read: list[tuple[_ShardReader, Snapshot]] = []
         for shard, result in zip(self.shards, results, strict=True):
             if isinstance(result, Snapshot):

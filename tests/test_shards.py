@@ -23,7 +23,7 @@ from sidekiq_metrics.runner import Poller
 from support.commands import ROOT, Polling, cli, l2met_polls, parse_l2met, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.fault_proxy import FaultProxy
-from support.redis_server import RedisServer, wait_until
+from support.redis_server import RedisServer, monitored, wait_until
 from support.sidekiq_data import seed
 
 NAMES = ("default", "orders", "mail")
@@ -426,3 +426,90 @@ def test_no_sums_while_a_shard_that_answers_was_not_wholly_read(shards):
         assert seen["sample#sidekiq:orders.metrics.up"] == "0" and seen["sample#sidekiq.metrics.up"] == "0"
         assert seen["sample#sidekiq:default.metrics.up"] == "1" and seen["sample#sidekiq.default.size"] == "2"
         assert [key for key in seen if key.startswith("sample#sidekiq:all.")] == [], result.stdout
+
+
+SAME_REDIS = "poll failed (shard orders): it is the same Redis as the shard 'default'"
+
+
+def test_one_redis_under_two_names_is_refused_at_the_first_poll(shards):
+    """Issue 32.11: 127.0.0.1 for one shard, localhost for the other; host text cannot tell, INFO's run_id can. The
+    later shard is not read (its up 0, no sums): one job is never counted twice. `doctor` fails on it."""
+    default = shards["default"]
+    seed(default.client(), {"default": (1.0, 1)})
+    urls = {"default": default.url, "orders": f"redis://localhost:{default.port}/0"}
+    result = cli("run", "--once", env=shard_env(urls))
+    seen = parse_l2met(result.stdout)
+    assert result.returncode == 1 and SAME_REDIS in result.stderr, result.stderr
+    assert seen["sample#sidekiq.enqueued"] == "1" and seen["sample#sidekiq:default.metrics.up"] == "1"
+    assert seen["sample#sidekiq:orders.metrics.up"] == "0" and seen["sample#sidekiq.metrics.up"] == "0"
+    assert not any(key.startswith(("sample#sidekiq:all.", "sample#sidekiq:orders.enqueued")) for key in seen)
+    report = cli("doctor", env={**shard_env(urls), "DYNO": "web.1"})
+    assert report.returncode == 1 and f"FAIL  sidekiq-metrics: {SAME_REDIS}" in report.stdout, report.stdout
+    # Two databases of one server are two shards: their jobs are not the same.
+    other_db = cli("run", "--once", env=shard_env({"default": default.url, "orders": f"redis://localhost:{default.port}/1"}))
+    assert other_db.returncode == 0 and parse_l2met(other_db.stdout)["sample#sidekiq:all.enqueued"] == "1"
+
+
+def test_a_shard_that_reconnects_to_another_shards_redis_is_refused_until_it_is_back(shards):
+    """Issue 32.11: the orders shard's name (a proxy here, DNS or a failover in life) leads to the default shard's
+    Redis after a reconnect: refused from that poll on, and read again once it leads back to its own."""
+    default, orders = shards["default"], shards["orders"]
+    seed(default.client(), {"default": (1.0, 1)})
+    seed(orders.client(), {"urgent": (1.0, 2)})
+    proxy = FaultProxy(orders.port)
+    run = Polling(shard_env({"default": default.url, "orders": proxy.url}, SIDEKIQ_METRICS_INTERVAL="0.3"))
+    try:
+        run.wait(2)
+        before = len(l2met_polls(run.lines))
+        proxy.upstream_port = default.port
+        proxy.mode = "reset"  # the orders connection ends; the next one reaches the default shard's Redis
+        run.wait(1)
+        proxy.mode = "pass"
+        turned = len(l2met_polls(run.lines))
+        run.wait(3)
+        moved = l2met_polls(run.lines)[turned + 1:]
+        proxy.upstream_port, proxy.mode = orders.port, "reset"
+        run.wait(1)
+        proxy.mode = "pass"
+        run.wait(3)
+        back = l2met_polls(run.lines)[-2:]
+    finally:
+        _, err = run.stop()
+        proxy.close()
+    healthy = l2met_polls(run.lines)[:before]
+    assert all(p["sample#sidekiq:all.enqueued"] == "3" for p in healthy) and len(healthy) >= 2
+    assert len(moved) >= 2, err
+    for poll in moved:
+        assert poll["sample#sidekiq:orders.metrics.up"] == "0" and "sample#sidekiq:all.enqueued" not in poll, poll
+        assert poll["sample#sidekiq.enqueued"] == "1"
+    assert all(p["sample#sidekiq:all.enqueued"] == "3" and p["sample#sidekiq.metrics.up"] == "1" for p in back), back
+    assert SAME_REDIS in err and "Traceback" not in err
+
+
+def test_the_server_of_a_shard_is_asked_once_a_connection_not_every_poll(shards):
+    """Issue 32.11, its cost: INFO server (the run_id) once for each connection, never on every poll."""
+    urls = {name: shards[name].url for name in ("default", "orders")}
+    with monitored(shards["default"]) as default_seen, monitored(shards["orders"]) as orders_seen:
+        run = Polling(shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.2"))
+        run.wait(5)
+        run.stop()
+    for seen in (default_seen, orders_seen):
+        assert seen.count("INFO server") == 1, seen[:20]
+        assert sum(command.startswith("SMEMBERS") for command in seen) >= 5
+
+
+def test_a_shard_whose_user_may_not_ask_info_is_read_and_the_doubt_said_once(shards):
+    """Issue 32.11: an ACL that refuses INFO must not fail the poll. Whether that shard is another's Redis cannot be
+    told then: it is read as its own shard (the host check at start still holds), and one line says so."""
+    orders = shards["orders"]
+    seed(orders.client(), {"urgent": (1.0, 2)})
+    orders.client().acl_setuser("reader", enabled=True, passwords=["+reader-pw-7e6d"], keys=["*"],
+                                commands=["+@all", "-info"])
+    urls = {"default": shards["default"].url, "orders": f"redis://reader:reader-pw-7e6d@127.0.0.1:{orders.port}/0"}
+    run = Polling(shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3"))
+    run.wait(3)
+    lines, err = run.stop()
+    polls = l2met_polls(lines)
+    assert all(p["sample#sidekiq.metrics.up"] == "1" and p["sample#sidekiq:all.enqueued"] == "2" for p in polls)
+    assert err.count("cannot tell whether the shard orders is the same Redis as another") == 1, err
+    assert "reader-pw-7e6d" not in err

@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.metrics import Measurements
 from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.prometheus import render
@@ -513,3 +514,77 @@ def test_a_shard_whose_user_may_not_ask_info_is_read_and_the_doubt_said_once(sha
     assert all(p["sample#sidekiq.metrics.up"] == "1" and p["sample#sidekiq:all.enqueued"] == "2" for p in polls)
     assert err.count("cannot tell whether the shard orders is the same Redis as another") == 1, err
     assert "reader-pw-7e6d" not in err
+
+
+# Attacks on the fixes above, as a customer's production would make them; each kept as a test.
+
+def test_a_shard_down_at_start_is_known_by_its_server_once_it_answers(shards):
+    """The orders shard is down at start, so its server is unknown; when its name then leads to the default shard's
+    Redis it is refused, and when its own Redis comes up it is read, with the sums."""
+    default, orders = shards["default"], shards["orders"]
+    seed(default.client(), {"default": (1.0, 1)})
+    seed(orders.client(), {"urgent": (1.0, 2)})
+    orders.stop()
+    proxy = FaultProxy(orders.port)
+    run = Polling(shard_env({"default": default.url, "orders": proxy.url}, SIDEKIQ_METRICS_INTERVAL="0.3"))
+    try:
+        run.wait(2)
+        down = len(l2met_polls(run.lines))
+        proxy.upstream_port = default.port
+        run.wait(3)
+        elsewhere = len(l2met_polls(run.lines))
+        proxy.upstream_port, proxy.mode = orders.port, "reset"
+        orders.start()  # (empty: it keeps nothing on disk)
+        seed(orders.client(), {"urgent": (1.0, 2)})
+        run.wait(1)
+        proxy.mode = "pass"
+        run.wait(3)
+    finally:
+        _, err = run.stop()
+        proxy.close()
+    polls = l2met_polls(run.lines)
+    assert all(p["sample#sidekiq:orders.metrics.up"] == "0" and "sample#sidekiq:all.enqueued" not in p
+               for p in polls[:elsewhere]), polls[:elsewhere]
+    assert SAME_REDIS in err and "Traceback" not in err and elsewhere > down
+    assert all(p["sample#sidekiq:all.enqueued"] == "3" for p in polls[-2:]), polls[-2:]
+
+
+def test_one_redis_by_its_unix_socket_and_by_tcp_is_one_redis(tmp_path):
+    """Odd URLs: a socket path and a TCP address share no text at all; the run_id still tells one server."""
+    socket_path = tmp_path / "redis.sock"
+    server = RedisServer("--unixsocket", str(socket_path)).start()
+    try:
+        urls = {"default": f"unix://{socket_path}?db=0", "orders": server.url}
+        result = cli("run", "--once", env=shard_env(urls))
+    finally:
+        server.cleanup()
+    assert result.returncode == 1 and SAME_REDIS in result.stderr, result.stderr
+    assert parse_l2met(result.stdout)["sample#sidekiq:default.metrics.up"] == "1"
+
+
+def test_odd_queue_names_in_autoscaling_with_shards():
+    """A queue whose name holds a colon: another shard's (`orders:a:b`), and the first shard's, by its name
+    (`default:low:priority`); a repeat by two spellings is one queue; a shard name is matched as written."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "ORDERS_URL": "redis://127.0.0.1:2/0",
+           "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,orders:ORDERS_URL", "SIDEKIQ_METRICS_AUTOSCALE": "worker",
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "2", "HEROKU_API_TOKEN": "tok", "HEROKU_APP_NAME": "shop"}
+    rule = load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES":
+                          "default:low:priority,orders:a:b,critical,default:critical"}).autoscale.rules[0]
+    assert rule.queues == ("low:priority", "orders:a:b", "critical")
+    listed = load_settings({**env, "SIDEKIQ_METRICS_QUEUES": "critical", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES":
+                            "default:critical,orders:critical"}).autoscale.rules[0]
+    assert listed.queues == ("critical", "orders:critical")
+    for queues in ("Orders:urgent", ":urgent", "low:priority"):
+        with pytest.raises(ConfigError, match="SIDEKIQ_METRICS_SHARDS lists default, orders"):
+            load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": queues})
+    # Without shards a colon is part of a queue's name, as ever.
+    alone = {k: v for k, v in env.items() if k not in ("SIDEKIQ_METRICS_SHARDS", "ORDERS_URL")}
+    assert load_settings({**alone, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "ordrs:urgent"}).autoscale.rules[0] \
+        .queues == ("ordrs:urgent",)
+
+
+def test_the_redis_url_flag_is_not_read_with_shards_either(shards):
+    urls = {name: shards[name].url for name in ("default", "orders")}
+    result = cli("run", "--once", "--redis-url", "http://nowhere/0", env=shard_env(urls))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert parse_l2met(result.stdout)["sample#sidekiq:all.enqueued"] == "0"

@@ -206,7 +206,6 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
 def _one_redis(env: Mapping[str, str], flags: Mapping[str, object], origins: dict[str, str],
                errors: list[ConfigError]) -> tuple[Shard, ...]:
     """The one Redis, without shards: its URL by Sidekiq's rule (_redis_url)."""
-    url_label = "the default Redis URL"
     try:
         url, url_label = _redis_url(env, flags, origins)
         return (Shard(DEFAULT_SHARD, parse_redis_url(url, url_label), url_label),)

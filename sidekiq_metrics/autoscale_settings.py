@@ -101,7 +101,9 @@ AUTOSCALE_RULE_SETTINGS: tuple[Setting, ...] = (
     _rule("queues", "QUEUES", "the queues this type serves; its latency is the worst of them, its backlog "
                 "their total size. A queue Sidekiq does not know counts as empty. They must be among "
                 "`SIDEKIQ_METRICS_QUEUES` if that is set. A queue of another shard than the first is "
-                "`shard:queue` (`orders:urgent`)", parse_queue_list),
+                "`shard:queue` (`orders:urgent`); the first shard's is its name alone or, by that shard's name, "
+                "`default:urgent`. A shard `SIDEKIQ_METRICS_SHARDS` does not list is refused (exit 2)",
+                parse_queue_list),
     _rule("min_dynos", "MIN", f"fewest dynos, 0 to {MAX_DYNOS}", parse_dynos),
     _rule("max_dynos", "MAX", "most dynos, at least MIN", parse_dynos),
     _rule("up_latency", "UP_LATENCY", "seconds; latency above it for UP_POLLS polls in a row scales up",
@@ -126,6 +128,23 @@ AUTOSCALE_RULE_SETTINGS: tuple[Setting, ...] = (
                 "and names the jobs it may interrupt. 0: no wait", parse_seconds),
 )
 
+
+
+def shard_queues(queues: tuple[str, ...], shards: tuple[str, ...], label: str) -> tuple[str, ...]:
+    """A type's queues as the readings name them, with shards: `orders:urgent` on the shard `orders`, and the first
+    shard's plain, whether written `urgent` or `default:urgent` (`default:low:priority` for its queue
+    `low:priority`). A shard that SIDEKIQ_METRICS_SHARDS does not list is refused: its queue would be unknown, hence
+    read as empty, and the type would scale down while the real queue waits."""
+    named = []
+    for queue in queues:
+        shard, colon, name = queue.partition(":")
+        if colon and (shard not in shards or not name):
+            raise ConfigError(label, f"names {quote(queue)}, a queue of the shard {quote(shard)}, but "
+                                     f"SIDEKIQ_METRICS_SHARDS lists {', '.join(shards)}: another shard's queue is "
+                                     f"`shard:queue`, the first shard's is its name alone (or `{shards[0]}:queue`, "
+                                     "for a name that holds a colon)")
+        named.append(name if colon and shard == shards[0] else queue)
+    return tuple(dict.fromkeys(named))
 
 
 def _types(raw: str, label: str) -> tuple[str, ...]:
@@ -188,9 +207,10 @@ AUTOSCALE_APP_SETTINGS: tuple[Setting, ...] = (
 
 
 def resolve_autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, origins: dict[str, str],
-                      errors: list[ConfigError]) -> AutoscaleSettings | None:
+                      errors: list[ConfigError], shards: tuple[str, ...] = ()) -> AutoscaleSettings | None:
     """Autoscaling is on when SIDEKIQ_METRICS_AUTOSCALE lists process types; each needs at least its MAX. Errors in
-    the order a user fixes them: the types, each type's rule, then the app's settings."""
+    the order a user fixes them: the types, each type's rule, then the app's settings. `shards`: the names in
+    SIDEKIQ_METRICS_SHARDS, the first shard's first (none without shards)."""
     if not env.get("SIDEKIQ_METRICS_AUTOSCALE", "").strip():
         return None
     before = len(errors)
@@ -202,7 +222,7 @@ def resolve_autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, 
     types = read("process_types")
     if types is None:  # refused: said in `errors`
         return None
-    rules = [rule for t in types if (rule := _scaling_rule(t, env, reported, origins, errors))]
+    rules = [rule for t in types if (rule := _scaling_rule(t, env, reported, origins, errors, shards))]
     app = read("app")
     if app is None and origins["autoscale.app"] == "default":
         errors.append(ConfigError("HEROKU_APP_NAME", "must be set for autoscaling: run `heroku labs:enable "
@@ -219,7 +239,7 @@ def resolve_autoscale(env: Mapping[str, str], reported: tuple[str, ...] | None, 
 
 
 def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str, ...] | None,
-                  origins: dict[str, str], errors: list[ConfigError]) -> ScalingRule | None:
+                  origins: dict[str, str], errors: list[ConfigError], shards: tuple[str, ...]) -> ScalingRule | None:
     before = len(errors)
     read = read_section([s.for_type(process_type) for s in AUTOSCALE_RULE_SETTINGS], env, origins, errors,
                         origin_prefix=f"autoscale.{process_type}.")
@@ -227,6 +247,12 @@ def _scaling_rule(process_type: str, env: Mapping[str, str], reported: tuple[str
               if origins[f"autoscale.{process_type}.{name}"] != "default"}  # the rest: ScalingRule's defaults
     if len(errors) > before:
         return None
+    if "queues" in values and len(shards) > 1:
+        try:
+            values["queues"] = shard_queues(values["queues"], shards, autoscale_variable(process_type, "QUEUES"))
+        except ConfigError as exc:
+            errors.append(exc)
+            return None
     if "max_dynos" not in values:
         errors.append(ConfigError(autoscale_variable(process_type, "MAX"), f"must be set to autoscale "
                                   f"{process_type}: the most dynos it may have, e.g. 10"))

@@ -109,7 +109,8 @@ def check_settings(env: Mapping[str, str],
     reported = values["queues"]  # as autoscaling names them: another shard's as `orders:default`
     if reported is not None and values["shard_variables"]:
         reported += tuple(f"{name}:{queue}" for name, _ in values["shard_variables"][1:] for queue in reported)
-    autoscale = resolve_autoscale(env, reported, origins, errors)
+    shard_names = tuple(name for name, _ in values["shard_variables"] or ())
+    autoscale = resolve_autoscale(env, reported, origins, errors, shard_names)
     # Only for the otlp output: an app's own OpenTelemetry SDK may use OTEL_* variables we do not accept (grpc).
     otlp = resolve_otlp(env, origins, errors) if "otlp" in values["outputs"] else None
     return Settings(shards=shards, autoscale=autoscale, otlp=otlp, origins=origins, **values), errors

@@ -25,9 +25,10 @@ def connect(settings: Settings, target: RedisTarget | None = None) -> Connection
 
     No retries (the next tick is the retry, so a dead Redis sees at most one
     connection attempt per interval). A rediss:// URL is encrypted; the certificate
-    is verified only with SIDEKIQ_METRICS_TLS_VERIFY, since Heroku Key-Value Store
+    is verified only when the target says so (its URL's ?ssl_cert_reqs=, or
+    SIDEKIQ_METRICS_TLS_VERIFY: redis_target.resolve_redis), since Heroku Key-Value Store
     presents a self-signed one (Sidekiq's own Heroku guidance does the same). `target`: a shard's Redis,
-    instead of the default one.
+    instead of the default one. Each Redis is verified as its own URL says, never as another's.
     """
-    return Connection(target or settings.redis, timeout=socket_timeout(settings.interval),
-                      tls_verify=settings.tls_verify)
+    target = target or settings.redis
+    return Connection(target, timeout=socket_timeout(settings.interval), tls_verify=bool(target.tls_verify))

@@ -60,6 +60,8 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     report.section("Redis")
     if any(error.field == "redis" for error in errors):
         report.line(FAIL, "not checked: the Redis URL is not valid (see Configuration above)")
+    elif any(error.field == "shard_variables" for error in errors):
+        report.line(FAIL, "not checked: the shards are not all known (see Configuration above)")
     elif _redis(report, settings):
         report.section("One poll, exactly as it would print")
         _poll(report, settings)
@@ -75,14 +77,24 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
 
 def _configuration(report: Report, settings: Settings, errors: list[ConfigError]) -> None:
     origins = settings.origins
-    if not any(error.field == "redis" for error in errors):  # else its error is listed below
+    known = not any(error.field in ("redis", "shard_variables") for error in errors)  # else its error is listed below
+    if known:
         report.line(OK, f"redis url = {settings.redis.display} ({origins.get('redis_url', 'default')})")
     for setting in SETTINGS:
         value = getattr(settings, setting.name)
         if setting.name == "shard_variables" and value:  # each shard with its Redis, never its password
-            value = tuple(f"{shard.name}:{shard.variable}={shard.target.display}" for shard in settings.shards)
+            value = tuple(f"{shard.name}:{shard.variable}={shard.target.display}" for shard in settings.shards) \
+                if known else tuple(f"{name}:{variable}" for name, variable in value)
         shown = ",".join(value) if isinstance(value, tuple) else "(none)" if value is None else value
         report.line(OK, f"{setting.name.replace('_', ' ')} = {shown} ({origins.get(setting.name, 'default')})")
+    for shard in settings.shards if known else ():
+        if shard.target.tls:  # each Redis is verified as its own URL says, unless the setting says for all
+            where = f" (shard {shard.name})" if settings.shard_variables else ""
+            why = origins.get("tls_verify", "default")
+            why = f"{shard.variable}'s ?ssl_cert_reqs=" if why == "default" and shard.target.tls_verify is not None \
+                else why
+            report.line(OK, f"tls{where}: the certificate is {'' if shard.target.tls_verify else 'not '}verified "
+                            f"({why})")
     for error in errors:
         report.line(FAIL, str(error), "set it to a value it accepts, or unset it for the default")
 

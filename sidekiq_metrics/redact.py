@@ -1,4 +1,5 @@
-"""Keeping secrets (the Redis password and user, the Heroku API token) out of every line we print.
+"""Keeping secrets (the Redis password, the OTLP headers' values, the Heroku API token) out of every line we print.
+A Redis user name is no secret (Redis Cloud's is `default`): masking it would cut that word out of our lines.
 
 Two rules, learnt the hard way:
 - Scrub first, cut after. A message cut to length before scrubbing can end inside a secret,

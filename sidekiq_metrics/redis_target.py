@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote, urlsplit
 
 from sidekiq_metrics.errors import ConfigError
@@ -24,7 +24,9 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     unix_path: str | None = None
-    tls_verify: bool | None = None  # the URL's ?ssl_cert_reqs=, when it has one
+    # Whether a rediss:// server's certificate is verified: the URL's ?ssl_cert_reqs= as parsed, then, from
+    # resolve_redis on, SIDEKIQ_METRICS_TLS_VERIFY when that is set. None: neither says, so it is not verified.
+    tls_verify: bool | None = None
 
     @property
     def tls(self) -> bool:
@@ -40,8 +42,9 @@ class RedisTarget:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Strings that must never reach any output."""
-        return tuple(s for s in (self.password, self.username) if s)
+        """Strings that must never reach any output: the password. Not the user name: it is no secret, and often a
+        common word (Redis Cloud's URLs log in as `default`), which masking would cut out of shard and queue names."""
+        return (self.password,) if self.password else ()
 
 
 DEFAULT_SHARD = "default"  # the name of the one Redis when no shards are named (it is never printed)
@@ -57,6 +60,10 @@ class Shard:
     name: str
     target: RedisTarget
     variable: str  # the config var that holds its URL, to name it by in errors (never its URL)
+
+
+# In place of a Redis whose URL is refused, so that Settings stay whole for `doctor`'s list of errors; never read.
+_STAND_IN = Shard(DEFAULT_SHARD, RedisTarget("redis", host="localhost"), "the default Redis URL")
 
 
 def parse_redis_url(url: str, label: str) -> RedisTarget:
@@ -196,28 +203,40 @@ def _redis_url(env: Mapping[str, str], flags: Mapping[str, object],
     return DEFAULT_REDIS_URL, "the default Redis URL"
 
 
-
-def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: dict[str, object],
-                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
-    """Every Redis to read: the one Redis URL's, or each shard's (Sidekiq's default pool first). A bad URL is an
-    error, with a stand-in target that is never used. A rediss:// URL's ?ssl_cert_reqs= sets TLS verification
-    unless the setting does."""
-    url_label = "the default Redis URL"
+def _one_redis(env: Mapping[str, str], flags: Mapping[str, object], origins: dict[str, str],
+               errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """The one Redis, without shards: its URL by Sidekiq's rule (_redis_url)."""
     try:
         url, url_label = _redis_url(env, flags, origins)
-        redis = parse_redis_url(url, url_label)
+        return (Shard(DEFAULT_SHARD, parse_redis_url(url, url_label), url_label),)
     except ConfigError as exc:
         exc.field = "redis"
         errors.append(exc)
-        redis = parse_redis_url(DEFAULT_REDIS_URL, "the default Redis URL")  # a stand-in: never to be used
-    if origins.get("tls_verify") == "default" and redis.tls_verify is not None:
-        values["tls_verify"] = redis.tls_verify
-        origins["tls_verify"] = "the Redis URL's ?ssl_cert_reqs="
-    shards: tuple[Shard, ...] = (Shard(DEFAULT_SHARD, redis, url_label),)
-    named = values.get("shard_variables")
-    if isinstance(named, tuple):
-        shards = _shards(named, env, errors) or shards
-    return shards
+        return (_STAND_IN,)
+
+
+def resolve_redis(env: Mapping[str, str], flags: Mapping[str, object], values: dict[str, object],
+                  origins: dict[str, str], errors: list[ConfigError]) -> tuple[Shard, ...]:
+    """Every Redis to read: each shard's, Sidekiq's default pool first, when SIDEKIQ_METRICS_SHARDS is given; else
+    the one Redis URL's. With shards, what would name the one Redis (SIDEKIQ_METRICS_REDIS_URL, REDIS_PROVIDER) is
+    not read at all: a leftover of it is no error. An unusable URL is an error of the field "redis" (`doctor` then
+    probes nothing), with a stand-in target that is never used. Each Redis's certificate is verified as its own
+    URL's ?ssl_cert_reqs= says, unless SIDEKIQ_METRICS_TLS_VERIFY is set: then as that says, for every Redis."""
+    if raw_value(SHARDS, env, flags)[0] is None:
+        shards = _one_redis(env, flags, origins, errors)
+    else:
+        named = values.get("shard_variables")  # not a tuple when the setting itself is refused: said in its error
+        before = len(errors)
+        shards = _shards(named, env, errors) if isinstance(named, tuple) else ()
+        for error in errors[before:]:
+            error.field = SHARDS.name  # (`doctor` probes no Redis while a shard's is unknown)
+        if shards:
+            origins["redis_url"] = f"{shards[0].variable}, the first shard's"
+        shards = shards or (_STAND_IN,)
+    if origins.get(TLS_VERIFY.name, "default") == "default":
+        return shards
+    return tuple(replace(shard, target=replace(shard.target, tls_verify=bool(values[TLS_VERIFY.name])))
+                 for shard in shards)
 
 
 # The Redis target's section. The URL is read apart (resolve_redis: Sidekiq's own rule behind our override).
@@ -227,8 +246,9 @@ REDIS_URL = Setting(
     "else `REDIS_URL`, else the default (Sidekiq's own rule)", parse_redis_url, flag="--redis-url")
 TLS_VERIFY = Setting(
     "tls_verify", ("SIDEKIQ_METRICS_TLS_VERIFY",), False,
-    "verify a `rediss://` server's certificate and host name. Off by default because Heroku Key-Value "
-    "Store uses self-signed certificates; traffic is encrypted either way", parse_bool, flag="--tls-verify")
+    "verify a `rediss://` server's certificate and host name, for every Redis (each shard too). Unset: as each "
+    "URL's `?ssl_cert_reqs=` says, else off, because Heroku Key-Value Store uses self-signed certificates; traffic "
+    "is encrypted either way", parse_bool, flag="--tls-verify", shown="each URL's `?ssl_cert_reqs=`, else `false`")
 SHARDS = Setting(
     "shard_variables", ("SIDEKIQ_METRICS_SHARDS",), None,
     "several Redis shards (Sidekiq 7+ `Sidekiq::Client.via`) read by one emitter, as `name:VARIABLE,...`: "

@@ -79,6 +79,7 @@ class Connection:
         self._deadline: float | None = None  # time.monotonic() by which the calls under way must be done
         self._max_bulk: int | None = None  # the call's max_bulk
         self.received = 0  # bytes Redis has sent us, for benchmarks and tests
+        self.opened = 0  # connections opened and logged in so far: a caller can tell a new one (a new server?)
 
     @property
     def where(self) -> str:
@@ -189,8 +190,8 @@ class Connection:
                 sock = self._tls_context().wrap_socket(sock, server_hostname=t.host)
         except ssl.SSLCertVerificationError as exc:
             raise ConnectionFailed(f"the TLS certificate of {self.where} was refused ({exc.verify_message}); "
-                                   "Heroku's Redis certificates are self-signed: unset "
-                                   "SIDEKIQ_METRICS_TLS_VERIFY to encrypt without verifying") from None
+                                   "Heroku's Redis certificates are self-signed: to encrypt without verifying, "
+                                   "unset SIDEKIQ_METRICS_TLS_VERIFY and drop ?ssl_cert_reqs= from the URL") from None
         except TimeoutError:
             raise ConnectionFailed(f"cannot connect to Redis at {self.where}: timed out "
                                    f"after {self.timeout:g}s") from None
@@ -212,6 +213,7 @@ class Connection:
                     raise ConnectionFailed(f"Redis at {self.where} refused the login ({code}): check the "
                                            "user name and password in the Redis URL")
                 raise ConnectionFailed(f"Redis at {self.where} refused the connection: {reply}")
+        self.opened += 1
         return sock
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -43,6 +43,7 @@ from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
 from sidekiq_metrics.redis_health import SAFE_POLICY, refusal
 from sidekiq_metrics.resp import RedisError
+from sidekiq_metrics.server_identity import ServerIdentities, same_redis
 from sidekiq_metrics.setting import Setting
 from sidekiq_metrics.sidekiq_keys import key_prefix
 from sidekiq_metrics.sidekiq_reader import SidekiqReader, job_reader
@@ -136,6 +137,7 @@ class Poller:
             connect(settings, shard.target), namespace=settings.namespace, log=self._log_of(shard.name),
             jobs=job_reader(settings))) for n, shard in enumerate(settings.shards)]
         self.reader = self.shards[0].reader  # the default shard's (`doctor` reads through it)
+        self.identities = ServerIdentities(self.log)  # which server each shard reached (with shards only)
         self.out = out
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
@@ -163,7 +165,10 @@ class Poller:
 
     def _read(self, shard: _ShardReader) -> Snapshot | RedisError | OSError:
         try:
-            return shard.reader.read(self.settings.queues, totals=self.settings.stats)
+            snapshot = shard.reader.read(self.settings.queues, totals=self.settings.stats)
+            if self.sharded:
+                self.identities.learn(shard.name, shard.reader.connection)
+            return snapshot
         except (RedisError, OSError) as exc:
             return exc
 
@@ -193,6 +198,12 @@ class Poller:
 
     def _poll(self) -> bool:
         results = self._read_shards()
+        if self.sharded:  # one Redis read under two shards' names: the later one is not read
+            same = self.identities.same_as([(shard.name, shard.reader.connection.target.db)
+                                            for shard, result in zip(self.shards, results, strict=True)
+                                            if isinstance(result, Snapshot)])
+            results = [same_redis(same[shard.name], shard.reader.connection.target.db) if shard.name in same
+                       else result for shard, result in zip(self.shards, results, strict=True)]
         read: list[tuple[_ShardReader, Snapshot]] = []
         for shard, result in zip(self.shards, results, strict=True):
             if isinstance(result, Snapshot):
@@ -225,7 +236,9 @@ class Poller:
             unknown |= {_qualified(shard.label, p.queue) for p in problems}
         complete = len(read) == len(self.shards) and all(snapshot.complete for _, snapshot in read)
         totals = [snapshot.totals for _, snapshot in read if snapshot.totals]
-        merged = Totals.merged(totals) if totals and len(totals) == len(self.shards) else None
+        # Sums only when every shard was wholly read: one that answered but was refused a needed read (its queue
+        # list, say) has a part missing, and a sum over part of the shards would look like calm.
+        merged = Totals.merged(totals) if complete and totals and len(totals) == len(self.shards) else None
         if self.sharded and merged is not None:  # every shard read: their sums (never a sum over part of them)
             samples += self._samples(SHARDS_TOTAL, Snapshot((), read[0][1].read_at, merged), series)
         self._say_no_metrics(totals)

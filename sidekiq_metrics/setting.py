@@ -81,5 +81,6 @@ def read_section(section: Sequence[Setting], env: Mapping[str, str], origins: di
                 values[setting.name] = setting.parse(raw, label)
                 origins[key] = label
             except ConfigError as exc:
+                exc.field = setting.name
                 errors.append(exc)
     return values

@@ -16,19 +16,22 @@ import re
 import socket
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from sidekiq_metrics.config import SETTINGS, load_settings
+from sidekiq_metrics.doctor import run_doctor
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.job_payload import latency
+from sidekiq_metrics.redact import MIN_PREFIX
 from sidekiq_metrics.redis_target import RedisTarget
 from sidekiq_metrics.resp import Connection, RedisError
 from sidekiq_metrics.retry_after import retry_after
 from sidekiq_metrics.runner import Poller
-from support.redis_server import reader
+from support.redis_server import RedisServer, free_port, reader
 from support.sidekiq_data import push
 
 EXAMPLES = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None,
@@ -308,3 +311,42 @@ def test_any_host_or_header_value_is_a_setting_or_one_line_error(host, value):
         if settings_.otlp:
             for _, header in settings_.otlp.headers:
                 header.encode("latin-1")
+
+
+@pytest.fixture(scope="module")
+def locked_redis():
+    """A Redis whose only login is a password no generated URL has: every login of the property below is refused."""
+    server = RedisServer().start()
+    server.client().config_set("requirepass", "not-any-generated-pw-0")
+    yield server
+    server.cleanup()
+
+
+COMMON_USERS = ("default", "orders", "admin", "redis", "sidekiq", "metrics", "app", "user", "shard", "poll")
+
+
+@EXAMPLES
+@given(user=st.sampled_from(COMMON_USERS) | st.text(max_size=20),
+       password=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), min_size=MIN_PREFIX,
+                        max_size=40))
+def test_no_output_holds_a_urls_password_and_a_user_name_is_no_secret(locked_redis, user, password):
+    """Issue 32.12. Two shards whose URLs log in as `user` with `password`: the first refused its login by a real
+    Redis, the second with no Redis at its port. Nothing the emitter or `doctor` prints holds the password; the
+    shards' names, the heartbeat's and doctor's words stay whole whatever the user is called (Redis Cloud's user is
+    `default`), unless the password itself is among them."""
+    assume(password != "not-any-generated-pw-0")
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}@"
+    env = {"REDIS_URL": f"redis://{auth}127.0.0.1:{locked_redis.port}/0",
+           "ORDERS_URL": f"redis://{auth}127.0.0.1:{free_port()}/0",
+           "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,orders:ORDERS_URL", "DYNO": "web.1"}
+    out, err, report = io.StringIO(), io.StringIO(), io.StringIO()
+    Poller(load_settings(env), out, err).poll()
+    run_doctor(env, {}, report)
+    printed = out.getvalue() + err.getvalue() + report.getvalue()
+    assert password not in printed and quote(password, safe="") not in printed
+    expected = ("sidekiq-metrics: poll failed (shard default): Redis at 127.0.0.1:",
+                "refused the login (WRONGPASS)", "sidekiq-metrics: poll failed (shard orders): cannot connect",
+                "sample#sidekiq:default.metrics.up=0", "ok    shard variables = default:REDIS_URL=redis://***@")
+    if not any(password[:MIN_PREFIX] in phrase for phrase in expected):  # else masking them is right
+        assert all(phrase in printed for phrase in expected), printed
+        event("the phrases were checked")

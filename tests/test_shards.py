@@ -10,10 +10,12 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 
 import pytest
 
 from sidekiq_metrics.config import load_settings
+from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.metrics import Measurements
 from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.prometheus import render
@@ -22,7 +24,7 @@ from sidekiq_metrics.runner import Poller
 from support.commands import ROOT, Polling, cli, l2met_polls, parse_l2met, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.fault_proxy import FaultProxy
-from support.redis_server import RedisServer, wait_until
+from support.redis_server import RedisServer, monitored, wait_until
 from support.sidekiq_data import seed
 
 NAMES = ("default", "orders", "mail")
@@ -151,12 +153,14 @@ def test_a_process_type_whose_queues_span_two_shards_scales_on_the_worst_of_them
                         SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX="2", SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS="1",
                         HEROKU_API_TOKEN=api.token, HEROKU_APP_NAME=api.app, SIDEKIQ_METRICS_HEROKU_API_URL=api.url)
         proc = spawn("run", env=env)
-        try:
-            assert wait_until(lambda: api.patches() == [2], 10), api.patches()
+        said = stderr_lines(proc)
+        try:  # (the change is said after Heroku had it: wait for the line, not for the PATCH)
+            assert wait_until(lambda: any("from=1 to=2" in line for line in said), 10), said
         finally:
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=5)
-        change = next(line for line in err.splitlines() if "from=1 to=2" in line)
+            proc.wait(5)
+        assert api.patches() == [2]
+        change = next(line for line in said if "from=1 to=2" in line)
         assert float(re.search(r"latency=([0-9.]+)", change)[1]) >= 100 and "backlog=4" in change
     finally:
         api.close()
@@ -292,3 +296,295 @@ def test_simulate_reads_a_sharded_recording_in_either_format_as_autoscaling_name
         "SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default,orders:urgent",
         "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "3", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "1"})
     assert result.returncode == 0 and "scale type=worker from=1 to=2" in result.stdout and "backlog=5" in result.stdout
+
+
+def test_a_user_named_default_is_no_secret_but_every_password_stays_masked(shards):
+    """Redis Cloud's URLs are redis://default:pw@host. The user's name is a common word (here also a shard's and a
+    queue's): the failure line names the shard `default`, autoscaling names the queue `default`; no password shows."""
+    api = FakePlatformApi(formation={"worker": 1})
+    orders = shards["orders"]
+    orders.client().config_set("requirepass", "pw-4c3b2a")
+    shards["default"].stop()  # the shard named default is down: its failure line names it
+    urls = {"default": f"redis://default:pw-9f8e7d@127.0.0.1:{shards['default'].port}/0",
+            "orders": f"redis://default:pw-4c3b2a@127.0.0.1:{orders.port}/0"}
+    env = shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3", SIDEKIQ_METRICS_AUTOSCALE="worker",
+                    SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES="default,mailers", SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX="2",
+                    HEROKU_API_TOKEN=api.token, HEROKU_APP_NAME=api.app, SIDEKIQ_METRICS_HEROKU_API_URL=api.url)
+    try:
+        run = Polling(env)
+        run.wait(2)
+        lines, err = run.stop()
+    finally:
+        api.close()
+    assert "poll failed (shard default): cannot connect to Redis at 127.0.0.1:" in err, err
+    assert "on the latency of default,mailers" in err, err
+    assert "pw-9f8e7d" not in err + "\n".join(lines) and "pw-4c3b2a" not in err + "\n".join(lines)
+    assert "sample#sidekiq:default.metrics.up=0" in "\n".join(lines) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("leftover", [
+    {"REDIS_PROVIDER": "redis://:pw-9f8e7d@127.0.0.1:1/0"},  # the URL pasted where its variable's name belongs
+    {"SIDEKIQ_METRICS_REDIS_URL": "http://:pw-9f8e7d@nowhere/0"},
+    {"SIDEKIQ_METRICS_REDIS_URL": "redis://127.0.0.1:1/0?ssl_cert_reqs=required"},
+])
+def test_the_settings_not_read_with_shards_are_not_read(shards, leftover):
+    """Issue 32.13: with SIDEKIQ_METRICS_SHARDS set, each shard's URL comes from its variable; what would name the one
+    Redis without shards is not read, so a leftover of it neither stops the emitter nor shows in `doctor`."""
+    seed(shards["orders"].client(), {"urgent": (1.0, 2)})
+    env = shard_env({name: shards[name].url for name in ("default", "orders")}, **leftover)
+    result = cli("run", "--once", env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert parse_l2met(result.stdout)["sample#sidekiq:all.enqueued"] == "2"
+    report = cli("doctor", env={**env, "DYNO": "web.1"})
+    assert report.returncode == 0 and "FAIL" not in report.stdout, report.stdout
+    assert f"ok    redis url = {shards['default'].url} (REDIS_URL, the first shard's)" in report.stdout
+    assert "pw-9f8e7d" not in report.stdout + result.stderr
+
+
+@pytest.mark.parametrize("shards_value", ["default:REDIS_URL,orders:ORDERS_URL", "default:REDIS_URL,Orders!:X"])
+def test_doctor_probes_no_stand_in_while_a_shard_is_unknown(shards, shards_value):
+    """A shard whose URL is unknown (its variable unset, or the setting refused) is said once, and no Redis is
+    probed in its place: not localhost, nor the one Redis URL that SIDEKIQ_METRICS_SHARDS leaves unread."""
+    result = cli("doctor", env={"REDIS_URL": shards["default"].url, "SIDEKIQ_METRICS_SHARDS": shards_value,
+                                "DYNO": "web.1"})
+    assert result.returncode == 1 and "FAIL  SIDEKIQ_METRICS_SHARDS " in result.stdout, result.stdout
+    assert "FAIL  not checked: the shards are not all known (see Configuration above)" in result.stdout
+    assert "redis url =" not in result.stdout and "Redis answers" not in result.stdout
+
+
+def stderr_lines(proc: subprocess.Popen[str]) -> list[str]:
+    """The process's stderr lines as they come (read by a thread of their own), to wait for one."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _autoscaling(api: FakePlatformApi, queues: str, **env: str) -> dict[str, str]:
+    return {"SIDEKIQ_METRICS_AUTOSCALE": "worker", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": queues,
+            "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "3", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "1",
+            "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url, **env}
+
+
+@pytest.mark.parametrize("queues", ["ordrs:urgent", "default,mail:urgent", "orders:"])
+def test_autoscaling_on_a_shard_that_is_not_listed_is_refused_at_start_and_by_doctor(shards, queues):
+    """Issue 32.9: a typo in a shard's name made its queue unknown, hence empty, and the type scaled down while the
+    real queue's jobs waited. It is refused: `run` exits 2 with one line, `doctor` fails on it."""
+    api = FakePlatformApi(formation={"worker": 3})
+    try:
+        env = shard_env({name: shards[name].url for name in ("default", "orders")}, **_autoscaling(api, queues))
+        result = cli("run", env=env, timeout=10)
+        report = cli("doctor", env={**env, "DYNO": "web.1"})
+    finally:
+        api.close()
+    assert result.returncode == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("sidekiq-metrics: SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES names ")
+    assert "SIDEKIQ_METRICS_SHARDS lists default, orders" in result.stderr, result.stderr
+    assert report.returncode == 1 and "FAIL  SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES names " in report.stdout
+    assert api.patches() == []
+
+
+def test_the_first_shard_named_by_its_name_is_its_queue_not_an_unknown_one(shards):
+    """Issue 32.9: `default:urgent`, the first shard named by its name, is the queue `urgent` of that shard (its
+    readings are named without it), so its latency scales the type up; never an unknown queue, read as empty."""
+    api = FakePlatformApi(formation={"worker": 1})
+    seed(shards["default"].client(), {"urgent": (100.0, 3)})
+    env = shard_env({name: shards[name].url for name in ("default", "orders")}, SIDEKIQ_METRICS_INTERVAL="0.5",
+                    **_autoscaling(api, "default:urgent,orders:urgent"))
+    proc = spawn("run", env=env)
+    said = stderr_lines(proc)
+    try:
+        assert wait_until(lambda: any("from=1 to=2" in line for line in said), 10), said  # (it is said after the PATCH)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+        api.close()
+    assert api.patches() == [2] and any("on the latency of urgent,orders:urgent" in line for line in said), said
+    change = next(line for line in said if "from=1 to=2" in line)
+    assert float(re.search(r"latency=([0-9.]+)", change)[1]) >= 100 and "backlog=3" in change
+
+
+def test_no_sums_while_a_shard_that_answers_was_not_wholly_read(shards):
+    """Issue 32.10: the orders shard answers, but its user may not read the queue list (SMEMBERS). Its up is 0, and
+    no `sidekiq:all.*` sum is printed: a sum over the other shard alone would hide its waiting queue."""
+    orders = shards["orders"]
+    seed(shards["default"].client(), {"default": (1.0, 2)})
+    seed(orders.client(), {"urgent": (500.0, 4)})
+    orders.client().acl_setuser("reader", enabled=True, passwords=["+reader-pw-7e6d"], keys=["*"],
+                                commands=["+@all", "-smembers"])
+    urls = {"default": shards["default"].url, "orders": f"redis://reader:reader-pw-7e6d@127.0.0.1:{orders.port}/0"}
+    for output in ("l2met", "json"):
+        result = cli("run", "--once", env=shard_env(urls, SIDEKIQ_METRICS_OUTPUT=output))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        if output == "json":
+            assert "all" not in json.loads(result.stdout).get("shards", {}), result.stdout
+            continue
+        seen = parse_l2met(result.stdout)
+        assert seen["sample#sidekiq:orders.metrics.up"] == "0" and seen["sample#sidekiq.metrics.up"] == "0"
+        assert seen["sample#sidekiq:default.metrics.up"] == "1" and seen["sample#sidekiq.default.size"] == "2"
+        assert [key for key in seen if key.startswith("sample#sidekiq:all.")] == [], result.stdout
+
+
+SAME_REDIS = "poll failed (shard orders): it is the same Redis as the shard 'default'"
+
+
+def test_one_redis_under_two_names_is_refused_at_the_first_poll(shards):
+    """Issue 32.11: 127.0.0.1 for one shard, localhost for the other; host text cannot tell, INFO's run_id can. The
+    later shard is not read (its up 0, no sums): one job is never counted twice. `doctor` fails on it."""
+    default = shards["default"]
+    seed(default.client(), {"default": (1.0, 1)})
+    urls = {"default": default.url, "orders": f"redis://localhost:{default.port}/0"}
+    result = cli("run", "--once", env=shard_env(urls))
+    seen = parse_l2met(result.stdout)
+    assert result.returncode == 1 and SAME_REDIS in result.stderr, result.stderr
+    assert seen["sample#sidekiq.enqueued"] == "1" and seen["sample#sidekiq:default.metrics.up"] == "1"
+    assert seen["sample#sidekiq:orders.metrics.up"] == "0" and seen["sample#sidekiq.metrics.up"] == "0"
+    assert not any(key.startswith(("sample#sidekiq:all.", "sample#sidekiq:orders.enqueued")) for key in seen)
+    report = cli("doctor", env={**shard_env(urls), "DYNO": "web.1"})
+    assert report.returncode == 1 and f"FAIL  sidekiq-metrics: {SAME_REDIS}" in report.stdout, report.stdout
+    # Two databases of one server are two shards: their jobs are not the same.
+    other_db = cli("run", "--once", env=shard_env({"default": default.url, "orders": f"redis://localhost:{default.port}/1"}))
+    assert other_db.returncode == 0 and parse_l2met(other_db.stdout)["sample#sidekiq:all.enqueued"] == "1"
+
+
+def test_a_shard_that_reconnects_to_another_shards_redis_is_refused_until_it_is_back(shards):
+    """Issue 32.11: the orders shard's name (a proxy here, DNS or a failover in life) leads to the default shard's
+    Redis after a reconnect: refused from that poll on, and read again once it leads back to its own."""
+    default, orders = shards["default"], shards["orders"]
+    seed(default.client(), {"default": (1.0, 1)})
+    seed(orders.client(), {"urgent": (1.0, 2)})
+    proxy = FaultProxy(orders.port)
+    run = Polling(shard_env({"default": default.url, "orders": proxy.url}, SIDEKIQ_METRICS_INTERVAL="0.3"))
+    try:
+        run.wait(2)
+        before = len(l2met_polls(run.lines))
+        proxy.upstream_port = default.port
+        proxy.mode = "reset"  # the orders connection ends; the next one reaches the default shard's Redis
+        run.wait(1)
+        proxy.mode = "pass"
+        turned = len(l2met_polls(run.lines))
+        run.wait(3)
+        moved = l2met_polls(run.lines)[turned + 1:]
+        proxy.upstream_port, proxy.mode = orders.port, "reset"
+        run.wait(1)
+        proxy.mode = "pass"
+        run.wait(3)
+        back = l2met_polls(run.lines)[-2:]
+    finally:
+        _, err = run.stop()
+        proxy.close()
+    healthy = l2met_polls(run.lines)[:before]
+    assert all(p["sample#sidekiq:all.enqueued"] == "3" for p in healthy) and len(healthy) >= 2
+    assert len(moved) >= 2, err
+    for poll in moved:
+        assert poll["sample#sidekiq:orders.metrics.up"] == "0" and "sample#sidekiq:all.enqueued" not in poll, poll
+        assert poll["sample#sidekiq.enqueued"] == "1"
+    assert all(p["sample#sidekiq:all.enqueued"] == "3" and p["sample#sidekiq.metrics.up"] == "1" for p in back), back
+    assert SAME_REDIS in err and "Traceback" not in err
+
+
+def test_the_server_of_a_shard_is_asked_once_a_connection_not_every_poll(shards):
+    """Issue 32.11, its cost: INFO server (the run_id) once for each connection, never on every poll."""
+    urls = {name: shards[name].url for name in ("default", "orders")}
+    with monitored(shards["default"]) as default_seen, monitored(shards["orders"]) as orders_seen:
+        run = Polling(shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.2"))
+        run.wait(5)
+        run.stop()
+    for seen in (default_seen, orders_seen):
+        assert seen.count("INFO server") == 1, seen[:20]
+        assert sum(command.startswith("SMEMBERS") for command in seen) >= 5
+
+
+def test_a_shard_whose_user_may_not_ask_info_is_read_and_the_doubt_said_once(shards):
+    """Issue 32.11: an ACL that refuses INFO must not fail the poll. Whether that shard is another's Redis cannot be
+    told then: it is read as its own shard (the host check at start still holds), and one line says so."""
+    orders = shards["orders"]
+    seed(orders.client(), {"urgent": (1.0, 2)})
+    orders.client().acl_setuser("reader", enabled=True, passwords=["+reader-pw-7e6d"], keys=["*"],
+                                commands=["+@all", "-info"])
+    urls = {"default": shards["default"].url, "orders": f"redis://reader:reader-pw-7e6d@127.0.0.1:{orders.port}/0"}
+    run = Polling(shard_env(urls, SIDEKIQ_METRICS_INTERVAL="0.3"))
+    run.wait(3)
+    lines, err = run.stop()
+    polls = l2met_polls(lines)
+    assert all(p["sample#sidekiq.metrics.up"] == "1" and p["sample#sidekiq:all.enqueued"] == "2" for p in polls)
+    assert err.count("cannot tell whether the shard orders is the same Redis as another") == 1, err
+    assert "reader-pw-7e6d" not in err
+
+
+# Attacks on the fixes above, as a customer's production would make them; each kept as a test.
+
+def test_a_shard_down_at_start_is_known_by_its_server_once_it_answers(shards):
+    """The orders shard is down at start, so its server is unknown; when its name then leads to the default shard's
+    Redis it is refused, and when its own Redis comes up it is read, with the sums."""
+    default, orders = shards["default"], shards["orders"]
+    seed(default.client(), {"default": (1.0, 1)})
+    seed(orders.client(), {"urgent": (1.0, 2)})
+    orders.stop()
+    proxy = FaultProxy(orders.port)
+    run = Polling(shard_env({"default": default.url, "orders": proxy.url}, SIDEKIQ_METRICS_INTERVAL="0.3"))
+    try:
+        run.wait(2)
+        down = len(l2met_polls(run.lines))
+        proxy.upstream_port = default.port
+        run.wait(3)
+        elsewhere = len(l2met_polls(run.lines))
+        proxy.upstream_port, proxy.mode = orders.port, "reset"
+        orders.start()  # (empty: it keeps nothing on disk)
+        seed(orders.client(), {"urgent": (1.0, 2)})
+        run.wait(1)
+        proxy.mode = "pass"
+        run.wait(3)
+    finally:
+        _, err = run.stop()
+        proxy.close()
+    polls = l2met_polls(run.lines)
+    assert all(p["sample#sidekiq:orders.metrics.up"] == "0" and "sample#sidekiq:all.enqueued" not in p
+               for p in polls[:elsewhere]), polls[:elsewhere]
+    assert SAME_REDIS in err and "Traceback" not in err and elsewhere > down
+    assert all(p["sample#sidekiq:all.enqueued"] == "3" for p in polls[-2:]), polls[-2:]
+
+
+def test_one_redis_by_its_unix_socket_and_by_tcp_is_one_redis(tmp_path):
+    """Odd URLs: a socket path and a TCP address share no text at all; the run_id still tells one server."""
+    socket_path = tmp_path / "redis.sock"
+    server = RedisServer("--unixsocket", str(socket_path)).start()
+    try:
+        urls = {"default": f"unix://{socket_path}?db=0", "orders": server.url}
+        result = cli("run", "--once", env=shard_env(urls))
+    finally:
+        server.cleanup()
+    assert result.returncode == 1 and SAME_REDIS in result.stderr, result.stderr
+    assert parse_l2met(result.stdout)["sample#sidekiq:default.metrics.up"] == "1"
+
+
+def test_odd_queue_names_in_autoscaling_with_shards():
+    """A queue whose name holds a colon: another shard's (`orders:a:b`), and the first shard's, by its name
+    (`default:low:priority`); a repeat by two spellings is one queue; a shard name is matched as written."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "ORDERS_URL": "redis://127.0.0.1:2/0",
+           "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,orders:ORDERS_URL", "SIDEKIQ_METRICS_AUTOSCALE": "worker",
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "2", "HEROKU_API_TOKEN": "tok", "HEROKU_APP_NAME": "shop"}
+    rule = load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES":
+                          "default:low:priority,orders:a:b,critical,default:critical"}).autoscale.rules[0]
+    assert rule.queues == ("low:priority", "orders:a:b", "critical")
+    listed = load_settings({**env, "SIDEKIQ_METRICS_QUEUES": "critical", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES":
+                            "default:critical,orders:critical"}).autoscale.rules[0]
+    assert listed.queues == ("critical", "orders:critical")
+    for queues in ("Orders:urgent", ":urgent", "low:priority"):
+        with pytest.raises(ConfigError, match="SIDEKIQ_METRICS_SHARDS lists default, orders"):
+            load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": queues})
+    # Without shards a colon is part of a queue's name, as ever.
+    alone = {k: v for k, v in env.items() if k not in ("SIDEKIQ_METRICS_SHARDS", "ORDERS_URL")}
+    assert load_settings({**alone, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "ordrs:urgent"}).autoscale.rules[0] \
+        .queues == ("ordrs:urgent",)
+
+
+def test_the_redis_url_flag_is_not_read_with_shards_either(shards):
+    urls = {name: shards[name].url for name in ("default", "orders")}
+    result = cli("run", "--once", "--redis-url", "http://nowhere/0", env=shard_env(urls))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert parse_l2met(result.stdout)["sample#sidekiq:all.enqueued"] == "0"

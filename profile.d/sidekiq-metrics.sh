@@ -16,13 +16,14 @@
 #   DYNO equals SIDEKIQ_METRICS_DYNO (default web.1), or SIDEKIQ_METRICS_DYNO names a process type (web)
 #     and DYNO is one of its dynos (web.3): then every such dyno runs an emitter and a Redis lease
 #     elects the one that polls (SIDEKIQ_METRICS_LEASE, set for the supervisor alone),
-#   a Redis URL is configured (SIDEKIQ_METRICS_REDIS_URL, the variable REDIS_PROVIDER names, or REDIS_URL),
+#   a Redis is configured (SIDEKIQ_METRICS_SHARDS, SIDEKIQ_METRICS_REDIS_URL, the variable REDIS_PROVIDER
+#     names, or REDIS_URL),
 #   SIDEKIQ_METRICS_DISABLE is unset or empty.
 # The rule, as config.why_no_emitter states it too (a test holds the two equal): blank is unset.
 [[ "${SIDEKIQ_METRICS_DISABLE:-}" == *[![:space:]]* || ("${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}" &&
 	"${DYNO:-}" != "${SIDEKIQ_METRICS_DYNO:-web.1}".[0-9]*) ]] || (
 	set +e +u
-	if [[ "${SIDEKIQ_METRICS_REDIS_URL:-}${REDIS_URL:-}" != *[![:space:]]* ]]; then
+	if [[ "${SIDEKIQ_METRICS_SHARDS:-}${SIDEKIQ_METRICS_REDIS_URL:-}${REDIS_URL:-}" != *[![:space:]]* ]]; then
 		provider="${REDIS_PROVIDER:-}"
 		provider="${provider#"${provider%%[![:space:]]*}"}" # trimmed, as Sidekiq and config.py read it
 		provider="${provider%"${provider##*[![:space:]]}"}"

@@ -74,6 +74,8 @@ def why_no_emitter(env: Mapping[str, str]) -> list[NoEmitter]:
                                              "does (SIDEKIQ_METRICS_DYNO)"))
     provider = env.get("REDIS_PROVIDER", "").strip()
     named = provider and (not VARIABLE_NAME.fullmatch(provider) or env.get(provider, "").strip())
-    if not (env.get("SIDEKIQ_METRICS_REDIS_URL", "").strip() or env.get("REDIS_URL", "").strip() or named):
+    # With shards, they are the Redis configuration (the emitter says what is wrong with them, if anything).
+    configured = ("SIDEKIQ_METRICS_SHARDS", "SIDEKIQ_METRICS_REDIS_URL", "REDIS_URL")
+    if not (any(env.get(name, "").strip() for name in configured) or named):
         reasons.append(NoEmitter(NO_REDIS, "no Redis URL is configured: the hook starts the emitter only with one"))
     return reasons

@@ -58,6 +58,7 @@ environments = st.fixed_dictionaries(
               "SIDEKIQ_METRICS_REDIS_URL": url, "REDIS_URL": url,
               "REDIS_PROVIDER": blank | st.sampled_from(["REDISCLOUD_URL", " REDISCLOUD_URL ", "redis://x", "9NAME",
                                                          "MISSING_URL", "LONG_" * 30 + "URL"]),
+              "SIDEKIQ_METRICS_SHARDS": blank | st.just("default:REDISCLOUD_URL,orders:LONG_URL"),
               "LONG_" * 30 + "URL": url,
               "REDISCLOUD_URL": url})
 
@@ -79,3 +80,12 @@ def test_naming_a_process_type_starts_a_leased_emitter_on_each_of_its_dynos(home
     env = {"REDIS_URL": "redis://h:1/0", "SIDEKIQ_METRICS_DYNO": "web"}
     assert [hook_run(home, {**env, "DYNO": d}) for d in ("web.1", "web.7", "worker.1")] == ["1", "1", None]
     assert hook_run(home, {**env, "SIDEKIQ_METRICS_DYNO": "web.1", "DYNO": "web.1"}) == ""
+
+
+def test_shards_without_redis_url_start_the_emitter(home):
+    """Found in review of issue 32: with SIDEKIQ_METRICS_SHARDS naming every Redis (`default:REDISCLOUD_URL`) and no
+    REDIS_URL, the hook started nothing, silently. The shards are the Redis configuration then; the emitter itself
+    says in one line what is wrong with them, as it does for a REDIS_PROVIDER that is no variable's name."""
+    env = {"DYNO": "web.1", "SIDEKIQ_METRICS_SHARDS": "default:REDISCLOUD_URL", "REDISCLOUD_URL": "redis://h:1/0"}
+    assert hook_starts(home, env)
+    assert why_no_emitter(env) == []

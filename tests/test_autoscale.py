@@ -47,12 +47,31 @@ def autoscale_env(url: str, api: FakePlatformApi, **rule: str) -> dict[str, str]
 
 
 def run_for(seconds: float, env: dict[str, str]) -> tuple[str, str]:
+    """Run the emitter for `seconds` from when it says it is polling (a busy machine may take a while to start
+    Python; SIGTERM during its imports would end it by the signal, before its handlers are in place)."""
     proc = spawn("run", env=env)
+    out: list[str] = []
+    err: list[str] = []
+    polling = threading.Event()
+
+    def read(stream, lines: list[str]) -> None:  # noqa: ANN001
+        for line in stream:
+            lines.append(line)
+            if "polling" in line:
+                polling.set()
+
+    readers = [threading.Thread(target=read, args=(stream, lines), daemon=True)
+               for stream, lines in ((proc.stdout, out), (proc.stderr, err))]
+    for reader in readers:
+        reader.start()
+    polling.wait(30)
     time.sleep(seconds)
     proc.terminate()
-    out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    return out, err
+    proc.wait(10)
+    for reader in readers:
+        reader.join(10)
+    assert proc.returncode == 0, "".join(err)
+    return "".join(out), "".join(err)
 
 
 def decisions(err: str) -> list[str]:

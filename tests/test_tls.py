@@ -94,7 +94,10 @@ def test_a_tls_connection_is_kept_across_polls(tls_redis):
     finally:
         proc.terminate()
         proc.wait(5)
-    assert tls_redis.client().info("stats")["total_connections_received"] - before <= 2  # ours, and this INFO's
+    # Ours, and this INFO's; and one more for each poll that failed (a starved machine misses a 0.1 s deadline, and
+    # a timed-out connection is never reused), which is not what this test is about.
+    failed = sum("metrics.up=0" in text for _, text in lines)
+    assert tls_redis.client().info("stats")["total_connections_received"] - before <= 2 + failed
 
 
 def _tls_server(certs, name: str, password: str) -> RedisServer:

@@ -30,7 +30,13 @@ RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL'
 def unique_owner(name: str) -> str:
     """An owner of a lease that no other process shares: a dyno name and a pid are not enough (during Cedar's
     preboot two `web.1` containers run side by side, and their emitters can have the same pid)."""
-    return f"{name}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{printable(name)}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def printable(name: str) -> str:
+    """A name from the environment (DYNO, a host name) as one line of ASCII, escaped where it is not: bytes that are
+    not UTF-8 could not be sent to Redis, and a newline would start a line of its own in the logs."""
+    return ascii(name)[1:-1]
 
 
 class Lease:

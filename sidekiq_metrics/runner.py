@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED, REDIS_EVICTIONS
 from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, ConfigError, OutputFailed, OutputUnavailable, StopRequested
-from sidekiq_metrics.lease import Lease, unique_owner
+from sidekiq_metrics.lease import Lease, printable, unique_owner
 from sidekiq_metrics.line_writer import LineWriter, Stream
 from sidekiq_metrics.metrics import (
     SHARD,
@@ -69,7 +69,8 @@ def parse_interval(raw: str, label: str) -> float:
 # The loop's section: how often it polls, and whether only while elected.
 LOOP_SETTINGS = (
     Setting("interval", ("SIDEKIQ_METRICS_INTERVAL",), DEFAULT_INTERVAL,
-            f"seconds between polls; any number above 0, at most {MAX_INTERVAL:.0f}", parse_interval,
+            f"seconds between polls; any number above 0, at most {MAX_INTERVAL:.0f} (below about 0.05, half an "
+            "interval leaves Redis too little time to answer: polls fail, and a lease changes hands)", parse_interval,
             flag="--interval"),
     Setting("lease", ("SIDEKIQ_METRICS_LEASE",), False,
             "poll only while holding a lease in Redis (`sidekiq-metrics:lease`), so that of several emitters one "
@@ -77,6 +78,7 @@ LOOP_SETTINGS = (
             "Native Buildpack's process and `sidecar`, and with SIDEKIQ_METRICS_DYNO naming a process type",
             parse_bool, flag="--lease"),
 )
+READ_SHARE_OF_TERM = 0.9  # of the time a term has left: a poll's reads end within it, leaving time to print
 LAST_WORDS = 0.25  # seconds a stopping run gives its queued lines to be written (SIGTERM ends us within a second)
 
 
@@ -142,7 +144,9 @@ class Poller:
         self.shutdown = shutdown or Shutdown()
         self.outputs = build_outputs(settings, self.write_lines, self.log)
         self.counts = Counts(time.time())  # Sidekiq's totals, for their increases
-        self.in_term: Callable[[], bool] = lambda: True  # run --lease: whether this emitter may still print
+        # run --lease: seconds this emitter may still act for. A poll's reads end within them (cut off from Redis,
+        # its `up=0` is printed while the term lasts, not dropped after it) and its readings are printed only then.
+        self.term_left: Callable[[], float] = lambda: math.inf
         self._said_term_ended = False
         self._last_warning: str | None = None
         self._said_no_metrics = False
@@ -165,7 +169,8 @@ class Poller:
 
     def _read(self, shard: _ShardReader) -> Snapshot | RedisError | OSError:
         try:
-            snapshot = shard.reader.read(self.settings.queues, totals=self.settings.stats)
+            with shard.reader.connection.within(self.term_left() * READ_SHARE_OF_TERM):
+                snapshot = shard.reader.read(self.settings.queues, totals=self.settings.stats)
             if self.sharded:
                 self.identities.learn(shard.name, shard.reader.connection)
             return snapshot
@@ -328,6 +333,16 @@ class Poller:
             if isinstance(output, StandingBy):
                 output.stand_by()
 
+    def lease_terms(self, term_left: Callable[[], float]) -> None:
+        """From now on this emitter acts only within terms of holding the lease (run_elected): before the first,
+        it stands by; an output that serves readings to others serves them only while a term lasts, even when
+        nobody has noticed yet that it ended (a holder whose ask for the lease is still waiting on Redis)."""
+        self.term_left = term_left
+        for output in self.outputs:
+            if isinstance(output, StandingBy):
+                output.serve_while(lambda: term_left() > 0)
+        self.end_term()
+
     def flush(self) -> None:
         """Wait for the outputs that send in the background to send what they hold (`run --once`)."""
         for output in self.outputs:
@@ -335,7 +350,7 @@ class Poller:
                 self.log("otlp: the export was not sent before the timeout (OTEL_EXPORTER_OTLP_TIMEOUT)")
 
     def emit(self, measurements: Measurements) -> None:
-        if not self.in_term():  # paused or cut off during the poll: another may hold the lease by now
+        if self.term_left() <= 0:  # paused or cut off during the poll: another may hold the lease by now
             if not self._said_term_ended:
                 self._said_term_ended = True
                 self.log("the lease may have passed to another emitter during this poll: its readings are dropped")
@@ -424,7 +439,7 @@ class Election:
 
     def __init__(self, settings: Settings, log: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = os.environ.get("DYNO") or socket.gethostname()
+        self.name = printable(os.environ.get("DYNO") or socket.gethostname())
         self.lease = Lease(connect(settings), key_prefix(settings.namespace) + LEASE_KEY, unique_owner(self.name))
         self.ttl = 1.5 * settings.interval
         self.log = log
@@ -439,7 +454,11 @@ class Election:
 
     def in_term(self) -> bool:
         """True while this emitter may act: it holds the lease, and the lease cannot have run out yet."""
-        return self.term_ends is not None and self.clock() < self.term_ends
+        return self.term_left() > 0
+
+    def term_left(self) -> float:
+        """Seconds this emitter may still act for (0: none, it does not hold the lease)."""
+        return 0.0 if self.term_ends is None else max(0.0, self.term_ends - self.clock())
 
     def check(self) -> bool:
         """Take or renew the lease; True while this emitter holds it. When Redis cannot be asked, a holder goes
@@ -476,7 +495,7 @@ def run_elected(poller: Poller, election: Election, interval: float, shutdown: S
                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
     """Poll on the steady schedule of run_forever while this emitter holds the lease; ask for it every half
     interval, holding it or not, and sleep in between. Each term starts afresh (Poller.start_term)."""
-    poller.in_term = election.in_term
+    poller.lease_terms(election.term_left)
     next_poll = clock()
     holding = False
     try:

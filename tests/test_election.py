@@ -39,7 +39,7 @@ def candidates():
     started: list[Candidate] = []
 
     def start(name: str, url: str, **env: str) -> Candidate:
-        candidate = Candidate.emitter(name, REDIS_URL=url, SIDEKIQ_METRICS_INTERVAL=str(INTERVAL), **env)
+        candidate = Candidate.emitter(name, **{"REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": str(INTERVAL), **env})
         started.append(candidate)
         return candidate
 
@@ -218,3 +218,56 @@ def test_an_emitter_that_stands_by_serves_no_readings_on_its_prometheus_endpoint
     body = scrape()
     assert "sidekiq_" not in body, body
     assert "stands by" in body
+
+
+@pytest.mark.parametrize("phase", [0.1, 0.6])
+def test_a_holder_cut_off_from_redis_says_up_0_before_it_stands_down(r, proxies, candidates, phase):
+    """Found in review of issue 32: cut off, the holder's ask blocked half an interval, its poll then timed out after
+    its term had ended, and that poll's `up=0` was dropped as stale: `metrics.up` never went below 1, at any phase
+    of the interval. A poll's reads are bounded by the term's end, so the `up=0` comes while the term lasts."""
+    push(r, "default")
+    cut = proxies()
+    a = candidates("web.1", cut.url)
+    assert wait_until(lambda: len(a.polls()) >= 2, 15)
+    last = a.polls()[-1]
+    assert wait_until(lambda: a.polls(last + 0.01), 5)
+    time.sleep(phase * INTERVAL)
+    cut.mode = "partition"
+    cut_at = time.monotonic()
+    assert wait_until(lambda: a.said("stops polling"), 10)
+    stopped = a.said("stops polling")[0]
+    downs = [at for at, kind, line in a.lines if kind == "out" and "metrics.up=0" in line and cut_at <= at < stopped]
+    assert downs, a.lines[-12:]
+    time.sleep(2 * INTERVAL)
+    assert a.polls(stopped + 0.3) == []
+
+
+def test_a_holder_cut_off_serves_no_readings_once_its_term_may_have_ended(r, proxies, candidates):
+    """Found in review of issue 32: cut off, a holder's Prometheus endpoint served its last readings (`up 1`) for
+    seconds after another emitter took over, until its blocked ask for the lease returned."""
+    import urllib.request
+
+    from support.redis_server import free_port
+
+    push(r, "default")
+    cut, port = proxies(), free_port()
+    a = candidates("web.1", cut.url, SIDEKIQ_METRICS_OUTPUT="prometheus,l2met",
+                   SIDEKIQ_METRICS_PROMETHEUS_PORT=str(port), SIDEKIQ_METRICS_INTERVAL="4")
+    assert wait_until(lambda: a.polls(), 15)
+    cut.mode = "partition"
+    time.sleep(1.5 * 4)  # past any term that began before the cut (1.35 intervals)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    assert "sidekiq_" not in body and "stands by" in body, body
+
+
+@pytest.mark.parametrize("dyno", ["web\udcff.1", "web.1\nsample#sidekiq.default.size=999"])
+def test_an_odd_dyno_name_still_holds_the_lease_and_says_so_on_one_line(r, redis_server, candidates, dyno):
+    """Found in review of issue 32: a DYNO that is not UTF-8 could never hold the lease (its owner could not be
+    sent: "unexpected reply from Redis ... not RESP"), and one with a newline forged a metric line on stderr."""
+    push(r, "default")
+    a = candidates(dyno, redis_server.url)
+    assert wait_until(lambda: a.polls(), 15)
+    took = [line for _, kind, line in a.lines if kind == "err" and "took the lease" in line]
+    assert len(took) == 1 and took[0].startswith("sidekiq-metrics: web")
+    assert not [line for _, kind, line in a.lines if kind == "err" and line.startswith("sample#")]

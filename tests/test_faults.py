@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -398,13 +399,21 @@ def test_a_server_that_echoes_a_refused_login_never_shows_the_password():
 def silent_dns(tmp_path):
     """A name server that takes every query and never answers, as resolv.conf of a mount namespace of the
     emitter's own: the command prefix that runs a program there."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.77", 53))
-    tcp = socket.socket()
-    tcp.bind(("127.0.0.77", 53))
+    # Port 53 of an address of the loopback range that no other test holds (two xdist workers may run the tests
+    # that use it at once).
+    for _ in range(100):
+        address = f"127.77.{random.randrange(256)}.{random.randrange(1, 255)}"
+        udp, tcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket()
+        try:
+            udp.bind((address, 53))
+            tcp.bind((address, 53))
+            break
+        except OSError:
+            udp.close()
+            tcp.close()
     tcp.listen()
     conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver 127.0.0.77\noptions timeout:5 attempts:2\n")  # glibc's defaults: 10 s a lookup
+    conf.write_text(f"nameserver {address}\noptions timeout:5 attempts:2\n")  # glibc's defaults: 10 s a lookup
     prefix = ["unshare", "--mount", "bash", "-c", f'mount --bind "{conf}" /etc/resolv.conf && exec "$@"', "dns"]
     # The stand-in first: a plain lookup there must hang, as against a real silent name server.
     probe = subprocess.Popen([*prefix, "python3", "-c", "import socket; socket.getaddrinfo('x.silent-dns.test', 1)"])

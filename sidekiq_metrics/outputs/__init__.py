@@ -38,6 +38,8 @@ class StandingBy(Protocol):
 
     def stand_by(self) -> None: ...
 
+    def serve_while(self, serving: Callable[[], bool]) -> None: ...
+
 
 @runtime_checkable
 class Flushing(Protocol):

@@ -18,7 +18,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
@@ -84,6 +84,7 @@ def counters(counts: list[Count]) -> list[Sample]:
 
 
 PATH = "/metrics"
+STANDING_BY = b"# this emitter stands by: another holds the lease (SIDEKIQ_METRICS_LEASE)\n"
 Request = socket.socket | tuple[bytes, socket.socket]  # socketserver's _RequestType
 Address = tuple[str, int] | str  # socketserver's _AddressType, as a listening TCP server sees its clients
 MAX_CLIENTS = 8  # scrapers at once; more are closed at once (a scraper is one or two Prometheus servers)
@@ -151,6 +152,7 @@ class PrometheusOutput:
         self.prefix = prefix
         self.counts = Counts(time.time())  # our own increases (failed polls, a job class's runs) as counters
         self.body = b"# no poll yet\n"
+        self.serving: Callable[[], bool] = lambda: True
         output = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -178,7 +180,7 @@ class PrometheusOutput:
                 if self.path.split("?", 1)[0] != PATH:
                     self.send_error(404, f"the metrics are at {PATH}")
                     return
-                body = output.body
+                body = output.body if output.serving() else STANDING_BY
                 self.send_response(200)
                 self.send_header("Content-Type", CONTENT_TYPE)
                 self.send_header("Content-Length", str(len(body)))
@@ -199,7 +201,10 @@ class PrometheusOutput:
 
     def stand_by(self) -> None:
         # No series at all, rather than the last poll frozen: another emitter's endpoint serves the readings now.
-        self.body = b"# this emitter stands by: another holds the lease (SIDEKIQ_METRICS_LEASE)\n"
+        self.body = STANDING_BY
+
+    def serve_while(self, serving: Callable[[], bool]) -> None:
+        self.serving = serving
 
     def emit(self, measurements: Measurements, at: float) -> None:
         self.body = render(self.prefix, [s for s in measurements if s.metric.kind is not Kind.DELTA]

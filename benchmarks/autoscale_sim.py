@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/autoscale_sim.py [--seeds 5] [--shape burst] [--policy plain]
 
 Not the product and not part of the test run: a discrete-event simulation of one Heroku process
-type running Sidekiq, driven by the product's own `Policy` (sidekiq_metrics.autoscale) exactly as
+type running Sidekiq, driven by the product's own `Policy` (sidekiq_metrics.autoscale.scaler) exactly as
 the autoscaler drives it. Jobs arrive by a trace (a Poisson process whose rate follows the shape),
 wait in one FIFO queue, and run on the threads of the dynos that are up: the thread idle the
 longest takes the next job, as Redis serves BRPOP's waiting clients. Every 30 s a poll reads
@@ -35,10 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState
-from sidekiq_metrics.autoscale_settings import ScalingRule
-from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk
-from sidekiq_metrics.stopped_dynos import EVIDENCE, StopWatch
+from sidekiq_metrics.autoscale.jobs_at_risk import RunningJob, at_risk
+from sidekiq_metrics.autoscale.scaler import Decision, Policy, Reading, TypeState
+from sidekiq_metrics.autoscale.settings import ScalingRule
+from sidekiq_metrics.autoscale.stopped_dynos import EVIDENCE, StopWatch
 
 THREADS = 10  # Sidekiq's concurrency on each dyno
 BOOT = 20.0  # seconds from a scale-up until the new dyno takes jobs (Heroku: about 10-30 s)

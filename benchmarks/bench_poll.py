@@ -26,10 +26,10 @@ from pathlib import Path
 import redis
 
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.redis_target import parse_redis_url
-from sidekiq_metrics.resp import Connection
-from sidekiq_metrics.runner import Poller
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.loop.poll import Poller
+from sidekiq_metrics.redis.resp import Connection
+from sidekiq_metrics.redis.target import parse_redis_url
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' helpers, as `support`
 from support.otlp_receiver import OtlpReceiver  # noqa: E402
@@ -218,7 +218,7 @@ def large_job_costs(url: str, r: redis.Redis, sizes_mb: tuple[int, ...] = (1, 5,
     """For one queue whose oldest job (as Sidekiq writes it) weighs N MB: Redis's time to scan it inside
     our script, and to hand it over with LINDEX; then what our poll does from its second read on (the
     script for jobs up to LARGE_JOB, LINDEX above): its Redis time and the bytes it moves."""
-    from sidekiq_metrics.queue_scan import SCRIPT as QUEUE_SCAN
+    from sidekiq_metrics.sidekiq.queue_scan import SCRIPT as QUEUE_SCAN
 
     rows = []
     for mb in sizes_mb:
@@ -260,7 +260,7 @@ def print_large_jobs(rows: list[tuple]) -> None:
 
 def seed_job_metrics(r: redis.Redis, classes: int, minute: int) -> None:
     """One minute of Sidekiq 8's execution metrics for `classes` job classes, as its tracker writes them."""
-    from sidekiq_metrics.job_metrics import histogram_keys, minute_keys
+    from sidekiq_metrics.sidekiq.job_metrics import histogram_keys, minute_keys
 
     pipe = r.pipeline(transaction=False)
     key = minute_keys(minute)[1]
@@ -277,7 +277,7 @@ def seed_job_metrics(r: redis.Redis, classes: int, minute: int) -> None:
 def job_metrics_costs(url: str, r: redis.Redis, runs: int) -> list[tuple[int, float, float, float, int]]:
     """A whole poll of the queues already seeded, with job metrics: when no minute completes, and when one
     does with 50 or 500 classes. Per count: (classes, ms without, ms with a minute, extra ms, extra bytes)."""
-    from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader
+    from sidekiq_metrics.sidekiq.job_metrics import GRACE, JobMetricsReader
 
     minute = int(time.time() // 60) - 30
     out = []

@@ -15,12 +15,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sidekiq_metrics.autoscale_settings import AUTOSCALE_APP_SETTINGS, AUTOSCALE_RULE_SETTINGS
+from sidekiq_metrics.autoscale.settings import AUTOSCALE_APP_SETTINGS, AUTOSCALE_RULE_SETTINGS
 from sidekiq_metrics.catalogue import CATALOGUE, Kind, Metric
 from sidekiq_metrics.config import SETTINGS
 from sidekiq_metrics.outputs.otlp import UNITS, otel_name
 from sidekiq_metrics.outputs.otlp_settings import OTLP_SETTINGS
-from sidekiq_metrics.redis_target import REDIS_URL
+from sidekiq_metrics.redis.target import REDIS_URL
 from sidekiq_metrics.setting import Setting
 
 DOCS = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ import click
 from sidekiq_metrics import __version__
 from sidekiq_metrics.config import SETTINGS, Settings, load_settings
 from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
-from sidekiq_metrics.redis_target import REDIS_URL
+from sidekiq_metrics.redis.target import REDIS_URL
 from sidekiq_metrics.setting import Setting
 
 
@@ -78,7 +78,7 @@ def _usable_streams() -> None:
 @click.option("--once", is_flag=True, help="Poll once, print, and exit (status 1 if Redis cannot be read).")
 def run(once: bool, **flags: object) -> None:
     """Poll Sidekiq every interval and report to the chosen outputs (l2met lines on stdout by default)."""
-    from sidekiq_metrics.runner import run as run_loop
+    from sidekiq_metrics.loop.poll import run as run_loop
 
     sys.exit(run_loop(resolve_settings(flags), once=once))
 
@@ -87,7 +87,7 @@ def run(once: bool, **flags: object) -> None:
 @settings_options
 def doctor(**flags: object) -> None:
     """Check the set-up, one line a check, with the fix for each problem. Exit 1 if the emitter would not work."""
-    from sidekiq_metrics.doctor import run_doctor
+    from sidekiq_metrics.tools.doctor import run_doctor
 
     sys.exit(run_doctor(os.environ, flags, sys.stdout))
 
@@ -100,7 +100,7 @@ def doctor(**flags: object) -> None:
               help="Latency (seconds) above which a queue is marked.")
 def watch(every: float, threshold: float, **flags: object) -> None:
     """Queue health live in the terminal, worst queue first. Ctrl-C to leave."""
-    from sidekiq_metrics.watch import run_watch
+    from sidekiq_metrics.tools.watch import run_watch
 
     sys.exit(run_watch(resolve_settings(flags), every, threshold))
 
@@ -134,7 +134,7 @@ def autoscale() -> None:
 def simulate(recording: str, starts: tuple[str, ...], dyno: str | None) -> None:
     """What autoscaling would have done with recorded readings: the json output's lines, or l2met lines from
     `heroku logs`. The SIDEKIQ_METRICS_AUTOSCALE_* settings apply; no Redis, no Platform API, no token."""
-    from sidekiq_metrics.simulate import run_simulation
+    from sidekiq_metrics.tools.simulate import run_simulation
 
     sys.exit(run_simulation(os.environ, recording, starts, sys.stdout, dyno))
 
@@ -143,6 +143,6 @@ def simulate(recording: str, starts: tuple[str, ...], dyno: str | None) -> None:
 @click.option("--polls", default=3, show_default=True, type=click.IntRange(1, 100), help="How many polls to show.")
 def demo(polls: int) -> None:
     """Start a throwaway redis-server holding sample Sidekiq jobs and show a few polls."""
-    from sidekiq_metrics.demo import run_demo
+    from sidekiq_metrics.tools.demo import run_demo
 
     sys.exit(run_demo(polls))

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sidekiq_metrics.autoscale_settings import AutoscaleSettings, resolve_autoscale
+from sidekiq_metrics.autoscale.settings import AutoscaleSettings, resolve_autoscale
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.outputs import (
+from sidekiq_metrics.loop.poll import LOOP_SETTINGS
+from sidekiq_metrics.outputs.choice import (
     CLOUDWATCH_SETTINGS,
     L2MET_SETTINGS,
     OUTPUT_SETTINGS,
@@ -25,10 +26,9 @@ from sidekiq_metrics.outputs import (
     STATSD_SETTINGS,
 )
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings, resolve_otlp
-from sidekiq_metrics.redis_target import REDIS_SETTINGS, RedisTarget, Shard, resolve_redis
-from sidekiq_metrics.runner import LOOP_SETTINGS
+from sidekiq_metrics.redis.target import REDIS_SETTINGS, RedisTarget, Shard, resolve_redis
 from sidekiq_metrics.setting import Setting, read_section
-from sidekiq_metrics.sidekiq_reader import READER_SETTINGS
+from sidekiq_metrics.sidekiq.reader import READER_SETTINGS
 
 # Every section's settings, in the order users meet them in `--help`, `doctor` and docs/configuration.md (the
 # Redis URL, read by its own rule, comes first: redis_target.REDIS_URL).

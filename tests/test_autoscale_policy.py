@@ -9,12 +9,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from sidekiq_metrics.autoscale import Decision, Policy, Reading, TypeState, Workers, readings
-from sidekiq_metrics.autoscale_settings import ScalingRule
+from sidekiq_metrics.autoscale.scaler import Decision, Policy, Reading, TypeState, Workers, readings
+from sidekiq_metrics.autoscale.schedule import parse_schedule
+from sidekiq_metrics.autoscale.settings import ScalingRule
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.metrics import QueueSeries
-from sidekiq_metrics.readings import ProcessReading, Totals
-from sidekiq_metrics.schedule import parse_schedule
+from sidekiq_metrics.metrics.samples import QueueSeries
+from sidekiq_metrics.sidekiq.readings import ProcessReading, Totals
 
 RULE = ScalingRule("worker", max_dynos=5, min_dynos=1, up_latency=30, down_latency=5, step=2, up_cooldown=60,
                    down_cooldown=300, up_polls=3)

@@ -4,7 +4,7 @@ import pytest
 
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.redis_target import RedisTarget
+from sidekiq_metrics.redis.target import RedisTarget
 from support.commands import cli
 
 

@@ -9,9 +9,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from sidekiq_metrics.autoscale_settings import AUTOSCALE_RULE_SETTINGS
+from sidekiq_metrics.autoscale.settings import AUTOSCALE_RULE_SETTINGS
 from sidekiq_metrics.config import SETTINGS, Settings
-from sidekiq_metrics.redis_target import REDIS_URL
+from sidekiq_metrics.redis.target import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -88,7 +88,7 @@ def test_every_app_wide_autoscaling_variable_read_is_declared():
     code is read by hand."""
     import inspect
 
-    from sidekiq_metrics import autoscale_settings
+    from sidekiq_metrics.autoscale.scaler import settings as autoscale_settings
 
     code = inspect.getsource(autoscale_settings.resolve_autoscale)
     read = set(re.findall(r'"((?:SIDEKIQ_METRICS|HEROKU)_[A-Z_]+)"', code))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidekiq_metrics.dynos import elected_by_type, why_no_emitter
+from sidekiq_metrics.heroku.dynos import elected_by_type, why_no_emitter
 from support.commands import ROOT
 
 HOOK = ROOT / "profile.d/sidekiq-metrics.sh"

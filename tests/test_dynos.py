@@ -1,13 +1,13 @@
-"""Heroku dyno names on Cedar and Fir, and the process type each belongs to (sidekiq_metrics/dynos.py)."""
+"""Heroku dyno names on Cedar and Fir, and the process type each belongs to (sidekiq_metrics/heroku/dynos.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidekiq_metrics.dynos import dyno_number, is_fir, process_type
-from sidekiq_metrics.readings import ProcessReading, Totals
-from sidekiq_metrics.stopped_dynos import StopWatch
+from sidekiq_metrics.autoscale.stopped_dynos import StopWatch
+from sidekiq_metrics.heroku.dynos import dyno_number, is_fir, process_type
+from sidekiq_metrics.sidekiq.readings import ProcessReading, Totals
 
 LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"
 cedar_types = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.names import queue_metric_names
-from sidekiq_metrics.redis_target import parse_redis_url
-from sidekiq_metrics.resp import Connection
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.metrics.names import queue_metric_names
+from sidekiq_metrics.redis.resp import Connection
+from sidekiq_metrics.redis.target import parse_redis_url
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from support.commands import Polling, cli, l2met_polls, parse_l2met, read_lines_until, spawn
 from support.redis_server import RedisServer, monitored
 from support.sidekiq_data import job, push, seed, sidekiq
@@ -417,7 +417,7 @@ def test_redis_lost_and_back_the_loop_survives():
 
 
 def test_socket_timeout_is_shorter_than_the_interval():
-    from sidekiq_metrics.connection import connect
+    from sidekiq_metrics.redis.connection import connect
 
     assert connect(load_settings({"SIDEKIQ_METRICS_INTERVAL": "1"})).timeout == 0.5
     assert connect(load_settings({})).timeout == 10.0

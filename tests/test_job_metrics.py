@@ -20,12 +20,12 @@ import pytest
 
 from sidekiq_metrics.catalogue import CATALOGUE
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.job_metrics import GRACE, JobMetricsReader, histogram_keys, minute_keys, percentile
-from sidekiq_metrics.metrics import Measurements, Sample, job_samples
+from sidekiq_metrics.metrics.samples import Measurements, Sample, job_samples
 from sidekiq_metrics.outputs.l2met import L2metFormat
-from sidekiq_metrics.redis_target import parse_redis_url
-from sidekiq_metrics.resp import Connection, ConnectionFailed, RedisError
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.redis.resp import Connection, ConnectionFailed, RedisError
+from sidekiq_metrics.redis.target import parse_redis_url
+from sidekiq_metrics.sidekiq.job_metrics import GRACE, JobMetricsReader, histogram_keys, minute_keys, percentile
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from support.commands import ROOT, cli, parse_l2met, spawn
 from support.sidekiq_data import sidekiq
 
@@ -286,7 +286,7 @@ end
 
 
 def test_off_and_bad_settings():
-    from sidekiq_metrics.sidekiq_reader import job_reader
+    from sidekiq_metrics.sidekiq.reader import job_reader
 
     assert job_reader(load_settings({"SIDEKIQ_METRICS_JOB_METRICS": "false"})) is None
     on = job_reader(load_settings({"SIDEKIQ_METRICS_JOB_CLASSES": " ReportJob , Billing::* ",
@@ -301,12 +301,12 @@ def test_off_and_bad_settings():
 def test_job_classes_in_every_output_by_its_conventions():
     """A class is a name part in l2met, a label in Prometheus (its runs a counter summed since the start), a tag in
     DogStatsD, an attribute of OTLP Sums and Gauges."""
-    from sidekiq_metrics.metrics import Counts, Measurements
+    from sidekiq_metrics.metrics.samples import Counts, Measurements
     from sidekiq_metrics.outputs.l2met import L2metFormat
     from sidekiq_metrics.outputs.otlp import Encoder, Sums
     from sidekiq_metrics.outputs.prometheus import counters, render
     from sidekiq_metrics.outputs.statsd import StatsdOutput
-    from sidekiq_metrics.readings import JobClassReading, JobMinutes
+    from sidekiq_metrics.sidekiq.readings import JobClassReading, JobMinutes
 
     histogram = tuple([0, 3] + [0] * 24)
     jobs = JobMinutes(0.0, 60.0, (JobClassReading("Billing::Invoice", 4, 1, 90, histogram),))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sidekiq_metrics.job_payload import MS_CUTOFF, BadPayload, Stamp, epoch_seconds, latency, stamp_from_payload
+from sidekiq_metrics.sidekiq.job_payload import MS_CUTOFF, BadPayload, Stamp, epoch_seconds, latency, stamp_from_payload
 
 NOW = 1_795_000_000.25
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk, running_job
+from sidekiq_metrics.autoscale.jobs_at_risk import RunningJob, at_risk, running_job
 from support.sidekiq_data import busy_process, shut_down
 
 NOW = 1_800_000_000.0

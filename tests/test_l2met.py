@@ -5,7 +5,7 @@ import random
 import pytest
 
 from sidekiq_metrics import catalogue as c
-from sidekiq_metrics.metrics import Measurements, QueueSeries, Sample
+from sidekiq_metrics.metrics.samples import Measurements, QueueSeries, Sample
 from sidekiq_metrics.outputs.l2met import MAX_LINE_BYTES, L2metFormat, format_value
 
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from sidekiq_metrics.lease import Lease
-from sidekiq_metrics.redis_target import parse_redis_url
-from sidekiq_metrics.resp import Connection
+from sidekiq_metrics.redis.lease import Lease
+from sidekiq_metrics.redis.resp import Connection
+from sidekiq_metrics.redis.target import parse_redis_url
 from support.candidates import Candidate
 from support.redis_server import wait_until
 from support.sidekiq_data import push

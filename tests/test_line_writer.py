@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidekiq_metrics.line_writer import LineWriter, whole_lines
+from sidekiq_metrics.outputs.line_writer import LineWriter, whole_lines
 from support.commands import cli_env, console_script
 from support.redis_server import wait_until
 from support.shared_stdout import APP_LINE, APP_WRITING, L2MET_LINE, slow_reader

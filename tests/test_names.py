@@ -2,7 +2,7 @@
 
 import re
 
-from sidekiq_metrics.names import MAX_METRIC_NAME, queue_metric_names
+from sidekiq_metrics.metrics.names import MAX_METRIC_NAME, queue_metric_names
 
 VALID = re.compile(r"[A-Za-z0-9.:_-]+")
 

@@ -16,8 +16,8 @@ import pytest
 
 from sidekiq_metrics.catalogue import JOB_PROCESSED, UP
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.heroku_api import ApiError, PlatformApi
-from sidekiq_metrics.metrics import Measurements, Sample
+from sidekiq_metrics.heroku.platform_api import ApiError, PlatformApi
+from sidekiq_metrics.metrics.samples import Measurements, Sample
 from sidekiq_metrics.outputs.otlp import OtlpOutput, Sums
 from support.commands import cli, parse_l2met, read_lines_until, spawn
 from support.otlp_receiver import OtlpReceiver, Received, Reply
@@ -131,7 +131,7 @@ def test_sums_across_a_counter_reset_cumulative_and_delta(r, redis_server):
     poll, as the l2met count# lines do; both agree with l2met everywhere else."""
     from sidekiq_metrics import catalogue as c
     from sidekiq_metrics.config import load_settings
-    from sidekiq_metrics.metrics import Measurements, Sample
+    from sidekiq_metrics.metrics.samples import Measurements, Sample
     from sidekiq_metrics.outputs.otlp import Sums
 
     def run(temporality: str) -> list[list]:
@@ -394,7 +394,7 @@ def test_any_readings_encode_to_messages_that_decode_to_the_same_values():
 
     from sidekiq_metrics import catalogue as c
     from sidekiq_metrics.config import load_settings
-    from sidekiq_metrics.metrics import Measurements, QueueSeries, Sample
+    from sidekiq_metrics.metrics.samples import Measurements, QueueSeries, Sample
     from sidekiq_metrics.outputs.otlp import Encoder, Sums
 
     numbers = st.one_of(st.integers(min_value=-(1 << 70), max_value=1 << 70),

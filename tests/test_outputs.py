@@ -183,7 +183,7 @@ def test_output_settings_refuse_bad_values(env, message):
 
 def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
     from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED
-    from sidekiq_metrics.metrics import Sample
+    from sidekiq_metrics.metrics.samples import Sample
     from sidekiq_metrics.outputs.prometheus import render
 
     body = render("sidekiq", [Sample.of(AUTOSCALE_CURRENT, 2, "urgent-worker"),
@@ -299,7 +299,7 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     import json as json_module
 
     from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, ERRORS, PROCESS_COUNT
-    from sidekiq_metrics.metrics import Counts, Measurements, Sample
+    from sidekiq_metrics.metrics.samples import Counts, Measurements, Sample
     from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
     from sidekiq_metrics.outputs.json_lines import JsonOutput
     from sidekiq_metrics.outputs.l2met import L2metFormat
@@ -336,7 +336,7 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
 def test_prometheus_job_class_counters_that_stopped_growing_are_dropped():
     """Issue 25.11, as the otlp output: one counter per job-class name ever seen was served for ever."""
     from sidekiq_metrics.catalogue import JOB_PROCESSED
-    from sidekiq_metrics.metrics import Counts, Sample
+    from sidekiq_metrics.metrics.samples import Counts, Sample
 
     counts = Counts(0.0)
     for minute in range(6 * 60):

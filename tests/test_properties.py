@@ -23,14 +23,14 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from sidekiq_metrics.config import SETTINGS, load_settings
-from sidekiq_metrics.doctor import run_doctor
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.job_payload import latency
+from sidekiq_metrics.http.retry_after import retry_after
+from sidekiq_metrics.loop.poll import Poller
 from sidekiq_metrics.redact import MIN_PREFIX
-from sidekiq_metrics.redis_target import RedisTarget
-from sidekiq_metrics.resp import Connection, RedisError
-from sidekiq_metrics.retry_after import retry_after
-from sidekiq_metrics.runner import Poller
+from sidekiq_metrics.redis.resp import Connection, RedisError
+from sidekiq_metrics.redis.target import RedisTarget
+from sidekiq_metrics.sidekiq.job_payload import latency
+from sidekiq_metrics.tools.doctor import run_doctor
 from support.redis_server import RedisServer, free_port, reader
 from support.sidekiq_data import push
 

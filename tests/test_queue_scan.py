@@ -10,11 +10,11 @@ import time
 import pytest
 import redis
 
-from sidekiq_metrics.job_payload import latency
-from sidekiq_metrics.queue_scan import SCRIPT as QUEUE_SCAN
-from sidekiq_metrics.redis_target import parse_redis_url
-from sidekiq_metrics.resp import Connection, RedisError
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.redis.resp import Connection, RedisError
+from sidekiq_metrics.redis.target import parse_redis_url
+from sidekiq_metrics.sidekiq.job_payload import latency
+from sidekiq_metrics.sidekiq.queue_scan import SCRIPT as QUEUE_SCAN
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from support.commands import cli_env, console_script, parse_l2met, spawn
 from support.redis_server import monitored, reader
 from support.sidekiq_data import job, push, sidekiq

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidekiq_metrics import redis_health
-from sidekiq_metrics.readings import RedisHealth
-from sidekiq_metrics.resp import ReplyError
+from sidekiq_metrics.redis.resp import ReplyError
+from sidekiq_metrics.sidekiq import redis_health
+from sidekiq_metrics.sidekiq.readings import RedisHealth
 from support.commands import Polling, cli, l2met_polls, parse_l2met
 
 

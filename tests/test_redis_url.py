@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.redis_target import parse_redis_url
+from sidekiq_metrics.redis.target import parse_redis_url
 from support.commands import cli
 from support.redis_server import RedisServer
 

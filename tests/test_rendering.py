@@ -9,7 +9,7 @@ from pathlib import Path
 from sidekiq_metrics import __version__
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.metrics import Counts, Measurements, QueueSeries, Sample
+from sidekiq_metrics.metrics.samples import Counts, Measurements, QueueSeries, Sample
 from sidekiq_metrics.outputs import prometheus
 from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.json_lines import JsonOutput

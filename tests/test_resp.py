@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from sidekiq_metrics.redis_target import parse_redis_url
-from sidekiq_metrics.resp import Connection
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.redis.resp import Connection
+from sidekiq_metrics.redis.target import parse_redis_url
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
 
 NAMES = [f"queue_{i:05d}_{'x' * 12}".encode() for i in range(10_000)]  # ~270 KB: several socket reads
 

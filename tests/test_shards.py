@@ -16,11 +16,11 @@ import pytest
 
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.metrics import Measurements
+from sidekiq_metrics.loop.poll import Poller
+from sidekiq_metrics.metrics.samples import Measurements
 from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.prometheus import render
 from sidekiq_metrics.outputs.statsd import StatsdOutput
-from sidekiq_metrics.runner import Poller
 from support.commands import ROOT, Polling, cli, l2met_polls, parse_l2met, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.fault_proxy import FaultProxy
@@ -268,7 +268,7 @@ def test_doctor_checks_every_shards_health_and_names_each_without_its_password(s
 
 
 def test_simulate_reads_a_sharded_recording_in_either_format_as_autoscaling_names_the_queues(shards, tmp_path):
-    from sidekiq_metrics.simulate import polls as recorded_polls
+    from sidekiq_metrics.tools.simulate import polls as recorded_polls
 
     seed(shards["default"].client(), {"default": (1.0, 2)})
     seed(shards["orders"].client(), {"urgent": (120.0, 3)})

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidekiq_metrics import catalogue as c
-from sidekiq_metrics.autoscale import Autoscaler, ScalingLock, readings
+from sidekiq_metrics.autoscale.scaler import Autoscaler, ScalingLock, readings
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.metrics import Measurements, QueueSeries, Sample, heartbeat
+from sidekiq_metrics.metrics.samples import Measurements, QueueSeries, Sample, heartbeat
 from sidekiq_metrics.outputs.json_lines import JsonOutput
 from sidekiq_metrics.outputs.l2met import L2metFormat
-from sidekiq_metrics.simulate import RecordingError, polls
+from sidekiq_metrics.tools.simulate import RecordingError, polls
 from support.commands import Polling, cli, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.redis_server import free_port

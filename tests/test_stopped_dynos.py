@@ -1,12 +1,12 @@
-"""Which dynos a scale-down stops, learned from our own scale-downs (sidekiq_metrics/stopped_dynos.py)."""
+"""Which dynos a scale-down stops, learned from our own scale-downs (sidekiq_metrics/autoscale/stopped_dynos.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidekiq_metrics.dynos import dyno_number
-from sidekiq_metrics.stopped_dynos import WATCH, ScaleDown, StopWatch, judge
+from sidekiq_metrics.autoscale.stopped_dynos import WATCH, ScaleDown, StopWatch, judge
+from sidekiq_metrics.heroku.dynos import dyno_number
 
 
 def names(*numbers: int, kind: str = "worker") -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from sidekiq_metrics.catalogue import JOBS_PROCESSED, PROCESSED
-from sidekiq_metrics.metrics import Counts, Sample, increases
+from sidekiq_metrics.metrics.samples import Counts, Sample, increases
 from support.commands import ROOT, cli, parse_l2met, read_lines_until, spawn
 from support.redis_server import reader
 from support.sidekiq_data import push, sidekiq

@@ -23,20 +23,20 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sidekiq_metrics.autoscale_settings import AutoscaleSettings, ScalingRule, autoscale_variable
+from sidekiq_metrics.autoscale.jobs_at_risk import RunningJob, at_risk, running_job
+from sidekiq_metrics.autoscale.settings import AutoscaleSettings, ScalingRule, autoscale_variable
+from sidekiq_metrics.autoscale.sizing import BUSIEST, Estimate, Flow, estimate, remember
+from sidekiq_metrics.autoscale.stopped_dynos import StopWatch
 from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.connection import connect
-from sidekiq_metrics.heroku_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
-from sidekiq_metrics.jobs_at_risk import RunningJob, at_risk, running_job
-from sidekiq_metrics.lease import Lease, unique_owner
-from sidekiq_metrics.metrics import QueueSeries, Sample
-from sidekiq_metrics.readings import Totals
+from sidekiq_metrics.heroku.platform_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
+from sidekiq_metrics.metrics.samples import QueueSeries, Sample
 from sidekiq_metrics.redact import describe_error
-from sidekiq_metrics.resp import RedisError, ReplyError
-from sidekiq_metrics.sidekiq_keys import SidekiqKeys, encode
-from sidekiq_metrics.sizing import BUSIEST, Estimate, Flow, estimate, remember
-from sidekiq_metrics.stopped_dynos import StopWatch
+from sidekiq_metrics.redis.connection import connect
+from sidekiq_metrics.redis.lease import Lease, unique_owner
+from sidekiq_metrics.redis.resp import RedisError, ReplyError
+from sidekiq_metrics.sidekiq.keys import SidekiqKeys, encode
+from sidekiq_metrics.sidekiq.readings import Totals
 
 LOCK_KEY = "sidekiq-metrics:autoscale:lock:"
 FORMATION_MAX_AGE = 60.0  # seconds a formation quantity read from the API is trusted while nothing changes

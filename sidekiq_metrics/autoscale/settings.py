@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sidekiq_metrics.dynos import PROCESS_TYPE
+from sidekiq_metrics.autoscale.schedule import ScheduleError, Window, parse_schedule, window_at
 from sidekiq_metrics.errors import ConfigError
+from sidekiq_metrics.heroku.dynos import PROCESS_TYPE
 from sidekiq_metrics.parsing import parse_bool, parse_queue_list, parse_seconds, quote, whole_number
-from sidekiq_metrics.schedule import ScheduleError, Window, parse_schedule, window_at
 from sidekiq_metrics.setting import TYPE, Setting, read_section
 
 DEFAULT_HEROKU_API_URL = "https://api.heroku.com"

@@ -20,8 +20,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sidekiq_metrics.dynos import dyno_number, is_fir
-from sidekiq_metrics.jobs_at_risk import RunningJob
+from sidekiq_metrics.autoscale.jobs_at_risk import RunningJob
+from sidekiq_metrics.heroku.dynos import dyno_number, is_fir
 
 EVIDENCE = 100.0  # how much likelier than chance the highest-numbered rule must have shown itself
 WATCH = 300.0  # seconds a scale-down's outcome is watched: a kept dyno that restarts is back well within it

@@ -15,8 +15,8 @@ import ssl
 from urllib.parse import quote, urlsplit
 
 from sidekiq_metrics import __version__
-from sidekiq_metrics.http_deadline import Deadline
-from sidekiq_metrics.retry_after import retry_after
+from sidekiq_metrics.http.deadline import Deadline
+from sidekiq_metrics.http.retry_after import retry_after
 
 ACCEPT = "application/vnd.heroku+json; version=3"
 TIMEOUT = 10.0  # seconds for a whole request, connect to the last byte: a slow API delays autoscaling, never metrics

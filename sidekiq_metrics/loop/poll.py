@@ -18,11 +18,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED, REDIS_EVICTIONS
-from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT, ConfigError, OutputFailed, OutputUnavailable, StopRequested
-from sidekiq_metrics.lease import Lease, printable, unique_owner
-from sidekiq_metrics.line_writer import LineWriter, Stream
-from sidekiq_metrics.metrics import (
+from sidekiq_metrics.metrics.samples import (
     SHARD,
     SHARDS_TOTAL,
     Counts,
@@ -37,19 +34,22 @@ from sidekiq_metrics.metrics import (
     total_samples,
     with_shard,
 )
-from sidekiq_metrics.outputs import Flushing, StandingBy, build_outputs
+from sidekiq_metrics.outputs.choice import Flushing, StandingBy, build_outputs
+from sidekiq_metrics.outputs.line_writer import LineWriter, Stream
 from sidekiq_metrics.parsing import MAX_SECONDS, NUMBER, parse_bool, quote
-from sidekiq_metrics.readings import Snapshot, Totals
 from sidekiq_metrics.redact import describe_error, redact
-from sidekiq_metrics.redis_health import SAFE_POLICY, refusal
-from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.server_identity import ServerIdentities, same_redis
+from sidekiq_metrics.redis.connection import connect
+from sidekiq_metrics.redis.lease import Lease, printable, unique_owner
+from sidekiq_metrics.redis.resp import RedisError
+from sidekiq_metrics.redis.server_identity import ServerIdentities, same_redis
 from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq_keys import key_prefix
-from sidekiq_metrics.sidekiq_reader import SidekiqReader, job_reader
+from sidekiq_metrics.sidekiq.keys import key_prefix
+from sidekiq_metrics.sidekiq.reader import SidekiqReader, job_reader
+from sidekiq_metrics.sidekiq.readings import Snapshot, Totals
+from sidekiq_metrics.sidekiq.redis_health import SAFE_POLICY, refusal
 
 if TYPE_CHECKING:  # (config.py assembles this module's section: it imports this one)
-    from sidekiq_metrics.autoscale import Autoscaler
+    from sidekiq_metrics.autoscale.scaler import Autoscaler
     from sidekiq_metrics.config import Settings
 
 LOG_PREFIX = "sidekiq-metrics:"
@@ -543,7 +543,7 @@ def _run(settings: Settings, once: bool, shutdown: Shutdown, lines: LineWriter, 
          log: Callable[[str], None]) -> int:
     autoscaler = None
     if settings.autoscale and not once:  # never for --once: one poll is no basis for scaling
-        from sidekiq_metrics.autoscale import Autoscaler  # its HTTP client costs memory: only when used
+        from sidekiq_metrics.autoscale.scaler import Autoscaler  # its HTTP client costs memory: only when used
 
         autoscaler = Autoscaler.from_settings(settings.autoscale, settings, log)
     try:

@@ -19,9 +19,9 @@ from typing import NamedTuple, TypeVar, cast
 
 from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
-from sidekiq_metrics.job_metrics import percentile
-from sidekiq_metrics.job_payload import latency
-from sidekiq_metrics.readings import JobMinutes, RedisHealth, Snapshot, Totals
+from sidekiq_metrics.sidekiq.job_metrics import percentile
+from sidekiq_metrics.sidekiq.job_payload import latency
+from sidekiq_metrics.sidekiq.readings import JobMinutes, RedisHealth, Snapshot, Totals
 
 K = TypeVar("K")
 Labels = tuple[tuple[str, str], ...]  # (name, value) pairs, the metric's own label first

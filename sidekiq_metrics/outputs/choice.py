@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sidekiq_metrics.errors import ConfigError, OutputUnavailable
@@ -21,7 +20,7 @@ from sidekiq_metrics.setting import Setting
 if TYPE_CHECKING:  # not at run time: config.py imports this module for the names of the outputs, and the
     # factories below hand each output only the values it uses
     from sidekiq_metrics.config import Settings
-    from sidekiq_metrics.metrics import Measurements
+    from sidekiq_metrics.metrics.samples import Measurements
 
 Write = Callable[[list[str]], None]
 Log = Callable[[str], None]
@@ -143,19 +142,6 @@ CLOUDWATCH_SETTINGS = (
 # The outputs that print their lines on stdout (`doctor` shows a poll's lines through them); the others send or
 # serve, which a check must not do.
 PRINTING = frozenset({"l2met", "json", "cloudwatch"})
-
-
-@dataclass
-class Recorded:
-    """What one recorded poll of a printing output says, read back by that output's own reader (`autoscale
-    simulate`): names after the prefix, as the json output spells them."""
-
-    sizes: dict[str, float] = field(default_factory=dict)  # by queue
-    waits: dict[str, float] = field(default_factory=dict)  # latencies, by queue
-    totals: dict[str, float] = field(default_factory=dict)  # `processed`, `busy`, ...
-    process_types: dict[str, dict[str, float]] = field(default_factory=dict)  # {"worker": {"process.busy": 3}}
-    # The poll's own metrics.up (1 only when every read it needed, of every shard, succeeded); None: not recorded.
-    up: float | None = None
 
 
 def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 
 from sidekiq_metrics.catalogue import Unit
-from sidekiq_metrics.metrics import Measurements, Sample
+from sidekiq_metrics.metrics.samples import Measurements, Sample
 
 UNITS = {Unit.SECONDS: "Seconds", Unit.RATIO: "None", Unit.BOOLEAN: "None", Unit.MEGABYTES: "Megabytes",
          Unit.MILLISECONDS: "Milliseconds", Unit.PER_SECOND: "Count/Second"}  # every other unit counts things

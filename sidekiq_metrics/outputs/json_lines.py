@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import cast
 
 from sidekiq_metrics.catalogue import UP
-from sidekiq_metrics.metrics import SHARD, SHARDS_TOTAL, Measurements
-from sidekiq_metrics.outputs import Recorded
+from sidekiq_metrics.metrics.samples import SHARD, SHARDS_TOTAL, Measurements
+from sidekiq_metrics.outputs.recorded import Recorded
 
 
 def iso_time(at: float) -> str:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT, UP
-from sidekiq_metrics.metrics import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
-from sidekiq_metrics.names import queue_metric_names
-from sidekiq_metrics.outputs import Recorded
+from sidekiq_metrics.metrics.names import queue_metric_names
+from sidekiq_metrics.metrics.samples import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
+from sidekiq_metrics.outputs.recorded import Recorded
 
 MAX_LINE_BYTES = 1024
 # The most characters a named metric puts around its subject (`job.` + `.runtime.mean` around a job class): a

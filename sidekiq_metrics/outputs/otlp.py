@@ -47,13 +47,13 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from sidekiq_metrics import __version__
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Kind, Unit
-from sidekiq_metrics.http_deadline import Deadline
-from sidekiq_metrics.metrics import Counts, Labels, Measurements, Sample
+from sidekiq_metrics.http.deadline import Deadline
+from sidekiq_metrics.http.retry_after import retry_after as retry_after_seconds
+from sidekiq_metrics.metrics.samples import Counts, Labels, Measurements, Sample
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 from sidekiq_metrics.redact import redact
-from sidekiq_metrics.resolver import RESOLVER
-from sidekiq_metrics.resp import open_tcp
-from sidekiq_metrics.retry_after import retry_after as retry_after_seconds
+from sidekiq_metrics.redis.resolver import RESOLVER
+from sidekiq_metrics.redis.resp import open_tcp
 
 MAX_SAID = 64  # kinds of trouble remembered as said (there are a handful: statuses, "partial", error types)
 MAX_PENDING = 4  # polls kept while the backend is away: two minutes at the default interval

@@ -24,7 +24,7 @@ from typing import cast
 
 from sidekiq_metrics.catalogue import Kind, Unit
 from sidekiq_metrics.errors import OutputUnavailable
-from sidekiq_metrics.metrics import Count, Counts, Measurements, Sample
+from sidekiq_metrics.metrics.samples import Count, Counts, Measurements, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_:]")

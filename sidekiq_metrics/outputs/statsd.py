@@ -18,8 +18,8 @@ import re
 import socket
 from collections.abc import Iterable
 
-from sidekiq_metrics.metrics import Measurements, Sample
-from sidekiq_metrics.resolver import RESOLVER, Address
+from sidekiq_metrics.metrics.samples import Measurements, Sample
+from sidekiq_metrics.redis.resolver import RESOLVER, Address
 
 MAX_DATAGRAM = 1432
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")  # what Datadog keeps in a tag; the rest become "_"

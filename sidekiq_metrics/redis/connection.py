@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sidekiq_metrics.redis_target import RedisTarget
-from sidekiq_metrics.resp import Connection
+from sidekiq_metrics.redis.resp import Connection
+from sidekiq_metrics.redis.target import RedisTarget
 
 if TYPE_CHECKING:
     from sidekiq_metrics.config import Settings

@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 
-from sidekiq_metrics.resp import Connection, RedisError, Reply, ReplyError
-from sidekiq_metrics.sidekiq_reader import refuses_scripts
+from sidekiq_metrics.redis.resp import Connection, RedisError, Reply, ReplyError, refuses_scripts
 
 TAKE = ("local holder = redis.call('GET', KEYS[1]) "
         "if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "

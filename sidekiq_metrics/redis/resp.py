@@ -30,8 +30,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeAlias
 
-from sidekiq_metrics.redis_target import RedisTarget
-from sidekiq_metrics.resolver import RESOLVER, Address
+from sidekiq_metrics.redis.resolver import RESOLVER, Address
+from sidekiq_metrics.redis.target import RedisTarget
 
 Command = Sequence[bytes | str | int]
 Reply: TypeAlias = "bytes | int | None | list[Reply] | ReplyError | TooLarge"
@@ -362,3 +362,11 @@ def encode_command(command: Command) -> bytes:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+def refuses_scripts(error: ReplyError) -> bool:
+    """Redis will not run our script at any moment: no permission (an ACL user without @scripting) or
+    no such command (scripting renamed away by the provider). Any other error (NOAUTH or "max number of
+    clients reached" on a fresh connection, LOADING, OOM, NOSCRIPT after a SCRIPT FLUSH, ...) fails that
+    poll only: giving the script up for it would read whole jobs for the life of the process."""
+    return error.code == "NOPERM" or (error.code == "ERR" and "unknown command" in str(error).lower())

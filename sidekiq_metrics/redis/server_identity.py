@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from sidekiq_metrics.resp import Connection, RedisError, ReplyError
+from sidekiq_metrics.redis.resp import Connection, RedisError, ReplyError
 
 _RUN_ID = re.compile(rb"^run_id:([0-9a-f]{40})\r?$", re.MULTILINE)
 

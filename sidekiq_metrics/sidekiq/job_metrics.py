@@ -23,8 +23,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sidekiq_metrics.readings import JobClassReading, JobMinutes
-from sidekiq_metrics.resp import Command, Reply
+from sidekiq_metrics.redis.resp import Command, Reply
+from sidekiq_metrics.sidekiq.readings import JobClassReading, JobMinutes
 
 # Sidekiq's histogram buckets (lib/sidekiq/metrics/shared.rb): a run of t ms counts in the first bucket
 # whose bound is above t; the 26th holds everything from 335 s on.

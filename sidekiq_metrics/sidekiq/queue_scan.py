@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from sidekiq_metrics.job_payload import BadPayload, Stamp, stamp_from_payload
-from sidekiq_metrics.readings import QueueReading
-from sidekiq_metrics.resp import Command, RedisError, Reply, TooLarge
+from sidekiq_metrics.redis.resp import Command, RedisError, Reply, TooLarge
+from sidekiq_metrics.sidekiq.job_payload import BadPayload, Stamp, stamp_from_payload
+from sidekiq_metrics.sidekiq.readings import QueueReading
 
 SCRIPT = (Path(__file__).with_name("queue_scan.lua")).read_bytes()
 SHA = hashlib.sha1(SCRIPT).hexdigest()

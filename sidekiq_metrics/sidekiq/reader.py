@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from sidekiq_metrics import queue_scan, redis_health
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.job_metrics import MAX_CATCH_UP, JobMetricsReader
 from sidekiq_metrics.parsing import parse_bool, parse_queue_list, quote, text, whole_number
-from sidekiq_metrics.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
-from sidekiq_metrics.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge
+from sidekiq_metrics.redis.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge, refuses_scripts
 from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq_keys import PROCESS_FIELDS, SidekiqKeys, decode, key_prefix
+from sidekiq_metrics.sidekiq import queue_scan, redis_health
+from sidekiq_metrics.sidekiq.job_metrics import MAX_CATCH_UP, JobMetricsReader
+from sidekiq_metrics.sidekiq.keys import PROCESS_FIELDS, SidekiqKeys, decode, key_prefix
+from sidekiq_metrics.sidekiq.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
 
 if TYPE_CHECKING:  # config.py assembles this module's section: it imports this one
     from sidekiq_metrics.config import Settings
@@ -78,14 +78,6 @@ def job_reader(settings: Settings) -> JobMetricsReader | None:
 
 
 SCRIPT_RECHECK = 600.0  # seconds after a refusal before the script is offered again (an ACL may change)
-
-
-def refuses_scripts(error: ReplyError) -> bool:
-    """Redis will not run our script at any moment: no permission (an ACL user without @scripting) or
-    no such command (scripting renamed away by the provider). Any other error (NOAUTH or "max number of
-    clients reached" on a fresh connection, LOADING, OOM, NOSCRIPT after a SCRIPT FLUSH, ...) fails that
-    poll only: giving the script up for it would read whole jobs for the life of the process."""
-    return error.code == "NOPERM" or (error.code == "ERR" and "unknown command" in str(error).lower())
 
 
 class _Named:

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, cast
 
-from sidekiq_metrics.dynos import process_type
-from sidekiq_metrics.job_payload import Stamp
+from sidekiq_metrics.heroku.dynos import process_type
+from sidekiq_metrics.sidekiq.job_payload import Stamp
 
 
 class QueueReading(NamedTuple):  # a tuple: 10,000 of them are made every poll

@@ -21,8 +21,8 @@ from sidekiq_metrics.catalogue import (
     REDIS_OPS,
     Metric,
 )
-from sidekiq_metrics.readings import RedisHealth
-from sidekiq_metrics.resp import Command, Reply, ReplyError
+from sidekiq_metrics.redis.resp import Command, Reply, ReplyError
+from sidekiq_metrics.sidekiq.readings import RedisHealth
 
 # Each section asked for, and the metrics that come from it alone.
 SECTIONS: dict[str, tuple[Metric, ...]] = {"memory": (REDIS_MEMORY_USED, REDIS_MEMORY_MAX, REDIS_MEMORY_RATIO),

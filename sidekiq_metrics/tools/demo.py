@@ -13,7 +13,7 @@ import time
 import redis
 
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.runner import Poller
+from sidekiq_metrics.loop.poll import Poller
 
 
 def seed(client: redis.Redis, now: float) -> None:

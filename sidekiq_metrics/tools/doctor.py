@@ -14,22 +14,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sidekiq_metrics.autoscale_settings import AutoscaleSettings
+from sidekiq_metrics.autoscale.settings import AutoscaleSettings
 from sidekiq_metrics.config import SETTINGS, Settings, check_settings
-from sidekiq_metrics.connection import connect
-from sidekiq_metrics.dynos import DISABLED, NO_REDIS, OTHER_DYNO, why_no_emitter
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.job_metrics import minute_keys
-from sidekiq_metrics.metrics import Measurements, heartbeat, queue_series, total_samples
-from sidekiq_metrics.outputs import PRINTING
+from sidekiq_metrics.heroku.dynos import DISABLED, NO_REDIS, OTHER_DYNO, why_no_emitter
+from sidekiq_metrics.loop.poll import Poller
+from sidekiq_metrics.metrics.samples import Measurements, heartbeat, queue_series, total_samples
+from sidekiq_metrics.outputs.choice import PRINTING
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
-from sidekiq_metrics.readings import Snapshot
 from sidekiq_metrics.redact import describe_error, redact
-from sidekiq_metrics.redis_health import SAFE_POLICY, refusal
-from sidekiq_metrics.resp import Connection, RedisError, ReplyError
-from sidekiq_metrics.runner import Poller
-from sidekiq_metrics.sidekiq_keys import NAMESPACED, SidekiqKeys, decode, key_prefix
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.redis.connection import connect
+from sidekiq_metrics.redis.resp import Connection, RedisError, ReplyError
+from sidekiq_metrics.sidekiq.job_metrics import minute_keys
+from sidekiq_metrics.sidekiq.keys import NAMESPACED, SidekiqKeys, decode, key_prefix
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
+from sidekiq_metrics.sidekiq.readings import Snapshot
+from sidekiq_metrics.sidekiq.redis_health import SAFE_POLICY, refusal
 
 OK, FAIL, WARN, INFO = "ok  ", "FAIL", "warn", "info"
 
@@ -269,7 +269,7 @@ def _health(report: Report, shard: str | None, snapshot: Snapshot) -> None:
 
 def _autoscale(report: Report, config: AutoscaleSettings) -> None:
     """Each scaled type's rule, and its formation read from the Platform API (a GET only: nothing is scaled)."""
-    from sidekiq_metrics.heroku_api import ApiError, PlatformApi  # only for those who autoscale
+    from sidekiq_metrics.heroku.platform_api import ApiError, PlatformApi  # only for those who autoscale
 
     api = PlatformApi(config.api_url, config.token, config.app)
     if config.dry_run:

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TextIO
 
-from sidekiq_metrics.autoscale import NO_WORKERS, Crew, Policy, Reading, TypeState, Workers, readings
-from sidekiq_metrics.autoscale_settings import ScalingRule
+from sidekiq_metrics.autoscale.scaler import NO_WORKERS, Crew, Policy, Reading, TypeState, Workers, readings
+from sidekiq_metrics.autoscale.settings import ScalingRule
 from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.config import check_settings
 from sidekiq_metrics.errors import EXIT_CONFIG
-from sidekiq_metrics.metrics import QueueSeries
-from sidekiq_metrics.outputs import DEFAULT_PREFIX, Recorded
+from sidekiq_metrics.metrics.samples import QueueSeries
+from sidekiq_metrics.outputs.choice import DEFAULT_PREFIX
 from sidekiq_metrics.outputs.json_lines import read_record
 from sidekiq_metrics.outputs.l2met import read_line, read_poll
+from sidekiq_metrics.outputs.recorded import Recorded
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?)\s")
 _SOURCE = re.compile(r"\S+\s+app\[([^\]\s]+)\]:")  # `heroku logs`: `<time> app[web.1]: ...`

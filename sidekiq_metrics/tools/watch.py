@@ -23,16 +23,16 @@ from typing import Any, TextIO
 
 from sidekiq_metrics.catalogue import QUEUE_LATENCY
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.connection import connect
 from sidekiq_metrics.errors import EXIT_OUTPUT
-from sidekiq_metrics.job_metrics import JobMetricsReader, percentile
-from sidekiq_metrics.metrics import queue_series
-from sidekiq_metrics.readings import JobMinutes, Snapshot
+from sidekiq_metrics.loop.poll import silence_stdout
+from sidekiq_metrics.metrics.samples import queue_series
 from sidekiq_metrics.redact import describe_error
-from sidekiq_metrics.resp import RedisError
-from sidekiq_metrics.runner import silence_stdout
-from sidekiq_metrics.sidekiq_keys import key_prefix
-from sidekiq_metrics.sidekiq_reader import SidekiqReader
+from sidekiq_metrics.redis.connection import connect
+from sidekiq_metrics.redis.resp import RedisError
+from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader, percentile
+from sidekiq_metrics.sidekiq.keys import key_prefix
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
+from sidekiq_metrics.sidekiq.readings import JobMinutes, Snapshot
 
 SPARKS = "▁▂▃▄▅▆▇█"
 ASCII_SPARKS = "_.-=+*#@"  # for a terminal whose encoding has no block characters

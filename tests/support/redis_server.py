@@ -90,9 +90,9 @@ class RedisServer:
 
 def reader(server: RedisServer, **kw: object):
     """Our own reader on its own connection to `server`."""
-    from sidekiq_metrics.redis_target import parse_redis_url
-    from sidekiq_metrics.resp import Connection
-    from sidekiq_metrics.sidekiq_reader import SidekiqReader
+    from sidekiq_metrics.redis.resp import Connection
+    from sidekiq_metrics.redis.target import parse_redis_url
+    from sidekiq_metrics.sidekiq.reader import SidekiqReader
 
     return SidekiqReader(Connection(parse_redis_url(server.url, "url"), timeout=5), **kw)
 

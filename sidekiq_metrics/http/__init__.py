@@ -1,0 +1,1 @@
+"""HTTP helpers our clients share: one deadline over a whole request, and Retry-After. Imports: the base modules."""

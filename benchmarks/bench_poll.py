@@ -30,6 +30,7 @@ from sidekiq_metrics.loop.poll import Poller
 from sidekiq_metrics.redis.resp import Connection
 from sidekiq_metrics.redis.target import parse_redis_url
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
+from sidekiq_metrics.wiring import build_poller
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' helpers, as `support`
 from support.otlp_receiver import OtlpReceiver  # noqa: E402
@@ -66,7 +67,7 @@ def server_usec(before: dict, after: dict, inside_scripts: tuple[str, ...] = ())
 
 def measure_ours(url: str, runs: int, r: redis.Redis) -> dict:
     """A whole poll as the loop makes it (read, derive, render, write), output to /dev/null."""
-    poller = Poller(load_settings({"REDIS_URL": url}), open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
+    poller = build_poller(load_settings({"REDIS_URL": url}), open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
     reader = poller.reader
     poller.poll()  # connected and the script loaded, as in the loop
     walls, servers, received = [], [], []
@@ -319,8 +320,8 @@ def shard_costs(queues: int, runs: int) -> None:
         for server in servers:
             seed(server.client(), queues)
         env = {"REDIS_URL": servers[0].url, "SHARD_B": servers[1].url, "SHARD_C": servers[2].url}
-        one = Poller(load_settings(env), open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
-        three = Poller(load_settings({**env, "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,b:SHARD_B,c:SHARD_C"}),
+        one = build_poller(load_settings(env), open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
+        three = build_poller(load_settings({**env, "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,b:SHARD_B,c:SHARD_C"}),
                        open(os.devnull, "w"), sys.stderr)  # noqa: SIM115
         assert one.poll() and three.poll()  # connected and the script loaded, as in the loop
         received = [s.reader.connection.received for s in three.shards]

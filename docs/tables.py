@@ -4,7 +4,7 @@
     .venv/bin/python docs/tables.py --check  exit 1 if a table differs from the code (tests/test_docs.py)
 
 A table lives between `<!-- table: NAME -->` and `<!-- end of table -->`; only what is between
-them is rewritten. Settings come from config.SETTINGS and autoscale_settings.AUTOSCALE_RULE_SETTINGS, metrics
+them is rewritten. Settings come from config.SETTINGS and autoscale/settings.AUTOSCALE_RULE_SETTINGS, metrics
 from catalogue.CATALOGUE: change those, then run this.
 """
 

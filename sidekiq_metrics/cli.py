@@ -78,7 +78,7 @@ def _usable_streams() -> None:
 @click.option("--once", is_flag=True, help="Poll once, print, and exit (status 1 if Redis cannot be read).")
 def run(once: bool, **flags: object) -> None:
     """Poll Sidekiq every interval and report to the chosen outputs (l2met lines on stdout by default)."""
-    from sidekiq_metrics.loop.poll import run as run_loop
+    from sidekiq_metrics.wiring import run as run_loop
 
     sys.exit(run_loop(resolve_settings(flags), once=once))
 

@@ -1,8 +1,8 @@
 """Settings: read once from flags and the environment, validated, then immutable.
 
 Each layer declares its own section of settings beside the code that uses it (setting.py says how): the
-Redis target (redis_target.py), the reader (sidekiq_reader.py), the loop (runner.py), the outputs
-(outputs/__init__.py, and outputs/otlp_settings.py for otlp), autoscaling (autoscale_settings.py). This
+Redis target (redis/target.py), the reader (sidekiq/reader.py), the loop (loop/settings.py), the outputs
+(outputs/choice.py, and outputs/otlp_settings.py for otlp), autoscaling (autoscale/settings.py). This
 module only assembles them into one Settings and resolves them from the environment.
 
 Precedence for every setting: a command-line flag, then its environment variable, then the default. An
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sidekiq_metrics.autoscale.settings import AutoscaleSettings, resolve_autoscale
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.loop.poll import LOOP_SETTINGS
+from sidekiq_metrics.loop.settings import LOOP_SETTINGS
 from sidekiq_metrics.outputs.choice import (
     CLOUDWATCH_SETTINGS,
     L2MET_SETTINGS,
@@ -31,7 +31,7 @@ from sidekiq_metrics.setting import Setting, read_section
 from sidekiq_metrics.sidekiq.reader import READER_SETTINGS
 
 # Every section's settings, in the order users meet them in `--help`, `doctor` and docs/configuration.md (the
-# Redis URL, read by its own rule, comes first: redis_target.REDIS_URL).
+# Redis URL, read by its own rule, comes first: redis/target.REDIS_URL).
 _ORDER = ("tls_verify", "interval", "lease", "shard_variables", "queues", "namespace", "prefix", "metric_type",
           "source", "stats", "outputs", "statsd_host", "statsd_port", "prometheus_host", "prometheus_port",
           "cloudwatch_namespace", "job_metrics", "job_classes", "job_classes_top")

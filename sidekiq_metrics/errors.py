@@ -7,7 +7,7 @@ class ConfigError(ValueError):
     def __init__(self, setting: str, message: str) -> None:
         super().__init__(f"{setting} {message}")
         self.setting = setting  # the flag or variable, as the user wrote it
-        self.field: str | None = None  # the Settings field it is for, where the caller knows it
+        self.field: str | None = None  # the settings field it is for, where the caller knows it
 
 
 class OutputUnavailable(Exception):  # noqa: N818 - a state, said as one line

@@ -84,11 +84,11 @@ def test_links_between_the_documents_lead_somewhere():
 
 def test_every_app_wide_autoscaling_variable_read_is_declared():
     """Issue 27: the app-wide autoscaling variables were parsed and documented by hand; their docs table is now
-    made from autoscale_settings.AUTOSCALE_APP_SETTINGS, and they are read from there: no variable of the section's
+    made from autoscale/settings.AUTOSCALE_APP_SETTINGS, and they are read from there: no variable of the section's
     code is read by hand."""
     import inspect
 
-    from sidekiq_metrics.autoscale.scaler import settings as autoscale_settings
+    from sidekiq_metrics.autoscale import settings as autoscale_settings
 
     code = inspect.getsource(autoscale_settings.resolve_autoscale)
     read = set(re.findall(r'"((?:SIDEKIQ_METRICS|HEROKU)_[A-Z_]+)"', code))

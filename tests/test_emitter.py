@@ -417,10 +417,10 @@ def test_redis_lost_and_back_the_loop_survives():
 
 
 def test_socket_timeout_is_shorter_than_the_interval():
-    from sidekiq_metrics.redis.connection import connect
+    from sidekiq_metrics.wiring import redis_connection
 
-    assert connect(load_settings({"SIDEKIQ_METRICS_INTERVAL": "1"})).timeout == 0.5
-    assert connect(load_settings({})).timeout == 10.0
+    assert redis_connection(load_settings({"SIDEKIQ_METRICS_INTERVAL": "1"})).timeout == 0.5
+    assert redis_connection(load_settings({})).timeout == 10.0
 
 
 def test_a_hung_redis_never_stalls_the_loop_past_its_interval(own_redis):

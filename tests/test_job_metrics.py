@@ -286,7 +286,7 @@ end
 
 
 def test_off_and_bad_settings():
-    from sidekiq_metrics.sidekiq.reader import job_reader
+    from sidekiq_metrics.wiring import job_reader
 
     assert job_reader(load_settings({"SIDEKIQ_METRICS_JOB_METRICS": "false"})) is None
     on = job_reader(load_settings({"SIDEKIQ_METRICS_JOB_CLASSES": " ReportJob , Billing::* ",

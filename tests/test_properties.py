@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 from sidekiq_metrics.config import SETTINGS, load_settings
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.http.retry_after import retry_after
-from sidekiq_metrics.loop.poll import Poller
 from sidekiq_metrics.redact import MIN_PREFIX
 from sidekiq_metrics.redis.resp import Connection, RedisError
 from sidekiq_metrics.redis.target import RedisTarget
 from sidekiq_metrics.sidekiq.job_payload import latency
 from sidekiq_metrics.tools.doctor import run_doctor
+from sidekiq_metrics.wiring import build_poller
 from support.redis_server import RedisServer, free_port, reader
 from support.sidekiq_data import push
 
@@ -159,7 +159,7 @@ def test_no_value_in_redis_breaks_a_poll(r, redis_server, names, jobs, counters,
     # it lists is unknown: issue 25, metrics.up=0). A queue key of another type holds no job Sidekiq could run and
     # an optional key of another type is unknown: each is only left out (issue 32.16).
     whole = wrong_type != "processes"
-    assert Poller(settings_, out, err).poll() is whole, err.getvalue()
+    assert build_poller(settings_, out, err).poll() is whole, err.getvalue()
     for line in out.getvalue().splitlines():
         assert len(line.encode()) <= 1024
         assert all(L2MET_TOKEN.fullmatch(token) for token in line.split(" ")), line[:200]
@@ -240,7 +240,7 @@ NEEDED = {"queues", "queue:default", "queue:mailers", "queue:absent", "queue:ext
 
 def _poll_as(url: str) -> tuple[dict[str, str], str, bool]:
     out, err = io.StringIO(), io.StringIO()
-    read = Poller(load_settings({"REDIS_URL": url, "SIDEKIQ_METRICS_QUEUES": "default,mailers,absent"}),
+    read = build_poller(load_settings({"REDIS_URL": url, "SIDEKIQ_METRICS_QUEUES": "default,mailers,absent"}),
                   out, err).poll()
     samples = dict(part.split("=", 1) for part in out.getvalue().split() if "#" in part)
     return samples, err.getvalue(), read
@@ -340,7 +340,7 @@ def test_no_output_holds_a_urls_password_and_a_user_name_is_no_secret(locked_red
            "ORDERS_URL": f"redis://{auth}127.0.0.1:{free_port()}/0",
            "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,orders:ORDERS_URL", "DYNO": "web.1"}
     out, err, report = io.StringIO(), io.StringIO(), io.StringIO()
-    Poller(load_settings(env), out, err).poll()
+    build_poller(load_settings(env), out, err).poll()
     run_doctor(env, {}, report)
     printed = out.getvalue() + err.getvalue() + report.getvalue()
     assert password not in printed and quote(password, safe="") not in printed

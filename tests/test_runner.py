@@ -3,7 +3,7 @@
 import pytest
 
 from sidekiq_metrics.errors import StopRequested
-from sidekiq_metrics.loop.poll import Shutdown, run_forever
+from sidekiq_metrics.loop.schedule import Shutdown, run_forever
 
 
 class FakeTime:

@@ -16,11 +16,11 @@ import pytest
 
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.errors import ConfigError
-from sidekiq_metrics.loop.poll import Poller
 from sidekiq_metrics.metrics.samples import Measurements
 from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
 from sidekiq_metrics.outputs.prometheus import render
 from sidekiq_metrics.outputs.statsd import StatsdOutput
+from sidekiq_metrics.wiring import build_poller
 from support.commands import ROOT, Polling, cli, l2met_polls, parse_l2met, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.fault_proxy import FaultProxy
@@ -76,7 +76,7 @@ def test_every_shard_is_read_and_labelled_and_the_sums_are_over_all(shards):
 def test_tag_based_outputs_give_the_shard_as_a_tag_label_and_dimension(shards):
     seed(shards["orders"].client(), {"default": (5.0, 2)})
     settings = load_settings(shard_env({n: s.url for n, s in shards.items()}))
-    poller = Poller(settings, io.StringIO(), io.StringIO())
+    poller = build_poller(settings, io.StringIO(), io.StringIO())
     polled: list[Measurements] = []
     poller.outputs.append(type("Capture", (), {"emit": lambda self, m, at: polled.append(m)})())
     assert poller.poll()

@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidekiq_metrics import catalogue as c
-from sidekiq_metrics.autoscale.scaler import Autoscaler, ScalingLock, readings
+from sidekiq_metrics.autoscale.scaler import Autoscaler, readings
 from sidekiq_metrics.config import load_settings
 from sidekiq_metrics.metrics.samples import Measurements, QueueSeries, Sample, heartbeat
 from sidekiq_metrics.outputs.json_lines import JsonOutput
 from sidekiq_metrics.outputs.l2met import L2metFormat
 from sidekiq_metrics.tools.simulate import RecordingError, polls
+from sidekiq_metrics.wiring import scaling_lock
 from support.commands import Polling, cli, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.redis_server import free_port
@@ -82,7 +83,7 @@ def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings
                "SIDEKIQ_METRICS_HEROKU_API_URL": api.url}
         settings = load_settings(env)
         now = [START]
-        live = Autoscaler(settings.autoscale, ScalingLock(settings, "test"), lambda message: None,
+        live = Autoscaler(settings.autoscale, scaling_lock(settings, "test"), lambda message: None,
                           clock=lambda: now[0], wall=lambda: now[0])
         with path.open() as recorded:
             for poll in polls(recorded):
@@ -406,7 +407,7 @@ def test_an_outage_in_the_middle_of_a_recording_restarts_the_counts_as_it_does_l
         settings = load_settings({**rule, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token,
                                   "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url})
         now = [START]
-        live = Autoscaler(settings.autoscale, ScalingLock(settings, "test"), lambda message: None,
+        live = Autoscaler(settings.autoscale, scaling_lock(settings, "test"), lambda message: None,
                           clock=lambda: now[0], wall=lambda: now[0])
         with path.open() as recorded:
             for poll in polls(recorded):

@@ -15,7 +15,6 @@ shorter cool-down, so whoever acts first also holds the others off for a cool-do
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -28,13 +27,11 @@ from sidekiq_metrics.autoscale.settings import AutoscaleSettings, ScalingRule, a
 from sidekiq_metrics.autoscale.sizing import BUSIEST, Estimate, Flow, estimate, remember
 from sidekiq_metrics.autoscale.stopped_dynos import StopWatch
 from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
-from sidekiq_metrics.config import Settings
 from sidekiq_metrics.heroku.platform_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics.samples import QueueSeries, Sample
 from sidekiq_metrics.redact import describe_error
-from sidekiq_metrics.redis.connection import connect
-from sidekiq_metrics.redis.lease import Lease, unique_owner
-from sidekiq_metrics.redis.resp import RedisError, ReplyError
+from sidekiq_metrics.redis.lease import Lease
+from sidekiq_metrics.redis.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.sidekiq.keys import SidekiqKeys, encode
 from sidekiq_metrics.sidekiq.readings import Totals
 
@@ -270,9 +267,9 @@ class ScalingLock:
     retry must not read it as another emitter's (it delayed a needed scale-up by a whole cool-down). Taking it
     again restarts its TTL, so the cool-down it holds runs from the change that is made."""
 
-    def __init__(self, settings: Settings, owner: str) -> None:
-        self.connection = connect(settings)  # our own: the poll's connection belongs to the poll thread
-        self.keys = SidekiqKeys.under(settings.namespace)  # our lock is kept under Sidekiq's namespace too
+    def __init__(self, connection: Connection, namespace: str | None, owner: str) -> None:
+        self.connection = connection  # our own: the poll's connection belongs to the poll thread
+        self.keys = SidekiqKeys.under(namespace)  # our lock is kept under Sidekiq's namespace too
         self.owner = owner
         self._leases: dict[str, Lease] = {}
 
@@ -307,11 +304,6 @@ class Autoscaler:
         self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopped_dynos.py)
         self._guard = threading.Lock()
         self._wake = threading.Event()
-
-    @classmethod
-    def from_settings(cls, config: AutoscaleSettings, settings: Settings, log: Callable[[str], None]) -> Autoscaler:
-        owner = unique_owner(os.environ.get("DYNO", "local"))
-        return cls(config, ScalingLock(settings, owner), log, settings.secrets)
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="autoscale", daemon=True).start()

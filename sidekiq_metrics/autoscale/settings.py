@@ -1,5 +1,5 @@
 """Autoscaling's settings: one section for every process type (SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_*) and one for
-the app, declared once here, beside the policy that uses them (autoscale.py); the tables in docs/autoscaling.md are
+the app, declared once here, beside the policy that uses them (scaler.py); the tables in docs/autoscaling.md are
 made from them."""
 
 from __future__ import annotations

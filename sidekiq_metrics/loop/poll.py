@@ -1,24 +1,18 @@
-"""The loop: poll on a steady schedule, write each poll's lines, survive every Redis fault, stop on a signal."""
+"""One poll: read a snapshot of each shard (several at once), derive the samples, hand them to the outputs."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import os
-import signal
-import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from sidekiq_metrics.catalogue import FAILED, PROCESSED, REDIS_EVICTED, REDIS_EVICTIONS
-from sidekiq_metrics.errors import EXIT_OUTPUT, ConfigError, OutputFailed, OutputUnavailable, StopRequested
+from sidekiq_metrics.errors import OutputFailed
+from sidekiq_metrics.loop.schedule import Shutdown
 from sidekiq_metrics.metrics.samples import (
     SHARD,
     SHARDS_TOTAL,
@@ -34,115 +28,53 @@ from sidekiq_metrics.metrics.samples import (
     total_samples,
     with_shard,
 )
-from sidekiq_metrics.outputs.choice import Flushing, StandingBy, build_outputs
-from sidekiq_metrics.outputs.line_writer import LineWriter, Stream
-from sidekiq_metrics.parsing import MAX_SECONDS, NUMBER, parse_bool, quote
+from sidekiq_metrics.outputs.choice import Flushing, Output, StandingBy, Write
+from sidekiq_metrics.outputs.line_writer import Stream
 from sidekiq_metrics.redact import describe_error, redact
-from sidekiq_metrics.redis.connection import connect
-from sidekiq_metrics.redis.lease import Lease, printable, unique_owner
 from sidekiq_metrics.redis.resp import RedisError
 from sidekiq_metrics.redis.server_identity import ServerIdentities, same_redis
-from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq.keys import key_prefix
-from sidekiq_metrics.sidekiq.reader import SidekiqReader, job_reader
+from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from sidekiq_metrics.sidekiq.readings import Snapshot, Totals
 from sidekiq_metrics.sidekiq.redis_health import SAFE_POLICY, refusal
 
-if TYPE_CHECKING:  # (config.py assembles this module's section: it imports this one)
+if TYPE_CHECKING:
     from sidekiq_metrics.autoscale.scaler import Autoscaler
-    from sidekiq_metrics.config import Settings
 
 LOG_PREFIX = "sidekiq-metrics:"
-DEFAULT_INTERVAL = 30.0
-MAX_INTERVAL = MAX_SECONDS
-
-
-def parse_interval(raw: str, label: str) -> float:
-    if NUMBER.fullmatch(raw):
-        value = float(raw)
-        if 0 < value <= MAX_INTERVAL and math.isfinite(value):
-            return value
-    raise ConfigError(label, f"must be a number of seconds above 0 and at most {MAX_INTERVAL:.0f}, "
-                             f"e.g. 30, got {quote(raw)}")
-
-
-# The loop's section: how often it polls, and whether only while elected.
-LOOP_SETTINGS = (
-    Setting("interval", ("SIDEKIQ_METRICS_INTERVAL",), DEFAULT_INTERVAL,
-            f"seconds between polls; any number above 0, at most {MAX_INTERVAL:.0f} (below about 0.05, half an "
-            "interval leaves Redis too little time to answer: polls fail, and a lease changes hands)", parse_interval,
-            flag="--interval"),
-    Setting("lease", ("SIDEKIQ_METRICS_LEASE",), False,
-            "poll only while holding a lease in Redis (`sidekiq-metrics:lease`), so that of several emitters one "
-            "is active and another takes over within two intervals when it stops; on by itself in the Cloud "
-            "Native Buildpack's process and `sidecar`, and with SIDEKIQ_METRICS_DYNO naming a process type",
-            parse_bool, flag="--lease"),
-)
 READ_SHARE_OF_TERM = 0.9  # of the time a term has left: a poll's reads end within it, leaving time to print
 LAST_WORDS = 0.25  # seconds a stopping run gives its queued lines to be written (SIGTERM ends us within a second)
 
 
-class Shutdown:
-    """SIGTERM/SIGINT/SIGHUP handling.
-
-    Heroku sends SIGTERM to every process of a dyno and SIGKILLs 30 s later. SIGHUP
-    (the session that started us is gone) stops us the same way, as it stops the
-    supervisor: never an emitter left running without one. A
-    signal that arrives while we sleep, wait on Redis or write raises
-    StopRequested at once (a hung socket read or a blocked stdout would otherwise
-    outlive it); one that arrives while we compute only sets a flag, which the
-    next wait sees.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._interruptible = False
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        if self._interruptible:
-            raise StopRequested
-
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
-        # Open the window before looking at the flag: a signal in between is then seen either way.
-        self._interruptible = True
-        try:
-            if self.requested:
-                raise StopRequested
-            yield
-        finally:
-            self._interruptible = False
-
-
 @dataclass(frozen=True)
-class _ShardReader:
+class ShardReader:
     name: str
     label: str | None  # the shard label of its readings: None for the default one (today's names)
     reader: SidekiqReader
 
 
 class Poller:
-    """One poll: read a snapshot of each shard, derive samples, render, write. Never raises for a Redis fault."""
+    """One poll: read a snapshot of each shard, derive samples, render, write. Never raises for a Redis fault.
 
-    def __init__(self, settings: Settings, out: Stream, err: Stream, shutdown: Shutdown | None = None,
+    It is handed built parts (wiring.py builds them from the settings): a reader per shard, the default one first,
+    and `outputs`, which builds the chosen outputs around the poll's `write_lines`."""
+
+    def __init__(self, shards: Sequence[ShardReader], outputs: Callable[[Write], list[Output]], out: Stream,
+                 log: Callable[[str], None], *, queues: tuple[str, ...] | None, stats: bool, secrets: tuple[str, ...],
+                 flush_timeout: float | None = None, shutdown: Shutdown | None = None,
                  autoscaler: Autoscaler | None = None) -> None:
-        self.settings = settings
+        self.queues = queues  # None: every queue in Sidekiq's `queues` set
+        self.stats = stats
+        self.secrets = secrets
+        self.flush_timeout = flush_timeout  # the otlp output's, when it is chosen
         self.autoscaler = autoscaler
-        self.log = line_logger(err, settings.secrets)
-        self.sharded = len(settings.shards) > 1
-        self.shards = [_ShardReader(shard.name, shard.name if n else None, SidekiqReader(
-            connect(settings, shard.target), namespace=settings.namespace, log=self._log_of(shard.name),
-            jobs=job_reader(settings))) for n, shard in enumerate(settings.shards)]
+        self.log = log
+        self.shards = list(shards)
+        self.sharded = len(self.shards) > 1
         self.reader = self.shards[0].reader  # the default shard's (`doctor` reads through it)
         self.identities = ServerIdentities(self.log)  # which server each shard reached (with shards only)
         self.out = out
         self.shutdown = shutdown or Shutdown()
-        self.outputs = build_outputs(settings, self.write_lines, self.log)
+        self.outputs = outputs(self.write_lines)
         self.counts = Counts(time.time())  # Sidekiq's totals, for their increases
         # run --lease: seconds this emitter may still act for. A poll's reads end within them (cut off from Redis,
         # its `up=0` is printed while the term lasts, not dropped after it) and its readings are printed only then.
@@ -151,11 +83,6 @@ class Poller:
         self._last_warning: str | None = None
         self._said_no_metrics = False
         self._said_health: set[str] = set()  # the shards whose INFO has been judged
-
-    def _log_of(self, shard: str) -> Callable[[str], None]:
-        if not self.sharded:
-            return self.log
-        return lambda line: self.log(f"shard {shard}: {line}")
 
     def poll(self) -> bool:
         """True when Redis answered every read the poll needs. Output errors (a closed stdout) propagate."""
@@ -167,10 +94,10 @@ class Poller:
         finally:
             gc.enable()
 
-    def _read(self, shard: _ShardReader) -> Snapshot | RedisError | OSError:
+    def _read(self, shard: ShardReader) -> Snapshot | RedisError | OSError:
         try:
             with shard.reader.connection.within(self.term_left() * READ_SHARE_OF_TERM):
-                snapshot = shard.reader.read(self.settings.queues, totals=self.settings.stats)
+                snapshot = shard.reader.read(self.queues, totals=self.stats)
             if self.sharded:
                 self.identities.learn(shard.name, shard.reader.connection)
             return snapshot
@@ -209,13 +136,13 @@ class Poller:
                                             if isinstance(result, Snapshot)])
             results = [same_redis(same[shard.name], shard.reader.connection.target.db) if shard.name in same
                        else result for shard, result in zip(self.shards, results, strict=True)]
-        read: list[tuple[_ShardReader, Snapshot]] = []
+        read: list[tuple[ShardReader, Snapshot]] = []
         for shard, result in zip(self.shards, results, strict=True):
             if isinstance(result, Snapshot):
                 read.append((shard, result))
             else:
                 where = f" (shard {shard.name})" if self.sharded else ""
-                self.log(f"poll failed{where}: {describe_error(result, self.settings.secrets)}")
+                self.log(f"poll failed{where}: {describe_error(result, self.secrets)}")
         beats = self._shard_heartbeats(results)
         if not read:
             down = heartbeat(up=False) + beats
@@ -346,7 +273,7 @@ class Poller:
     def flush(self) -> None:
         """Wait for the outputs that send in the background to send what they hold (`run --once`)."""
         for output in self.outputs:
-            if isinstance(output, Flushing) and self.settings.otlp and not output.flush(self.settings.otlp.timeout):
+            if isinstance(output, Flushing) and self.flush_timeout is not None and not output.flush(self.flush_timeout):
                 self.log("otlp: the export was not sent before the timeout (OTEL_EXPORTER_OTLP_TIMEOUT)")
 
     def emit(self, measurements: Measurements) -> None:
@@ -405,181 +332,3 @@ def _before_7(version: str | None) -> bool:
     return version is None or (head.isdigit() and len(head) < 4 and int(head) < 7)
 
 
-def run_forever(poll: Callable[[], object], interval: float, shutdown: Shutdown,
-                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Call `poll` at start + k * interval. A slow poll skips the ticks it missed and never shifts later ones."""
-    next_at = clock()
-    while True:
-        poll()
-        next_at += interval
-        now = clock()
-        if next_at <= now:
-            next_at += math.ceil((now - next_at) / interval) * interval
-        with shutdown.interruptible():
-            sleep(max(0.0, next_at - now))
-
-
-LEASE_KEY = b"sidekiq-metrics:lease"
-TERM_MARGIN = 0.1  # of the lease's TTL: a holder's own clock ends its term this much before Redis may
-
-
-class Election:
-    """Whether this emitter is the active one, among all that share the Redis lease (lease.py).
-
-    The lease lives 1.5 intervals and is asked for every half interval, by the holder and by every standby
-    alike: the holder renews it long before it ends, and when the holder dies without a word (SIGKILL, a lost
-    dyno) another takes it within two intervals of its last renewal. A holder that stops gives it up at once.
-
-    A term: from a successful take or renewal, the holder acts until its lease may have run out, by its own
-    monotonic clock (the time it asked, plus the TTL, less TERM_MARGIN of it for clocks that run at slightly
-    different rates). Redis starts the TTL only after the ask arrives, so a holder cut off from Redis, or paused,
-    stops acting before any other can take over: never two printers at once, and never one that cannot renew
-    printing `up=0` beside the new holder's readings. Each change is one line.
-    """
-
-    def __init__(self, settings: Settings, log: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = printable(os.environ.get("DYNO") or socket.gethostname())
-        self.lease = Lease(connect(settings), key_prefix(settings.namespace) + LEASE_KEY, unique_owner(self.name))
-        self.ttl = 1.5 * settings.interval
-        self.log = log
-        self.secrets = settings.secrets
-        self.clock = clock
-        self.term_ends: float | None = None  # by our clock; None while another holds it (as far as we know)
-        self._unreachable = False
-
-    @property
-    def holding(self) -> bool:
-        return self.term_ends is not None
-
-    def in_term(self) -> bool:
-        """True while this emitter may act: it holds the lease, and the lease cannot have run out yet."""
-        return self.term_left() > 0
-
-    def term_left(self) -> float:
-        """Seconds this emitter may still act for (0: none, it does not hold the lease)."""
-        return 0.0 if self.term_ends is None else max(0.0, self.term_ends - self.clock())
-
-    def check(self) -> bool:
-        """Take or renew the lease; True while this emitter holds it. When Redis cannot be asked, a holder goes
-        on until its term may have ended (its polls say that Redis is down), then stands down; others wait."""
-        asked_at = self.clock()
-        try:
-            held = self.lease.hold(self.ttl)
-        except (RedisError, OSError) as exc:
-            if not self._unreachable:
-                self._unreachable = True
-                self.log(f"cannot ask Redis for the lease: {describe_error(exc, self.secrets)}; "
-                         + ("polling on while the lease lasts" if self.holding else "waiting"))
-            if self.holding and not self.in_term():
-                self.term_ends = None
-                self.log(f"{self.name} could not renew the lease before it may have run out: it stops polling")
-            return self.holding
-        self._unreachable = False
-        if held and not self.holding:
-            self.log(f"{self.name} took the lease: it is the active emitter now")
-        elif self.holding and not held:
-            holder = (self.lease.holder() or "another emitter").rsplit(":", 2)[0]
-            self.log(f"{self.name} lost the lease to {holder}: it stops polling")
-        self.term_ends = asked_at + self.ttl * (1 - TERM_MARGIN) if held else None
-        return held
-
-    def resign(self) -> None:
-        if self.holding:
-            with contextlib.suppress(RedisError, OSError), self.lease.connection.within(LAST_WORDS):
-                self.lease.release()
-            self.term_ends = None
-
-
-def run_elected(poller: Poller, election: Election, interval: float, shutdown: Shutdown,
-                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Poll on the steady schedule of run_forever while this emitter holds the lease; ask for it every half
-    interval, holding it or not, and sleep in between. Each term starts afresh (Poller.start_term)."""
-    poller.lease_terms(election.term_left)
-    next_poll = clock()
-    holding = False
-    try:
-        while True:
-            with shutdown.interruptible():
-                active = election.check()
-            if active != holding:
-                holding = active
-                if active:
-                    poller.start_term()
-                    next_poll = clock()  # a new holder polls at once
-                else:
-                    poller.end_term()
-            now = clock()
-            if active and next_poll <= now:
-                poller.poll()
-                next_poll += interval
-                now = clock()
-                if next_poll <= now:
-                    next_poll += math.ceil((now - next_poll) / interval) * interval
-            wake = min(next_poll, now + interval / 2) if active else now + interval / 2
-            with shutdown.interruptible():
-                sleep(max(0.0, wake - now))
-    finally:
-        election.resign()
-
-
-def run(settings: Settings, *, once: bool, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """The `run` command. Exit status: 0, or 1 when --once could not read Redis. `out` and `err`: stdout and
-    stderr as they are when it is called (the CLI may have replaced closed ones), never as they were at import."""
-    out, err = out or sys.stdout, err or sys.stderr
-    shutdown = Shutdown()
-    shutdown.install()
-    errors = LineWriter(err)  # a log reader that lags never holds up a poll (line_writer.py)
-    log = line_logger(errors, settings.secrets)
-    lines = LineWriter(out, report=log)
-    try:
-        return _run(settings, once, shutdown, lines, errors, log)
-    finally:
-        for stream in (lines, errors):
-            stream.drain(LAST_WORDS)
-
-
-def _run(settings: Settings, once: bool, shutdown: Shutdown, lines: LineWriter, errors: LineWriter,
-         log: Callable[[str], None]) -> int:
-    autoscaler = None
-    if settings.autoscale and not once:  # never for --once: one poll is no basis for scaling
-        from sidekiq_metrics.autoscale.scaler import Autoscaler  # its HTTP client costs memory: only when used
-
-        autoscaler = Autoscaler.from_settings(settings.autoscale, settings, log)
-    try:
-        poller = Poller(settings, lines, errors, shutdown, autoscaler)
-    except OutputUnavailable as exc:  # no chosen output could start
-        log(f"cannot start: {exc}")
-        return 1
-    try:
-        if once:
-            read = poller.poll()
-            with shutdown.interruptible():
-                poller.flush()
-                lines.drain(None)  # --once waits for its reader, as any command does; SIGTERM still ends it
-            poller.write_lines([])  # what writing met
-            return 0 if read else 1
-        poller.log(f"polling {settings.redis.display} every {settings.interval:g}s"
-                   + (" while this process holds the lease (SIDEKIQ_METRICS_LEASE)" if settings.lease else ""))
-        if autoscaler:
-            autoscaler.start()
-        if settings.lease:
-            run_elected(poller, Election(settings, poller.log), settings.interval, shutdown)
-        else:
-            run_forever(poller.poll, settings.interval, shutdown)
-    except StopRequested:
-        pass
-    except BrokenPipeError:
-        silence_stdout()
-    except OutputFailed as exc:
-        poller.log(str(exc))
-        return EXIT_OUTPUT
-    return 0
-
-
-def silence_stdout() -> None:
-    """The log reader went away: nothing to say, and nowhere to say it. Keep the exit quiet."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

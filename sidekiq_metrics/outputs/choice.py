@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sidekiq_metrics.errors import ConfigError, OutputUnavailable
 from sidekiq_metrics.parsing import host, matching, one_of, parse_port, quote
 from sidekiq_metrics.setting import Setting
 
-if TYPE_CHECKING:  # not at run time: config.py imports this module for the names of the outputs, and the
-    # factories below hand each output only the values it uses
-    from sidekiq_metrics.config import Settings
+if TYPE_CHECKING:
     from sidekiq_metrics.metrics.samples import Measurements
+    from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 
 Write = Callable[[list[str]], None]
 Log = Callable[[str], None]
@@ -47,39 +47,56 @@ class Flushing(Protocol):
     def flush(self, timeout: float) -> bool: ...
 
 
-def _l2met(settings: Settings, write: Write, log: Log) -> Output:
+@dataclass(frozen=True)
+class OutputSettings:
+    """The outputs' section of the settings (declared below and in otlp_settings.py): the factories hand each
+    output only the values it uses."""
+
+    outputs: tuple[str, ...]
+    prefix: str
+    metric_type: str
+    source: str | None
+    statsd_host: str
+    statsd_port: int
+    prometheus_host: str
+    prometheus_port: int
+    cloudwatch_namespace: str
+    otlp: OtlpSettings | None  # None: the otlp output is not chosen
+
+
+def _l2met(settings: OutputSettings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.outputs.l2met import L2metOutput
     return L2metOutput(settings.prefix, settings.metric_type, settings.source, write)
 
 
-def _json(settings: Settings, write: Write, log: Log) -> Output:
+def _json(settings: OutputSettings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.outputs.json_lines import JsonOutput
     return JsonOutput(write)
 
 
-def _statsd(settings: Settings, write: Write, log: Log) -> Output:
+def _statsd(settings: OutputSettings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.outputs.statsd import StatsdOutput
     return StatsdOutput(settings.prefix, settings.statsd_host, settings.statsd_port)
 
 
-def _prometheus(settings: Settings, write: Write, log: Log) -> Output:
+def _prometheus(settings: OutputSettings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.outputs.prometheus import PrometheusOutput
     return PrometheusOutput(settings.prefix, settings.prometheus_host, settings.prometheus_port)
 
 
-def _cloudwatch(settings: Settings, write: Write, log: Log) -> Output:
+def _cloudwatch(settings: OutputSettings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.outputs.cloudwatch import CloudWatchOutput
     return CloudWatchOutput(settings.cloudwatch_namespace, write)
 
 
-def _otlp(settings: Settings, write: Write, log: Log) -> Output:
+def _otlp(settings: OutputSettings, write: Write, log: Log) -> Output:
     from sidekiq_metrics.outputs.otlp import OtlpOutput  # protobuf and http.client: about 7 MB, only when chosen
     if settings.otlp is None:  # config.py resolves it whenever `otlp` is among the outputs
         raise OutputUnavailable("the otlp output has no settings")
     return OtlpOutput(settings.prefix, settings.otlp, log)
 
 
-FACTORIES: dict[str, Callable[[Settings, Write, Log], Output]] = {
+FACTORIES: dict[str, Callable[[OutputSettings, Write, Log], Output]] = {
     "l2met": _l2met, "json": _json, "statsd": _statsd, "prometheus": _prometheus, "cloudwatch": _cloudwatch,
     "otlp": _otlp,
 }
@@ -144,7 +161,7 @@ CLOUDWATCH_SETTINGS = (
 PRINTING = frozenset({"l2met", "json", "cloudwatch"})
 
 
-def build_outputs(settings: Settings, write: Write, log: Log) -> list[Output]:
+def build_outputs(settings: OutputSettings, write: Write, log: Log) -> list[Output]:
     """The chosen outputs that could start; one log line for each that could not.
     Raises OutputUnavailable when none could."""
     outputs: list[Output] = []

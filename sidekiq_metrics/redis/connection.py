@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sidekiq_metrics.redis.resp import Connection
 from sidekiq_metrics.redis.target import RedisTarget
-
-if TYPE_CHECKING:
-    from sidekiq_metrics.config import Settings
 
 # Longest a single connect or reply may take, whatever the interval: a poll of
 # 10,000 queues takes milliseconds, so anything slower than this is a fault.
@@ -20,15 +15,14 @@ def socket_timeout(interval: float) -> float:
     return min(MAX_SOCKET_TIMEOUT, interval / 2)
 
 
-def connect(settings: Settings, target: RedisTarget | None = None) -> Connection:
+def connect(target: RedisTarget, interval: float) -> Connection:
     """A lazy connection: nothing is sent until the first poll.
 
     No retries (the next tick is the retry, so a dead Redis sees at most one
     connection attempt per interval). A rediss:// URL is encrypted; the certificate
     is verified only when the target says so (its URL's ?ssl_cert_reqs=, or
-    SIDEKIQ_METRICS_TLS_VERIFY: redis_target.resolve_redis), since Heroku Key-Value Store
-    presents a self-signed one (Sidekiq's own Heroku guidance does the same). `target`: a shard's Redis,
-    instead of the default one. Each Redis is verified as its own URL says, never as another's.
+    SIDEKIQ_METRICS_TLS_VERIFY: redis/target.resolve_redis), since Heroku Key-Value Store
+    presents a self-signed one (Sidekiq's own Heroku guidance does the same). Each Redis (the default one, or a
+    shard's) is verified as its own URL says, never as another's. `interval`: the loop's, which bounds the timeouts.
     """
-    target = target or settings.redis
-    return Connection(target, timeout=socket_timeout(settings.interval), tls_verify=bool(target.tls_verify))
+    return Connection(target, timeout=socket_timeout(interval), tls_verify=bool(target.tls_verify))

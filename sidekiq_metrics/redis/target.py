@@ -62,7 +62,7 @@ class Shard:
     variable: str  # the config var that holds its URL, to name it by in errors (never its URL)
 
 
-# In place of a Redis whose URL is refused, so that Settings stay whole for `doctor`'s list of errors; never read.
+# In place of a Redis whose URL is refused, so that the settings stay whole for `doctor`'s list of errors; never read.
 _STAND_IN = Shard(DEFAULT_SHARD, RedisTarget("redis", host="localhost"), "the default Redis URL")
 
 

@@ -1,11 +1,11 @@
 """Reading Sidekiq's state from Redis: one Snapshot per poll, in one round trip (two when the sets changed).
 
-Which keys (sidekiq_keys.py) and how: the sets, the totals, each queue, each process.
+Which keys (keys.py) and how: the sets, the totals, each queue, each process.
 
 The sets and totals are read with everything the sets listed at the last poll (see SidekiqReader);
 one more round trip happens only when jobs of hundreds of kilobytes make a script call stop early.
 Only read commands are sent, and a read-only Lua script. (The autoscaler's lock, a write, has a
-connection of its own: autoscale.py.) What a read produces is in readings.py.
+connection of its own: autoscale/scaler.py.) What a read produces is in readings.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.parsing import parse_bool, parse_queue_list, quote, text, whole_number
@@ -24,11 +23,8 @@ from sidekiq_metrics.redis.resp import Command, Connection, RedisError, Reply, R
 from sidekiq_metrics.setting import Setting
 from sidekiq_metrics.sidekiq import queue_scan, redis_health
 from sidekiq_metrics.sidekiq.job_metrics import MAX_CATCH_UP, JobMetricsReader
-from sidekiq_metrics.sidekiq.keys import PROCESS_FIELDS, SidekiqKeys, decode, key_prefix
+from sidekiq_metrics.sidekiq.keys import PROCESS_FIELDS, SidekiqKeys, decode
 from sidekiq_metrics.sidekiq.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
-
-if TYPE_CHECKING:  # config.py assembles this module's section: it imports this one
-    from sidekiq_metrics.config import Settings
 
 MAX_CLASSES = 1000  # SIDEKIQ_METRICS_JOB_CLASSES_TOP at most
 
@@ -68,13 +64,6 @@ READER_SETTINGS = (
             "at most this many classes one by one: those with the most run time in the last hour",
             parse_top, flag="--job-classes-top"),
 )
-
-
-def job_reader(settings: Settings) -> JobMetricsReader | None:
-    """What reads Sidekiq's execution metrics for these settings; None when they are off."""
-    if not settings.job_metrics:
-        return None
-    return JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top)
 
 
 SCRIPT_RECHECK = 600.0  # seconds after a refusal before the script is offered again (an ACL may change)

@@ -1,6 +1,6 @@
 """What one read of Sidekiq's state produces: plain values, with no Redis in them.
 
-The metrics, `watch` and `doctor` take these; only sidekiq_reader.py makes them.
+The metrics, `watch` and `doctor` take these; only reader.py makes them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import time
 import redis
 
 from sidekiq_metrics.config import load_settings
-from sidekiq_metrics.loop.poll import Poller
+from sidekiq_metrics.wiring import build_poller
 
 
 def seed(client: redis.Redis, now: float) -> None:
@@ -62,7 +62,7 @@ def run_demo(polls: int) -> int:
                     time.sleep(0.05)
             seed(client, time.time())
             print(f"# redis-server on port {port} holds 3 Sidekiq queues; {polls} polls, 1 s apart:", flush=True)
-            poller = Poller(load_settings({"SIDEKIQ_METRICS_REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "1"}),
+            poller = build_poller(load_settings({"SIDEKIQ_METRICS_REDIS_URL": url, "SIDEKIQ_METRICS_INTERVAL": "1"}),
                             sys.stdout, sys.stderr)
             for i in range(polls):
                 if i:

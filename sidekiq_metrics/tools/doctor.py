@@ -18,18 +18,17 @@ from sidekiq_metrics.autoscale.settings import AutoscaleSettings
 from sidekiq_metrics.config import SETTINGS, Settings, check_settings
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.heroku.dynos import DISABLED, NO_REDIS, OTHER_DYNO, why_no_emitter
-from sidekiq_metrics.loop.poll import Poller
 from sidekiq_metrics.metrics.samples import Measurements, heartbeat, queue_series, total_samples
 from sidekiq_metrics.outputs.choice import PRINTING
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings
 from sidekiq_metrics.redact import describe_error, redact
-from sidekiq_metrics.redis.connection import connect
 from sidekiq_metrics.redis.resp import Connection, RedisError, ReplyError
 from sidekiq_metrics.sidekiq.job_metrics import minute_keys
 from sidekiq_metrics.sidekiq.keys import NAMESPACED, SidekiqKeys, decode, key_prefix
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from sidekiq_metrics.sidekiq.readings import Snapshot
 from sidekiq_metrics.sidekiq.redis_health import SAFE_POLICY, refusal
+from sidekiq_metrics.wiring import build_poller, redis_connection
 
 OK, FAIL, WARN, INFO = "ok  ", "FAIL", "warn", "info"
 
@@ -120,7 +119,7 @@ def _dyno(report: Report, env: Mapping[str, str], settings: Settings) -> None:
 
 
 def _redis(report: Report, settings: Settings) -> bool:
-    connection = connect(settings)
+    connection = redis_connection(settings)
     where = f"{settings.redis.display} ({'TLS' if settings.redis.tls else 'no TLS'})"
     try:
         start = time.perf_counter()
@@ -187,7 +186,7 @@ def _poll(report: Report, settings: Settings) -> None:
     captured, errors = io.StringIO(), io.StringIO()
     # Only the outputs that print: a doctor neither opens the Prometheus port nor sends to an agent.
     printed = tuple(o for o in settings.outputs if o in PRINTING) or ("l2met",)
-    poller = Poller(dataclasses.replace(settings, outputs=printed), captured, errors)
+    poller = build_poller(dataclasses.replace(settings, outputs=printed), captured, errors)
     ok = poller.poll()
     for line in errors.getvalue().splitlines():
         report.line(WARN if ok else FAIL, line)
@@ -301,7 +300,8 @@ def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:
         report.line(INFO, "no headers set", "most backends want an API key in OTEL_EXPORTER_OTLP_HEADERS")
     report.line(OK, f"protocol {config.protocol}, compression {config.compression}, temporality {config.temporality}")
     try:
-        snapshot = SidekiqReader(connect(settings), namespace=settings.namespace).read(settings.queues, totals=True)
+        reader = SidekiqReader(redis_connection(settings), namespace=settings.namespace)
+        snapshot = reader.read(settings.queues, totals=True)
         series, _ = queue_series(snapshot)
         totals = total_samples(snapshot.totals, series, snapshot.read_at) if snapshot.totals else []
         measurements = Measurements(series, totals + heartbeat(up=True))

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from sidekiq_metrics.catalogue import QUEUE_LATENCY
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import EXIT_OUTPUT
-from sidekiq_metrics.loop.poll import silence_stdout
+from sidekiq_metrics.loop.schedule import silence_stdout
 from sidekiq_metrics.metrics.samples import queue_series
 from sidekiq_metrics.redact import describe_error
 from sidekiq_metrics.redis.connection import connect
@@ -168,7 +168,7 @@ def run_watch(settings: Settings, every: float, threshold: float, out: TextIO | 
     # The latest complete minute at once (watch only shows what it reads: no minute can be counted twice).
     jobs = JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top,
                             backfill=1) if settings.job_metrics else None
-    reader = SidekiqReader(connect(dataclasses.replace(settings, interval=every)), namespace=settings.namespace,
+    reader = SidekiqReader(connect(settings.redis, every), namespace=settings.namespace,
                            jobs=jobs)
     view = View(threshold, marks=spark_marks(out))
     tty = out.isatty()

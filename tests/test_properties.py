@@ -85,6 +85,7 @@ def both(redis_server):
 
 
 @EXAMPLES
+@example(payload=b'{"enqueued_at":Infinity,"enqueued_at":1795667850.0}')  # the usual end, NaN before it (found here)
 @given(payload=payloads())
 def test_the_script_and_lindex_read_every_payload_alike(r, both, payload):
     scripted, plain = both

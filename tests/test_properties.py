@@ -19,7 +19,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from sidekiq_metrics.config import SETTINGS, load_settings
@@ -85,6 +85,7 @@ def both(redis_server):
 
 
 @EXAMPLES
+@example(payload=b'{"enqueued_at":Infinity,"enqueued_at":1795667850.0}')  # the usual end, NaN before it (found here)
 @given(payload=payloads())
 def test_the_script_and_lindex_read_every_payload_alike(r, both, payload):
     scripted, plain = both
@@ -326,6 +327,7 @@ COMMON_USERS = ("default", "orders", "admin", "redis", "sidekiq", "metrics", "ap
 
 
 @EXAMPLES
+@example(user="default", password="interval")  # a word doctor prints: it is masked there too (found by this test)
 @given(user=st.sampled_from(COMMON_USERS) | st.text(max_size=20),
        password=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), min_size=MIN_PREFIX,
                         max_size=40))

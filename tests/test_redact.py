@@ -44,3 +44,17 @@ def test_ordinary_text_is_left_alone():
     assert redact("lost the connection to Redis at 10.0.0.1:6379", ["hunter2-long"]) == \
         "lost the connection to Redis at 10.0.0.1:6379"
     assert redact("user=metrics pass=pw", ["metrics", "pw"]) == "user=*** pass=***"
+
+
+def test_a_log_line_with_a_line_break_in_a_name_stays_one_line():
+    """Found in review of issue 32: a key name, queue name or DYNO holding a line break started a line of its own
+    on stderr, which a log reader could take for a metric (`sample#...`)."""
+    import io
+
+    from sidekiq_metrics.runner import line_logger
+
+    err = io.StringIO()
+    line_logger(err, ("s3cr3t",))("queue:x\nsample#sidekiq.default.size=999\r\u2028 s3cr3t")
+    assert err.getvalue().count("\n") == 1 and err.getvalue().endswith("\n")
+    assert "s3cr3t" not in err.getvalue() and "\r" not in err.getvalue() and "\u2028" not in err.getvalue()
+    assert err.getvalue().startswith("sidekiq-metrics: queue:x\\nsample#")

@@ -316,14 +316,20 @@ def _qualified(shard: str | None, queue: str) -> str:
 
 def line_logger(err: Stream, secrets: tuple[str, ...]) -> Callable[[str], None]:
     """Writes one line to stderr, with the credentials scrubbed out whoever wrote the message (a NOPERM
-    reply names the user, say). Never raises: the metrics matter more than our remarks."""
+    reply names the user, say), and any line break in it escaped: a name from Redis or the environment that holds
+    one would otherwise start a line of its own, which a log reader could take for a metric. Never raises: the
+    metrics matter more than our remarks."""
     def log(message: str) -> None:
         try:
-            err.write(f"{LOG_PREFIX} {redact(message, secrets)}\n")
+            err.write(f"{LOG_PREFIX} {redact(message, secrets).translate(_ONE_LINE)}\n")
             err.flush()
         except (OSError, ValueError):  # stderr gone or full
             pass
     return log
+
+
+_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r", "\v": "\\v", "\f": "\\f", "\x1c": "\\x1c", "\x1d": "\\x1d",
+                           "\x1e": "\\x1e", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def _before_7(version: str | None) -> bool:

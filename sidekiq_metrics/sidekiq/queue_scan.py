@@ -48,7 +48,12 @@ def unpack(reply: Reply) -> tuple[bytes, int, list[bytes], list[int]]:
 
 
 def job_reading(name: str, size: int, payload: bytes) -> QueueReading:
-    """A reading from a queue's oldest job read whole (LINDEX, or handed back by the script)."""
+    """A reading from a queue's oldest job read whole (LINDEX, or handed back by the script). A job that ends as
+    Sidekiq writes it is read by the script's fast path rule first, so that both paths read every job alike (one
+    with NaN elsewhere but the usual end, which Ruby's JSON.parse would refuse, included: the script never looks
+    past the end)."""
+    if (stamp := _usual_stamp(payload[:1], payload[-TooLarge.KEPT:])) is not None:
+        return QueueReading(name, size, stamp)
     try:
         return QueueReading(name, size, stamp_from_payload(payload))
     except BadPayload as exc:
@@ -141,9 +146,12 @@ _USUAL_END = re.compile(rb"([1-9][0-9]*(?:\.[0-9]+)?)\}")
 def usual_end(job: TooLarge) -> Stamp | None:
     """The stamp of a job too large to keep, from its ends: Sidekiq's jobs start with `{` and end with
     `,"enqueued_at":<number>}`. The same rule as the script's fast path, so both read it alike."""
-    if job.head[:1] != b"{":
+    return _usual_stamp(job.head, job.tail)
+
+
+def _usual_stamp(head: bytes, tail: bytes) -> Stamp | None:
+    if head[:1] != b"{":
         return None
-    tail = job.tail
     k = tail.find(b',"enqueued_at":', max(0, len(tail) - 49))
     number = _USUAL_END.fullmatch(tail, k + 15) if k >= 0 else None
     return Stamp(_token(number[1])) if number else None

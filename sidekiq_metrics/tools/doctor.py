@@ -37,12 +37,13 @@ class Report:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.failed = False
+        self.secrets: tuple[str, ...] = ()  # scrubbed out of every line, whatever wrote it, as the emitter's log is
 
     def line(self, mark: str, text: str, fix: str | None = None) -> None:
         self.failed |= mark == FAIL
-        self.out.write(f"{mark}  {text}\n")
+        self.out.write(f"{mark}  {redact(text, self.secrets)}\n")
         if fix:
-            self.out.write(f"      -> {fix}\n")
+            self.out.write(f"      -> {redact(fix, self.secrets)}\n")
         self.out.flush()
 
     def section(self, title: str) -> None:
@@ -52,6 +53,7 @@ class Report:
 def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO) -> int:
     report = Report(out)
     settings, errors = check_settings(env, flags)
+    report.secrets = settings.secrets
     report.section("Configuration")
     _configuration(report, settings, errors)
     report.section("This dyno")

@@ -51,7 +51,7 @@ def test_a_log_line_with_a_line_break_in_a_name_stays_one_line():
     on stderr, which a log reader could take for a metric (`sample#...`)."""
     import io
 
-    from sidekiq_metrics.runner import line_logger
+    from sidekiq_metrics.loop.poll import line_logger
 
     err = io.StringIO()
     line_logger(err, ("s3cr3t",))("queue:x\nsample#sidekiq.default.size=999\r\u2028 s3cr3t")

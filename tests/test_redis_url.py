@@ -61,6 +61,10 @@ def test_ssl_cert_reqs_in_the_url_is_honoured(query, verify):
     ("redis://h:1/0?ssl_cert_reqs=none", "means something only for a rediss:// URL"),
     ("rediss://h:1/0?ssl_ca_certs=/etc/ca.pem", "has a query option we do not know: 'ssl_ca_certs'"),
     ("redis://h:1/0?password=hunter2", "has a query option we do not know: 'password'"),
+    # Found in review of issue 32: the last of two won (`required&...=none` verified nothing), where redis-py
+    # takes the first: a URL that says two things is refused.
+    ("rediss://h:1/0?ssl_cert_reqs=required&ssl_cert_reqs=none", "gives the query option 'ssl_cert_reqs' twice"),
+    ("redis://h:1/?db=3&db=4", "gives the query option 'db' twice"),
 ])
 def test_query_options_we_cannot_honour_are_refused_not_ignored(url, message):
     with pytest.raises(ConfigError, match=message) as caught:

@@ -113,8 +113,12 @@ URL_QUERY_OPTIONS = ("db", "ssl_cert_reqs")
 def _url_query(query: str, label: str) -> dict[str, str]:
     """The URL's query options we honour; any other is refused, never silently ignored. (Values are not
     repeated in the message: some clients take a password there.)"""
-    pairs = (part.partition("=") for part in query.split("&") if part)
-    options = {unquote(key): unquote(value) for key, _, value in pairs}
+    pairs = [(unquote(key), unquote(value)) for key, _, value in (p.partition("=") for p in query.split("&") if p)]
+    options = dict(pairs)
+    if len(options) < len(pairs):  # clients differ on which of two wins (redis-py: the first): say which is meant
+        twice = next(key for n, (key, _) in enumerate(pairs) if key in dict(pairs[:n]))
+        if twice in URL_QUERY_OPTIONS:
+            raise ConfigError(label, f"gives the query option {quote(twice)} twice: keep the one you mean")
     unknown = [k for k in options if k not in URL_QUERY_OPTIONS]
     if unknown:
         # Named only when it looks like an option's name: `?hunter2` may be a password put in the wrong place.

@@ -588,3 +588,23 @@ def test_the_redis_url_flag_is_not_read_with_shards_either(shards):
     result = cli("run", "--once", "--redis-url", "http://nowhere/0", env=shard_env(urls))
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert parse_l2met(result.stdout)["sample#sidekiq:all.enqueued"] == "0"
+
+
+def test_a_shard_that_is_a_replica_of_another_is_refused_as_the_same_redis(shards):
+    """Found in review of issue 32: a shard's variable naming a read replica of another shard's Redis was read as a
+    Redis of its own (its own run_id) and every job counted twice, `doctor` saying all was good. A replica shares its
+    primary's replication id (INFO replication's master_replid): the later shard is not read."""
+    default, orders = shards["default"], shards["orders"]
+    seed(default.client(), {"default": (1.0, 1)})
+    orders.client().replicaof("127.0.0.1", default.port)
+    assert wait_until(lambda: orders.client().info("replication").get("master_link_status") == "up", 15)
+    urls = {"default": default.url, "orders": orders.url}
+    result = cli("run", "--once", env=shard_env(urls))
+    seen = parse_l2met(result.stdout)
+    assert result.returncode == 1 and SAME_REDIS in result.stderr, result.stderr
+    assert seen["sample#sidekiq:orders.metrics.up"] == "0"
+    assert not any(key.startswith("sample#sidekiq:all.") for key in seen)
+    # Promoted, it is a Redis of its own again (a new replication id): read, and summed.
+    orders.client().replicaof("no", "one")
+    again = cli("run", "--once", env=shard_env(urls))
+    assert again.returncode == 0 and parse_l2met(again.stdout)["sample#sidekiq:all.enqueued"] == "2", again.stderr

@@ -427,3 +427,21 @@ def test_a_json_recording_without_the_totals_still_says_whether_each_poll_was_wh
                                        "SIDEKIQ_METRICS_STATS": "false"})
     (poll,) = polls(result.stdout.splitlines())
     assert poll.up and dict(zip(poll.series[0].queues, poll.series[0].values, strict=True)) == {"default": 3}
+
+
+@pytest.mark.parametrize("output", ["json", "l2met"])
+def test_a_recording_without_a_configured_shard_holds_still_and_says_so(tmp_path, r, redis_server, output):
+    """Found in review of issue 32: simulating shards over a recording that has no readings of one of them (made
+    before the shard was added) read that shard's queues as empty and scaled down, without a word. A poll without a
+    shard's own heartbeat is no reading of it: rule 1 holds the type still, and one line says why."""
+    seed(r, {"default": (0.5, 2)})
+    path = tmp_path / f"before-the-shard.{output}"
+    path.write_text("".join(recorded_run({"REDIS_URL": redis_server.url}, output)))
+    env = {**RULE, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_COOLDOWN": "60",
+           "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default,orders:urgent", "REDIS_URL": redis_server.url,
+           "HEROKU_REDIS_COBALT_URL": f"redis://127.0.0.1:{free_port()}/0",
+           "SIDEKIQ_METRICS_SHARDS": "default:REDIS_URL,orders:HEROKU_REDIS_COBALT_URL"}
+    result = cli("autoscale", "simulate", str(path), "--start", "worker=3", env=env)
+    assert result.returncode == 0, result.stderr
+    assert " scale type=" not in result.stdout and "0 change(s), ending at 3 dyno(s)" in result.stdout, result.stdout
+    assert result.stderr.count("\n") == 1 and "no heartbeat of the shard orders" in result.stderr, result.stderr

@@ -70,6 +70,8 @@ def read_record(text: str) -> tuple[str, Recorded]:
             totals={name: _finite(value) for name, value in summed.get("totals", {}).items()},
             process_types={kind: {name: _finite(value) for name, value in crew.items()}
                            for kind, crew in summed.get("process_type", {}).items()})
+        recorded.shards_up = {name: _finite(part["totals"][UP.name]) for name, part in shards.items()
+                              if UP.name in part.get("totals", {})}
         for shard, part in [(None, record), *((name, part) for name, part in shards.items() if name != SHARDS_TOTAL)]:
             for queue, values in part["queues"].items():
                 name = queue if shard is None else f"{shard}:{queue}"

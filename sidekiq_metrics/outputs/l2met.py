@@ -162,6 +162,8 @@ def read_poll(values: dict[str, float]) -> Recorded:
         head, _, rest = name.partition(".")
         process_type, _, metric = rest.rpartition(".")
         crew = head == "process" and f"process.{metric}" in _READ_BACK
+        if shard is not None and name == UP.name:
+            recorded.shards_up[shard] = value
         if shard == SHARDS_TOTAL or (shard is None and not summed):
             recorded.totals[name] = value
             if crew:

@@ -16,3 +16,5 @@ class Recorded:
     process_types: dict[str, dict[str, float]] = field(default_factory=dict)  # {"worker": {"process.busy": 3}}
     # The poll's own metrics.up (1 only when every read it needed, of every shard, succeeded); None: not recorded.
     up: float | None = None
+    # With shards, each shard's own metrics.up, by its name: a shard with none was not in the recording at all.
+    shards_up: dict[str, float] = field(default_factory=dict)

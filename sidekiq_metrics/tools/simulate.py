@@ -46,6 +46,7 @@ class Poll:
     # metrics.up was 1: Redis answered every read the poll needed. A poll that was not whole (Redis down, a shard
     # down, a refused read) holds every type still, as the live autoscaler does (docs/autoscaling.md, rule 1).
     up: bool = True
+    shards_up: dict[str, float] = field(default_factory=dict)  # with shards, each one's own metrics.up
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Outcome:
     dyno_seconds: dict[str, float] = field(default_factory=dict)
     seconds_above: dict[str, float] = field(default_factory=dict)  # latency above UP_LATENCY
     final: dict[str, int] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)  # shards the settings name of which some poll had no heartbeat
 
 
 def polls(lines: Iterable[str], prefix: str = DEFAULT_PREFIX, dyno: str | None = None) -> Iterator[Poll]:
@@ -133,7 +135,7 @@ def _poll(at: float, recorded: Recorded) -> Poll:
     sizes, waits = recorded.sizes, recorded.waits
     return Poll(at, [QueueSeries(QUEUE_SIZE, list(sizes), list(sizes.values())),
                      QueueSeries(QUEUE_LATENCY, list(waits), list(waits.values()))], workers,
-                up=recorded.up is not None and recorded.up >= 1)
+                up=recorded.up is not None and recorded.up >= 1, shards_up=recorded.shards_up)
 
 
 def _epoch(text: str, number: int) -> float:
@@ -143,15 +145,20 @@ def _epoch(text: str, number: int) -> float:
         raise RecordingError(f"line {number} has a time that is not one") from None
 
 
-def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict[str, int]) -> Outcome:
-    """The policy over the recorded polls, every change made at once, as the autoscaler's own step does."""
+def simulate(rules: Sequence[ScalingRule], recorded: Iterable[Poll], start: dict[str, int],
+             shards: Sequence[str] = ()) -> Outcome:
+    """The policy over the recorded polls, every change made at once, as the autoscaler's own step does. `shards`:
+    the shards besides the first that the settings name; a poll without a heartbeat of 1 from each of them is no
+    whole reading (a recording made before a shard was added, say), and holds every type still."""
     policies = {rule.process_type: Policy(rule) for rule in rules}
     states = {rule.process_type: TypeState() for rule in rules}
     current = {rule.process_type: start.get(rule.process_type, rule.min_dynos) for rule in rules}
     outcome = Outcome(dyno_seconds=dict.fromkeys(current, 0.0), seconds_above=dict.fromkeys(current, 0.0))
     previous: float | None = None
     for poll in recorded:
-        latest = readings(rules, poll.series, poll.workers) if poll.up else {}
+        missing = [shard for shard in shards if poll.shards_up.get(shard, 0) < 1]
+        outcome.missing.update(shard for shard in missing if shard not in poll.shards_up)
+        latest = readings(rules, poll.series, poll.workers) if poll.up and not missing else {}
         for rule in rules:
             process_type = rule.process_type
             reading = latest.get(process_type)
@@ -211,10 +218,14 @@ def run_simulation(env: Mapping[str, str], recording: str, starts: Sequence[str]
     try:
         with (open(recording, encoding="utf-8", errors="replace") if recording != "-" else
               contextlib.nullcontext(sys.stdin)) as lines:
-            outcome = simulate(rules, polls(lines, settings.prefix, dyno), start)
+            outcome = simulate(rules, polls(lines, settings.prefix, dyno), start,
+                               [shard.name for shard in settings.shards[1:]])
     except (OSError, RecordingError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         sys.stderr.write(f"sidekiq-metrics: cannot read the recording {recording[:80]!r}: {reason}\n")
         return EXIT_CONFIG
+    for shard in sorted(outcome.missing):
+        sys.stderr.write(f"sidekiq-metrics: some polls of the recording have no heartbeat of the shard {shard} "
+                         "(recorded before it was added?): they held every type still, as no reading does\n")
     report(outcome, rules, out)
     return 0

@@ -369,6 +369,19 @@ def test_doctor_reads_each_formation_and_scales_nothing(r, redis_server, api):
     assert api.patches() == []
 
 
+def test_doctor_warns_of_an_autoscaled_queue_sidekiq_does_not_know(r, redis_server, api):
+    """Found in review of issue 32: a misspelt queue (`urgnt`; `orders. urgent` and the like) was accepted silently,
+    read as empty, and scaled its type down while the real queue waited. Live, a queue that does not exist yet
+    counts as empty (it may be a new one); doctor says which of a type's queues Sidekiq does not know."""
+    set_latency(r, "urgent", 100)
+    env = {**autoscale_env(redis_server.url, api, queues="urgnt,urgent"), "DYNO": "web.1"}
+    result = cli("doctor", env=env)
+    assert result.returncode == 0, result.stdout
+    assert ("warn  worker: Sidekiq has no queue 'urgnt' now: it counts as empty until a job is pushed to it "
+            "(misspelt?)") in result.stdout, result.stdout
+    assert "'urgent'" not in result.stdout.split("Autoscaling", 1)[1]
+
+
 def test_a_scale_down_waits_while_a_dyno_of_the_type_runs_a_job_then_goes_on_when_idle(r, redis_server, api):
     api.formation["worker"] = 3
     set_latency(r, "default", 0, jobs=0)

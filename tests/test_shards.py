@@ -574,6 +574,9 @@ def test_odd_queue_names_in_autoscaling_with_shards():
     listed = load_settings({**env, "SIDEKIQ_METRICS_QUEUES": "critical", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES":
                             "default:critical,orders:critical"}).autoscale.rules[0]
     assert listed.queues == ("critical", "orders:critical")
+    # Spaces around the colon are read as around a comma (review of issue 32: `orders: urgent` was ' urgent').
+    spaced = load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": "default, orders: urgent"})
+    assert spaced.autoscale.rules[0].queues == ("default", "orders:urgent")
     for queues in ("Orders:urgent", ":urgent", "low:priority"):
         with pytest.raises(ConfigError, match="SIDEKIQ_METRICS_SHARDS lists default, orders"):
             load_settings({**env, "SIDEKIQ_METRICS_AUTOSCALE_WORKER_QUEUES": queues})

@@ -99,8 +99,9 @@ def autoscale_variable(process_type: str, suffix: str) -> str:
 
 AUTOSCALE_RULE_SETTINGS: tuple[Setting, ...] = (
     _rule("queues", "QUEUES", "the queues this type serves; its latency is the worst of them, its backlog "
-                "their total size. A queue Sidekiq does not know counts as empty. They must be among "
-                "`SIDEKIQ_METRICS_QUEUES` if that is set. A queue of another shard than the first is "
+                "their total size. A queue Sidekiq does not know counts as empty (it may not exist yet): `doctor` "
+                "names each such queue. They must be among `SIDEKIQ_METRICS_QUEUES` if that is set. A queue of "
+                "another shard than the first is "
                 "`shard:queue` (`orders:urgent`); the first shard's is its name alone or, by that shard's name, "
                 "`default:urgent`. A shard `SIDEKIQ_METRICS_SHARDS` does not list is refused (exit 2)",
                 parse_queue_list),
@@ -138,6 +139,8 @@ def shard_queues(queues: tuple[str, ...], shards: tuple[str, ...], label: str) -
     named = []
     for queue in queues:
         shard, colon, name = queue.partition(":")
+        shard, name = shard.strip(), name.strip()  # `orders: urgent`, as spaces around a comma are read
+        queue = f"{shard}:{name}" if colon else queue
         if colon and (shard not in shards or not name):
             raise ConfigError(label, f"names {quote(queue)}, a queue of the shard {quote(shard)}, but "
                                      f"SIDEKIQ_METRICS_SHARDS lists {', '.join(shards)}: another shard's queue is "

@@ -59,19 +59,20 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     report.section("This dyno")
     _dyno(report, env, settings)
     report.section("Redis")
+    known: set[str] | None = None  # the queues Sidekiq knows, as autoscaling names them (None: not read)
     if any(error.field == "redis" for error in errors):
         report.line(FAIL, "not checked: the Redis URL is not valid (see Configuration above)")
     elif any(error.field == "shard_variables" for error in errors):
         report.line(FAIL, "not checked: the shards are not all known (see Configuration above)")
     elif _redis(report, settings):
         report.section("One poll, exactly as it would print")
-        _poll(report, settings)
+        known = _poll(report, settings)
     if settings.otlp:
         report.section("OpenTelemetry (the otlp output)")
         _otlp(report, settings, settings.otlp)
     if settings.autoscale:
         report.section("Autoscaling")
-        _autoscale(report, settings.autoscale)
+        _autoscale(report, settings.autoscale, known)
     report.out.write(f"\n{'The emitter would not work here: see FAIL above.' if report.failed else 'All good.'}\n")
     return 1 if report.failed else 0
 
@@ -184,7 +185,9 @@ def _guess_namespace(connection: Connection) -> str | None:
     return None
 
 
-def _poll(report: Report, settings: Settings) -> None:
+def _poll(report: Report, settings: Settings) -> set[str] | None:
+    """One poll as it would print, each Redis's health and reads; the queues Sidekiq knows on every shard, as
+    autoscaling names them, when every queue is read (not only SIDEKIQ_METRICS_QUEUES') and every shard was."""
     captured, errors = io.StringIO(), io.StringIO()
     # Only the outputs that print: a doctor neither opens the Prometheus port nor sends to an agent.
     printed = tuple(o for o in settings.outputs if o in PRINTING) or ("l2met",)
@@ -197,21 +200,27 @@ def _poll(report: Report, settings: Settings) -> None:
         report.out.write(f"      {line}\n")
     if ok:
         report.line(OK, f"a poll read Redis and printed {len(snapshot_lines)} line(s)")
-    for shard in poller.shards:  # each Redis's own health, from a read of its own reader
+    known: set[str] | None = set() if settings.queues is None else None
+    for n, shard in enumerate(poller.shards):  # each Redis's own health, from a read of its own reader
         try:
-            _health(report, shard.name if poller.sharded else None, shard.reader.read(settings.queues, totals=True))
+            read = shard.reader.read(settings.queues, totals=True)
         except RedisError:
-            pass  # the poll above has said why
+            known = None
+            continue  # the poll above has said why
+        _health(report, shard.name if poller.sharded else None, read)
+        if known is not None:
+            known |= {q.name if n == 0 else f"{shard.name}:{q.name}" for q in read.queues}
     try:  # once more with the poll's own reader: after a refused script it reads as the emitter's next poll does
         snapshot = poller.reader.read(settings.queues, totals=True)
     except RedisError:
-        return  # the poll above has said why
+        return None  # the poll above has said why
     connection = poller.reader.connection
     _reads(report, snapshot, settings.namespace)
     if ok:
         _generation(report, snapshot)
         if settings.job_metrics:
             _execution_metrics(report, connection, key_prefix(settings.namespace))
+    return known
 
 
 # What each read Redis may refuse costs. The first kind a poll cannot do without (metrics.up=0 while it is refused,
@@ -268,8 +277,10 @@ def _health(report: Report, shard: str | None, snapshot: Snapshot) -> None:
         report.line(OK, f"health: {where} never evicts keys (maxmemory-policy {health.policy or 'unknown'}){full}")
 
 
-def _autoscale(report: Report, config: AutoscaleSettings) -> None:
-    """Each scaled type's rule, and its formation read from the Platform API (a GET only: nothing is scaled)."""
+def _autoscale(report: Report, config: AutoscaleSettings, known: set[str] | None) -> None:
+    """Each scaled type's rule, and its formation read from the Platform API (a GET only: nothing is scaled); and
+    the queues it names that Sidekiq does not know (`known`, None: not read): live, such a queue counts as empty
+    (a new one may not exist yet), so a misspelt one would scale its type down while the real queue waits."""
     from sidekiq_metrics.heroku.platform_api import ApiError, PlatformApi  # only for those who autoscale
 
     api = PlatformApi(config.api_url, config.token, config.app)
@@ -287,6 +298,10 @@ def _autoscale(report: Report, config: AutoscaleSettings) -> None:
             continue
         report.line(OK, f"{rule.process_type}: {quantity} dyno(s) now, scaled {rule.min_dynos}..{rule.max_dynos} on "
                         f"the latency of {queues} (up above {rule.up_latency:g}s, down below {rule.down_latency:g}s)")
+    for rule in config.rules:
+        for queue in [q for q in rule.queues or () if known is not None and q not in known]:
+            report.line(WARN, f"{rule.process_type}: Sidekiq has no queue {ascii(queue)} now: it counts as empty until "
+                              "a job is pushed to it (misspelt?)")
 
 
 def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:

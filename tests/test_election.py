@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support.candidates import Candidate
+from support.candidates import Candidate, processed_reported
 from support.fault_proxy import FaultProxy
 from support.redis_server import wait_until
 from support.sidekiq_data import push
@@ -49,17 +49,6 @@ def candidates():
             candidate.proc.send_signal(signal.SIGCONT)
         candidate.stop()
     assert all("Traceback" not in line for c in started for _, _, line in c.lines)
-
-
-def processed_reported(*emitters: Candidate) -> int:
-    """The sum of every `count#sidekiq.jobs.processed` the emitters printed."""
-    total = 0
-    for emitter in emitters:
-        for _, kind, line in emitter.lines:
-            for token in line.split(" ") if kind == "out" else ():
-                if token.startswith("count#sidekiq.jobs.processed="):
-                    total += int(float(token.split("=", 1)[1]))
-    return total
 
 
 def test_a_standby_asks_for_the_lease_about_twice_an_interval_and_sleeps_between(r, proxies, candidates):

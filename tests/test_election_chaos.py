@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from support.candidates import Candidate
+from support.candidates import Candidate, processed_reported
 from support.fault_proxy import FaultProxy
 from support.redis_server import wait_until
 from support.sidekiq_data import push
@@ -211,12 +211,7 @@ def test_a_randomized_schedule_of_pauses_cuts_kills_and_stops_keeps_every_promis
             f"slot {slot.n}: {sent} commands for {polls} polls in {ended - began:.0f}s", context)
 
     # No increase reported twice: the emitters' increases add up to no more than what happened.
-    reported = 0
-    for emitter in all_emitters:
-        for _, kind, line in emitter.lines:
-            for token in line.split(" ") if kind == "out" else ():
-                if token.startswith("count#sidekiq.jobs.processed="):
-                    reported += int(float(token.split("=", 1)[1]))
+    reported = processed_reported(*all_emitters)
     assert reported <= written[0], (f"{reported} processed reported for {written[0]} written", context)
     assert reported > 0, context
 

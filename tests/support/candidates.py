@@ -41,3 +41,14 @@ class Candidate:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+
+
+def processed_reported(*emitters: Candidate) -> int:
+    """The sum of every `count#sidekiq.jobs.processed` the emitters printed."""
+    total = 0
+    for emitter in emitters:
+        for _, kind, line in emitter.lines:
+            for token in line.split(" ") if kind == "out" else ():
+                if token.startswith("count#sidekiq.jobs.processed="):
+                    total += int(float(token.split("=", 1)[1]))
+    return total

@@ -334,16 +334,24 @@ def _seconds(text: str | None, default: float) -> float:
 
 
 def _say(message: str) -> None:
-    """One line on stderr, never waiting: a log reader that lags must not hold up the loop that passes signals
-    on. On a pipe that is full the line is dropped."""
+    """One line on stderr, hardly waiting: a log reader that lags must not hold up the loop that passes signals
+    on. RWF_NOWAIT also refuses a write while another process (the emitter, the app) is writing to the same pipe,
+    so a refused line is tried again a few times, SAY_TRIES in all, SAY_PAUSE apart (seen dropped under load);
+    on a pipe that stays full it is dropped."""
     data = f"{LOG_PREFIX} {message}\n".encode(errors="backslashreplace")
-    try:
-        os.pwritev(2, [data], -1, os.RWF_NOWAIT)
-    except BlockingIOError:
-        pass
-    except (OSError, AttributeError):  # not a pipe (a terminal, a file, a socket), or no RWF_NOWAIT here
-        with contextlib.suppress(OSError):
-            os.write(2, data)
+    for _ in range(SAY_TRIES):
+        try:
+            os.pwritev(2, [data], -1, os.RWF_NOWAIT)
+            return
+        except BlockingIOError:
+            time.sleep(SAY_PAUSE)
+        except (OSError, AttributeError):  # not a pipe (a terminal, a file, a socket), or no RWF_NOWAIT here
+            with contextlib.suppress(OSError):
+                os.write(2, data)
+            return
+
+
+SAY_TRIES, SAY_PAUSE = 5, 0.01  # at most 50 ms for a line
 
 
 if __name__ == "__main__":

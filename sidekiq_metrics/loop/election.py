@@ -57,18 +57,23 @@ class Election:
 
     def check(self) -> bool:
         """Take or renew the lease; True while this emitter holds it. When Redis cannot be asked, a holder goes
-        on until its term may have ended (its polls say that Redis is down), then stands down; others wait."""
+        on until its term may have ended (its polls say that Redis is down), then stands down; others wait.
+
+        A holder's ask waits at most half of what is left of its term: cut off from Redis, a wait as long as a
+        read may take (up to 10 s) would leave its poll no time to say `up=0` before the term ends."""
+        if self.holding and not self.in_term():
+            self._stand_down()
         asked_at = self.clock()
         try:
-            held = self.lease.hold(self.ttl)
+            with self.lease.connection.within(self.term_left() / 2 if self.holding else math.inf):
+                held = self.lease.hold(self.ttl)
         except (RedisError, OSError) as exc:
             if not self._unreachable:
                 self._unreachable = True
                 self.log(f"cannot ask Redis for the lease: {describe_error(exc, self.secrets)}; "
                          + ("polling on while the lease lasts" if self.holding else "waiting"))
             if self.holding and not self.in_term():
-                self.term_ends = None
-                self.log(f"{self.name} could not renew the lease before it may have run out: it stops polling")
+                self._stand_down()
             return self.holding
         self._unreachable = False
         if held and not self.holding:
@@ -78,6 +83,11 @@ class Election:
             self.log(f"{self.name} lost the lease to {holder}: it stops polling")
         self.term_ends = asked_at + self.ttl * (1 - TERM_MARGIN) if held else None
         return held
+
+    def _stand_down(self) -> None:
+        self.term_ends = None
+        self.log(f"{self.name} could not renew the lease before it may have run out (paused, or cut off from "
+                 "Redis): it stops polling")
 
     def resign(self) -> None:
         if self.holding:
@@ -111,7 +121,8 @@ def run_elected(poller: Poller, election: Election, interval: float, shutdown: S
                 now = clock()
                 if next_poll <= now:
                     next_poll += math.ceil((now - next_poll) / interval) * interval
-            wake = min(next_poll, now + interval / 2) if active else now + interval / 2
+            # A holder wakes when its term may end too, to stand down (and say so) then, not an ask's wait later.
+            wake = min(next_poll, now + interval / 2, now + election.term_left()) if active else now + interval / 2
             with shutdown.interruptible():
                 sleep(max(0.0, wake - now))
     finally:

@@ -20,9 +20,10 @@ import secrets
 
 from sidekiq_metrics.redis.resp import Connection, RedisError, Reply, ReplyError, refuses_scripts
 
+# A key of ours without a TTL is nobody's lease (restored from a backup, set by hand): every holder sets one.
 TAKE = ("local holder = redis.call('GET', KEYS[1]) "
-        "if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-        "return 1 end return 0")
+        "if holder == false or holder == ARGV[1] or redis.call('PTTL', KEYS[1]) == -1 then "
+        "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0")
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
@@ -79,9 +80,9 @@ class Lease:
         """Make `change` when the key is ours (or free, with `free_too`), and only if nobody changed it between
         our look and our change: True when made. UNWATCH first: a watch left by an earlier look that found the
         key another's would otherwise make this EXEC fail for a change made before this look."""
-        _, _, holder = (_checked(reply) for reply in self.connection.pipeline(
-            [["UNWATCH"], ["WATCH", self.key], ["GET", self.key]]))
-        if holder != self.owner.encode() and not (free_too and holder is None):
+        _, _, holder, ttl = (_checked(reply) for reply in self.connection.pipeline(
+            [["UNWATCH"], ["WATCH", self.key], ["GET", self.key], ["PTTL", self.key]]))
+        if holder != self.owner.encode() and not (free_too and (holder is None or ttl == -1)):
             return False  # (the watch left on our connection is undone by the next look's UNWATCH)
         # MULTI is in WATCH's ACL category (@transaction), so a WATCH that was allowed means it is too, and the
         # change runs inside the transaction, never on its own.

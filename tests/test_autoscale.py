@@ -610,10 +610,19 @@ def test_a_stray_queue_key_of_another_type_never_holds_autoscaling_still(r, redi
     r.sadd("queues", "x")
     r.set("queue:x", "oops")
     proc = spawn("run", env=autoscale_env(redis_server.url, api))
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         assert wait_until(lambda: api.patches()[:1] == [2], 20), api.patches()
+        # The line comes once the PATCH has been answered: wait for it, not for the PATCH (a loaded machine
+        # was stopped in between).
+        assert wait_until(lambda: "scaled type=worker from=1 to=2" in "".join(said), 10), said
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=10)
-    assert "scaled type=worker from=1 to=2" in err and err.count("WRONGTYPE") == 1, err
+        out = proc.stdout.read()
+        proc.wait(10)
+        reader.join(10)
+    err = "".join(said)
+    assert err.count("WRONGTYPE") == 1, err
     assert "sample#sidekiq.metrics.up=0" not in out

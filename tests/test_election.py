@@ -282,7 +282,7 @@ def test_an_odd_dyno_name_still_holds_the_lease_and_says_so_on_one_line(r, redis
     sent: "unexpected reply from Redis ... not RESP"), and one with a newline forged a metric line on stderr."""
     push(r, "default")
     a = candidates(dyno, redis_server.url)
-    assert wait_until(lambda: a.polls(), 15)
+    assert wait_until(lambda: a.polls() and a.said("took the lease"), 15)  # (stdout and stderr: two pipes)
     took = [line for _, kind, line in a.lines if kind == "err" and "took the lease" in line]
     assert len(took) == 1 and took[0].startswith("sidekiq-metrics: web")
     assert not [line for _, kind, line in a.lines if kind == "err" and line.startswith("sample#")]

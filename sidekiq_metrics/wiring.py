@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import EXIT_OUTPUT, OutputFailed, OutputUnavailable, StopRequested
-from sidekiq_metrics.loop.election import LEASE_KEY, Election, run_elected
 from sidekiq_metrics.loop.poll import Poller, ShardReader, line_logger
 from sidekiq_metrics.loop.schedule import LAST_WORDS, Shutdown, run_forever, silence_stdout
 from sidekiq_metrics.outputs.choice import Output, OutputSettings, Write, build_outputs
@@ -28,6 +27,9 @@ from sidekiq_metrics.redis.target import RedisTarget
 from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader
 from sidekiq_metrics.sidekiq.keys import key_prefix
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
+
+if TYPE_CHECKING:  # (imported where a lease is used: `run --once` and most emitters never need it)
+    from sidekiq_metrics.loop.election import Election
 
 if TYPE_CHECKING:
     from sidekiq_metrics.autoscale.scaler import Autoscaler, ScalingLock
@@ -75,6 +77,8 @@ def build_poller(settings: Settings, out: Stream, err: Stream, shutdown: Shutdow
 
 
 def build_election(settings: Settings, log: Callable[[str], None]) -> Election:
+    from sidekiq_metrics.loop.election import LEASE_KEY, Election
+
     name = printable(os.environ.get("DYNO") or socket.gethostname())
     lease = Lease(redis_connection(settings), key_prefix(settings.namespace) + LEASE_KEY, unique_owner(name))
     return Election(name, lease, settings.interval, log, settings.secrets)
@@ -133,6 +137,8 @@ def _run(settings: Settings, once: bool, shutdown: Shutdown, lines: LineWriter, 
         if autoscaler:
             autoscaler.start()
         if settings.lease:
+            from sidekiq_metrics.loop.election import run_elected
+
             run_elected(poller, build_election(settings, poller.log), settings.interval, shutdown)
         else:
             run_forever(poller.poll, settings.interval, shutdown)

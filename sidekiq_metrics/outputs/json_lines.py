@@ -11,11 +11,13 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from sidekiq_metrics.catalogue import UP
 from sidekiq_metrics.metrics.samples import SHARD, SHARDS_TOTAL, Measurements
-from sidekiq_metrics.outputs.recorded import Recorded
+
+if TYPE_CHECKING:
+    from sidekiq_metrics.outputs.recorded import Recorded
 
 
 def iso_time(at: float) -> str:
@@ -61,6 +63,8 @@ def read_record(text: str) -> tuple[str, Recorded]:
     queues are named `<shard>:<queue>`, as autoscaling names them; with shards, the totals and process types are
     the sums over every shard (`all`). Raises ValueError for anything else: no `time`, `queues` or `metrics.up`
     (every poll has it), or a value that is not a finite number."""
+    from sidekiq_metrics.outputs.recorded import Recorded  # read back by `autoscale simulate` only
+
     try:
         record = json.loads(text)
         shards = record.get("shards", {})

@@ -19,11 +19,14 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT, UP
 from sidekiq_metrics.metrics.names import queue_metric_names
 from sidekiq_metrics.metrics.samples import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
-from sidekiq_metrics.outputs.recorded import Recorded
+
+if TYPE_CHECKING:
+    from sidekiq_metrics.outputs.recorded import Recorded
 
 MAX_LINE_BYTES = 1024
 # The most characters a named metric puts around its subject (`job.` + `.runtime.mean` around a job class): a
@@ -155,6 +158,8 @@ def read_poll(values: dict[str, float]) -> Recorded:
     """A poll from the measurements of its lines: `<queue>.size`, `<queue>.latency` (a queue's name may hold
     dots), `process.<type>.busy`, and the totals. Another shard's queues are named `<shard>:<queue>`, as autoscaling
     names them; with shards, the process types and totals are those summed over every shard (`:all.`)."""
+    from sidekiq_metrics.outputs.recorded import Recorded  # read back by `autoscale simulate` only
+
     recorded = Recorded(up=values.get(UP.name))
     summed = any(name.startswith(f":{SHARDS_TOTAL}.") for name in values)
     for key, value in values.items():

@@ -38,8 +38,9 @@ INTERVAL = 1.0
 SECONDS = float(os.environ.get("ELECTION_SECONDS", "60"))
 PIPE_SLACK = 0.3  # seconds: stdout and stderr lines of two processes, read by separate threads
 PAUSED_SLACK = 0.5  # seconds after a SIGCONT in which a poll that passed its term check before the pause may print
-TAKEOVER = 2.5 * INTERVAL + 1.0  # the lease runs out 1.5 I after a renewal made up to 1 I after the last poll, the
-# next ask comes within I/2; plus a second for the processes' own start and scheduling on a busy machine
+TAKEOVER = 2.5 * INTERVAL + 1.5  # the lease runs out 1.5 I after a renewal made up to 1 I after the last poll, the
+# next ask comes within I/2; plus 1.5 s for the processes' own scheduling on a busy machine (1 s was exceeded by
+# 0.06 s with both cores kept busy and eight workers; a broken election leaves gaps of many intervals)
 STARTUP = 3.0  # seconds before a new emitter counts as a healthy candidate (Python's start, its first ask)
 POLL_COMMANDS = 40  # the most commands one poll sends (measured: about 20; the first of a term reads twice)
 

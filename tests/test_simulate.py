@@ -77,11 +77,16 @@ def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings
                                    "latency=50.000")
     assert lines[-1].startswith("worker: ") and f"{len(quantities)} change(s), ending at 1 dyno(s)" in lines[-1]
     # The live autoscaler: the same readings, its clocks given the recording's times, a real loopback API.
-    api = FakePlatformApi(formation={"worker": 1})
+    assert live_patches(path, rule, r, redis_server, start=1) == quantities
+
+
+def live_patches(path, rule: dict[str, str], r, redis_server, start: int) -> list[int]:
+    """The live autoscaler fed a recording's polls, its clocks given the recording's times, scaling through a real
+    loopback API: the quantities it set. A poll that was not whole is handed over as the poll loop hands it: None."""
+    api = FakePlatformApi(formation={"worker": start})
     try:
-        env = {**rule, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token, "HEROKU_APP_NAME": api.app,
-               "SIDEKIQ_METRICS_HEROKU_API_URL": api.url}
-        settings = load_settings(env)
+        settings = load_settings({**rule, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token,
+                                  "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url})
         now = [START]
         live = Autoscaler(settings.autoscale, scaling_lock(settings, "test"), lambda message: None,
                           clock=lambda: now[0], wall=lambda: now[0])
@@ -89,8 +94,8 @@ def test_simulate_decides_what_the_live_autoscaler_decides_fed_the_same_readings
             for poll in polls(recorded):
                 now[0] = poll.at
                 r.delete("sidekiq-metrics:autoscale:lock:worker")  # (one emitter: the lock never holds it off)
-                live.step(readings(settings.autoscale.rules, poll.series, poll.workers))
-        assert api.patches() == quantities
+                live.step(readings(settings.autoscale.rules, poll.series, poll.workers) if poll.up else None)
+        return api.patches()
     finally:
         api.close()
 
@@ -394,22 +399,7 @@ def test_an_outage_in_the_middle_of_a_recording_restarts_the_counts_as_it_does_l
     # low from 08:09:30 on: down at 08:19:30, and again a cool-down later
     assert [line.split(" reason")[0].split(" latency")[0] for line in decided] == [
         "2026-11-23T08:19:30Z scale type=worker from=3 to=2", "2026-11-23T08:29:30Z scale type=worker from=2 to=1"]
-    api = FakePlatformApi(formation={"worker": 3})
-    try:
-        settings = load_settings({**rule, "REDIS_URL": redis_server.url, "HEROKU_API_TOKEN": api.token,
-                                  "HEROKU_APP_NAME": api.app, "SIDEKIQ_METRICS_HEROKU_API_URL": api.url})
-        now = [START]
-        live = Autoscaler(settings.autoscale, scaling_lock(settings, "test"), lambda message: None,
-                          clock=lambda: now[0], wall=lambda: now[0])
-        with path.open() as recorded:
-            for poll in polls(recorded):
-                now[0] = poll.at
-                r.delete("sidekiq-metrics:autoscale:lock:worker")
-                # what the poll loop hands the autoscaler: nothing for a poll that was not whole
-                live.step(readings(settings.autoscale.rules, poll.series, poll.workers) if poll.up else None)
-        assert api.patches() == [2, 1]
-    finally:
-        api.close()
+    assert live_patches(path, rule, r, redis_server, start=3) == [2, 1]
 
 
 def test_a_json_recording_without_the_totals_still_says_whether_each_poll_was_whole(tmp_path, r, redis_server):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from support import heroku_runtime
 from support.commands import ROOT
+from support.made_once import made_once
 from support.redis_server import RedisServer
 
 
@@ -40,20 +39,6 @@ def own_redis():
 
 
 REFERENCE_SIDEKIQ = ROOT.parent / "shared" / "reference-sidekiq"
-
-
-def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
-    """A directory `make` fills once for the whole run: the xdist workers share it (their base temp's parent is
-    common), the first one makes it under a lock while the others wait, instead of each unpacking its own copy."""
-    root = tmp_path_factory.getbasetemp().parent
-    target, done = root / name, root / f"{name}.done"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            target.mkdir(exist_ok=True)
-            make(target)
-            done.touch()
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ import pytest
 
 from support import heroku_runtime
 from support.commands import ROOT
+from support.made_once import made_once
 from support.otlp_receiver import OtlpReceiver
 from support.redis_server import free_port, wait_until
 from support.sidekiq_data import job, push
@@ -93,10 +94,9 @@ def mirror_config(archive: Path, mirror: Path) -> dict[str, str]:
     return {"SIDEKIQ_METRICS_PYTHON_URL": f"file://{archive}", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(mirror)}
 
 
-@pytest.fixture(scope="module")
-def slug(tmp_path_factory, runtime_archive, wheel_mirror) -> dict:
-    """A slug built for heroku-24 twice (the second from the cache), then moved away from its build path."""
-    tmp = tmp_path_factory.mktemp("app")
+def build_slug(tmp: Path, runtime_archive: Path, wheel_mirror: Path) -> None:
+    """A slug built for heroku-24 twice (the second from the cache), then moved away from its build path; the
+    builds' outputs are kept beside it in builds.json."""
     config = mirror_config(runtime_archive, wheel_mirror)
     first, build, cache = compile_app(tmp, "heroku-24", **config)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -108,9 +108,21 @@ def slug(tmp_path_factory, runtime_archive, wheel_mirror) -> dict:
     empty_mirror.mkdir()
     second, build, cache = compile_app(tmp, "heroku-24", **{**config, "PIP_FIND_LINKS": str(empty_mirror)})
     assert second.returncode == 0, second.stdout + second.stderr
-    app = tmp / "app"  # the build ran in .../build; dynos run the slug from another path
-    shutil.move(str(build), str(app))
-    return {"first": first, "second": second, "build": build, "app": app}
+    shutil.move(str(build), str(tmp / "app"))  # the build ran in .../build; dynos run the slug from another path
+    outputs = {"first": first.stdout, "second": second.stdout, "build": str(build)}
+    (tmp / "builds.json").write_text(json.dumps(outputs))
+
+
+@pytest.fixture(scope="module")
+def slug(tmp_path_factory, runtime_archive, wheel_mirror) -> dict:
+    """The slug, built once a run (every xdist worker would otherwise build its own: some 7 s of CPU each), and
+    hard-linked into a directory of this module's own: the dynos write pid files and their environments there, and
+    a test of another worker must not see them. (Nothing writes into a file of the slug: new files only.)"""
+    built = made_once(tmp_path_factory, "slug", lambda tmp: build_slug(tmp, runtime_archive, wheel_mirror))
+    outputs = json.loads((built / "builds.json").read_text())
+    app = tmp_path_factory.mktemp("slug") / "app"
+    subprocess.run(["cp", "--archive", "--link", str(built / "app"), str(app)], check=True)
+    return {"first": outputs["first"], "second": outputs["second"], "build": Path(outputs["build"]), "app": app}
 
 
 def test_detect_always_applies(tmp_path):
@@ -124,7 +136,7 @@ def test_release_declares_nothing(tmp_path):
 
 
 def test_compile_output_and_cache(slug):
-    first, second = slug["first"].stdout, slug["second"].stdout
+    first, second = slug["first"], slug["second"]
     assert first.startswith("-----> Downloading the Python runtime\n       file://")
     packages = "click, redis, opentelemetry-proto, protobuf"
     assert f"-----> Downloading packages ({packages})\n-----> Installing the sidekiq-metrics emitter\n" in first

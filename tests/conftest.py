@@ -102,3 +102,21 @@ def wheel_mirror(tmp_path_factory) -> Path:
     return made_once(tmp_path_factory, "wheels", lambda mirror: subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes",
          "--dest", str(mirror), "--requirement", str(requirements)], check=True, capture_output=True))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each `long` test first in one xdist worker's share, so that the longest waits overlap from the start
+    rather than one of them starting last and setting the run's time. xdist's worksteal hands worker i the
+    slice [start_i, start_i + (N - start_i) // (workers - i)) of the collection; each worker collects alike."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    long = [item for item in items if item.get_closest_marker("long")]
+    if workers < 2 or not long:
+        return
+    rest = [item for item in items if not item.get_closest_marker("long")]
+    ordered: list[pytest.Item] = []
+    for worker in range(workers):
+        share = (len(items) - len(ordered)) // (workers - worker)
+        mine = long[worker::workers]
+        ordered += mine + rest[:max(share - len(mine), 0)]
+        del rest[:max(share - len(mine), 0)]
+    items[:] = ordered + rest

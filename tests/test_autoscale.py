@@ -521,6 +521,7 @@ def test_a_schedule_window_raises_the_minimum_at_once_in_a_live_emitter(r, redis
     assert "reason=\"below the minimum of 2 (Mon-Sun 00:00-24:00 min=2)\"" in err
 
 
+@pytest.mark.long
 def test_catch_up_sizes_a_scale_up_to_the_backlog_from_the_measured_job_rate(r, redis_server, api):
     """One worker dyno of 10 threads, all busy, finishing 50 jobs a second (Sidekiq's processed total grows
     so), 9,000 jobs waiting since just before the emitter started. Once latency passes 35 s: capacity (9,000 +

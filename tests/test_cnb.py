@@ -149,6 +149,7 @@ def test_detect_passes_on_both_platforms(tmp_path):
     assert (cnb.returncode, classic.returncode, classic.stdout) == (0, 0, "Sidekiq Metrics\n")
 
 
+@pytest.mark.long
 def test_a_rebuild_reuses_the_layer_and_downloads_nothing_until_the_target_or_a_pin_changes(shared):
     server = shared["server"]
     before = len(server.requests)

@@ -231,6 +231,7 @@ def test_a_holder_cut_off_from_redis_says_up_0_before_it_stands_down(r, proxies,
     assert a.polls(stopped + 0.3) == []
 
 
+@pytest.mark.long
 def test_at_an_interval_whose_reads_are_capped_a_holder_cut_off_still_says_up_0(r, proxies, candidates):
     """Found in the second review of issue 32: above 20 s, a read's deadline is capped at 10 s. Cut off just after
     a poll, the holder's ask at the next tick waited those 10 s, its term (1.35 intervals) ended meanwhile, and it

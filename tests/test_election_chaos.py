@@ -29,6 +29,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import pytest
+
 from support.candidates import Candidate, processed_reported
 from support.fault_proxy import FaultProxy
 from support.redis_server import wait_until
@@ -60,6 +62,7 @@ class Slot:
         return self.emitters[-1]
 
 
+@pytest.mark.long
 def test_a_randomized_schedule_of_pauses_cuts_kills_and_stops_keeps_every_promise(r, redis_server):
     seed = int(os.environ.get("ELECTION_SEED") or random.randrange(1 << 32))
     print(f"election chaos seed: {seed} (replay: ELECTION_SEED={seed})")

@@ -196,6 +196,7 @@ def l2met_lines(proc_out: str) -> list[dict[str, str]]:
     return [parse_l2met(line) for line in proc_out.splitlines() if "count#sidekiq.job." in line]
 
 
+@pytest.mark.long
 def test_a_real_sidekiq_8_server_over_minutes_each_minute_once_and_the_sums_equal_sidekiqs(
         r, redis_server, reference_sidekiq, tmp_path):
     """A real Sidekiq 8.1 server works jobs across two whole minutes of wall-clock time while the emitter polls every

@@ -346,7 +346,7 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     body = render("sidekiq", samples)
     assert 'sidekiq_process_count{process_type="worker"} 2\n' in body
     assert 'sidekiq_process_count{process_type="urgent worker"} 1\n' in body
-    assert "sidekiq_autoscale_worker_current 3\n" in body  # as it always was: the type in the name
+    assert 'sidekiq_autoscale_current{process_type="worker"} 3\n' in body  # a label too (issue 35)
     assert StatsdOutput("sidekiq", "127.0.0.1", 9).lines(samples)[:2] == [
         "sidekiq.process.count:2|g|#process_type:worker", "sidekiq.process.count:1|g|#process_type:urgent_worker"]
     written: list[str] = []

@@ -44,12 +44,18 @@ def metric_base(prefix: str) -> str:
 _UNIT_SUFFIXES = {Unit.SECONDS: "_seconds", Unit.MEGABYTES: "_megabytes", Unit.MILLISECONDS: "_milliseconds"}
 
 
-def family_name(sample: Sample) -> str:
+def family_name(metric: Metric) -> str:
     """Prometheus's conventions: a queue's metrics begin `queue_`, the unit ends the name (`_seconds`), a running
     total is a counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
-    metric = sample.metric
-    name = _UNSAFE.sub("_", sample.tagged()[0]) + _UNIT_SUFFIXES.get(metric.unit, "")
+    name = _UNSAFE.sub("_", metric.tag_name) + _UNIT_SUFFIXES.get(metric.unit, "")
     return name + "_total" if metric.kind is not Kind.GAUGE else name
+
+
+def series_name(prefix: str, metric: Metric) -> str:
+    """The name this endpoint serves a metric under, for rules and dashboards built on it (tools/alerts.py). An
+    increase of one of Sidekiq's totals is served as that total: `sidekiq_processed_total`."""
+    served = metric.total if metric.kind is Kind.DELTA and metric.total is not None else metric
+    return f"{metric_base(prefix)}_{family_name(served)}"
 
 
 def _label(name: str, value: str) -> str:
@@ -69,7 +75,7 @@ def render(prefix: str, samples: Iterable[Sample]) -> str:
         text = "{" + ",".join(_label(name, value) for name, value in labels) + "}" if labels else ""
         value = sample.value
         number = str(value) if value.__class__ is int else repr(float(value))
-        family = f"{base}_{family_name(sample)}"
+        family = f"{base}_{family_name(sample.metric)}"
         families.setdefault(family, ("gauge" if kind is Kind.GAUGE else "counter", []))[1].append(
             f"{family}{text} {number}")
     out = []

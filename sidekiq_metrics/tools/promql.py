@@ -26,7 +26,7 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
 
 def prometheus_name_of_otel(name: str, unit: str, monotonic_sum: bool, gauge: bool) -> str:
     """An OpenTelemetry metric's name once translated for Prometheus: characters outside [a-zA-Z0-9_:] become
-    `_` (runs of them one, none leading or trailing); the unit becomes a suffix (`s` -> `_seconds`; `1` ->
+    `_` (runs of them one, none leading or trailing; `_` before a leading digit); the unit becomes a suffix (`s` -> `_seconds`; `1` ->
     `_ratio`, for gauges only; an annotation in braces, `{job}`, is dropped; `x/s` -> `_x_per_second`), unless
     the name already ends with it; a monotonic Sum ends `_total`."""
     base = _INVALID.sub("_", name).strip("_")
@@ -41,7 +41,8 @@ def prometheus_name_of_otel(name: str, unit: str, monotonic_sum: bool, gauge: bo
         words += suffix
     if monotonic_sum and words[-1] != "total":
         words.append("total")
-    return "_".join(words)
+    joined = "_".join(words)
+    return "_" + joined if joined[:1].isdigit() else joined
 
 
 @dataclass(frozen=True)

@@ -387,3 +387,12 @@ def test_the_dashboard_takes_rates_of_totals_only_and_has_a_shard_variable_with_
                    if "autoscale" not in q and "metrics_up" not in q)
     else:
         assert "shard" not in variables and "$shard" not in " ".join(queries)
+
+
+def test_every_alert_links_to_a_section_of_troubleshooting_that_exists():
+    from sidekiq_metrics.tools.alerts import ALERTS
+
+    headings = re.findall(r"^#+ (.+)$", (ROOT / "docs/troubleshooting.md").read_text(), re.M)
+    slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
+    assert {a.anchor for a in ALERTS} <= slugs
+    assert "alerts-what-to-do" in slugs  # docs/alerts.md links the part

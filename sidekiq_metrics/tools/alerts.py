@@ -64,6 +64,7 @@ class Alert:
     summary: str  # Prometheus's template language: {{ $labels.queue }}, {{ $value | humanize }}
     exprs: Callable[[Context], list[str] | list[tuple[str, dict[str, str]]]]  # and each one's own labels
     hold: Callable[[Context], float]  # `for:`, seconds
+    action: str = ""  # what to do, in a line (docs/alerts.md; troubleshooting.md has the rest)
 
 
 def _latency(ctx: Context) -> list[tuple[str, dict[str, str]]]:
@@ -142,38 +143,49 @@ def _fixed(seconds: float) -> Callable[[Context], float]:
 ALERTS: tuple[Alert, ...] = (
     Alert("SidekiqQueueLatencyHigh", "warning", "a queue's oldest job has waited longer than its threshold",
           "30 s (`--latency`; per queue: `--queue-latency QUEUE=SECONDS`)", "a-queue-waits-too-long",
-          "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanize }}s", _latency, _polls(2)),
+          "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanize }}s", _latency, _polls(2),
+          action="add worker threads or dynos for the queue, or find the slow or flooding job class"),
     Alert("SidekiqMetricsStopped", "critical", "`metrics.up` below 1, or no series at all, for two intervals",
           "2 intervals", "metrics-stopped",
-          "Sidekiq metrics stopped: the emitter is not running or cannot read Redis", _stopped, _polls(2)),
+          "Sidekiq metrics stopped: the emitter is not running or cannot read Redis", _stopped, _polls(2),
+          action="check the emitter's dyno and its log, then `sidekiq-metrics doctor`"),
     Alert("SidekiqNoLiveProcess", "critical", "jobs wait and no live Sidekiq process is registered",
           "2 min", "no-live-sidekiq-process",
-          "{{ $value | humanize }} Sidekiq jobs wait and no Sidekiq process is alive", _no_process, _fixed(120)),
+          "{{ $value | humanize }} Sidekiq jobs wait and no Sidekiq process is alive", _no_process, _fixed(120),
+          action="start or restart the worker dynos; read their crash log"),
     Alert("SidekiqSchedulerStuck", "warning", "the schedule or retry set's earliest due job has been due too long",
           "300 s (`--scheduler-lag`)", "the-scheduler-is-stuck",
-          "Sidekiq's {{ $labels.set }} set is {{ $value | humanize }}s late", _scheduler, _polls(2)),
+          "Sidekiq's {{ $labels.set }} set is {{ $value | humanize }}s late", _scheduler, _polls(2),
+          action="restart the workers: no process runs Sidekiq's scheduler, or it is stuck"),
     Alert("SidekiqDeadSetGrowing", "warning", "the dead set grew in the last 15 minutes", "any growth",
-          "the-dead-set-grows", "{{ $value | humanize }} more dead Sidekiq jobs in 15 minutes", _dead, _fixed(0)),
+          "the-dead-set-grows", "{{ $value | humanize }} more dead Sidekiq jobs in 15 minutes", _dead, _fixed(0),
+          action="read the dead jobs' errors in Sidekiq's Web UI; fix, then retry them"),
     Alert("SidekiqFailureRatioHigh", "warning", "failed / processed jobs over 5 minutes above the threshold",
           "0.05 (`--failure-ratio`)", "jobs-fail", "{{ $value | humanizePercentage }} of Sidekiq jobs fail",
-          _failures, _fixed(300)),
+          _failures, _fixed(300),
+          action="find the failing job class and its error; a deploy may have broken it"),
     Alert("SidekiqRedisMemoryHigh", "critical", "Redis's used / max memory above the threshold",
           "0.9 (`--memory-ratio`)", "redis-memory-is-nearly-full",
-          "Redis holds {{ $value | humanizePercentage }} of its maxmemory", _memory, _polls(2)),
+          "Redis holds {{ $value | humanizePercentage }} of its maxmemory", _memory, _polls(2),
+          action="drain or trim queues and sets, or move to a larger Redis plan, before it is full"),
     Alert("SidekiqRedisEvicting", "critical", "Redis evicted keys in the last 5 minutes", "any eviction",
           "redis-evicts-keys", "Redis evicted {{ $value | humanize }} keys in 5 minutes: jobs may be lost",
-          _evictions, _fixed(0)),
+          _evictions, _fixed(0),
+          action="set `maxmemory-policy noeviction`; jobs may have been lost"),
     Alert("SidekiqUtilizationSaturated", "warning", "a process type's busy / concurrency at or above the threshold",
           "0.95 for 15 min (`--utilization`)", "every-thread-is-busy",
           "Sidekiq {{ $labels.process_type }} processes are {{ $value | humanizePercentage }} busy", _saturated,
-          _fixed(900)),
+          _fixed(900),
+          action="add dynos or threads for the type (or let autoscaling do it)"),
     Alert("SidekiqAutoscaleAtCeiling", "warning", "autoscaling at its maximum while a queue's latency is over the "
           "latency threshold", "at MAX and over 30 s for 5 min", "autoscaling-is-at-its-ceiling",
           "{{ $labels.process_type }} is at its autoscaling maximum of {{ $value | humanize }} dynos and queues "
-          "still wait", _ceiling, _fixed(300)),
+          "still wait", _ceiling, _fixed(300),
+          action="raise the type's autoscaling MAX, or find why jobs got slower"),
     Alert("SidekiqJobStuck", "warning", "a job class's longest-running job has run longer than the threshold "
           "(no series, so no alert, until the emitter reports it)", "3600 s (`--stuck-job`)", "a-job-is-stuck",
-          "A {{ $labels.job_class }} job has run for {{ $value | humanize }}s", _stuck, _polls(2)),
+          "A {{ $labels.job_class }} job has run for {{ $value | humanize }}s", _stuck, _polls(2),
+          action="look at the job in the Web UI's Busy page; a hung call needs a timeout"),
 )
 
 
@@ -303,6 +315,6 @@ def write_rules(ctx: Context, scale: float, docs_url: str, out: TextIO) -> int:
 def alert_table() -> str:
     """docs/alerts.md's table: each alert, its condition, default threshold and what to do."""
     rows = ["| alert | severity | fires when | default threshold | what to do |", "|---|---|---|---|---|"]
-    rows += [f"| `{a.name}` | {a.severity} | {a.condition} | {a.default} | [{TROUBLESHOOTING.split('/')[1]}"
-             f"](troubleshooting.md#{a.anchor}) |" for a in ALERTS]
+    rows += [f"| `{a.name}` | {a.severity} | {a.condition} | {a.default} | {a.action} ([more](troubleshooting.md#"
+             f"{a.anchor})) |" for a in ALERTS]
     return "\n".join(rows)

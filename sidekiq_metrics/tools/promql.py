@@ -26,9 +26,9 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
 
 def prometheus_name_of_otel(name: str, unit: str, monotonic_sum: bool, gauge: bool) -> str:
     """An OpenTelemetry metric's name once translated for Prometheus: characters outside [a-zA-Z0-9_:] become
-    `_` (runs of them one, none leading or trailing; `_` before a leading digit); the unit becomes a suffix (`s` -> `_seconds`; `1` ->
-    `_ratio`, for gauges only; an annotation in braces, `{job}`, is dropped; `x/s` -> `_x_per_second`), unless
-    the name already ends with it; a monotonic Sum ends `_total`."""
+    `_` (runs of them one, none leading or trailing; `_` before a leading digit); the unit becomes a suffix
+    (`s` -> `_seconds`; `1` -> `_ratio`, for gauges only; an annotation in braces, `{job}`, is dropped; `x/s` ->
+    `_x_per_second`), unless the name already ends with it; a monotonic Sum ends `_total`."""
     base = _INVALID.sub("_", name).strip("_")
     words = base.split("_")
     main, _, per = unit.partition("/")

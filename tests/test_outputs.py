@@ -351,7 +351,7 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
         "sidekiq.process.count:2|g|#process_type:worker", "sidekiq.process.count:1|g|#process_type:urgent_worker"]
     written: list[str] = []
     JsonOutput(written.extend).emit(measurements, 0)
-    assert json_module.loads(written[0])["process_type"] == {"worker": {"process.count": 2},
+    assert json_module.loads(written[0])["process_type"] == {"worker": {"process.count": 2, "autoscale.current": 3},
                                                               "urgent worker": {"process.count": 1}}
     written.clear()
     CloudWatchOutput("Sidekiq", written.extend).emit(measurements, 0)

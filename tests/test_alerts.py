@@ -91,31 +91,43 @@ def series_text(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
+def served_by_the_emitter(env: dict[str, str], wanted: str) -> list[tuple[str, dict[str, str], float]]:
+    """What a real emitter's endpoint serves once a scrape holds `wanted` (a series name's end)."""
+    port = free_port()
+    proc = spawn("run", env={**env, "SIDEKIQ_METRICS_OUTPUT": "prometheus", "SIDEKIQ_METRICS_INTERVAL": "0.2",
+                             "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
+                             "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(port)})
+    try:
+        assert wait_until(lambda: _served(port, wanted), 20)
+        return scraped(port)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def promtool_test(tmp_path: Path, rules: str, tests: list[dict]) -> None:
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "tests.yml").write_text(json.dumps({"rule_files": ["rules.yml"], "evaluation_interval": "30s",
+                                                    "tests": tests}))
+    result = promtool("test", "rules", "tests.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_promtool_unit_tests_drive_the_rules_with_series_the_emitter_served(tmp_path, own_redis):
     """The input series are what the real endpoint served, by name and labels: a rule that names a series the
     emitter does not serve (or serves under another name) finds nothing, and the expected alert is missing."""
     r = own_redis.client()
     sidekiq(own_redis.url, [{"push": {"queue": "default"}}, {"push": {"queue": "critical"}}])
     busy_process(r, "worker.1", "HardJob", 5)
-    port = free_port()
-    proc = spawn("run", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_OUTPUT": "prometheus",
-                             "SIDEKIQ_METRICS_PROMETHEUS_HOST": "127.0.0.1",
-                             "SIDEKIQ_METRICS_PROMETHEUS_PORT": str(port), "SIDEKIQ_METRICS_INTERVAL": "0.2"})
-    try:
-        assert wait_until(lambda: _served(port, "_queue_latency_seconds"), 20)
-        served = scraped(port)
-    finally:
-        proc.terminate()
-        proc.wait(5)
-    latency = {labels["queue"]: name for name, labels, _ in served if name.endswith("_queue_latency_seconds")}
-    assert set(latency) == {"default", "critical"}
+    served = served_by_the_emitter({"REDIS_URL": own_redis.url}, "_queue_latency_seconds")
+    latency = {labels["queue"] for name, labels, _ in served if name.endswith("_queue_latency_seconds")}
+    assert latency == {"default", "critical"}
     values = {"default": "100x10", "critical": "8x10"}  # 100 s over 30; 8 s under 30 but over critical's own 5
     series = [{"series": series_text(name, labels),
                "values": values[labels["queue"]] if name.endswith("_queue_latency_seconds") else f"{value:g}x10"}
               for name, labels, value in served]
-    (tmp_path / "rules.yml").write_text(alerts_cli("--queue-latency", "critical=5"))
     summary = "Sidekiq queue {queue} has waited {value}s"
-    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "30s", "tests": [{
+    promtool_test(tmp_path, alerts_cli("--queue-latency", "critical=5"), [{
         "interval": "30s", "input_series": series,
         "alert_rule_test": [
             {"eval_time": "2m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": [
@@ -127,10 +139,44 @@ def test_promtool_unit_tests_drive_the_rules_with_series_the_emitter_served(tmp_
             {"eval_time": "5m", "alertname": "SidekiqNoLiveProcess", "exp_alerts": []},
             {"eval_time": "5m", "alertname": "SidekiqMetricsStopped", "exp_alerts": []},
             {"eval_time": "5m", "alertname": "SidekiqRedisEvicting", "exp_alerts": []},
-        ]}]}
-    (tmp_path / "tests.yml").write_text(json.dumps(tests))
-    result = promtool("test", "rules", "tests.yml", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+        ]}])
+
+
+def test_with_shards_rules_and_panels_count_each_job_once(tmp_path):
+    """Issue 35: the `shard="all"` sums stand beside each shard's own series, and the first shard's carry no
+    shard label. Served by a real sharded emitter: the dashboard's sums equal the jobs there are (not twice as
+    many), and the no-process alert names the one shard without a process."""
+    servers = [RedisServer().start() for _ in range(2)]
+    try:
+        main, orders = (server.client() for server in servers)
+        sidekiq(servers[0].url, [{"push": {"queue": "default"}}] * 2)
+        sidekiq(servers[1].url, [{"push": {"queue": "default"}}] * 3)
+        busy_process(main, "worker.1", "HardJob", 5)
+        env = {"REDIS_URL": servers[0].url, "ORDERS_URL": servers[1].url,
+               "SIDEKIQ_METRICS_SHARDS": "main:REDIS_URL,orders:ORDERS_URL"}
+        served = served_by_the_emitter(env, "_enqueued")
+    finally:
+        for server in servers:
+            server.cleanup()
+    assert {labels.get("shard") for name, labels, _ in served if name.endswith("_enqueued")} == {None, "orders", "all"}
+    series = [{"series": series_text(name, labels), "values": f"{value:g}x10"} for name, labels, value in served]
+    model = json.loads(cli("dashboard", env=env).stdout)
+    sizes = next(p for p in model["panels"] if p["title"] == "Queue size")["targets"][0]["expr"]
+    sets = next(p for p in model["panels"] if p["title"] == "Retry, dead and scheduled sets")["targets"][0]["expr"]
+
+    def chosen(expr: str) -> str:
+        return expr.replace("$shard", ".*")  # Grafana's "All" of the shard variable
+
+    promtool_test(tmp_path, alerts_cli(env=env), [{
+        "interval": "30s", "input_series": series,
+        "promql_expr_test": [
+            {"expr": f"sum({chosen(sizes)})", "eval_time": "1m", "exp_samples": [{"labels": "{}", "value": 5}]},
+            # one value a shard, the first one's included, and never the sums over them beside them
+            {"expr": f"count({chosen(sets)})", "eval_time": "1m", "exp_samples": [{"labels": "{}", "value": 2}]}],
+        "alert_rule_test": [{"eval_time": "5m", "alertname": "SidekiqNoLiveProcess", "exp_alerts": [{
+            "exp_labels": {"severity": "critical", "shard": "orders"},
+            "exp_annotations": {"summary": "3 Sidekiq jobs wait and no Sidekiq process is alive",
+                                "runbook_url": "docs/troubleshooting.md#no-live-sidekiq-process"}}]}]}])
 
 
 def _served(port: int, suffix: str) -> bool:

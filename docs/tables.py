@@ -22,6 +22,7 @@ from sidekiq_metrics.outputs.otlp import UNITS, otel_name
 from sidekiq_metrics.outputs.otlp_settings import OTLP_SETTINGS
 from sidekiq_metrics.redis.target import REDIS_URL
 from sidekiq_metrics.setting import Setting
+from sidekiq_metrics.tools.alerts import alert_table
 
 DOCS = Path(__file__).resolve().parent
 _BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z-]+) -->\n).*?(<!-- end of table -->)", re.S)
@@ -84,7 +85,7 @@ def otel_names_table() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "settings": settings_table, "autoscale-rule": autoscale_rule_table, "autoscale-app": autoscale_app_table,
     "metrics": metrics_table,
-    "otlp": otlp_table, "otel-names": otel_names_table,
+    "otlp": otlp_table, "otel-names": otel_names_table, "alerts": alert_table,
 }
 
 

@@ -46,9 +46,6 @@ class Metric:
     per_queue: bool = False  # one value per queue: l2met puts the queue in the name, the others a label
     total: Metric | None = None  # of a DELTA: the running total it is the increase of (OTLP sends them as one Sum)
     label: str | None = None  # what its values are told apart by: `queue`, or the `<...>` part of its name
-    # The `<...>` part stays in the name for outputs that tag, as in 0.1 (dashboards are built on
-    # `sidekiq_autoscale_worker_current`); only otlp, which came later, makes it an attribute.
-    named: bool = False
 
     def __post_init__(self) -> None:
         if self.per_queue:
@@ -125,8 +122,7 @@ UP = Metric("metrics.up", GAUGE, Unit.BOOLEAN, "1 when Redis answered every read
             "or one where Redis refused any of those reads")
 ERRORS = Metric("metrics.errors", DELTA, Unit.POLLS, "1 for each failed poll")
 AUTOSCALE_CURRENT = Metric("autoscale.<type>.current", GAUGE, Unit.DYNOS, "with autoscaling on: the formation's "
-                           "quantity of each scaled process type, as last read or set", label="process_type",
-                           named=True)
+                           "quantity of each scaled process type, as last read or set", label="process_type")
 JOB_PROCESSED = Metric("job.<class>.processed", DELTA, Unit.JOBS, "runs of the job class in the minutes that "
                        "became complete since the previous poll, failures included (Sidekiq::Metrics' `p`)",
                        label="job_class")
@@ -142,7 +138,10 @@ JOB_RUNTIME_P99 = Metric("job.<class>.runtime.p99", GAUGE, Unit.SECONDS, "99th p
 OTLP_DROPPED = Metric("metrics.otlp.dropped", TOTAL, Unit.POLLS, "otlp output only: polls not exported, as the "
                       "backend was down for longer than the few polls kept for it")
 AUTOSCALE_DESIRED = Metric("autoscale.<type>.desired", GAUGE, Unit.DYNOS, "with autoscaling on: the quantity the "
-                           "policy wants, even while a cool-down holds it back", label="process_type", named=True)
+                           "policy wants, even while a cool-down holds it back", label="process_type")
+AUTOSCALE_MAX = Metric("autoscale.<type>.max", GAUGE, Unit.DYNOS, "with autoscaling on: the most dynos the policy "
+                       "may set now (MAX, or the time window's); at it with latency high, the ceiling is too low",
+                       label="process_type")
 REDIS_MEMORY_USED = Metric("redis.memory.used", GAUGE, Unit.MEGABYTES, "the memory Redis uses for its data "
                            "(INFO `used_memory`), in MiB")
 REDIS_MEMORY_MAX = Metric("redis.memory.max", GAUGE, Unit.MEGABYTES, "its `maxmemory`; left out when it has no "
@@ -162,7 +161,7 @@ CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
     UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_UTILIZATION,
     PROCESS_QUIET, PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP,
-    ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN, JOB_RUNTIME_P50,
-    JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED, REDIS_MEMORY_USED, REDIS_MEMORY_MAX, REDIS_MEMORY_RATIO,
-    REDIS_CLIENTS, REDIS_EVICTED, REDIS_EVICTIONS, REDIS_OPS,
+    ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, AUTOSCALE_MAX, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN,
+    JOB_RUNTIME_P50, JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED, REDIS_MEMORY_USED, REDIS_MEMORY_MAX,
+    REDIS_MEMORY_RATIO, REDIS_CLIENTS, REDIS_EVICTED, REDIS_EVICTIONS, REDIS_OPS,
 )

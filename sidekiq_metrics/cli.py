@@ -7,7 +7,7 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from sidekiq_metrics.config import SETTINGS, Settings, load_settings
 from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
 from sidekiq_metrics.redis.target import REDIS_URL
 from sidekiq_metrics.setting import Setting
+
+if TYPE_CHECKING:
+    from sidekiq_metrics.tools.alerts import AlertFlags  # imported when used: `run` never loads it
 
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -137,6 +140,62 @@ def simulate(recording: str, starts: tuple[str, ...], dyno: str | None) -> None:
     from sidekiq_metrics.tools.simulate import run_simulation
 
     sys.exit(run_simulation(os.environ, recording, starts, sys.stdout, dyno))
+
+
+def _alert_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The thresholds and naming of `alerts` and `dashboard`, taken as text: tools/alerts.py parses them, so that a
+    bad one is one line and status 2 (docs/alerts.md)."""
+    options = [
+        click.option("--naming", default="prometheus", show_default=True,
+                     help="Series names of our Prometheus endpoint (prometheus) or of our OTLP export as a "
+                          "Prometheus-compatible backend stores it (otlp)."),
+        click.option("--latency", default="30", show_default=True, help="Seconds a queue may wait."),
+        click.option("--queue-latency", multiple=True, metavar="QUEUE=SECONDS",
+                     help="A queue's own latency threshold (`orders:critical=10` on the shard orders)."),
+        click.option("--failure-ratio", default="0.05", show_default=True, help="Failed / processed, 0 to 1."),
+        click.option("--memory-ratio", default="0.9", show_default=True, help="Redis used / maxmemory, 0 to 1."),
+        click.option("--utilization", default="0.95", show_default=True, help="Busy / concurrency, 0 to 1."),
+        click.option("--scheduler-lag", default="300", show_default=True,
+                     help="Seconds the schedule or retry set's earliest due job may be late."),
+        click.option("--stuck-job", default="3600", show_default=True, help="Seconds a job may run."),
+        click.option("--for-scale", default="1", show_default=True,
+                     help="For tests: multiply every rule's `for:` (0 to 1)."),
+        click.option("--docs-url", default="docs/troubleshooting.md", show_default=True,
+                     help="Where docs/troubleshooting.md is read, for each rule's runbook_url."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _alert_flags(flags: dict[str, object]) -> AlertFlags:
+    """The command's own flags taken out of `flags`, which keeps the settings' ones."""
+    from sidekiq_metrics.tools.alerts import AlertFlags
+
+    return AlertFlags(**{name: flags.pop(name) for name in AlertFlags.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+@main.command()
+@settings_options
+@_alert_options
+def alerts(**flags: object) -> None:
+    """Print Prometheus alerting rules for these metrics, with this app's prefix, shards and thresholds
+    (docs/alerts.md). Save them as a rules file: `sidekiq-metrics alerts > sidekiq.rules.yml`."""
+    from sidekiq_metrics.tools.alerts import run_alerts
+
+    own = _alert_flags(flags)
+    sys.exit(run_alerts(own, resolve_settings(flags), sys.stdout, sys.stderr))
+
+
+@main.command()
+@settings_options
+@_alert_options
+def dashboard(**flags: object) -> None:
+    """Print a Grafana dashboard (JSON model) of these metrics: import it in Grafana (Dashboards > New > Import)."""
+    from sidekiq_metrics.tools.dashboard import run_dashboard
+
+    own = _alert_flags(flags)
+    sys.exit(run_dashboard(own, resolve_settings(flags), sys.stdout, sys.stderr))
 
 
 @main.command()

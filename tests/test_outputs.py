@@ -181,17 +181,48 @@ def test_output_settings_refuse_bad_values(env, message):
     assert result.returncode == 2 and result.stderr.startswith(f"sidekiq-metrics: {message}")
 
 
-def test_prometheus_names_of_autoscale_samples_are_valid_for_any_process_type():
-    from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED
-    from sidekiq_metrics.metrics.samples import Sample
+def test_prometheus_labels_autoscaling_by_process_type_and_exports_the_ceiling():
+    """Issue 35: the process type was in the name (`sidekiq_autoscale_urgent_worker_current`) while docs/outputs.md
+    called types labels, and the maximum was not exported, so "at its ceiling" could not be written from the data."""
+    from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, AUTOSCALE_MAX
+    from sidekiq_metrics.metrics.samples import Measurements, Sample
+    from sidekiq_metrics.outputs.l2met import L2metFormat
     from sidekiq_metrics.outputs.prometheus import render
 
-    body = render("sidekiq", [Sample.of(AUTOSCALE_CURRENT, 2, "urgent-worker"),
-                              Sample.of(AUTOSCALE_DESIRED, 3, "urgent-worker")])
-    assert "sidekiq_autoscale_urgent_worker_current 2\n" in body
-    assert "sidekiq_autoscale_urgent_worker_desired 3\n" in body
-    assert all(re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]* [0-9]+", line) for line in body.splitlines()
-               if not line.startswith("#"))
+    samples = [Sample.of(AUTOSCALE_CURRENT, 2, "urgent-worker"), Sample.of(AUTOSCALE_DESIRED, 3, "urgent-worker"),
+               Sample.of(AUTOSCALE_MAX, 4, "urgent-worker")]
+    families = {f.name: f for f in text_string_to_metric_families(render("sidekiq", samples))}
+    for suffix, value in (("current", 2), ("desired", 3), ("max", 4)):
+        [sample] = families[f"sidekiq_autoscale_{suffix}"].samples
+        assert sample.labels == {"process_type": "urgent-worker"} and sample.value == value
+    assert "sample#sidekiq.autoscale.urgent-worker.max=4" in " ".join(L2metFormat().render(Measurements(
+        samples=samples)))  # l2met keeps the type in the name
+
+
+def test_prometheus_keeps_a_job_class_run_time_until_a_new_minute_replaces_it():
+    """Issue 35: run times came only in the poll that read a new minute, so most scrapes saw none of them."""
+    from sidekiq_metrics.catalogue import JOB_RUNTIME_MEAN, JOB_RUNTIME_P95
+    from sidekiq_metrics.metrics.samples import SERIES_IDLE, Measurements, Sample
+    from sidekiq_metrics.outputs.prometheus import PrometheusOutput
+
+    output = PrometheusOutput("sidekiq", "127.0.0.1", 0)
+    try:
+        output.emit(Measurements(samples=[Sample.of(JOB_RUNTIME_MEAN, 0.5, "HardJob"),
+                                          Sample.of(JOB_RUNTIME_P95, 1.0, "HardJob")]), 1000.0)
+        output.emit(Measurements(samples=[]), 1030.0)  # no new minute in this poll
+        body = output.body.decode()
+        assert 'sidekiq_job_runtime_mean_seconds{job_class="HardJob"} 0.5' in body
+        assert 'sidekiq_job_runtime_p95_seconds{job_class="HardJob"} 1.0' in body
+        output.emit(Measurements(samples=[Sample.of(JOB_RUNTIME_MEAN, 0.25, "HardJob")]), 1060.0)
+        assert 'sidekiq_job_runtime_mean_seconds{job_class="HardJob"} 0.25' in output.body.decode()
+        output.emit(Measurements(samples=[]), 1000.0 + SERIES_IDLE)  # an hour without runs: forgotten
+        assert "p95" not in output.body.decode() and "0.25" in output.body.decode()
+        output.stand_by()
+        output.emit(Measurements(samples=[]), 1061.0)
+        assert "job_runtime" not in output.body.decode()
+    finally:
+        output.server.shutdown()
+        output.server.server_close()
 
 
 @pytest.fixture
@@ -315,12 +346,12 @@ def test_a_labelled_metric_is_a_tag_label_or_dimension_where_the_output_has_them
     body = render("sidekiq", samples)
     assert 'sidekiq_process_count{process_type="worker"} 2\n' in body
     assert 'sidekiq_process_count{process_type="urgent worker"} 1\n' in body
-    assert "sidekiq_autoscale_worker_current 3\n" in body  # as it always was: the type in the name
+    assert 'sidekiq_autoscale_current{process_type="worker"} 3\n' in body  # a label too (issue 35)
     assert StatsdOutput("sidekiq", "127.0.0.1", 9).lines(samples)[:2] == [
         "sidekiq.process.count:2|g|#process_type:worker", "sidekiq.process.count:1|g|#process_type:urgent_worker"]
     written: list[str] = []
     JsonOutput(written.extend).emit(measurements, 0)
-    assert json_module.loads(written[0])["process_type"] == {"worker": {"process.count": 2},
+    assert json_module.loads(written[0])["process_type"] == {"worker": {"process.count": 2, "autoscale.current": 3},
                                                               "urgent worker": {"process.count": 1}}
     written.clear()
     CloudWatchOutput("Sidekiq", written.extend).emit(measurements, 0)

@@ -26,7 +26,7 @@ from sidekiq_metrics.autoscale.jobs_at_risk import RunningJob, at_risk, running_
 from sidekiq_metrics.autoscale.settings import AutoscaleSettings, ScalingRule, autoscale_variable
 from sidekiq_metrics.autoscale.sizing import BUSIEST, Estimate, Flow, estimate, remember
 from sidekiq_metrics.autoscale.stopped_dynos import StopWatch
-from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, QUEUE_LATENCY, QUEUE_SIZE
+from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, AUTOSCALE_MAX, QUEUE_LATENCY, QUEUE_SIZE
 from sidekiq_metrics.heroku.platform_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics.samples import QueueSeries, Sample
 from sidekiq_metrics.redact import describe_error
@@ -328,13 +328,16 @@ class Autoscaler:
         self._wake.set()
 
     def samples(self) -> list[Sample]:
-        """sidekiq.autoscale.<type>.current and .desired, once the formation has been read."""
+        """sidekiq.autoscale.<type>.current, .desired and .max (the ceiling now, a time window's if one holds),
+        once the formation has been read: an alert tells "at its ceiling" from the data alone."""
         out = []
+        at = self.wall()
         for process_type, state in self.states.items():
             if state.current is not None:
                 desired = state.desired if state.desired is not None else state.current
                 out.append(Sample.of(AUTOSCALE_CURRENT, state.current, process_type))
                 out.append(Sample.of(AUTOSCALE_DESIRED, desired, process_type))
+                out.append(Sample.of(AUTOSCALE_MAX, self.policies[process_type].rule.bounds(at)[1], process_type))
         return out
 
     def _run(self) -> None:

@@ -51,10 +51,8 @@ class Sample(NamedTuple):
         return self.metric.name if subject is None else self.metric.filled(subject)
 
     def tagged(self) -> tuple[str, Labels]:
-        """Its name and labels for an output that tags: `process.count` and process_type=worker; a per-queue
-        one's name is `queue.size`. A `named` metric keeps its `<...>` part in the name."""
-        if self.metric.named:
-            return self.name, self.labels[1:]
+        """Its name and labels for an output that tags: `process.count` and process_type=worker, `autoscale.max`
+        and process_type=worker; a per-queue one's name is `queue.size`."""
         return self.metric.tag_name, self.labels
 
     @property

@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
-from sidekiq_metrics.catalogue import Kind, Unit
+from sidekiq_metrics import catalogue as m
+from sidekiq_metrics.catalogue import Kind, Metric, Unit
 from sidekiq_metrics.errors import OutputUnavailable
-from sidekiq_metrics.metrics.samples import Count, Counts, Measurements, Sample
+from sidekiq_metrics.metrics.samples import SERIES_IDLE, Count, Counts, Labels, Measurements, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_:]")
@@ -43,12 +44,18 @@ def metric_base(prefix: str) -> str:
 _UNIT_SUFFIXES = {Unit.SECONDS: "_seconds", Unit.MEGABYTES: "_megabytes", Unit.MILLISECONDS: "_milliseconds"}
 
 
-def family_name(sample: Sample) -> str:
+def family_name(metric: Metric) -> str:
     """Prometheus's conventions: a queue's metrics begin `queue_`, the unit ends the name (`_seconds`), a running
     total is a counter ending `_total`: `queue_latency_seconds`, `processed_total`."""
-    metric = sample.metric
-    name = _UNSAFE.sub("_", sample.tagged()[0]) + _UNIT_SUFFIXES.get(metric.unit, "")
+    name = _UNSAFE.sub("_", metric.tag_name) + _UNIT_SUFFIXES.get(metric.unit, "")
     return name + "_total" if metric.kind is not Kind.GAUGE else name
+
+
+def series_name(prefix: str, metric: Metric) -> str:
+    """The name this endpoint serves a metric under, for rules and dashboards built on it (tools/alerts.py). An
+    increase of one of Sidekiq's totals is served as that total: `sidekiq_processed_total`."""
+    served = metric.total if metric.kind is Kind.DELTA and metric.total is not None else metric
+    return f"{metric_base(prefix)}_{family_name(served)}"
 
 
 def _label(name: str, value: str) -> str:
@@ -68,7 +75,7 @@ def render(prefix: str, samples: Iterable[Sample]) -> str:
         text = "{" + ",".join(_label(name, value) for name, value in labels) + "}" if labels else ""
         value = sample.value
         number = str(value) if value.__class__ is int else repr(float(value))
-        family = f"{base}_{family_name(sample)}"
+        family = f"{base}_{family_name(sample.metric)}"
         families.setdefault(family, ("gauge" if kind is Kind.GAUGE else "counter", []))[1].append(
             f"{family}{text} {number}")
     out = []
@@ -76,6 +83,32 @@ def render(prefix: str, samples: Iterable[Sample]) -> str:
         out.append(f"# TYPE {family} {kind_name}")
         out += lines
     return "\n".join(out) + "\n"
+
+
+# Read from Sidekiq's minutes, which complete once a minute: a poll that found no new minute has none of them.
+PER_MINUTE = (m.JOB_RUNTIME_MEAN, m.JOB_RUNTIME_P50, m.JOB_RUNTIME_P95, m.JOB_RUNTIME_P99)
+
+
+class LastMinute:
+    """The job classes' run times as the last minute that had runs left them. A scrape sees every poll's, not
+    only the one poll a minute that read a new minute (with a 30 s interval and a 15 s scrape, three scrapes in
+    four would find none, and an alert or a panel would flap on and off). A class's value is replaced by its
+    next minute with runs, and forgotten after SERIES_IDLE seconds without one, as its counts are."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[Metric, Labels], tuple[Sample, float]] = {}
+
+    def update(self, samples: list[Sample], at: float) -> list[Sample]:
+        """The samples with the kept run times of classes this poll has none of added."""
+        for sample in samples:
+            if sample.metric in PER_MINUTE:
+                self.kept[sample.metric, sample.labels] = (sample, at)
+        self.kept = {key: (sample, seen) for key, (sample, seen) in self.kept.items() if at - seen < SERIES_IDLE}
+        fresh = {(s.metric, s.labels) for s in samples if s.metric in PER_MINUTE}
+        return samples + [sample for key, (sample, _) in self.kept.items() if key not in fresh]
+
+    def clear(self) -> None:
+        self.kept.clear()
 
 
 def counters(counts: list[Count]) -> list[Sample]:
@@ -151,6 +184,7 @@ class PrometheusOutput:
     def __init__(self, prefix: str, host: str, port: int) -> None:
         self.prefix = prefix
         self.counts = Counts(time.time())  # our own increases (failed polls, a job class's runs) as counters
+        self.last_minute = LastMinute()
         self.body = b"# no poll yet\n"
         self.serving: Callable[[], bool] = lambda: True
         output = self
@@ -202,10 +236,11 @@ class PrometheusOutput:
     def stand_by(self) -> None:
         # No series at all, rather than the last poll frozen: another emitter's endpoint serves the readings now.
         self.body = STANDING_BY
+        self.last_minute.clear()
 
     def serve_while(self, serving: Callable[[], bool]) -> None:
         self.serving = serving
 
     def emit(self, measurements: Measurements, at: float) -> None:
-        self.body = render(self.prefix, [s for s in measurements if s.metric.kind is not Kind.DELTA]
-                           + counters(self.counts.update(measurements.samples, at))).encode()
+        levels = self.last_minute.update([s for s in measurements if s.metric.kind is not Kind.DELTA], at)
+        self.body = render(self.prefix, levels + counters(self.counts.update(measurements.samples, at))).encode()

@@ -1,0 +1,134 @@
+"""`sidekiq-metrics dashboard`: a Grafana dashboard (JSON model) of our series, with a Prometheus data-source
+variable and, with shards, a shard variable. Queries name series through tools/promql.py, as the rules do.
+
+Rates are taken of running totals only (`rate()` of a gauge means nothing); each shard's own series are
+selected, never the `shard="all"` sums beside them, so no panel counts a job twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from sidekiq_metrics import catalogue as c
+from sidekiq_metrics.catalogue import Metric
+from sidekiq_metrics.config import Settings
+from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
+from sidekiq_metrics.tools.alerts import AlertFlags, settings_context
+from sidekiq_metrics.tools.promql import Naming
+
+SCHEMA_VERSION = 39  # Grafana 11's JSON model
+SHARD_MATCHER = 'shard=~"$shard"'
+RATE = "$__rate_interval"
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    unit: str  # Grafana's unit id
+    targets: tuple[tuple[str, str], ...]  # (query, legend)
+    needs: tuple[Metric, ...]  # the metrics it shows, for the tests
+
+
+def panels(naming: Naming, sharded: bool) -> list[Panel]:
+    """Every panel, each query selecting each shard's own series (and the chosen shard, with shards)."""
+    def sel(metric: Metric) -> str:
+        return naming.series(metric, *([SHARD_MATCHER] if sharded else []))
+
+    def rate(metric: Metric, by: str) -> str:
+        return f"sum by ({by}) (rate({sel(metric)}[{RATE}]))"
+
+    shard = ", shard" if sharded else ""
+    where = " ({{shard}})" if sharded else ""
+    return [
+        Panel("Queue latency", "s", ((f"max by (queue{shard}) ({sel(c.QUEUE_LATENCY)})", "{{queue}}" + where),),
+              (c.QUEUE_LATENCY,)),
+        Panel("Queue size", "short", ((f"sum by (queue{shard}) ({sel(c.QUEUE_SIZE)})", "{{queue}}" + where),),
+              (c.QUEUE_SIZE,)),
+        Panel("Throughput and failures (jobs/s)", "ops",
+              ((rate(c.PROCESSED, "shard"), "processed" + where),
+               (rate(c.FAILED, "shard"), "failed" + where)), (c.PROCESSED, c.FAILED)),
+        Panel("Busy threads per process type", "short",
+              ((f"sum by (process_type{shard}) ({sel(c.PROCESS_BUSY)})", "{{process_type}}" + where),
+               (f"sum by (process_type{shard}) ({sel(c.PROCESS_CONCURRENCY)})",
+                "{{process_type}} concurrency" + where)), (c.PROCESS_BUSY, c.PROCESS_CONCURRENCY)),
+        Panel("Utilization per process type", "percentunit",
+              ((f"max by (process_type{shard}) ({sel(c.PROCESS_UTILIZATION)})", "{{process_type}}" + where),),
+              (c.PROCESS_UTILIZATION,)),
+        Panel("Retry, dead and scheduled sets", "short",
+              ((f"sum by (shard) ({sel(c.RETRIES)})", "retries" + where),
+               (f"sum by (shard) ({sel(c.DEAD)})", "dead" + where),
+               (f"sum by (shard) ({sel(c.SCHEDULED)})", "scheduled" + where)), (c.RETRIES, c.DEAD, c.SCHEDULED)),
+        Panel("Scheduled and retry lag", "s",
+              ((f"max by (shard) ({sel(c.SCHEDULED_LAG)})", "scheduled" + where),
+               (f"max by (shard) ({sel(c.RETRIES_LAG)})", "retries" + where)), (c.SCHEDULED_LAG, c.RETRIES_LAG)),
+        Panel("Job classes: runs (jobs/s)", "ops",
+              ((rate(c.JOB_PROCESSED, "job_class"), "{{job_class}}"),), (c.JOB_PROCESSED,)),
+        Panel("Job classes: run time p95", "s",
+              ((f"max by (job_class) ({sel(c.JOB_RUNTIME_P95)})", "{{job_class}}"),), (c.JOB_RUNTIME_P95,)),
+        Panel("Redis memory", "decmbytes",
+              ((f"max by (shard) ({sel(c.REDIS_MEMORY_USED)})", "used" + where),
+               (f"max by (shard) ({sel(c.REDIS_MEMORY_MAX)})", "maxmemory" + where)),
+              (c.REDIS_MEMORY_USED, c.REDIS_MEMORY_MAX)),
+        Panel("Redis clients and evictions", "short",
+              ((f"max by (shard) ({sel(c.REDIS_CLIENTS)})", "clients" + where),
+               (rate(c.REDIS_EVICTED, "shard"), "evictions/s" + where)), (c.REDIS_CLIENTS, c.REDIS_EVICTED)),
+        Panel("Autoscaling: dynos", "short",
+              ((f"max by (process_type) ({naming.series(c.AUTOSCALE_CURRENT, each_shard=False)})",
+                "{{process_type}} current"),
+               (f"max by (process_type) ({naming.series(c.AUTOSCALE_DESIRED, each_shard=False)})",
+                "{{process_type}} desired"),
+               (f"max by (process_type) ({naming.series(c.AUTOSCALE_MAX, each_shard=False)})",
+                "{{process_type}} max")), (c.AUTOSCALE_CURRENT, c.AUTOSCALE_DESIRED, c.AUTOSCALE_MAX)),
+        Panel("Metrics up", "short", ((f"min({naming.series(c.UP, each_shard=False)})", "up"),), (c.UP,)),
+    ]
+
+
+def _panel(panel: Panel, number: int) -> dict[str, object]:
+    return {
+        "id": number, "type": "timeseries", "title": panel.title,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": 12, "x": 12 * (number % 2), "y": 8 * (number // 2)},
+        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                    "tooltip": {"mode": "multi", "sort": "desc"}},
+        "targets": [{"refId": chr(ord("A") + n), "expr": query, "legendFormat": legend,
+                     "datasource": {"type": "prometheus", "uid": "${datasource}"}}
+                    for n, (query, legend) in enumerate(panel.targets)],
+    }
+
+
+def model(naming: Naming, shards: Sequence[str]) -> dict[str, object]:
+    """The dashboard. The shard variable lists the shards; the first (Sidekiq's default pool) has no shard label,
+    so it is the empty value."""
+    sharded = len(shards) > 1
+    variables: list[dict[str, object]] = [{
+        "name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+        "current": {}, "hide": 0, "refresh": 1}]
+    if sharded:
+        options = [{"text": name, "value": "" if n == 0 else name, "selected": False} for n, name in enumerate(shards)]
+        variables.append({
+            "name": "shard", "label": "Shard", "type": "custom", "multi": True, "includeAll": True, "allValue": ".*",
+            "query": ",".join(f"{o['text']} : {o['value']}" for o in options), "options": options,
+            "current": {"text": "All", "value": "$__all"}, "hide": 0})
+    return {
+        "title": f"Sidekiq ({naming.prefix})", "uid": f"sidekiq-metrics-{naming.style}-{naming.prefix}"[:40],
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "tags": ["sidekiq"],
+        "time": {"from": "now-6h", "to": "now"}, "refresh": "30s",
+        "templating": {"list": variables},
+        "panels": [_panel(p, n) for n, p in enumerate(panels(naming, sharded))],
+        "annotations": {"list": []},
+    }
+
+
+def run_dashboard(flags: AlertFlags, settings: Settings, out: TextIO, err: TextIO) -> int:
+    try:
+        ctx, _ = settings_context(flags, settings)
+    except ConfigError as exc:
+        err.write(f"sidekiq-metrics: {exc}\n")
+        return EXIT_CONFIG
+    out.write(json.dumps(model(ctx.naming, [shard.name for shard in settings.shards]), indent=2) + "\n")
+    return 0
+

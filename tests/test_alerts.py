@@ -365,6 +365,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
             for panel in model["panels"] for target in panel["targets"]]
 
 
+@pytest.mark.long
 def test_alerts_and_dashboard_on_a_real_prometheus(stack):
     prometheus, emitter, r, minute_started = stack
 

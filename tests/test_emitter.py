@@ -27,7 +27,7 @@ from support.sidekiq_data import job, push, seed, sidekiq
 
 WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
                  "max_latency", "utilization", "jobs.processed", "jobs.failed", "metrics.up", "metrics.errors",
-                 "scheduled.lag", "retries.lag"}
+                 "scheduled.lag", "retries.lag", "queues.paused"}
 
 
 def per_queue(measurements: dict[str, str], prefix: str = "sidekiq") -> dict[str, str]:

@@ -1,0 +1,192 @@
+"""What Sidekiq's processes run now: their `<identity>:work` hashes (`:workers` up to 6.4.1), read by our
+read-only Lua script (work_scan.lua), or whole with HGETALL where Redis refuses scripts.
+
+Each value of such a hash is one running job, as every Sidekiq from 6.4 to 8.1 writes it (processor.rb,
+`WORK_STATE.set(tid, {queue:, payload: jobstr, run_at: Time.now.to_i})`, dumped to JSON by the heartbeat):
+`{"queue":"default","payload":"<the job's JSON>","run_at":1733600000}`. `run_at` is whole epoch seconds in
+all of them; a whole number from MS_CUTOFF up is read as milliseconds, as job timestamps are
+(job_payload.epoch_seconds), so a client that writes milliseconds is read right too.
+
+Both paths read a record alike (a test holds them equal over generated records): the class is
+Sidekiq's `display_class`; a record longer than LARGE_RECORD is not parsed, only its two ends,
+where Sidekiq puts `queue` and `run_at`, and its class is unknown. The script also stops parsing
+once a call has parsed BUDGET bytes (then the other records of that call are read by their ends).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from sidekiq_metrics.redis.resp import Command, RedisError, Reply, ReplyError
+from sidekiq_metrics.sidekiq.job_metrics import OTHER, named
+from sidekiq_metrics.sidekiq.job_payload import MS_CUTOFF, epoch_seconds
+from sidekiq_metrics.sidekiq.keys import decode
+from sidekiq_metrics.sidekiq.readings import Running
+
+SCRIPT = Path(__file__).with_name("work_scan.lua").read_bytes()
+SHA = hashlib.sha1(SCRIPT).hexdigest()
+EARLIEST = MS_CUTOFF / 1000  # 2000-01-01, in epoch seconds
+BATCH = 16  # hashes per script call (8 processes' `:work` and `:workers`)
+LARGE_RECORD = 32 << 10  # bytes: a record longer than this is read by its ends only
+BUDGET = 256 << 10  # record bytes one script call parses at most (cjson: about a millisecond of Redis time)
+
+WRAPPERS = frozenset({"ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper", "Sidekiq::ActiveJob::Wrapper"})
+MAILERS = frozenset({"ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob"})
+
+_HEAD = re.compile(rb'\{"queue":"([^"\\]*)"')
+_TAIL = re.compile(rb'"run_at":([-+0-9.eE]+)\}\Z')
+
+
+class WorkRecord(NamedTuple):
+    """One running job. None where the record does not say (or not in a form Sidekiq writes)."""
+
+    queue: str | None
+    job_class: str | None  # Sidekiq's display_class: ActiveJob's wrapped class, `Mailer#method` for a mailer job
+    since: float | None  # epoch seconds it started
+
+
+UNREADABLE = WorkRecord(None, None, None)
+UNKNOWN = "unknown"  # the class of a running job whose record names none Sidekiq could show
+
+
+def longest(records: Iterable[WorkRecord], patterns: tuple[str, ...] | None, top: int) -> Running:
+    """The earliest start of each queue and class. Classes share the job-class metrics' cap: those
+    SIDEKIQ_METRICS_JOB_CLASSES names (any, unset), at most `top` of them, the longest-running first; the rest as
+    `other`. A class literally named `other` or `unknown` joins `other`, so no real class takes a reserved series."""
+    queues: dict[str, float] = {}
+    classes: dict[str, float] = {}
+    unreadable = 0
+    for record in records:
+        since = record.since
+        if since is None:
+            unreadable += 1
+            continue
+        if record.queue is not None:
+            queues[record.queue] = min(queues.get(record.queue, since), since)
+        name = UNKNOWN if record.job_class is None else OTHER if record.job_class == UNKNOWN else record.job_class
+        classes[name] = min(classes.get(name, since), since)
+    eligible = sorted((name for name in classes if name not in (OTHER, UNKNOWN) and named(name, patterns)),
+                      key=lambda name: (classes[name], name))[:top]
+    shown = {name: classes[name] for name in eligible}
+    if UNKNOWN in classes:
+        shown[UNKNOWN] = classes[UNKNOWN]
+    rest = [since for name, since in classes.items() if name not in shown]
+    if rest:
+        shown[OTHER] = min(rest)
+    return Running(tuple(sorted(queues.items())), tuple(sorted(shown.items())), unreadable)
+
+
+def call(keys: list[bytes]) -> Command:
+    """One EVALSHA of the script over these hashes (at most BATCH)."""
+    return ["EVALSHA", SHA, len(keys), *keys, LARGE_RECORD, BUDGET]
+
+
+def _truthy(value: object) -> bool:
+    """Ruby's truth: only nil and false are false (0 and "" are true)."""
+    return value is not None and value is not False
+
+
+def display_class(job: object) -> str | None:
+    """Sidekiq::JobRecord#display_class of a job (a parsed payload); None when it is not a string."""
+    if not isinstance(job, dict):
+        return None
+    if _truthy(shown := job.get("display_class")):
+        return shown if isinstance(shown, str) else None
+    klass = job.get("class")
+    if not (isinstance(klass, str) and klass in WRAPPERS):
+        return klass if isinstance(klass, str) else None
+    args = job.get("args")
+    first = args[0] if isinstance(args, list) and args else None
+    wrapped = job.get("wrapped")
+    shown = wrapped if _truthy(wrapped) else first
+    if isinstance(shown, str) and shown in MAILERS:
+        mail = first.get("arguments") if isinstance(first, dict) else None
+        if isinstance(mail, list) and len(mail) >= 2 and isinstance(mail[0], str) and isinstance(mail[1], str):
+            return f"{mail[0]}#{mail[1]}"
+        return None
+    return shown if isinstance(shown, str) else None
+
+
+def started(value: object) -> float | None:
+    """Epoch seconds from a record's run_at: a JSON number, whole ones read as job_payload.epoch_seconds reads an
+    integer (seconds, milliseconds from MS_CUTOFF), others as seconds. Read as a double, as the script reads it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    if not math.isfinite(number):
+        return None
+    seconds = epoch_seconds(int(number) if number.is_integer() else number)
+    # Before 2000 no Sidekiq ran this job: 0 or a stray small number, not a start to count hours from.
+    return seconds if seconds is not None and seconds >= EARLIEST else None
+
+
+def _number(raw: bytes) -> float | None:
+    try:
+        return started(float(raw))
+    except ValueError:
+        return None
+
+
+def by_ends(raw: bytes) -> WorkRecord:
+    """A record not parsed: its queue and run_at where Sidekiq writes them; its class unknown."""
+    head, tail = _HEAD.match(raw), _TAIL.search(raw[-48:])
+    return WorkRecord(decode(head.group(1)) if head else None, None, _number(tail.group(1)) if tail else None)
+
+
+def parse_record(raw: bytes) -> WorkRecord:
+    """One value of a work hash, read whole (HGETALL): as the script reads it."""
+    if len(raw) > LARGE_RECORD:
+        return by_ends(raw)
+    try:
+        work = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):
+        return UNREADABLE
+    if not isinstance(work, dict):
+        return UNREADABLE
+    job = work.get("payload")
+    if isinstance(job, str):
+        try:
+            job = json.loads(job)
+        except (ValueError, RecursionError):
+            job = None
+    queue = work.get("queue")
+    return WorkRecord(queue if isinstance(queue, str) and queue else None, display_class(job) or None,
+                      started(work.get("run_at")))
+
+
+def from_script(keys: int, reply: Reply) -> tuple[list[list[WorkRecord]], list[str | None]]:
+    """A script call's reply as each key's records, and each key's error (None: read)."""
+    if not isinstance(reply, list) or len(reply) % 4 or not all(isinstance(r, bytes) for r in reply):
+        raise RedisError("unexpected reply from the work scan script; the next poll reads the work again")
+    records: list[list[WorkRecord]] = [[] for _ in range(keys)]
+    errors: list[str | None] = [None] * keys
+    fields: list[bytes] = reply  # type: ignore[assignment]  # all bytes: checked above
+    for n in range(0, len(fields), 4):
+        index, queue, job_class, at = fields[n:n + 4]
+        i = int(index) - 1
+        if not 0 <= i < keys:
+            raise RedisError("unexpected reply from the work scan script; the next poll reads the work again")
+        if queue == b"!":
+            errors[i] = decode(job_class)[:120]
+        else:
+            records[i].append(WorkRecord(decode(queue) or None, decode(job_class) or None,
+                                         _number(at) if at else None))
+    return records, errors
+
+
+def from_hgetall(reply: Reply) -> tuple[list[WorkRecord], str | None]:
+    """One hash read whole: its records, or Redis's error."""
+    if isinstance(reply, ReplyError):
+        return [], str(reply)[:120]
+    if not isinstance(reply, list):
+        return [], "HGETALL did not answer with a hash"
+    return [parse_record(v) if isinstance(v, bytes) else UNREADABLE for v in reply[1::2]], None

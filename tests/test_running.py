@@ -4,9 +4,13 @@ poll reads them, the script and the plain path alike, and reported as the catalo
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +21,7 @@ from sidekiq_metrics.sidekiq import running
 from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from sidekiq_metrics.sidekiq.running import WorkRecord, display_class, longest, parse_record
+from support.redis_server import RedisServer, wait_until
 from support.sidekiq_data import idle_process, push
 
 WRAPPER = "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
@@ -147,3 +152,98 @@ def test_a_poll_reads_the_longest_running_job_and_the_paused_queues(r, redis_ser
     snapshot = reader(redis_server.url).read(totals=True)
     assert [s.metric.name for s in queue_series(snapshot)[0]] == ["size", "latency"]
     assert [(s.name, s.value) for s in state_samples(snapshot)] == [("queues.paused", 0)]
+
+
+WORKERS = """
+require "sidekiq"
+class SlowJob
+  include Sidekiq::Job
+  def perform(seconds) = sleep(seconds)
+end
+# A stand-in for ActiveJob's wrapper (no Rails here): the class name Sidekiq's display_class unwraps, run by the
+# real server as any job is; `wrapped` says which class it runs, as ActiveJob's adapter writes it.
+module ActiveJob; module QueueAdapters; class SidekiqAdapter; class JobWrapper
+  include Sidekiq::Job
+  def perform(data) = sleep(data["seconds"])
+end; end; end; end
+"""
+
+PUSH = """
+queue = ARGV[0]
+SlowJob.set(queue: queue).perform_async(60)
+Sidekiq::Client.push("class" => ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper, "queue" => queue,
+                     "wrapped" => "Billing::MonthEndJob",
+                     "args" => [{"job_class" => "Billing::MonthEndJob", "seconds" => 60}])
+"""
+
+# What Sidekiq's own API says runs: queue, display_class, run_at. 6.4 names the hash `:workers` and parses the payload.
+WORKSET = """
+require "sidekiq/api"
+require "json"
+works = Sidekiq::WorkSet.new.map do |_, _, w|
+  w.is_a?(Hash) ? [w["queue"], Sidekiq::JobRecord.new(w["payload"]).display_class, w["run_at"].to_f] :
+                  [w.queue, w.job.display_class, w.run_at.to_f]
+end
+puts JSON.dump(works)
+"""
+
+
+@pytest.fixture(scope="module")
+def real_work(tmp_path_factory, reference_sidekiq):
+    """Real Sidekiq 6.4.1 (Debian), 7.3 and 8.1 servers on one Redis, each working a SlowJob and an ActiveJob-wrapped
+    job of its own queue (`slow6`, `slow7`, `slow8`) for a minute; stopped by SIGTERM at the end. Sidekiq's own
+    WorkSet of each generation (6.4.1's reads `:workers`, 8.1's `:work`, which 7.3 writes too) is the reference."""
+    server = RedisServer().start()
+    folder = tmp_path_factory.mktemp("real-work")
+    workers = folder / "workers.rb"
+    workers.write_text(WORKERS)
+    push_rb, workset_rb = folder / "push.rb", folder / "workset.rb"
+    push_rb.write_text(PUSH)
+    workset_rb.write_text(WORKSET)
+    env = {**os.environ, "REDIS_URL": server.url}
+    commands = {"6": (["sidekiq"], ["ruby"]), "7": (reference_sidekiq["7-server"], reference_sidekiq["7"]),
+                "8": (reference_sidekiq["8-server"], reference_sidekiq["8"])}
+    procs = [subprocess.Popen([*run, "-r", str(workers), "-q", f"slow{v}", "-c", "2", "-t", "1"],
+                              env={**env, "DYNO": f"worker.{v}"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+             for v, (run, _) in commands.items()]
+    try:
+        for v, (_, ruby) in commands.items():
+            subprocess.run([*ruby, "-r", str(workers), str(push_rb), f"slow{v}"], env=env, check=True, timeout=60,
+                           capture_output=True)
+        r = redis.Redis.from_url(server.url)
+        seen = "every job running, as each process's heartbeat writes it"
+        assert wait_until(lambda: sum(len(r.hgetall(i + suffix)) for i in r.smembers("processes")
+                                      for suffix in (b":work", b":workers")) == 6, 60), seen
+        reference = [tuple(w) for v in ("6", "8") for w in json.loads(subprocess.run(
+            [*commands[v][1], str(workset_rb)], env=env, check=True, timeout=60, capture_output=True,
+            text=True).stdout.splitlines()[-1])]  # after Sidekiq's own log lines
+        yield server, reference
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        server.cleanup()
+
+
+@pytest.mark.sidekiq
+@pytest.mark.parametrize("scripts", [True, False])
+def test_the_longest_running_job_is_sidekiqs_own_workset_of_6_7_and_8(real_work, scripts):
+    """Real servers running real jobs: the earliest start of each queue and each display_class, as the poll reads
+    them (with our script, and with HGETALL), equal those of Sidekiq's WorkSet, to the second Sidekiq writes."""
+    server, reference = real_work
+    assert sorted({(q, c) for q, c, _ in reference}) == [
+        (f"slow{v}", c) for v in "678" for c in ("Billing::MonthEndJob", "SlowJob")]
+    snapshot = reader(server.url, scripts=scripts).read(totals=True)
+    assert snapshot.complete and snapshot.running is not None and snapshot.running.unreadable == 0
+    expected_queues = {q: min(at for queue, _, at in reference if queue == q) for q, _, _ in reference}
+    expected_classes = {c: min(at for _, job_class, at in reference if job_class == c) for _, c, _ in reference}
+    assert dict(snapshot.running.by_queue) == expected_queues
+    assert dict(snapshot.running.by_class) == expected_classes
+    series = {s.metric.name: dict(zip(s.queues, s.values, strict=True)) for s in queue_series(snapshot)[0]}
+    assert series["running.longest"] == {q: round(snapshot.read_at - at, 3) for q, at in expected_queues.items()}

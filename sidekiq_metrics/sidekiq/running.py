@@ -32,6 +32,7 @@ from sidekiq_metrics.sidekiq.readings import Running
 SCRIPT = Path(__file__).with_name("work_scan.lua").read_bytes()
 SHA = hashlib.sha1(SCRIPT).hexdigest()
 EARLIEST = MS_CUTOFF / 1000  # 2000-01-01, in epoch seconds
+LATEST = 1e10  # 2286-11-20
 BATCH = 16  # hashes per script call (8 processes' `:work` and `:workers`)
 LARGE_RECORD = 32 << 10  # bytes: a record longer than this is read by its ends only
 BUDGET = 256 << 10  # record bytes one script call parses at most (cjson: about a millisecond of Redis time)
@@ -125,8 +126,8 @@ def started(value: object) -> float | None:
     if not math.isfinite(number):
         return None
     seconds = epoch_seconds(int(number) if number.is_integer() else number)
-    # Before 2000 no Sidekiq ran this job: 0 or a stray small number, not a start to count hours from.
-    return seconds if seconds is not None and seconds >= EARLIEST else None
+    # Before 2000 or after 2286 no Sidekiq ran this job: 0, a stray number, not a start to count from.
+    return seconds if seconds is not None and EARLIEST <= seconds < LATEST else None
 
 
 def _number(raw: bytes) -> float | None:

@@ -296,6 +296,8 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
     for i in range(processes):
         r.sadd("processes", f"web.{i}:1:abc")
         r.hset(f"web.{i}:1:abc", mapping={"busy": 1, "info": json.dumps({"concurrency": 5})})
+        r.hset(f"web.{i}:1:abc:work", "tid", json.dumps({"queue": "q0", "payload": json.dumps({"class": "A"}),
+                                                         "run_at": int(time.time())}))  # what each runs, read too
     for scripts in (True, False):
         connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
         sidekiq_reader = SidekiqReader(connection, scripts=scripts)
@@ -314,6 +316,7 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
             assert again.totals == snapshot.totals
         if processes:
             assert len(sidekiq_reader.read(totals=True).totals.live) == processes
+            assert sidekiq_reader.read(totals=True).running.by_class[0][0] == "A"
         push(r, "a_new_queue", job(time.time()))  # the set changed: two again
         CountingConnection.sends = 0
         assert "a_new_queue" in [q.name for q in sidekiq_reader.read().queues]

@@ -291,19 +291,25 @@ class SidekiqReader:
         return frozenset(decode(m) for m in reply if isinstance(m, bytes)) if isinstance(reply, list) else frozenset()
 
     def _running(self, plan: _Plan, replies: list[Reply], problems: list[str]) -> Running | None:
-        """What the processes run, from the replies to their work hashes' reads. None, with a problem, when Redis
-        refused any of those hashes: the longest-running job is then unknown, never a shorter one."""
+        """What the processes run, from the replies to their work hashes' reads (and, for records a script call
+        handed back, one more round trip). None, with a problem, when Redis refused any of those hashes: the
+        longest-running job is then unknown, never a shorter one."""
         records: list[running.WorkRecord] = []
         errors: list[str | None] = []
         if plan.scripts:
+            deferred: dict[bytes, list[running.Deferred]] = {}
             for n, reply in enumerate(replies):
                 if isinstance(reply, ReplyError):  # the call itself refused: every key of it is unknown
                     errors.append(str(reply)[:120])
                     continue
-                size = len(plan.work[n * running.BATCH:(n + 1) * running.BATCH])
-                found, said = running.from_script(size, reply)
+                keys = plan.work[n * running.BATCH:(n + 1) * running.BATCH]
+                found, said, handed_back = running.from_script(len(keys), reply)
                 records += [r for each in found for r in each]
                 errors += said
+                for d in handed_back:
+                    deferred.setdefault(keys[d.key], []).append(d)
+            if deferred:
+                errors += self._later(deferred, records)
         else:
             for reply in replies:
                 found_one, error = running.from_hgetall(reply)
@@ -320,6 +326,24 @@ class SidekiqReader:
             problems.append(f"{longest.unreadable} running job(s) have a work record with no start time Sidekiq "
                             "writes (`run_at`): they are left out of the longest-running job")
         return longest
+
+    def _later(self, deferred: dict[bytes, list[running.Deferred]], records: list[running.WorkRecord]) -> list[
+            str | None]:
+        """The records script calls handed back, read in one more round trip: whole ones with HGET (only their
+        ends kept), the others by more script calls. Their errors; one handed back again (it grew in between) is
+        unreadable this poll."""
+        commands = [c for key, each in deferred.items() for c in running.later(key, each)]
+        errors: list[str | None] = []
+        for reply in self.connection.replies(commands, max_bulk=running.OUTSIDE):
+            if isinstance(reply, list):
+                found, said, again = running.from_script(1, reply)
+                records += found[0] + [running.UNREADABLE] * len(again)
+                errors += said
+            elif isinstance(found_one := running.from_hget(reply), str):
+                errors.append(found_one)
+            elif found_one is not None:
+                records.append(found_one)
+        return errors
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:

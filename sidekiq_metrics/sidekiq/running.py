@@ -9,8 +9,12 @@ all of them; a whole number from MS_CUTOFF up is read as milliseconds, as job ti
 
 Both paths read a record alike (a test holds them equal over generated records): the class is
 Sidekiq's `display_class`; a record longer than LARGE_RECORD is not parsed, only its two ends,
-where Sidekiq puts `queue` and `run_at`, and its class is unknown. The script also stops parsing
-once a call has parsed BUDGET bytes (then the other records of that call are read by their ends).
+where Sidekiq puts `queue` and `run_at`, and its class is unknown.
+
+What one script call holds Redis for is bounded: it reads at most BUDGET bytes of records (the
+fields past it are handed back and read by more calls in one more round trip), and a record
+longer than OUTSIDE is never copied into it: the reader takes it with HGET, in that same round
+trip, keeping only its ends (its bytes then cross the network, as a queue's huge oldest job does).
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from sidekiq_metrics.redis.resp import Command, RedisError, Reply, ReplyError
+from sidekiq_metrics.redis.resp import Command, RedisError, Reply, ReplyError, TooLarge
 from sidekiq_metrics.sidekiq.job_metrics import OTHER, named
 from sidekiq_metrics.sidekiq.job_payload import MS_CUTOFF, epoch_seconds
 from sidekiq_metrics.sidekiq.keys import decode
@@ -35,7 +39,8 @@ EARLIEST = MS_CUTOFF / 1000  # 2000-01-01, in epoch seconds
 LATEST = 1e10  # 2286-11-20
 BATCH = 16  # hashes per script call (8 processes' `:work` and `:workers`)
 LARGE_RECORD = 32 << 10  # bytes: a record longer than this is read by its ends only
-BUDGET = 256 << 10  # record bytes one script call parses at most (cjson: about a millisecond of Redis time)
+BUDGET = 256 << 10  # record bytes one script call reads at most (benchmarks/bench_poll.py --running)
+OUTSIDE = 1 << 20  # bytes: a record longer than this is taken with HGET, never into the script
 
 WRAPPERS = frozenset({"ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper", "Sidekiq::ActiveJob::Wrapper"})
 MAILERS = frozenset({"ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob"})
@@ -83,9 +88,38 @@ def longest(records: Iterable[WorkRecord], patterns: tuple[str, ...] | None, top
     return Running(tuple(sorted(queues.items())), tuple(sorted(shown.items())), unreadable)
 
 
-def call(keys: list[bytes]) -> Command:
-    """One EVALSHA of the script over these hashes (at most BATCH)."""
-    return ["EVALSHA", SHA, len(keys), *keys, LARGE_RECORD, BUDGET]
+class Deferred(NamedTuple):
+    """A record a script call handed back unread."""
+
+    key: int  # its hash's index in the call
+    field: bytes
+    length: int
+    whole: bool  # longer than OUTSIDE: to take with HGET; else past the call's budget: for another call
+
+
+def call(keys: list[bytes], fields: Sequence[bytes] = ()) -> Command:
+    """One EVALSHA of the script over these hashes (at most BATCH), or over only these fields of one hash."""
+    return ["EVALSHA", SHA, len(keys), *keys, LARGE_RECORD, OUTSIDE, BUDGET, *fields]
+
+
+def later(key: bytes, deferred: Iterable[Deferred]) -> list[Command]:
+    """The reads of a hash's records handed back: HGET for the whole ones, and script calls over the others,
+    as many fields to a call as its budget takes (each call reads its first field, however long)."""
+    commands: list[Command] = []
+    batch: list[bytes] = []
+    size = 0
+    for d in deferred:
+        if d.whole:
+            commands.append(["HGET", key, d.field])
+            continue
+        if batch and size + d.length > BUDGET:
+            commands.append(call([key], batch))
+            batch, size = [], 0
+        batch.append(d.field)
+        size += d.length
+    if batch:
+        commands.append(call([key], batch))
+    return commands
 
 
 def _truthy(value: object) -> bool:
@@ -137,16 +171,19 @@ def _number(raw: bytes) -> float | None:
         return None
 
 
-def by_ends(raw: bytes) -> WorkRecord:
-    """A record not parsed: its queue and run_at where Sidekiq writes them; its class unknown."""
-    head, tail = _HEAD.match(raw), _TAIL.search(raw[-48:])
-    return WorkRecord(decode(head.group(1)) if head else None, None, _number(tail.group(1)) if tail else None)
+def by_ends(head: bytes, tail: bytes) -> WorkRecord:
+    """A record not parsed: its queue and run_at where Sidekiq writes them (its first and last bytes); its class
+    unknown."""
+    queue, at = _HEAD.match(head), _TAIL.search(tail[-48:])
+    return WorkRecord(decode(queue.group(1)) if queue else None, None, _number(at.group(1)) if at else None)
 
 
-def parse_record(raw: bytes) -> WorkRecord:
-    """One value of a work hash, read whole (HGETALL): as the script reads it."""
+def parse_record(raw: bytes | TooLarge) -> WorkRecord:
+    """One value of a work hash, read whole (HGETALL, HGET): as the script reads it."""
+    if isinstance(raw, TooLarge):
+        return by_ends(raw.head, raw.tail)
     if len(raw) > LARGE_RECORD:
-        return by_ends(raw)
+        return by_ends(raw, raw)
     try:
         work = json.loads(raw.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError):
@@ -164,12 +201,13 @@ def parse_record(raw: bytes) -> WorkRecord:
                       started(work.get("run_at")))
 
 
-def from_script(keys: int, reply: Reply) -> tuple[list[list[WorkRecord]], list[str | None]]:
-    """A script call's reply as each key's records, and each key's error (None: read)."""
+def from_script(keys: int, reply: Reply) -> tuple[list[list[WorkRecord]], list[str | None], list[Deferred]]:
+    """A script call's reply as each key's records, each key's error (None: read), and the records handed back."""
     if not isinstance(reply, list) or len(reply) % 4 or not all(isinstance(r, bytes) for r in reply):
         raise RedisError("unexpected reply from the work scan script; the next poll reads the work again")
     records: list[list[WorkRecord]] = [[] for _ in range(keys)]
     errors: list[str | None] = [None] * keys
+    deferred: list[Deferred] = []
     fields: list[bytes] = reply  # type: ignore[assignment]  # all bytes: checked above
     for n in range(0, len(fields), 4):
         index, queue, job_class, at = fields[n:n + 4]
@@ -178,10 +216,19 @@ def from_script(keys: int, reply: Reply) -> tuple[list[list[WorkRecord]], list[s
             raise RedisError("unexpected reply from the work scan script; the next poll reads the work again")
         if queue == b"!":
             errors[i] = decode(job_class)[:120]
+        elif queue in (b">", b"+") and at.isdigit():
+            deferred.append(Deferred(i, job_class, int(at), queue == b">"))
         else:
             records[i].append(WorkRecord(decode(queue) or None, decode(job_class) or None,
                                          _number(at) if at else None))
-    return records, errors
+    return records, errors, deferred
+
+
+def from_hget(reply: Reply) -> WorkRecord | str | None:
+    """One record taken with HGET: the record, Redis's error, or None (the job ended since)."""
+    if isinstance(reply, ReplyError):
+        return str(reply)[:120]
+    return parse_record(reply) if isinstance(reply, bytes | TooLarge) and reply != b"" else None
 
 
 def from_hgetall(reply: Reply) -> tuple[list[WorkRecord], str | None]:
@@ -190,4 +237,5 @@ def from_hgetall(reply: Reply) -> tuple[list[WorkRecord], str | None]:
         return [], str(reply)[:120]
     if not isinstance(reply, list):
         return [], "HGETALL did not answer with a hash"
-    return [parse_record(v) if isinstance(v, bytes) else UNREADABLE for v in reply[1::2]], None
+    # An empty value is no job (Sidekiq's WorkSet skips it too; the script reads its length, 0, and skips it).
+    return [parse_record(v) if isinstance(v, bytes) else UNREADABLE for v in reply[1::2] if v != b""], None

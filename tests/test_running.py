@@ -123,6 +123,10 @@ def test_any_work_record_is_read_alike_by_the_script_and_the_plain_path_and_neve
     by_script, plain = both_paths(r, redis_server, {"work": work, "workers": workers})
     assert by_script == plain
     assert len(plain) == sum(1 for raw in work + workers if raw)  # an empty value is no job, as for WorkSet
+    for scripts in (True, False):  # and a whole poll over them reads, counting each record somewhere
+        read = reader(redis_server.url, scripts=scripts).read(totals=True).running
+        assert read is not None and read.unreadable == sum(1 for rec in plain if rec.since is None)
+        assert {c for c, _ in read.by_class} <= {rec.job_class for rec in plain} | {"unknown", "other"}
 
 
 def test_a_poll_reads_the_longest_running_job_and_the_paused_queues(r, redis_server):
@@ -275,3 +279,36 @@ def test_records_past_a_calls_budget_or_too_long_for_the_script_take_one_more_ro
     ends = [reader(redis_server.url, scripts=scripts).read(totals=True).running for scripts in (True, False)]
     # Too long to parse: its queue and start from its ends, its class unknown.
     assert ends[0] == ends[1] and ends[0].by_class == (("HardJob", now - 19.0), ("unknown", now - 500.0))
+
+
+SUMMARIES = """
+require "sidekiq/api"
+require "json"
+puts JSON.dump(Sidekiq::Stats.new.queue_summaries.to_h { |q| [q.name, q.paused?] })
+"""
+
+
+@pytest.mark.sidekiq
+def test_paused_queues_are_those_sidekiq_8_1s_queue_summaries_calls_paused(r, redis_server, reference_sidekiq,
+                                                                              tmp_path):
+    """`SADD paused <queue>` stands in for Sidekiq Pro's Queue#pause! (what it writes to Redis; not Pro's processes
+    then no longer fetching from it). Sidekiq 8.1's own `Stats#queue_summaries` is the reference for which queues
+    are paused; under a redis-namespace (Sidekiq <= 6) the set is the namespace's."""
+    r.flushdb()
+    for name in ("default", "imports", "low priority"):
+        push(r, name, b"{}")
+    r.sadd("paused", "imports", "low priority")
+    script = tmp_path / "summaries.rb"
+    script.write_text(SUMMARIES)
+    reference = json.loads(subprocess.run([*reference_sidekiq["8"], str(script)], check=True, timeout=60, text=True,
+                                          capture_output=True, env={**os.environ, "REDIS_URL": redis_server.url})
+                           .stdout.splitlines()[-1])
+    assert reference == {"default": False, "imports": True, "low priority": True}
+    snapshot = reader(redis_server.url).read()
+    assert snapshot.paused == {q for q, paused in reference.items() if paused}
+    series = {s.metric.name: s for s in queue_series(snapshot)[0]}
+    assert (series["paused"].queues, series["paused"].values) == (["imports", "low priority"], [1, 1])
+    r.sadd("myapp:queues", "default")
+    r.sadd("myapp:paused", "default")
+    assert SidekiqReader(Connection(parse_redis_url(redis_server.url, "url"), timeout=5),
+                         namespace="myapp").read().paused == {"default"}

@@ -60,7 +60,8 @@ READER_SETTINGS = (
             "the redis-namespace of a Sidekiq <= 6 app: `myapp` reads `myapp:queues`, `myapp:queue:default`",
             text, flag="--namespace"),  # any text, as in Sidekiq
     Setting("stats", ("SIDEKIQ_METRICS_STATS",), True,
-            "whole-Sidekiq totals (enqueued, busy, processed, ...) beside the per-queue metrics", parse_bool,
+            "whole-Sidekiq totals (enqueued, busy, processed, ...) and the longest-running job beside the "
+            "per-queue metrics", parse_bool,
             flag="--stats"),
     Setting("job_metrics", ("SIDEKIQ_METRICS_JOB_METRICS",), True,
             "per job class: runs, failures and run times, from Sidekiq's own execution metrics (Sidekiq 7+)",
@@ -416,18 +417,21 @@ class SidekiqReader:
         oldest job Redis refused is added to `unread`. A queue key that is not a list (WRONGTYPE: Redis's answer,
         not a refusal) holds no job Sidekiq could run: it is left out, with a line in `problems`, and the poll
         stays whole."""
-        calls = itertools.islice(replies, plan.queue_calls)
         names = plan.reported
         readings: list[QueueReading | None] = [None] * len(names)
+        # The replies not read yet, when a script call that stopped early needs a round trip of its own: read
+        # first, or that round trip's replies would be taken for them.
+        stash: list[Reply] = []
         try:
             script_calls = -(-len(plan.scanned) // queue_scan.BATCH)
-            for i, reading in zip(plan.scanned, self._scanned(plan, itertools.islice(calls, script_calls)),
-                                  strict=True):
+            for i, reading in zip(plan.scanned, self._scanned(plan, itertools.islice(replies, script_calls),
+                                                              lambda: stash.extend(replies)), strict=True):
                 readings[i] = reading
         except RedisError:
             _drain(replies)
             raise
-        plain = list(calls)
+        replies = itertools.chain(stash, replies)
+        plain = list(itertools.islice(replies, plan.queue_calls - script_calls))
         for j, i in enumerate(plan.whole):
             oldest = plain[2 * j + 1]
             if isinstance(oldest, TooLarge):
@@ -472,9 +476,10 @@ class SidekiqReader:
             self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
                      "oldest job whole with LINDEX instead")
 
-    def _scanned(self, plan: _Plan, replies: Iterable[Reply]) -> tuple[QueueReading, ...]:
+    def _scanned(self, plan: _Plan, replies: Iterable[Reply], rest: Callable[[], None]) -> tuple[QueueReading, ...]:
         """Readings from the script's batches, each parsed as it arrives while Redis works on the next.
-        A batch that stopped early (big jobs) is finished one key per call, all in one more round trip."""
+        A batch that stopped early (big jobs) is finished one key per call, all in one more round trip, once `rest`
+        has read the pipeline's other replies."""
         names = [plan.reported[i] for i in plan.scanned]
         keys = [plan.keys[i] for i in plan.scanned]
         readings: list[QueueReading] = []
@@ -491,6 +496,7 @@ class SidekiqReader:
             pending += range(first + done, min(first + queue_scan.BATCH, len(names)))
         if not pending and not error:
             return tuple(readings)
+        rest()
         more = self.connection.pipeline([queue_scan.call([keys[i]]) for i in pending])
         error = error or next((r for r in more if isinstance(r, ReplyError)), None)
         if error:

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_poll.py [--queues 10000] [--runs 15]
     .venv/bin/python benchmarks/bench_poll.py --large-jobs    # only: the cost of a large oldest job, both ways
     .venv/bin/python benchmarks/bench_poll.py --shards        # only: 3 shards of --queues each against 1 shard
+    .venv/bin/python benchmarks/bench_poll.py --running       # only: reading what the processes run (work hashes)
 
 Not part of the test run (pytest collects tests/ only). It starts its own
 redis-server on a free loopback port, seeds it the way Sidekiq writes jobs, and
@@ -367,13 +368,67 @@ def shard_costs(queues: int, runs: int) -> None:
     print(f"bytes Redis sends a poll: {', '.join(f'{b / 1024:.0f} KB' for b in per_shard)} (each shard)")
 
 
+def running_costs(runs: int) -> None:
+    """What reading the processes' work hashes costs, by running jobs' size: bytes a poll (our script, and HGETALL
+    where scripts are refused) and Redis's longest single call, median and worst of `runs` polls."""
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        print("| processes x threads | job args | bytes/poll, script | bytes/poll, HGETALL | Redis's time a poll | "
+              "longest call (median, worst) |\n|---|---|---|---|---|---|")
+        # 100 processes of 1 MB jobs would hold 2.5 GB in Redis: more than this machine has to spare.
+        for processes, threads, size in ((10, 25, 2_000), (10, 25, 30_000), (10, 25, 1_000_000), (100, 25, 2_000),
+                                         (100, 25, 30_000)):
+            r.flushall()
+            r.sadd("queues", "default")
+            now = int(time.time())
+            for p in range(processes):
+                identity = f"worker.{p}:1:abc"
+                r.sadd("processes", identity)
+                r.hset(identity, mapping={"busy": threads, "info": json.dumps({"hostname": f"worker.{p}"})})
+                payload = json.dumps({"class": "HardJob", "args": ["x" * size], "jid": "a" * 24})
+                r.hset(f"{identity}:work", mapping={f"t{t}": json.dumps(
+                    {"queue": "default", "payload": payload, "run_at": now - t}) for t in range(threads)})
+            reader = SidekiqReader(Connection(parse_redis_url(server.url, "url"), timeout=30))
+            reader.read(totals=True)
+            longest, held = [], []
+            # Calls over 0.5 ms are logged with their duration (logging every one would slow the script: Redis
+            # logs the commands a script runs too); a poll with none counts 0.5 ms.
+            r.config_set("slowlog-log-slower-than", 500)
+            r.config_set("slowlog-max-len", 100_000)
+            for _ in range(runs):
+                r.slowlog_reset()
+                before = commandstats(r)
+                reader.read(totals=True)
+                held.append(server_usec(before, commandstats(r), ("hkeys", "hstrlen", "hget", "llen", "lindex")))
+                longest.append(max((e["duration"] for e in r.slowlog_get(100_000)
+                                    if e["command"].upper().startswith(b"EVALSHA")), default=500))
+            received = []
+            for scripts in (True, False):
+                reader = SidekiqReader(Connection(parse_redis_url(server.url, "url"), timeout=30), scripts=scripts)
+                reader.read(totals=True)
+                got = reader.connection.received
+                reader.read(totals=True)
+                received.append(reader.connection.received - got)
+            print(f"| {processes} x {threads} | {size / 1000:g} KB | {received[0] / 1000:.1f} KB | "
+                  f"{received[1] / 1e6:.2f} MB | {statistics.median(held) / 1000:.1f} ms | "
+                  f"{statistics.median(longest) / 1000:.2f} ms, "
+                  f"{max(longest) / 1000:.2f} ms |")
+    finally:
+        server.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queues", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--large-jobs", action="store_true", help="only the large-oldest-job table")
     parser.add_argument("--shards", action="store_true", help="only: 3 shards against 1, each of --queues queues")
+    parser.add_argument("--running", action="store_true", help="only: the cost of reading what processes run")
     args = parser.parse_args()
+    if args.running:
+        running_costs(args.runs)
+        return
     if args.shards:
         shard_costs(args.queues, args.runs)
         return

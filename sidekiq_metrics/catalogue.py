@@ -35,6 +35,7 @@ class Unit(enum.Enum):
     CONNECTIONS = "connections"
     KEYS = "keys"
     PER_SECOND = "commands/s"
+    QUEUES = "queues"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,16 @@ REDIS_EVICTIONS = Metric("redis.evictions", DELTA, Unit.KEYS, "keys evicted sinc
                          "second poll on", total=REDIS_EVICTED)
 REDIS_OPS = Metric("redis.ops_per_second", GAUGE, Unit.PER_SECOND, "commands a second, as Redis measures it "
                    "(INFO `instantaneous_ops_per_sec`)")
+QUEUE_RUNNING_LONGEST = Metric("running.longest", GAUGE, Unit.SECONDS, "seconds the longest-running job taken from "
+                               "the queue has run, from the processes' work records (`Sidekiq::WorkSet`, its "
+                               "`run_at`); left out while none of its jobs runs", per_queue=True)
+JOB_RUNNING_LONGEST = Metric("job.<class>.running.longest", GAUGE, Unit.SECONDS, "the same for each job class "
+                             "(`display_class`: ActiveJob's wrapped class), capped as the other job-class metrics "
+                             "are; `unknown` for jobs whose record names no class", label="job_class")
+QUEUE_PAUSED = Metric("paused", GAUGE, Unit.BOOLEAN, "1 while Sidekiq Pro/Enterprise holds the queue paused (the "
+                      "`paused` set); sent for paused queues only", per_queue=True)
+QUEUES_PAUSED = Metric("queues.paused", GAUGE, Unit.QUEUES, "queues Sidekiq Pro/Enterprise holds paused; 0 when "
+                       "none (and without Pro)")
 
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
@@ -163,5 +174,6 @@ CATALOGUE: tuple[Metric, ...] = (
     PROCESS_QUIET, PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP,
     ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, AUTOSCALE_MAX, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN,
     JOB_RUNTIME_P50, JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED, REDIS_MEMORY_USED, REDIS_MEMORY_MAX,
-    REDIS_MEMORY_RATIO, REDIS_CLIENTS, REDIS_EVICTED, REDIS_EVICTIONS, REDIS_OPS,
+    REDIS_MEMORY_RATIO, REDIS_CLIENTS, REDIS_EVICTED, REDIS_EVICTIONS, REDIS_OPS, QUEUE_RUNNING_LONGEST,
+    JOB_RUNNING_LONGEST, QUEUE_PAUSED, QUEUES_PAUSED,
 )

@@ -627,3 +627,22 @@ def test_a_stray_queue_key_of_another_type_never_holds_autoscaling_still(r, redi
     err = "".join(said)
     assert err.count("WRONGTYPE") == 1, err
     assert "sample#sidekiq.metrics.up=0" not in out
+
+
+def test_a_paused_queues_backlog_asks_for_no_dyno_until_it_is_resumed(r, redis_server, api):
+    """`SADD paused default` is what Sidekiq Pro's Queue#pause! does to Redis (its stand-in here: Pro's processes,
+    which then stop fetching from the queue, and its pub/sub notice to them are not reproduced). A queue paused with
+    a backlog of 100 s asks for no dyno, and both its gauge and the count say so; resumed, it scales up."""
+    set_latency(r, "default", 100)
+    r.sadd("paused", "default")
+    try:
+        out, err = run_for(1.5, autoscale_env(redis_server.url, api))
+        assert api.patches() == []
+        last = parse_l2met(out.splitlines()[-1]) | parse_l2met(out.splitlines()[-2])
+        assert last["sample#sidekiq.default.paused"] == "1" and last["sample#sidekiq.queues.paused"] == "1"
+        assert "autoscale worker: paused (Sidekiq Pro), left out as their jobs cannot run whatever the dynos: " \
+               "'default'" in err
+    finally:
+        r.delete("paused")
+    run_for(1.5, autoscale_env(redis_server.url, api))
+    assert api.patches()[:1] == [2]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from support.commands import cli
 from support.redis_server import free_port, monitored
-from support.sidekiq_data import job, push, sidekiq
+from support.sidekiq_data import busy_process, job, push, sidekiq
 
 
 def doctor(**env: str):
@@ -138,3 +139,20 @@ def test_doctor_says_which_reads_redis_refuses_and_what_each_costs(r, redis_serv
     assert "narrow-pass" not in out
     whole = cli("doctor", env={"REDIS_URL": redis_server.url})
     assert "ok    reads: Redis answers every read the emitter makes" in whole.stdout
+
+
+def test_paused_queues_and_the_longest_running_job_are_shown(r, redis_server):
+    """Sidekiq Pro's `paused` set (SADD paused <queue> is what Queue#pause! writes) is named with what it means; the
+    job that has run longest is said; neither fails the check."""
+    push(r, "default")
+    push(r, "imports")
+    r.sadd("paused", "imports")
+    busy_process(r, "worker.1", "Billing::MonthEndJob", 1210)
+    result = doctor(REDIS_URL=redis_server.url)
+    assert result.returncode == 0, result.stdout
+    assert "warn  1 queue(s) paused by Sidekiq Pro/Enterprise (its `paused` set): 'imports'; their latency grows" \
+           in result.stdout
+    assert re.search(r"info  the longest-running job \(Billing::MonthEndJob\) has run 121[0-9]s", result.stdout)
+    assert "sample#sidekiq.imports.paused=1" in result.stdout
+    r.delete("paused")
+    assert "ok    no queue is paused" in doctor(REDIS_URL=redis_server.url).stdout

@@ -23,11 +23,11 @@ from sidekiq_metrics.redis.target import parse_redis_url
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from support.commands import Polling, cli, l2met_polls, parse_l2met, read_lines_until, spawn
 from support.redis_server import RedisServer, monitored
-from support.sidekiq_data import job, push, seed, sidekiq
+from support.sidekiq_data import busy_process, job, push, seed, sidekiq
 
 WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
                  "max_latency", "utilization", "jobs.processed", "jobs.failed", "metrics.up", "metrics.errors",
-                 "scheduled.lag", "retries.lag"}
+                 "scheduled.lag", "retries.lag", "queues.paused"}
 
 
 def per_queue(measurements: dict[str, str], prefix: str = "sidekiq") -> dict[str, str]:
@@ -269,13 +269,18 @@ def test_unreachable_redis_once_exits_1_with_one_line_and_no_password(own_redis)
 
 def test_only_read_commands_reach_redis(r, redis_server):
     push(r, "default", job(time.time()))
+    identity = busy_process(r, "worker.1", "HardJob", 60)
+    # A record too long to copy into our script: taken with HGET (MONITOR lists what scripts run, too).
+    r.hset(f"{identity}:work", "tid-2", json.dumps({"queue": "default", "payload": "x" * (1 << 20),
+                                                    "run_at": int(time.time())}))
     with monitored(redis_server) as seen:
         poll_once(redis_server.url)
         poll_once(redis_server.url, SIDEKIQ_METRICS_QUEUES="default,missing")
     commands = {c.split(" ", 1)[0].upper() for c in seen}
-    assert {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "SCRIPT", "EVALSHA", "LLEN", "LINDEX", "INFO"} <= commands
+    assert {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "SCRIPT", "EVALSHA", "LLEN", "LINDEX", "INFO", "HKEYS",
+            "HSTRLEN", "HGET"} <= commands
     assert commands <= {"SMEMBERS", "GET", "ZCARD", "ZRANGE", "SCARD", "HMGET", "SCRIPT", "EVALSHA", "LLEN", "LINDEX",
-                        "INFO"}
+                        "INFO", "HKEYS", "HSTRLEN", "HGET"}
     assert all(c.upper().startswith("SCRIPT LOAD") for c in seen if c.upper().startswith("SCRIPT"))
 
 
@@ -296,6 +301,8 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
     for i in range(processes):
         r.sadd("processes", f"web.{i}:1:abc")
         r.hset(f"web.{i}:1:abc", mapping={"busy": 1, "info": json.dumps({"concurrency": 5})})
+        r.hset(f"web.{i}:1:abc:work", "tid", json.dumps({"queue": "q0", "payload": json.dumps({"class": "A"}),
+                                                         "run_at": int(time.time())}))  # what each runs, read too
     for scripts in (True, False):
         connection = CountingConnection(parse_redis_url(redis_server.url, "url"), timeout=5)
         sidekiq_reader = SidekiqReader(connection, scripts=scripts)
@@ -314,6 +321,7 @@ def test_round_trips_do_not_grow_with_queues_or_processes(r, redis_server, queue
             assert again.totals == snapshot.totals
         if processes:
             assert len(sidekiq_reader.read(totals=True).totals.live) == processes
+            assert sidekiq_reader.read(totals=True).running.by_class[0][0] == "A"
         push(r, "a_new_queue", job(time.time()))  # the set changed: two again
         CountingConnection.sends = 0
         assert "a_new_queue" in [q.name for q in sidekiq_reader.read().queues]

@@ -34,6 +34,6 @@ def test_long_names_are_cut_to_fit_with_a_digest():
     long_a, long_b = "a" * 10_000, "a" * 9_999 + "b"
     names = queue_metric_names((long_a, long_b), "sidekiq")
     assert names[long_a] != names[long_b]
-    for n in names.values():
-        assert len(f"sidekiq.{n}.latency") == MAX_METRIC_NAME
+    for n in names.values():  # the longest per-queue name, `<queue>.running.longest`, fits exactly
+        assert len(f"sidekiq.{n}.running.longest") == MAX_METRIC_NAME
         assert VALID.fullmatch(n)

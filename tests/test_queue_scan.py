@@ -287,3 +287,21 @@ def test_a_large_oldest_job_is_read_with_lindex_not_scanned_inside_redis(own_red
     assert on_big == scanned + taken * 3 + scanned, on_big
     assert said == ["queue 'big': its oldest job is 5.0 MB; reading it with LINDEX from now on (5.0 MB over the "
                     "network a poll) rather than inside Redis, which would hold Redis about 7 ms a poll"]
+
+
+def test_a_script_call_that_stops_early_leaves_the_replies_after_it_in_step(r, redis_server):
+    """Queues past the script's budget take one more round trip; the pipeline's replies after the queues (the
+    processes' hashes, the paused set) are read before it, never taken for its own. (Its replies were taken for
+    theirs: the poll hung until the timeout, or read a queue's reply as a process.)"""
+    filler = "x" * (300 * 1024)
+    for i in range(6):  # 1.8 MB of oldest jobs: past one call's budget
+        r.sadd("queues", f"big{i}")
+        r.lpush(f"queue:big{i}", json.dumps({"class": "A", "args": [filler], "enqueued_at": time.time() - 10}))
+    r.sadd("processes", "worker.1:1:abc")
+    r.hset("worker.1:1:abc", mapping={"busy": 0, "concurrency": 7, "info": json.dumps({"hostname": "worker.1"})})
+    r.sadd("paused", "big3")
+    for totals in (False, True):
+        snapshot = reader(redis_server).read(totals=totals)
+        assert [q.size for q in snapshot.queues] == [1] * 6 and snapshot.paused == {"big3"}
+        if totals:
+            assert [(p.identity, p.concurrency) for p in snapshot.totals.live] == [("worker.1:1:abc", 7)]

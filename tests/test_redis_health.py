@@ -37,7 +37,8 @@ def test_evictions_per_poll_and_the_limits_are_what_redis_says(own_redis):
     # The new measurements come after the ones the line always had, so that nothing already there moves.
     names = [token.split("=")[0] for token in lines[-1].split(" ")]
     assert names.index("count#sidekiq.jobs.failed") < names.index("sample#sidekiq.redis.memory.used")
-    assert names[-2:] == ["count#sidekiq.redis.evictions", "sample#sidekiq.metrics.up"]
+    # (then what came later still: the paused queues' count)
+    assert names[-3:] == ["count#sidekiq.redis.evictions", "sample#sidekiq.queues.paused", "sample#sidekiq.metrics.up"]
 
 
 def test_an_acl_without_info_leaves_the_health_out_with_one_line_and_the_poll_up(own_redis):

@@ -154,7 +154,8 @@ def test_no_processes_no_utilization_and_zeros_with_no_queues(r, redis_server):
     health = {name for name in measured if name.startswith("sample#sidekiq.redis.")}
     assert health == {f"sample#sidekiq.redis.{n}" for n in ("memory.used", "clients", "evicted_keys", "ops_per_second")}
     assert {k: v for k, v in measured.items() if k not in health} == {f"sample#sidekiq.{n}": "0" for n in
-                        ("enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed")} | {
+                        ("enqueued", "scheduled", "retries", "dead", "processes", "busy", "processed", "failed",
+                         "queues.paused")} | {
         "sample#sidekiq.metrics.up": "1", "sample#sidekiq.scheduled.lag": "0.000",
         "sample#sidekiq.retries.lag": "0.000"}
 

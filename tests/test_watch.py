@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import time
@@ -9,7 +11,7 @@ import time
 import pytest
 
 from support.commands import console_script, spawn
-from support.sidekiq_data import seed
+from support.sidekiq_data import idle_process, seed
 
 
 @pytest.fixture
@@ -78,6 +80,10 @@ def test_live_screen_worst_first_resize_outage_and_ctrl_c(tmux, own_redis, tmp_p
 
 def test_without_a_terminal_it_prints_plain_tables(r, redis_server):
     seed_queues(r)
+    r.sadd("paused", "middle")  # Sidekiq Pro's Queue#pause!
+    identity = idle_process(r, "worker.1")
+    r.hset(f"{identity}:work", "tid", json.dumps({"queue": "slow", "payload": json.dumps({"class": "SlowJob"}),
+                                                  "run_at": int(time.time()) - 600}))
     proc = spawn("watch", "--every", "0.3", env={"REDIS_URL": redis_server.url})
     time.sleep(1.2)
     proc.terminate()
@@ -86,7 +92,10 @@ def test_without_a_terminal_it_prints_plain_tables(r, redis_server):
     assert "\x1b" not in out  # no escape codes when stdout is not a terminal
     tables = [t for t in out.split("\n\n") if "QUEUE" in t]
     assert len(tables) >= 3
-    assert tables[-1].splitlines()[3].startswith("! slow ")  # above the default threshold of 30 s
+    rows = tables[-1].splitlines()
+    assert rows[3].startswith("! slow ")  # above the default threshold of 30 s
+    assert re.search(r" 60[0-9]s  ", rows[3])  # its job running for 600 s, in the RUNNING column
+    assert rows[4].startswith("P middle ") and "paused 1" in rows[1]  # paused: its latency grows by design
 
 
 def test_the_j_key_switches_to_job_classes_from_sidekiqs_execution_metrics(tmux, r, redis_server, reference_sidekiq):

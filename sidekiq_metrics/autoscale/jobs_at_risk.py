@@ -11,9 +11,10 @@ a rare slow run would then hold every scale-down: benchmarks/autoscale_sim.py me
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import NamedTuple
+
+from sidekiq_metrics.sidekiq.running import UNREADABLE, parse_record
 
 SHUTDOWN = 25.0  # seconds: Sidekiq's default shutdown timeout (`-t`), within Heroku's 30 s before SIGKILL
 
@@ -31,27 +32,13 @@ class RunningJob(NamedTuple):
 
 
 def running_job(identity: str, raw: object) -> RunningJob:
-    """One value of `<identity>:work` (`:workers` up to 6.4.1): JSON {queue, payload, run_at}, the payload
-    itself a JSON string as Sidekiq 6.4.1 and 8.1 write it (a hash is read too). Whatever is unreadable is said
-    to be so, never an exception."""
+    """One value of `<identity>:work` (`:workers` up to 6.4.1), read as the poll reads it (sidekiq/running.py): its
+    class as Sidekiq shows it, its queue, its start. Whatever is unreadable is said to be so, never an exception."""
     dyno = identity.split(":")[0][:64]
-    try:
-        work = json.loads(raw) if isinstance(raw, bytes) else None
-    except (ValueError, RecursionError):
-        work = None
-    if not isinstance(work, dict):
+    record = parse_record(raw) if isinstance(raw, bytes) else UNREADABLE
+    if record == UNREADABLE:
         return RunningJob(dyno, "a job that could not be read", "?", None)
-    payload = work.get("payload")
-    try:
-        job = json.loads(payload) if isinstance(payload, str) else payload
-    except (ValueError, RecursionError):
-        job = None
-    name = (job.get("wrapped") or job.get("class")) if isinstance(job, dict) else None
-    queue = work.get("queue")
-    since = work.get("run_at")
-    return RunningJob(dyno, str(name)[:80] if name else "a job", str(queue)[:40] if queue else "?",
-                      float(since) if isinstance(since, int | float) and not isinstance(since, bool) and
-                      abs(since) < 1e11 else None)
+    return RunningJob(dyno, (record.job_class or "a job")[:80], (record.queue or "?")[:40], record.since)
 
 
 def at_risk(jobs: Iterable[RunningJob], now: float, shutdown: float = SHUTDOWN) -> list[RunningJob]:

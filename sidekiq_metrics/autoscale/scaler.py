@@ -26,7 +26,14 @@ from sidekiq_metrics.autoscale.jobs_at_risk import RunningJob, at_risk, running_
 from sidekiq_metrics.autoscale.settings import AutoscaleSettings, ScalingRule, autoscale_variable
 from sidekiq_metrics.autoscale.sizing import BUSIEST, Estimate, Flow, estimate, remember
 from sidekiq_metrics.autoscale.stopped_dynos import StopWatch
-from sidekiq_metrics.catalogue import AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, AUTOSCALE_MAX, QUEUE_LATENCY, QUEUE_SIZE
+from sidekiq_metrics.catalogue import (
+    AUTOSCALE_CURRENT,
+    AUTOSCALE_DESIRED,
+    AUTOSCALE_MAX,
+    QUEUE_LATENCY,
+    QUEUE_PAUSED,
+    QUEUE_SIZE,
+)
 from sidekiq_metrics.heroku.platform_api import NOT_FOUND, RATE_LIMITED, REFUSED, ApiError, PlatformApi
 from sidekiq_metrics.metrics.samples import QueueSeries, Sample
 from sidekiq_metrics.redact import describe_error
@@ -51,6 +58,7 @@ class Reading(NamedTuple):
     dyno_threads: float | None = None  # threads one of its dynos runs; None: none of its processes says
     at_risk: int | None = None  # running jobs a scale-down would interrupt (jobs_at_risk.py); None: all count
     hostnames: frozenset[str] = frozenset()  # its live processes' dynos: `worker.3`
+    paused: tuple[str, ...] = ()  # its queues Sidekiq Pro holds paused: left out of latency and backlog
 
 
 class Crew(NamedTuple):
@@ -93,15 +101,21 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
     as the worst of its queues is unknown."""
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
+    paused: set[str] = set()
     for s in series:
         if s.metric is QUEUE_LATENCY:
             latencies.update(zip(s.queues, s.values, strict=True))
         elif s.metric is QUEUE_SIZE:
             sizes.update(zip(s.queues, s.values, strict=True))
+        elif s.metric is QUEUE_PAUSED:
+            paused.update(s.queues)
     unreadable = (sizes.keys() - latencies.keys()) | set(unread)  # refused, or sized but no usable timestamp
     out = {}
     for rule in rules:
         queues = rule.queues if rule.queues is not None else list(sizes | dict.fromkeys(unread))
+        # A paused queue's backlog cannot drain, whatever the dynos: it never asks for more of them.
+        held = tuple(q for q in queues if q in paused)
+        queues = [q for q in queues if q not in paused] if held else queues
         backlog = int(sum(sizes.get(q, 0) for q in queues))
         if any(q in unreadable for q in queues):
             latency = None
@@ -110,7 +124,7 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
         crew = workers.crews.get(rule.process_type, Crew(0, 0, 0))
         threads = crew.threads / crew.dynos if crew.threads and crew.dynos else None
         out[rule.process_type] = Reading(latency, backlog, crew.busy, crew.running, workers.processed,
-                                         workers.busy, threads, hostnames=crew.hostnames)
+                                         workers.busy, threads, hostnames=crew.hostnames, paused=held)
     return out
 
 
@@ -301,6 +315,7 @@ class Autoscaler:
         self._paused_until = -math.inf  # 429
         self._pending: list[tuple[Sequence[QueueSeries], Totals | None, Collection[str]] | None] = []
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
+        self._paused: dict[str, tuple[str, ...]] = {}  # each type's paused queues, as last said
         self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopped_dynos.py)
         self._guard = threading.Lock()
         self._wake = threading.Event()
@@ -363,6 +378,11 @@ class Autoscaler:
         process_type = policy.rule.process_type
         now = self.clock()
         policy.observe(state, reading, now)
+        if reading is not None and reading.paused != self._paused.get(process_type, ()):  # said as it changes
+            self._paused[process_type] = reading.paused
+            named = ", ".join(ascii(q)[:80] for q in reading.paused[:5])
+            self.log(f"autoscale {process_type}: paused (Sidekiq Pro), left out as their jobs cannot run whatever "
+                     f"the dynos: {named}" if reading.paused else f"autoscale {process_type}: no queue of it is paused")
         if reading is not None and (seen := self.stops.look(process_type, now, reading.hostnames)):
             self.log(seen)
         dry_run = self.config.dry_run

@@ -25,6 +25,7 @@ from sidekiq_metrics.metrics.samples import (
     increases,
     job_samples,
     queue_series,
+    state_samples,
     total_samples,
     with_shard,
 )
@@ -201,6 +202,7 @@ class Poller:
             samples += with_shard(health, shard) + [s for s in grown if s.metric is REDIS_EVICTIONS]
         if snapshot.jobs:
             samples += with_shard(job_samples(snapshot.jobs), shard)
+        samples += with_shard(state_samples(snapshot), shard)
         return samples
 
     def _shard_heartbeats(self, results: list[Snapshot | RedisError | OSError]) -> list[Sample]:

@@ -15,10 +15,12 @@ import functools
 import hashlib
 import re
 
+from sidekiq_metrics.catalogue import CATALOGUE
+
 MAX_METRIC_NAME = 255
 _INVALID = re.compile(r"[^A-Za-z0-9.:_-]")
-# The longest suffix a queue's metric name gets ("<prefix>.<queue>.latency").
-_LONGEST_SUFFIX = len(".latency")
+# The longest suffix a queue's metric name gets ("<prefix>.<queue>.running.longest").
+_LONGEST_SUFFIX = max(len("." + metric.name) for metric in CATALOGUE if metric.per_queue)
 
 
 def _digest(name: str, digits: int) -> str:

@@ -131,10 +131,44 @@ def queue_series(snapshot: Snapshot) -> tuple[list[QueueSeries], list[Problem]]:
     waits = [None if q[3] else latency(q[2], now) for q in queues]
     if None not in waits:  # so every size is known too (an unknown size always comes with a problem)
         return [QueueSeries(m.QUEUE_SIZE, names, sizes),
-                QueueSeries(m.QUEUE_LATENCY, names, cast("list[float]", waits))], []  # no None in it: checked
+                QueueSeries(m.QUEUE_LATENCY, names, cast("list[float]", waits)),  # no None in it: checked
+                *state_series(snapshot, names)], []
     problems = [Problem(q[0], q[3] or "the oldest job's timestamp is not a usable time")
                 for q, w in zip(queues, waits, strict=True) if w is None]
-    return [_known(m.QUEUE_SIZE, names, sizes), _known(m.QUEUE_LATENCY, names, waits)], problems
+    return [_known(m.QUEUE_SIZE, names, sizes), _known(m.QUEUE_LATENCY, names, waits),
+            *state_series(snapshot, names)], problems
+
+
+def state_series(snapshot: Snapshot, names: list[str]) -> list[QueueSeries]:
+    """The reported queues' longest-running job (seconds), and those Sidekiq Pro holds paused (1): only the queues
+    that have one, so 10,000 idle queues add no line. None when nothing runs and nothing is paused."""
+    running = snapshot.running.by_queue if snapshot.running else ()
+    paused = snapshot.paused or frozenset()
+    if not running and not paused:
+        return []
+    reported = set(names)
+    out = []
+    if started := [(q, since) for q, since in running if q in reported]:
+        out.append(QueueSeries(m.QUEUE_RUNNING_LONGEST, [q for q, _ in started],
+                               [_ran(since, snapshot.read_at) for _, since in started]))
+    if held := sorted(paused & reported):
+        out.append(QueueSeries(m.QUEUE_PAUSED, held, [1] * len(held)))
+    return out
+
+
+def _ran(since: float, now: float) -> float:
+    """Seconds since a job started, to the millisecond; 0 for a start in the future (clocks of dynos differ)."""
+    return round(max(0.0, now - since), 3)
+
+
+def state_samples(snapshot: Snapshot) -> list[Sample]:
+    """The longest-running job of each job class, and how many queues Sidekiq Pro holds paused (on every poll with
+    the totals, once the paused set was read: 0 says "none", where silence would say nothing)."""
+    samples = [Sample.of(m.JOB_RUNNING_LONGEST, _ran(since, snapshot.read_at), name)
+               for name, since in (snapshot.running.by_class if snapshot.running else ())]
+    if snapshot.paused is not None and snapshot.totals is not None:  # with the other whole-Sidekiq levels
+        samples.append(Sample(m.QUEUES_PAUSED, len(snapshot.paused)))
+    return samples
 
 
 _NAME, _SIZE = operator.itemgetter(0), operator.itemgetter(1)

@@ -65,7 +65,8 @@ RETRYABLE = frozenset({429, 502, 503, 504})
 USER_AGENT = f"sidekiq-metrics/{__version__} (OTLP exporter)"
 UNITS = {Unit.JOBS: "{job}", Unit.SECONDS: "s", Unit.PROCESSES: "{process}", Unit.RATIO: "1", Unit.BOOLEAN: "1",
          Unit.POLLS: "{poll}", Unit.DYNOS: "{dyno}", Unit.MEGABYTES: "MBy", Unit.MILLISECONDS: "ms",
-         Unit.CONNECTIONS: "{connection}", Unit.KEYS: "{key}", Unit.PER_SECOND: "{command}/s"}
+         Unit.CONNECTIONS: "{connection}", Unit.KEYS: "{key}", Unit.PER_SECOND: "{command}/s",
+         Unit.QUEUES: "{queue}"}
 # A running total is sent under the name of its increase: `sidekiq.jobs.processed`, not `sidekiq.processed`.
 _SUM_NAME = {m.total: m for m in c.CATALOGUE if m.total is not None}
 # Counts of ours, always sent from our start (failed polls, dropped polls); a job class's from its first run.

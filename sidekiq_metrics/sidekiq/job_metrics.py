@@ -75,6 +75,11 @@ def percentile(counts: Sequence[int], q: float) -> float | None:
     return None
 
 
+def named(name: str, patterns: tuple[str, ...] | None) -> bool:
+    """Whether SIDEKIQ_METRICS_JOB_CLASSES (None: not set) lets a class be reported one by one."""
+    return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 @dataclass
 class _Counts:
     runs: int = 0
@@ -154,7 +159,7 @@ class JobMetricsReader:
         return sorted(name for name in ranked if name in counts)
 
     def _named(self, name: str) -> bool:
-        return self.patterns is None or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        return named(name, self.patterns)
 
     def histogram_commands(self, minutes: Sequence[int], classes: Sequence[str]) -> list[Command]:
         """The histograms of the classes, in the key format of each Sidekiq generation whose hashes had data."""

@@ -9,6 +9,9 @@ With an optional redis-namespace prefix `<ns>:` (Sidekiq 6 with redis-namespace)
   processes                 SET of process identities; each identity's HASH (busy, concurrency,
                             info JSON, ...) expires 60 s after its last heartbeat
   <identity>:work           HASH of what its threads run (`:workers` up to 6.4.1)
+  paused                    SET of the queues Sidekiq Pro/Enterprise holds paused (`Queue#pause!`);
+                            Sidekiq 8.1.1+'s own API reads it (`Stats#queue_summaries`: SISMEMBER
+                            paused <queue>); absent where nothing is paused, or without Pro
 
 Sidekiq's execution metrics (7.0+) have keys of their own, read by job_metrics.py.
 """
@@ -65,6 +68,10 @@ class SidekiqKeys:
     @property
     def failed(self) -> bytes:
         return self.prefix + b"stat:failed"
+
+    @property
+    def paused(self) -> bytes:
+        return self.prefix + b"paused"
 
     @property
     def schedule(self) -> bytes:

@@ -21,12 +21,21 @@ from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.parsing import parse_bool, parse_queue_list, quote, text, whole_number
 from sidekiq_metrics.redis.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge, refuses_scripts
 from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq import queue_scan, redis_health
+from sidekiq_metrics.sidekiq import queue_scan, redis_health, running
 from sidekiq_metrics.sidekiq.job_metrics import MAX_CATCH_UP, JobMetricsReader
 from sidekiq_metrics.sidekiq.keys import PROCESS_FIELDS, SidekiqKeys, decode
-from sidekiq_metrics.sidekiq.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
+from sidekiq_metrics.sidekiq.readings import (
+    JobMinutes,
+    ProcessReading,
+    QueueReading,
+    RedisHealth,
+    Running,
+    Snapshot,
+    Totals,
+)
 
 MAX_CLASSES = 1000  # SIDEKIQ_METRICS_JOB_CLASSES_TOP at most
+DEFAULT_TOP = 20  # ... and its default
 
 
 def parse_class_patterns(raw: str, label: str) -> tuple[str, ...]:
@@ -51,7 +60,8 @@ READER_SETTINGS = (
             "the redis-namespace of a Sidekiq <= 6 app: `myapp` reads `myapp:queues`, `myapp:queue:default`",
             text, flag="--namespace"),  # any text, as in Sidekiq
     Setting("stats", ("SIDEKIQ_METRICS_STATS",), True,
-            "whole-Sidekiq totals (enqueued, busy, processed, ...) beside the per-queue metrics", parse_bool,
+            "whole-Sidekiq totals (enqueued, busy, processed, ...) and the longest-running job beside the "
+            "per-queue metrics", parse_bool,
             flag="--stats"),
     Setting("job_metrics", ("SIDEKIQ_METRICS_JOB_METRICS",), True,
             "per job class: runs, failures and run times, from Sidekiq's own execution metrics (Sidekiq 7+)",
@@ -60,9 +70,9 @@ READER_SETTINGS = (
             "comma-separated job classes to report one by one, `*` matching any text (`Billing::*`); the "
             "others are summed as `other`", parse_class_patterns, flag="--job-classes",
             shown="the top ones by run time"),
-    Setting("job_classes_top", ("SIDEKIQ_METRICS_JOB_CLASSES_TOP",), 20,
-            "at most this many classes one by one: those with the most run time in the last hour",
-            parse_top, flag="--job-classes-top"),
+    Setting("job_classes_top", ("SIDEKIQ_METRICS_JOB_CLASSES_TOP",), DEFAULT_TOP,
+            "at most this many classes one by one: those with the most run time in the last hour (for the "
+            "longest-running job: those running longest)", parse_top, flag="--job-classes-top"),
 )
 
 
@@ -111,6 +121,8 @@ class _Plan:
     counted: frozenset[str] | None  # the reported queues that are in Sidekiq's set (Stats#enqueued); None: all
     unreported: list[str]  # queues only counted into `enqueued`
     identities: list[str]  # the processes
+    work: list[bytes]  # their work hashes (`:work`, `:workers`), read after their heartbeat hashes
+    work_calls: int  # the commands that read them: script calls, or one HGETALL each; then SMEMBERS paused
     commands: list[Command]
     scanned: list[int]  # indexes into `reported` of the queues our script reads, in its calls' order
     whole: list[int]  # ...and of those read with LLEN + LINDEX (all without the script; else large jobs)
@@ -118,7 +130,7 @@ class _Plan:
 
     @property
     def queue_calls(self) -> int:
-        return len(self.commands) - len(self.unreported) - len(self.identities)
+        return len(self.commands) - len(self.unreported) - len(self.identities) - self.work_calls - 1  # paused
 
 
 class SidekiqReader:
@@ -175,7 +187,10 @@ class SidekiqReader:
             self.scripts, self._recheck_at = True, None  # refused a while ago: ask again
         scripts = self.scripts
         if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
-            head.add("script", ["SCRIPT", "LOAD", queue_scan.SCRIPT])
+            loads: list[Command] = [["SCRIPT", "LOAD", queue_scan.SCRIPT]]
+            if totals:  # the processes' work is read with the totals
+                loads.append(["SCRIPT", "LOAD", running.SCRIPT])
+            head.add("script", *loads)
         if totals and self.health:  # optional: a refusal leaves these readings out, never the poll
             head.add("health", *redis_health.COMMANDS)
         if totals:
@@ -202,7 +217,8 @@ class SidekiqReader:
         commands = head.commands + bet.commands if bet else head.commands
         replies = self.connection.replies(commands, max_bulk=queue_scan.LARGE_JOB)
         answers = list(itertools.islice(replies, len(head.commands)))
-        if scripts and isinstance(loaded := head.reply(answers, "script"), ReplyError):
+        loaded = next((r for r in head.replies(answers, "script") if isinstance(r, ReplyError)), None)
+        if scripts and loaded is not None:
             if not refuses_scripts(loaded):  # not now (e.g. LOADING): fail this poll, offer the script next time
                 _drain(replies)
                 raise loaded
@@ -223,11 +239,12 @@ class SidekiqReader:
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread, problems)
+        paused = self._paused(rest.pop(), problems)
         jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
             if self.jobs and "job minutes" in head else None
         now = clock()
         if not totals:
-            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread))
+            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread), paused=paused)
         health = redis_health.parse(head.replies(answers, "health")) if "health" in head else None
         unreported = rest[:len(plan.unreported)]
         for name, reply in zip(plan.unreported, unreported, strict=True):
@@ -245,7 +262,8 @@ class SidekiqReader:
         enqueued = None if len(known) < len(sizes) or decode(keys.queues) in unread or \
             any(isinstance(n, ReplyError) and not _wrong_type(n) for n in unreported) else \
             sum(known) + sum(map(_int, unreported))
-        hashes = rest[len(plan.unreported):]
+        hashes = rest[len(plan.unreported):len(plan.unreported) + len(plan.identities)]
+        work = self._running(plan, rest[len(plan.unreported) + len(plan.identities):], problems)
         for identity, reply in zip(plan.identities, hashes, strict=True):
             if isinstance(reply, ReplyError):
                 unread.append(decode(keys.process(identity)))
@@ -263,7 +281,70 @@ class SidekiqReader:
             scheduled_due=_first_score(head.reply(answers, "schedule due")),
             retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread),
             health=health if isinstance(health, RedisHealth) else None,
-            health_refused=health.code if isinstance(health, ReplyError) else None)
+            health_refused=health.code if isinstance(health, ReplyError) else None, running=work, paused=paused)
+
+    def _paused(self, reply: Reply, problems: list[str]) -> frozenset[str] | None:
+        """The queues Sidekiq Pro holds paused; None, with a problem, when Redis refused the set (not a needed read:
+        the queues are read whole, only whether they are paused is unknown)."""
+        if isinstance(reply, ReplyError):
+            problems.append(_unreadable(self.keys.paused, reply))
+            return None
+        return frozenset(decode(m) for m in reply if isinstance(m, bytes)) if isinstance(reply, list) else frozenset()
+
+    def _running(self, plan: _Plan, replies: list[Reply], problems: list[str]) -> Running | None:
+        """What the processes run, from the replies to their work hashes' reads (and, for records a script call
+        handed back, one more round trip). None, with a problem, when Redis refused any of those hashes: the
+        longest-running job is then unknown, never a shorter one."""
+        records: list[running.WorkRecord] = []
+        errors: list[str | None] = []
+        if plan.scripts:
+            deferred: dict[bytes, list[running.Deferred]] = {}
+            for n, reply in enumerate(replies):
+                if isinstance(reply, ReplyError):  # the call itself refused: every key of it is unknown
+                    errors.append(str(reply)[:120])
+                    continue
+                keys = plan.work[n * running.BATCH:(n + 1) * running.BATCH]
+                found, said, handed_back = running.from_script(len(keys), reply)
+                records += [r for each in found for r in each]
+                errors += said
+                for d in handed_back:
+                    deferred.setdefault(keys[d.key], []).append(d)
+            if deferred:
+                errors += self._later(deferred, records)
+        else:
+            for reply in replies:
+                found_one, error = running.from_hgetall(reply)
+                records += found_one
+                errors.append(error)
+        if refused := next((e for e in errors if e is not None), None):
+            problems.append(f"Sidekiq's work hashes (what each process runs): Redis could not read them "
+                            f"({refused.split()[0] if refused.split() else refused}); the longest-running job is "
+                            "left out until it can")
+            return None
+        patterns, top = (self.jobs.patterns, self.jobs.top) if self.jobs else (None, DEFAULT_TOP)
+        longest = running.longest(records, patterns, top)
+        if longest.unreadable:
+            problems.append(f"{longest.unreadable} running job(s) have a work record with no start time Sidekiq "
+                            "writes (`run_at`): they are left out of the longest-running job")
+        return longest
+
+    def _later(self, deferred: dict[bytes, list[running.Deferred]], records: list[running.WorkRecord]) -> list[
+            str | None]:
+        """The records script calls handed back, read in one more round trip: whole ones with HGET (only their
+        ends kept), the others by more script calls. Their errors; one handed back again (it grew in between) is
+        unreadable this poll."""
+        commands = [c for key, each in deferred.items() for c in running.later(key, each)]
+        errors: list[str | None] = []
+        for reply in self.connection.replies(commands, max_bulk=running.OUTSIDE):
+            if isinstance(reply, list):
+                found, said, again = running.from_script(1, reply)
+                records += found[0] + [running.UNREADABLE] * len(again)
+                errors += said
+            elif isinstance(found_one := running.from_hget(reply), str):
+                errors.append(found_one)
+            elif found_one is not None:
+                records.append(found_one)
+        return errors
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:
@@ -317,10 +398,18 @@ class SidekiqReader:
             commands += [["LLEN", keys[i]], ["LINDEX", keys[i], -1]]
         commands += [["LLEN", keys_of.queue(name)] for name in unreported]
         commands += [["HMGET", keys_of.process(identity), *PROCESS_FIELDS] for identity in process_members]
+        work = [key for identity in process_members for key in keys_of.work(decode(identity))]
+        if self.scripts:
+            work_commands = [running.call(work[n:n + running.BATCH]) for n in range(0, len(work), running.BATCH)]
+        else:
+            work_commands = [["HGETALL", key] for key in work]
+        commands += work_commands
+        # Sidekiq Pro's paused queues, last: a set as small as the queues paused, absent (empty) without Pro.
+        commands.append(["SMEMBERS", keys_of.paused])
         asked = tuple(queues) if queues is not None else None
         counted = None if queues is None else frozenset(known).intersection(reported)
         return _Plan(members, listed, self.scripts, asked, totals, reported, keys, counted, unreported,
-                     [decode(i) for i in process_members], commands, scanned, whole, large)
+                     [decode(i) for i in process_members], work, len(work_commands), commands, scanned, whole, large)
 
     def _queues(self, plan: _Plan, replies: Iterator[Reply], unread: list[str],
                 problems: list[str]) -> tuple[tuple[QueueReading, ...], list[Reply]]:
@@ -328,18 +417,21 @@ class SidekiqReader:
         oldest job Redis refused is added to `unread`. A queue key that is not a list (WRONGTYPE: Redis's answer,
         not a refusal) holds no job Sidekiq could run: it is left out, with a line in `problems`, and the poll
         stays whole."""
-        calls = itertools.islice(replies, plan.queue_calls)
         names = plan.reported
         readings: list[QueueReading | None] = [None] * len(names)
+        # The replies not read yet, when a script call that stopped early needs a round trip of its own: read
+        # first, or that round trip's replies would be taken for them.
+        stash: list[Reply] = []
         try:
             script_calls = -(-len(plan.scanned) // queue_scan.BATCH)
-            for i, reading in zip(plan.scanned, self._scanned(plan, itertools.islice(calls, script_calls)),
-                                  strict=True):
+            for i, reading in zip(plan.scanned, self._scanned(plan, itertools.islice(replies, script_calls),
+                                                              lambda: stash.extend(replies)), strict=True):
                 readings[i] = reading
         except RedisError:
             _drain(replies)
             raise
-        plain = list(calls)
+        replies = itertools.chain(stash, replies)
+        plain = list(itertools.islice(replies, plan.queue_calls - script_calls))
         for j, i in enumerate(plan.whole):
             oldest = plain[2 * j + 1]
             if isinstance(oldest, TooLarge):
@@ -384,9 +476,10 @@ class SidekiqReader:
             self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
                      "oldest job whole with LINDEX instead")
 
-    def _scanned(self, plan: _Plan, replies: Iterable[Reply]) -> tuple[QueueReading, ...]:
+    def _scanned(self, plan: _Plan, replies: Iterable[Reply], rest: Callable[[], None]) -> tuple[QueueReading, ...]:
         """Readings from the script's batches, each parsed as it arrives while Redis works on the next.
-        A batch that stopped early (big jobs) is finished one key per call, all in one more round trip."""
+        A batch that stopped early (big jobs) is finished one key per call, all in one more round trip, once `rest`
+        has read the pipeline's other replies."""
         names = [plan.reported[i] for i in plan.scanned]
         keys = [plan.keys[i] for i in plan.scanned]
         readings: list[QueueReading] = []
@@ -403,6 +496,7 @@ class SidekiqReader:
             pending += range(first + done, min(first + queue_scan.BATCH, len(names)))
         if not pending and not error:
             return tuple(readings)
+        rest()
         more = self.connection.pipeline([queue_scan.call([keys[i]]) for i in pending])
         error = error or next((r for r in more if isinstance(r, ReplyError)), None)
         if error:

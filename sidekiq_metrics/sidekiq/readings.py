@@ -167,6 +167,16 @@ class RedisHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class Running:
+    """When the longest-running job of each queue and each job class started (epoch seconds), from the processes'
+    work hashes (running.py). Only what runs is here: a queue or class with nothing running has no entry."""
+
+    by_queue: tuple[tuple[str, float], ...]
+    by_class: tuple[tuple[str, float], ...]  # past the class cap, as `other`; a class not readable, `unknown`
+    unreadable: int = 0  # running jobs whose record holds no usable start: in neither of the above
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     queues: tuple[QueueReading, ...]
     read_at: float  # epoch seconds, taken when the replies were in
@@ -178,6 +188,8 @@ class Snapshot:
     unread: tuple[str, ...] = ()
     health: RedisHealth | None = None  # INFO's readings; None: not asked, or refused (`health_refused` says why)
     health_refused: str | None = None  # the error code of a refused INFO (NOPERM, or ERR for a renamed command)
+    running: Running | None = None  # None: not read (the totals were not asked), or Redis refused a work hash
+    paused: frozenset[str] | None = None  # the queues Sidekiq Pro holds paused; None: Redis refused the set
 
     @property
     def complete(self) -> bool:

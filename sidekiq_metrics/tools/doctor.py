@@ -216,6 +216,7 @@ def _poll(report: Report, settings: Settings) -> set[str] | None:
         return None  # the poll above has said why
     connection = poller.reader.connection
     _reads(report, snapshot, settings.namespace)
+    _held(report, snapshot)
     if ok:
         _generation(report, snapshot)
         if settings.job_metrics:
@@ -336,6 +337,23 @@ def _otlp(report: Report, settings: Settings, config: OtlpSettings) -> None:
     else:
         report.line(FAIL, f"otlp: cannot export to {config.display}: {said}",
                     "check OTEL_EXPORTER_OTLP_ENDPOINT and that this dyno can reach it")
+
+
+def _held(report: Report, snapshot: Snapshot) -> None:
+    """The queues Sidekiq Pro holds paused, and the job that has run longest: what a growing latency may mean."""
+    if snapshot.paused:
+        names = sorted(snapshot.paused)
+        shown = ", ".join(ascii(q)[:80] for q in names[:10])
+        shown += f" and {len(names) - 10} more" if len(names) > 10 else ""
+        report.line(WARN, f"{len(names)} queue(s) paused by Sidekiq Pro/Enterprise (its `paused` set): {shown}; their "
+                    "latency grows until they are resumed, and autoscaling leaves their backlog out",
+                    "resume them in Sidekiq's web UI (Queues), or with Sidekiq::Queue.new(name).unpause!")
+    elif snapshot.paused is not None:
+        report.line(OK, "no queue is paused (Sidekiq Pro/Enterprise's `paused` set is empty or absent)")
+    if snapshot.running and snapshot.running.by_class:
+        name, since = min(snapshot.running.by_class, key=lambda pair: pair[1])
+        report.line(INFO, f"the longest-running job ({ascii(name)[1:-1][:80]}) has run "
+                    f"{max(0.0, snapshot.read_at - since):.0f}s")
 
 
 def _generation(report: Report, snapshot: Snapshot) -> None:

@@ -21,7 +21,7 @@ import tty as terminal
 from types import FrameType
 from typing import Any, TextIO
 
-from sidekiq_metrics.catalogue import QUEUE_LATENCY
+from sidekiq_metrics.catalogue import QUEUE_LATENCY, QUEUE_RUNNING_LONGEST
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import EXIT_OUTPUT
 from sidekiq_metrics.loop.schedule import silence_stdout
@@ -84,6 +84,7 @@ class View:
     marks: str = SPARKS  # the trend's characters: ASCII_SPARKS where the terminal cannot show SPARKS
     jobs: JobMinutes | None = None  # the latest complete minute(s) of Sidekiq's execution metrics
     show_jobs: bool = False  # the job classes instead of the queues (the `j` key)
+    running: dict[str, float] = dataclasses.field(default_factory=dict)  # queue: its longest-running job, seconds
 
     def update(self, snapshot: Snapshot) -> None:
         if self.last and self.last.totals and snapshot.totals:
@@ -96,6 +97,8 @@ class View:
             self.trends.setdefault(q.name, collections.deque(maxlen=TREND_POINTS)).append(waits.get(q.name, 0.0))
         self.rows = sorted(((waits.get(q.name, -1.0), q.size or 0, q.name) for q in snapshot.queues),
                            key=lambda row: (-row[0], -row[1], row[2]))  # worst first
+        self.running = {q: v for s in series if s.metric is QUEUE_RUNNING_LONGEST
+                        for q, v in zip(s.queues, s.values, strict=True)}
         self.last, self.last_ok, self.stale_since, self.error = snapshot, snapshot.read_at, None, ""
         self.jobs = snapshot.jobs or self.jobs
 
@@ -117,18 +120,23 @@ class View:
             per_min = [f"{r:.0f}/min" if r is not None else "-" for r in self.rates]
             out.append(f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
                        f"enqueued {_shown(t.enqueued)}  scheduled {_shown(t.scheduled)}  retries {_shown(t.retries)}  "
-                       f"dead {_shown(t.dead)}"[:width])
+                       f"dead {_shown(t.dead)}" + (f"  paused {len(snapshot.paused)}" if snapshot.paused else "")
+                       [:width])
         if self.show_jobs:
             return out + self._job_lines(width, height - len(out))
         rows = self.rows
         name_width = max(10, min(40, width - 40))
-        out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10}  TREND")
+        out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10} {'RUNNING':>9}  TREND")
         room = max(1, height - len(out) - 1)
+        paused = snapshot.paused or frozenset()
         for wait, size, name in rows[:room]:
-            over = wait > self.threshold
+            # P: Sidekiq Pro holds it paused, so its latency grows by design; !: latency above the threshold.
+            held = name in paused
+            over = wait > self.threshold and not held
             shown = ascii(name)[1:-1] if not name.isprintable() else name
-            text = (f"{'!' if over else ' '} {shown[:name_width]:<{name_width}} {size:>9} "
-                    f"{(f'{wait:.1f}s' if wait >= 0 else '?'):>10}  ")
+            ran = self.running.get(name)
+            text = (f"{'P' if held else '!' if over else ' '} {shown[:name_width]:<{name_width}} {size:>9} "
+                    f"{(f'{wait:.1f}s' if wait >= 0 else '?'):>10} {(f'{ran:.0f}s' if ran is not None else '-'):>9}  ")
             room_for_trend = max(0, width - len(text))  # the newest points that fit
             if room_for_trend:
                 text += sparkline(list(self.trends.get(name, ()))[-room_for_trend:], self.marks)

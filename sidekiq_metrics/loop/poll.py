@@ -20,6 +20,7 @@ from sidekiq_metrics.metrics.samples import (
     Measurements,
     QueueSeries,
     Sample,
+    breakdown_samples,
     health_samples,
     heartbeat,
     increases,
@@ -201,6 +202,8 @@ class Poller:
             samples += with_shard(health, shard) + [s for s in grown if s.metric is REDIS_EVICTIONS]
         if snapshot.jobs:
             samples += with_shard(job_samples(snapshot.jobs), shard)
+        if snapshot.breakdowns:
+            samples += with_shard(breakdown_samples(snapshot.breakdowns, snapshot.read_at), shard)
         return samples
 
     def _shard_heartbeats(self, results: list[Snapshot | RedisError | OSError]) -> list[Sample]:

@@ -16,12 +16,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.parsing import parse_bool, parse_queue_list, quote, text, whole_number
 from sidekiq_metrics.redis.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge, refuses_scripts
 from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq import queue_scan, redis_health
+from sidekiq_metrics.sidekiq import breakdown, queue_scan, redis_health
+from sidekiq_metrics.sidekiq.breakdown import Breakdowns
 from sidekiq_metrics.sidekiq.job_metrics import MAX_CATCH_UP, JobMetricsReader
 from sidekiq_metrics.sidekiq.keys import PROCESS_FIELDS, SidekiqKeys, decode
 from sidekiq_metrics.sidekiq.readings import JobMinutes, ProcessReading, QueueReading, RedisHealth, Snapshot, Totals
@@ -141,8 +143,10 @@ class SidekiqReader:
 
     def __init__(self, connection: Connection, *, namespace: str | None = None,
                  log: Callable[[str], None] = lambda message: None, scripts: bool = True,
-                 jobs: JobMetricsReader | None = None, health: bool = True) -> None:
+                 jobs: JobMetricsReader | None = None, health: bool = True,
+                 breakdowns: Breakdowns | None = None) -> None:
         self.connection = connection
+        self.breakdowns = breakdowns  # None: no set or queue is tallied by class
         self.health = health  # with the totals, Redis's own health (INFO): redis_health.py
         self.jobs = jobs  # None: Sidekiq's execution metrics are not read
         self.keys = SidekiqKeys.under(namespace)
@@ -153,6 +157,7 @@ class SidekiqReader:
         self._large: dict[bytes, int] = {}  # queue key -> its oldest job's length, while over queue_scan.LARGE_JOB
         self.recheck_after = SCRIPT_RECHECK
         self._plan: _Plan | None = None
+        self._sizes: list[tuple[str, int | None]] = []  # the reported queues' sizes at the last poll
 
     def read(self, queues: Sequence[str] | None = None, *, totals: bool = False,
              clock: Callable[[], float] = time.time) -> Snapshot:
@@ -176,6 +181,10 @@ class SidekiqReader:
         scripts = self.scripts
         if scripts:  # every poll: cheap for a cached script, and a restarted Redis never answers NOSCRIPT
             head.add("script", ["SCRIPT", "LOAD", queue_scan.SCRIPT])
+        tallies = self.breakdowns.commands(clock(), self._sizes) if self.breakdowns and scripts else []
+        if tallies:
+            head.add("breakdown script", ["SCRIPT", "LOAD", breakdown.SCRIPT])
+            head.add("breakdown", *(command for _, command in tallies))
         if totals and self.health:  # optional: a refusal leaves these readings out, never the poll
             head.add("health", *redis_health.COMMANDS)
         if totals:
@@ -223,11 +232,16 @@ class SidekiqReader:
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread, problems)
+        self._sizes = [(r.name, r.size) for r in readings]
+        if tallies:
+            self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown"), problems, clock)
         jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
             if self.jobs and "job minutes" in head else None
         now = clock()
+        tallied = self.breakdowns.current(plan.reported) if self.breakdowns else ()
         if not totals:
-            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread))
+            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread),
+                            breakdowns=tallied)
         health = redis_health.parse(head.replies(answers, "health")) if "health" in head else None
         unreported = rest[:len(plan.unreported)]
         for name, reply in zip(plan.unreported, unreported, strict=True):
@@ -263,7 +277,36 @@ class SidekiqReader:
             scheduled_due=_first_score(head.reply(answers, "schedule due")),
             retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread),
             health=health if isinstance(health, RedisHealth) else None,
-            health_refused=health.code if isinstance(health, ReplyError) else None)
+            health_refused=health.code if isinstance(health, ReplyError) else None, breakdowns=tallied)
+
+    def _tally(self, kinds: list[str], replies: list[Reply], problems: list[str], clock: Callable[[], float]) -> None:
+        """The breakdowns' calls of the poll's pipeline, then more calls for the passes that go on (and the queues',
+        when this poll is the first to know their sizes), at most breakdown.ROUNDS round trips in all. A call Redis
+        refused is said, and its pass tried again next poll."""
+        tallies = cast("Breakdowns", self.breakdowns)
+        first = set(kinds)
+        for round_trip in range(1, breakdown.ROUNDS + 1):
+            going_on = {kind for kind, reply in zip(kinds, replies, strict=True) if self._took(kind, reply, problems,
+                                                                                               clock)}
+            if round_trip == breakdown.ROUNDS:
+                break
+            more = tallies.commands(clock(), self._sizes)
+            kinds = [kind for kind, _ in more if kind in going_on or (kind == "queues" and kind not in first)]
+            first.add("queues")
+            if not kinds:
+                break
+            replies = self.connection.pipeline([command for kind, command in more if kind in kinds])
+        for line in tallies.log_lines:
+            self.log(line)
+        tallies.log_lines.clear()
+
+    def _took(self, kind: str, reply: Reply, problems: list[str], clock: Callable[[], float]) -> bool:
+        """A call's reply taken into its pass: True when the pass goes on."""
+        if isinstance(reply, ReplyError):
+            problems.append(f"the {kind} breakdown: Redis could not run its script ({str(reply)[:100]}); it is "
+                            "tried again next poll")
+            return False
+        return cast("Breakdowns", self.breakdowns).take(kind, reply, clock())
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:

@@ -167,6 +167,20 @@ class RedisHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A set's (or a queue's) jobs by class, as one whole pass of breakdown.lua counted them."""
+
+    kind: str  # retries, dead, scheduled or queues
+    queue: str  # the queue, for `queues`; '' for a set
+    classes: dict[str, int]  # by Sidekiq's display_class; `unknown`: jobs whose class could not be read
+    oldest: dict[str, float]  # retries and dead: epoch seconds of each class's earliest first failure
+    errors: dict[str, int]  # retries and dead: by error_class
+    started: float  # when the pass began (epoch seconds): the tally is at most this old
+    finished: float
+    calls: int  # script calls the pass took
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     queues: tuple[QueueReading, ...]
     read_at: float  # epoch seconds, taken when the replies were in
@@ -178,6 +192,7 @@ class Snapshot:
     unread: tuple[str, ...] = ()
     health: RedisHealth | None = None  # INFO's readings; None: not asked, or refused (`health_refused` says why)
     health_refused: str | None = None  # the error code of a refused INFO (NOPERM, or ERR for a renamed command)
+    breakdowns: tuple[Breakdown, ...] = ()  # the latest whole pass of each breakdown (breakdown.py)
 
     @property
     def complete(self) -> bool:

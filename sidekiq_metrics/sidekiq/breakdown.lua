@@ -116,19 +116,20 @@ local function sorted_set(key, score, digest)
     end
     rank = rank + after
   end
-  local tally, last_score, last = new_tally(), score, nil
-  while true do
+  local tally, size_now = new_tally(), size
+  while rank < size_now do
     local n = math.min(CHUNK, entry_budget - decoded)
     local page = redis.call('ZRANGE', key, rank, rank + n - 1, 'WITHSCORES')
+    if #page == 0 then break end
     for i = 1, #page, 2 do
       count(tally, page[i])
-      last, last_score, rank = page[i], page[i + 1], rank + 1
+      rank = rank + 1
       if spent() then
-        if rank >= redis.call('ZCARD', key) then break end
-        return {part(0, last_score, redis.sha1hex(last), tally)}
+        if rank >= size_now then break end
+        return {part(0, page[i + 1], redis.sha1hex(page[i]), tally)}
       end
     end
-    if #page < 2 * n then break end
+    if spent() then break end
   end
   return {part(1, '', '', tally)}
 end

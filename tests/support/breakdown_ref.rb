@@ -13,6 +13,7 @@ require "json"
 require "sidekiq"
 require "sidekiq/api"
 require "sidekiq/job_retry"
+require "sidekiq/capsule" unless Sidekiq::VERSION.start_with?("6") # its default capsule runs the retry path
 Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
 
 Sidekiq.configure_client { |config| config.redis = { url: ENV.fetch("REDIS_URL") } }
@@ -53,6 +54,7 @@ end
 
 JSON.parse($stdin.read)["jobs"].each do |job|
   item = item_for(job)
+  item["display_class"] = job["display_class"] if job["display_class"] # shown as such by the Web UI and the API
   if job["in"]
     Sidekiq::Client.push(item.merge("at" => Time.now.to_f + job["in"]))
   elsif job["fail"]

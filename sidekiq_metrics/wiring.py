@@ -50,8 +50,9 @@ def job_reader(settings: Settings) -> JobMetricsReader | None:
 
 
 def breakdowns(settings: Settings) -> Breakdowns | None:
-    """What tallies the sets and queues by job class for these settings (one per shard); None when all are off."""
-    if not settings.breakdowns:
+    """What tallies the sets and queues by job class for these settings (one per shard); None when all are off, or
+    with the whole-Sidekiq metrics off (SIDEKIQ_METRICS_STATS=false: the original buildpack's lines only)."""
+    if not settings.breakdowns or not settings.stats:
         return None
     return Breakdowns(key_prefix(settings.namespace), settings.breakdowns, settings.breakdown_max_size,
                       settings.breakdown_queues, settings.job_classes_top, settings.job_classes)

@@ -214,7 +214,8 @@ def breakdown_samples(breakdowns: Iterable[Breakdown], now: float) -> list[Sampl
             samples += [Sample.of(oldest, max(0.0, now - at), name) for name, at in b.oldest.items()]
         if errors:
             samples += [Sample.of(errors, n, name) for name, n in b.errors.items()]
-        samples.append(Sample(age, max(0.0, now - b.started)))
+        if b.classes:  # an empty set's breakdown has no line to date (`retries=0` says it is empty)
+            samples.append(Sample(age, max(0.0, now - b.started)))
     if oldest_queue is not None:
         samples.append(Sample(m.QUEUES_BREAKDOWN_AGE, max(0.0, now - oldest_queue)))
     return samples

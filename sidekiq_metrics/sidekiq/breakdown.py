@@ -167,8 +167,7 @@ class Breakdowns:
     passes: dict[str, _Pass] = field(default_factory=dict)  # by breakdown, or `queue:<name>` for a queue
     published: dict[tuple[str, str], Breakdown] = field(default_factory=dict)  # (breakdown, queue or '')
     queue_order: list[str] = field(default_factory=list)  # the queues of the current round, largest first
-    skipped: set[str] = field(default_factory=set)  # over max_size: said once each
-    log_lines: list[str] = field(default_factory=list)
+    too_large: dict[tuple[str, str], None] = field(default_factory=dict)  # over max_size at their last pass
 
     def commands(self, now: float, queue_sizes: Sequence[tuple[str, int | None]] | None) -> list[tuple[str, Command]]:
         """One call per breakdown whose pass goes on (or starts afresh). `queue_sizes`: the reported queues and
@@ -186,6 +185,8 @@ class Breakdowns:
                 chosen = set(self.queue_order)
                 for where in [w for w in self.published if w[0] == "queues" and w[1] not in chosen]:
                     del self.published[where]
+                for where in [w for w in self.too_large if w[0] == "queues" and w[1] not in chosen]:
+                    del self.too_large[where]
             if self.queue_order:
                 key = self._queue_key(self.queue_order[0])
                 walking = self.passes.get("queues")
@@ -243,15 +244,17 @@ class Breakdowns:
             if rest:
                 errors[OTHER] = rest
             self.published[where] = Breakdown(kind, queue, classes, oldest, errors, p.started, now, p.calls)
-            self.skipped.discard(f"{kind}:{queue}")
+            self.too_large.pop(where, None)
             return
         self.published.pop(where, None)  # too large now, or not a list: no tally is better than a stale one
-        said = f"{kind}:{queue}"
-        if done == 2 and said not in self.skipped:
-            self.skipped.add(said)
-            what = f"queue {ascii(queue)[:80]}" if queue else f"the {kind} set"
-            self.log_lines.append(f"{what} holds more than {self.max_size} jobs: it is not tallied by class "
-                                  "(SIDEKIQ_METRICS_BREAKDOWN_MAX_SIZE)")
+        if done == 2:
+            self.too_large[where] = None
+
+    def notes(self) -> list[str]:
+        """A line for each set or queue left out for its size."""
+        return [f"{f'queue {ascii(queue)[:80]}' if queue else f'the {kind} set'} holds more than {self.max_size} "
+                "jobs: it is not tallied by class (SIDEKIQ_METRICS_BREAKDOWN_MAX_SIZE)"
+                for kind, queue in self.too_large]
 
     def current(self, reported: Sequence[str] | None = None) -> tuple[Breakdown, ...]:
         """The published tallies; of the queues, those of the reported queues only."""

@@ -233,14 +233,16 @@ class SidekiqReader:
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread, problems)
         self._sizes = [(r.name, r.size) for r in readings]
+        late: list[str] = []  # the breakdowns' problems, after the needed reads' own
         if tallies:
-            self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown"), problems, clock)
+            self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown"), late, clock)
         jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
             if self.jobs and "job minutes" in head else None
         now = clock()
         tallied = self.breakdowns.current(plan.reported) if self.breakdowns else ()
+        late += self.breakdowns.notes() if self.breakdowns else []
         if not totals:
-            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread),
+            return Snapshot(readings, now, problems=(*problems, *late), jobs=jobs, unread=tuple(unread),
                             breakdowns=tallied)
         health = redis_health.parse(head.replies(answers, "health")) if "health" in head else None
         unreported = rest[:len(plan.unreported)]
@@ -271,6 +273,7 @@ class SidekiqReader:
         read = dict(zip(_TOTALS, head.replies(answers, "counted"), strict=True))
         problems += [_unreadable(getattr(keys, name), a) for name, a in read.items() if isinstance(a, ReplyError)]
         count = {name: None if isinstance(a, ReplyError) else _int(a) for name, a in read.items()}
+        problems += late
         return Snapshot(readings, now, Totals(
             processed=count["processed"], failed=count["failed"], scheduled=count["schedule"],
             retries=count["retry"], dead=count["dead"], processes=count["processes"], enqueued=enqueued, live=live,
@@ -296,9 +299,6 @@ class SidekiqReader:
             if not kinds:
                 break
             replies = self.connection.pipeline([command for kind, command in more if kind in kinds])
-        for line in tallies.log_lines:
-            self.log(line)
-        tallies.log_lines.clear()
 
     def _took(self, kind: str, reply: Reply, problems: list[str], clock: Callable[[], float]) -> bool:
         """A call's reply taken into its pass: True when the pass goes on."""

@@ -157,7 +157,7 @@ class SidekiqReader:
         self._large: dict[bytes, int] = {}  # queue key -> its oldest job's length, while over queue_scan.LARGE_JOB
         self.recheck_after = SCRIPT_RECHECK
         self._plan: _Plan | None = None
-        self._sizes: list[tuple[str, int | None]] = []  # the reported queues' sizes at the last poll
+        self._sizes: Sequence[QueueReading] = ()  # the reported queues at the last poll, for their sizes
 
     def read(self, queues: Sequence[str] | None = None, *, totals: bool = False,
              clock: Callable[[], float] = time.time) -> Snapshot:
@@ -232,7 +232,7 @@ class SidekiqReader:
             plan = self._plan = self._make_plan(queues, members, listed, listing, totals)
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread, problems)
-        self._sizes = [(r.name, r.size) for r in readings]
+        self._sizes = readings
         late: list[str] = []  # the breakdowns' problems, after the needed reads' own
         if tallies:
             self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown"), late, clock)

@@ -10,7 +10,9 @@ classes, failed with an error class), and takes whole passes of both breakdowns 
 SLOWLOG (threshold 0). Prints, per server and size: calls per pass, polls per pass, and each call's Redis time
 over `runs` passes: the median of the runs' medians, the 99th percentile and the worst of every call, how many
 calls took over 5 ms, and, as a control, the worst of every other command Redis ran meanwhile (SLOWLOG's time is
-wall time: on a shared machine a preempted server makes any command look slow, a one-key read included).
+wall time: on a shared machine a preempted server makes any command look slow, a one-key read included); then
+Redis's own CPU time for each call of one more pass over the retry set (INFO cpu, main thread), which holds no
+other process's turn on the CPU.
 """
 
 from __future__ import annotations
@@ -135,6 +137,32 @@ def poll_against(commit: str, runs: int) -> None:
         print(f"| {name} | {statistics.median(values):.1f} ms | {rounds} |")
 
 
+def cpu_per_call(r: redis.Redis) -> list[float]:
+    """Redis's own CPU time (µs, its main thread's user + system time from INFO cpu, less what INFO itself costs)
+    for each call of one pass over the retry set: unlike SLOWLOG's wall time, no other process's turn on the CPU
+    is in it."""
+    def cpu() -> float:
+        info = r.info("cpu")
+        return (float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])) * 1e6
+
+    r.script_load(breakdown.SCRIPT)
+    idle = []
+    for _ in range(50):
+        before = cpu()
+        idle.append(cpu() - before)
+    info_cost = statistics.median(idle)
+    spent, cursor = [], (b"", b"")
+    while True:
+        command = breakdown.call("retries", [b"retry"], 10**9, True, cursor)
+        before = cpu()
+        reply = r.execute_command(*command)
+        spent.append(max(0.0, cpu() - before - info_cost))
+        part = breakdown.parse(reply)[0]
+        if part.done != 0:
+            return spent
+        cursor = part.cursor
+
+
 def valkey_binary() -> str:
     target = Path(tempfile.gettempdir()) / "bench-valkey"
     subprocess.run(["bash", str(REFERENCE_VALKEY / "setup.sh"), str(target)], check=True, capture_output=True)
@@ -154,8 +182,8 @@ def main() -> None:
     print(f"budget a call: {breakdown.BUDGET // 1024} KB or {breakdown.ENTRIES} jobs; at most {breakdown.ROUNDS} "
           "calls a breakdown a poll")
     print("| server | jobs in the set and the queue | job size | calls a pass (both) | polls a pass | "
-          "call, median | p99 | worst | calls over 5 ms | worst other command |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "call, median | p99 | worst | calls over 5 ms | worst other command | CPU a call, median | CPU, worst |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for kind in args.servers.split(","):
         binary = "redis-server" if kind == "redis" else valkey_binary()
         if kind == "redis" and not shutil.which(binary):
@@ -169,6 +197,7 @@ def main() -> None:
                 version = r.info("server").get("valkey_version") or r.info("server")["redis_version"]
                 job = seed(r, size)
                 runs = [one_pass(server.url, r) for _ in range(args.runs)]
+                cpu = sorted(cpu_per_call(r))
             finally:
                 server.cleanup()
             every = sorted(d for run in runs for d in run[2])
@@ -180,7 +209,8 @@ def main() -> None:
             calls = sorted({run[1] for run in runs})
             print(f"| {kind} {version} | {size:,} | {job:,} B | {'-'.join(map(str, calls))} | "
                   f"{'-'.join(map(str, polls))} | {statistics.median(medians) / 1000:.2f} ms | {p99 / 1000:.2f} ms | "
-                  f"{every[-1] / 1000:.2f} ms | {over} of {len(every)} | {control / 1000:.2f} ms |", flush=True)
+                  f"{every[-1] / 1000:.2f} ms | {over} of {len(every)} | {control / 1000:.2f} ms | "
+                  f"{statistics.median(cpu) / 1000:.2f} ms | {cpu[-1] / 1000:.2f} ms |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -49,13 +49,12 @@ JOBS = [
 VERSIONS = {"6.4": 1, "7.3": 2, "8.1": 3}  # each writes its own database of one server
 
 
-_WRITTEN: dict[str, tuple[str, dict]] = {}  # per xdist worker: each version's Ruby run is made once, when needed
-
-
 @pytest.fixture(scope="module")
 def written_server():
+    """A server of this module's own, and what each version wrote into it: each Ruby run is made once, when a test
+    of this worker first needs it."""
     server = RedisServer().start()
-    yield server
+    yield server, {}
     server.cleanup()
 
 
@@ -63,17 +62,18 @@ def written_server():
 def written(reference_sidekiq, written_server):
     """Sidekiq `version` writes JOBS into a database of its own and tallies them with its own API (once)."""
     rubies = {"6.4": ["ruby"], "7.3": reference_sidekiq["7"], "8.1": reference_sidekiq["8"]}
+    server, done = written_server
 
     def run(version: str) -> tuple[str, dict]:
-        if version not in _WRITTEN:
-            url = f"{written_server.url.rpartition('/')[0]}/{VERSIONS[version]}"
+        if version not in done:
+            url = f"{server.url.rpartition('/')[0]}/{VERSIONS[version]}"
             out = subprocess.run([*rubies[version], str(BREAKDOWN_REF)], input=json.dumps({"jobs": JOBS}),
                                  env={**os.environ, "REDIS_URL": url}, capture_output=True, text=True, timeout=120)
             assert out.returncode == 0, out.stderr
             reference = json.loads(out.stdout)
             assert reference["version"].startswith(version)
-            _WRITTEN[version] = (url, reference)
-        return _WRITTEN[version]
+            done[version] = (url, reference)
+        return done[version]
 
     return run
 

@@ -1,6 +1,7 @@
 """Benchmark: what the breakdowns (sidekiq/breakdown.py) cost Redis, at two sizes, on redis-server and Valkey 8.
 
     .venv/bin/python benchmarks/bench_breakdown.py [--sizes 10000,100000] [--runs 5] [--servers redis,valkey]
+    .venv/bin/python benchmarks/bench_breakdown.py --small       # jobs of about 250 bytes
     .venv/bin/python benchmarks/bench_breakdown.py --poll-against cf2a8c7 [--runs 5]   # only: the poll, A/B
 
 Not part of the test run. For each server and size it starts a server of its own on a loopback port, seeds a
@@ -44,9 +45,15 @@ REFERENCE_VALKEY = Path(__file__).resolve().parents[2] / "shared" / "reference-v
 WRAPPER = "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
 
 
-def payload(i: int, now: float) -> str:
-    """About 2 KB: an ActiveJob job of one of 7 classes, with its arguments and a failure's fields."""
+def payload(i: int, now: float, small: bool = False) -> str:
+    """About 2 KB: an ActiveJob job of one of 7 classes, with its arguments and a failure's fields; `small`: about
+    250 bytes, a plain Sidekiq job of one of 7 classes, failed."""
     job_class = f"Billing::Job{i % 7}"
+    if small:
+        return json.dumps({"retry": True, "queue": "default", "class": job_class, "args": [i, "ok"],
+                           "jid": f"{i:024x}", "created_at": now - 3600, "enqueued_at": now - 3600,
+                           "error_message": "declined", "error_class": f"Billing::Error{i % 3}",
+                           "failed_at": now - 3600 + i % 100, "retry_count": 1}, separators=(",", ":"))
     return json.dumps({
         "retry": True, "queue": "default", "class": WRAPPER, "wrapped": job_class,
         "args": [{"job_class": job_class, "job_id": f"{i:036d}", "queue_name": "default", "priority": None,
@@ -57,12 +64,12 @@ def payload(i: int, now: float) -> str:
     }, separators=(",", ":"))
 
 
-def seed(r: redis.Redis, size: int) -> int:
+def seed(r: redis.Redis, size: int, small: bool = False) -> int:
     now = time.time()
     pipe = r.pipeline(transaction=False)
     total = 0
     for i in range(size):
-        job = payload(i, now)
+        job = payload(i, now, small)
         total += len(job)
         pipe.zadd("retry", {job: now + i})
         pipe.lpush("queue:default", job)
@@ -78,10 +85,9 @@ def one_pass(url: str, r: redis.Redis) -> tuple[int, int, list[float], list[floa
     other command of those polls: the control, as a shared machine's scheduling delays any command alike)."""
     tallies = Breakdowns(b"", frozenset({"retries", "queues"}), max_size=10**9, queue_count=1)
     reader = SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=30), breakdowns=tallies)
-    reader.read(["default"])  # the queue's size known: its pass starts at the next poll
     r.slowlog_reset()
     start = time.time()
-    polls, done = 0, {}
+    polls, done = 0, {}  # the first poll begins both passes (the queue's once its size is read)
     while not {"retries", "queues"} <= done.keys():
         polls += 1
         done = {b.kind: b for b in reader.read(["default"]).breakdowns if b.started >= start}
@@ -174,6 +180,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--servers", default="redis,valkey")
+    parser.add_argument("--small", action="store_true", help="jobs of about 250 bytes rather than 2 KB")
     parser.add_argument("--poll-against", metavar="COMMIT", help="only: the 10,000-queue poll, COMMIT's and ours")
     args = parser.parse_args()
     if args.poll_against:
@@ -195,7 +202,7 @@ def main() -> None:
                 r.config_set("slowlog-log-slower-than", 0)
                 r.config_set("slowlog-max-len", 1_000_000)
                 version = r.info("server").get("valkey_version") or r.info("server")["redis_version"]
-                job = seed(r, size)
+                job = seed(r, size, args.small)
                 runs = [one_pass(server.url, r) for _ in range(args.runs)]
                 cpu = sorted(cpu_per_call(r))
             finally:

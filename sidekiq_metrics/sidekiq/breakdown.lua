@@ -10,7 +10,8 @@
 -- ARGV[4]: a key larger than this many entries is skipped (its tally is not taken)
 -- ARGV[5]: '1' to tally error classes and the oldest first failure too (retry, dead)
 -- ARGV[6], ARGV[7]: the cursor in KEYS[1], as the previous call returned it ('' to start)
---     sorted set: the score (as Redis wrote it) and SHA-1 of the last entry done
+--     sorted set: the score of the last entry done (as Redis wrote it) and '<done>:<ties>': how many
+--     entries of that score were done, of how many it had
 --     list: entries done, counted from the tail (Sidekiq pushes at the head, works the tail)
 -- Returns one part for each key it reached, in order; only the last can be unfinished:
 --   {done, cursor1, cursor2, entries, classes, errors}
@@ -99,23 +100,23 @@ local function part(done, c1, c2, tally)
   return {done, c1, c2, tally.entries, classes, errors}
 end
 
--- A sorted set from just after (score, SHA-1 of the entry): entries the scheduler removed from the front
--- since the last call move nothing, as the place is found by score. When the entry itself is gone, the
--- entries sharing its exact score are skipped for this pass.
-local function sorted_set(key, score, digest)
+-- The place after the entry the last call stopped at, from (its score, '<done>:<ties>'): `done` entries of
+-- that score were counted, of `ties` it had then. Entries of a lower score that left since (the scheduler
+-- takes due entries from the front) move nothing, as the place is found by score; those of the same score
+-- leave in their order, the counted first, so `ties` less what is left of them were counted ones. No part
+-- of a job is ever kept: the place is two counts and a score.
+local function place(key, score, mark)
+  local done, ties = string.match(mark, '^(%d+):(%d+)$')
+  if not done then return 0 end
+  local left = tonumber(ties) - redis.call('ZCOUNT', key, score, score)
+  return redis.call('ZCOUNT', key, '-inf', '(' .. score) + math.max(0, tonumber(done) - math.max(0, left))
+end
+
+local function sorted_set(key, score, mark)
   local size = redis.pcall('ZCARD', key)
   if type(size) == 'table' then return {part(3, '', '', new_tally())} end
   if size > max_size then return {part(2, '', '', new_tally())} end
-  local rank = 0
-  if score ~= '' then
-    rank = redis.call('ZCOUNT', key, '-inf', '(' .. score)
-    local ties = redis.call('ZRANGEBYSCORE', key, score, score, 'LIMIT', 0, entry_budget)
-    local after = #ties -- the cursor's entry not found: go on after every entry of its score
-    for i, member in ipairs(ties) do
-      if redis.sha1hex(member) == digest then after = i break end
-    end
-    rank = rank + after
-  end
+  local rank = score ~= '' and place(key, score, mark) or 0
   local tally, size_now = new_tally(), size
   while rank < size_now do
     local n = math.min(CHUNK, entry_budget - decoded)
@@ -126,7 +127,9 @@ local function sorted_set(key, score, digest)
       rank = rank + 1
       if spent() then
         if rank >= size_now then break end
-        return {part(0, page[i + 1], redis.sha1hex(page[i]), tally)}
+        local before = redis.call('ZCOUNT', key, '-inf', '(' .. page[i + 1])
+        local ties = redis.call('ZCOUNT', key, page[i + 1], page[i + 1])
+        return {part(0, page[i + 1], (rank - before) .. ':' .. ties, tally)}
       end
     end
     if spent() then break end

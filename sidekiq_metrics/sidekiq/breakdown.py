@@ -29,7 +29,7 @@ SCRIPT = Path(__file__).with_name("breakdown.lua").read_bytes()
 SHA = hashlib.sha1(SCRIPT).hexdigest()
 # Per call: about 1 ms of Redis time for jobs of 2 KB, under 5 ms at worst (docs/performance.md).
 BUDGET = 1 << 18
-ENTRIES = 1000
+ENTRIES = 500
 ROUNDS = 4  # round trips of calls a poll makes at most (the first rides in the poll's pipeline)
 QUEUE_KEYS = 50  # queue keys one call is given: it goes on to the next when one is done
 UNKNOWN = "unknown"  # the class of a job the script cannot read (not JSON, no class, not a string)

@@ -165,7 +165,7 @@ class Breakdowns:
     queue_count: int = 20
     top: int = 20  # the cap shared with the job-class metrics (SIDEKIQ_METRICS_JOB_CLASSES_TOP)
     patterns: tuple[str, ...] | None = None  # ... and SIDEKIQ_METRICS_JOB_CLASSES
-    passes: dict[str, _Pass] = field(default_factory=dict)  # by breakdown, or `queue:<name>` for a queue
+    passes: dict[str, _Pass] = field(default_factory=dict)  # by breakdown (`queues`: the queue being walked)
     published: dict[tuple[str, str], Breakdown] = field(default_factory=dict)  # (breakdown, queue or '')
     queue_order: list[str] = field(default_factory=list)  # the queues of the current round, largest first
     too_large: dict[tuple[str, str], None] = field(default_factory=dict)  # over max_size at their last pass
@@ -204,6 +204,8 @@ class Breakdowns:
     def take(self, kind: str, reply: Reply, now: float) -> bool:
         """A call's reply into its pass; True when that pass goes on (another call can be made this poll)."""
         parts = parse(reply)
+        if not parts:
+            raise RedisError("unexpected reply from the breakdown script")
         if kind != "queues":
             p = self.passes[kind]
             part = parts[0]

@@ -306,7 +306,15 @@ class SidekiqReader:
             problems.append(f"the {kind} breakdown: Redis could not run its script ({str(reply)[:100]}); it is "
                             "tried again next poll")
             return False
-        return cast("Breakdowns", self.breakdowns).take(kind, reply, clock())
+        tallies = cast("Breakdowns", self.breakdowns)
+        try:
+            return tallies.take(kind, reply, clock())
+        except RedisError as exc:  # not our script's answer: this pass starts again, the poll goes on
+            tallies.passes.pop(kind, None)
+            if kind == "queues":
+                tallies.queue_order.clear()
+            problems.append(f"the {kind} breakdown: {exc}; it starts again next poll")
+            return False
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:

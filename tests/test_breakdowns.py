@@ -132,9 +132,10 @@ def test_the_cap_shared_with_the_job_class_metrics_sums_the_rest_into_other(writ
 
 
 def test_a_run_prints_every_breakdown_under_its_names(written):
-    """The real command, default settings: one poll has every whole pass (small sets); names as the catalogue says."""
+    """The real command, every breakdown on: one poll has every whole pass (small sets); names as the catalogue
+    says. The queues are off by default."""
     url, _ = written("7.3")
-    out = cli("run", "--once", env={"REDIS_URL": url})
+    out = cli("run", "--once", env={"REDIS_URL": url, "SIDEKIQ_METRICS_BREAKDOWNS": "retries,dead,scheduled,queues"})
     assert out.returncode == 0, out.stderr
     got = parse_l2met(out.stdout)
     assert got["sample#sidekiq.job.HardJob.retries"] == "2"
@@ -148,6 +149,8 @@ def test_a_run_prints_every_breakdown_under_its_names(written):
     assert float(got["sample#sidekiq.job.HardJob.dead.oldest"]) < 120
     for age in ("retries", "dead", "scheduled", "queues"):
         assert float(got[f"sample#sidekiq.{age}.breakdown.age"]) < 30
+    default = parse_l2met(cli("run", "--once", env={"REDIS_URL": url}).stdout)
+    assert "sample#sidekiq.job.HardJob.retries" in default and not any(".waiting" in k for k in default)
 
 
 def model_class(job: object) -> str:

@@ -62,9 +62,11 @@ def parse_queue_count(raw: str, label: str) -> int:
 
 
 BREAKDOWN_SETTINGS = (
-    Setting("breakdowns", ("SIDEKIQ_METRICS_BREAKDOWNS",), frozenset(KINDS),
+    # The queues are left out by default: a class in each of 20 queues can make hundreds of series, and metric
+    # services bill each series (docs/metrics.md).
+    Setting("breakdowns", ("SIDEKIQ_METRICS_BREAKDOWNS",), frozenset(SETS),
             "which sets to tally by job class inside Redis: retries, dead, scheduled, queues (comma-separated), "
-            "or none", parse_breakdowns, flag="--breakdowns", shown="retries,dead,scheduled,queues"),
+            "or none", parse_breakdowns, flag="--breakdowns", shown="retries,dead,scheduled"),
     Setting("breakdown_max_size", ("SIDEKIQ_METRICS_BREAKDOWN_MAX_SIZE",), 10_000,
             "a set or queue holding more jobs than this is not tallied by class (each call stays short, but a "
             "pass over a large set spans many polls)", parse_size, flag="--breakdown-max-size"),
@@ -170,18 +172,21 @@ class Breakdowns:
     queue_order: list[str] = field(default_factory=list)  # the queues of the current round, largest first
     too_large: dict[tuple[str, str], None] = field(default_factory=dict)  # over max_size at their last pass
 
-    def commands(self, now: float, queues: Sequence[QueueReading] | None) -> list[tuple[str, Command]]:
-        """One call per breakdown whose pass goes on (or starts afresh). `queues`: the reported queues as the last
-        poll read them, to choose the largest (None: no new round of the queues is started)."""
+    def commands(self, now: float, queues: Sequence[QueueReading] | None,
+                 going_on: bool = False) -> list[tuple[str, Command]]:
+        """One call per breakdown whose pass goes on, or starts afresh (not with `going_on`: a pass begins with a
+        poll, so that its age says when). `queues`: the reported queues as the last poll read them, to choose the
+        largest (None: no new round of the queues is started)."""
         out: list[tuple[str, Command]] = []
         for kind, name in SETS.items():
-            if kind not in self.kinds:
+            if kind not in self.kinds or (going_on and kind not in self.passes):
                 continue
             p = self.passes.get(kind) or self.passes.setdefault(kind, _Pass(self.prefix + name.encode(), now))
             out.append((kind, call(kind, [p.key], self.max_size, kind != "scheduled", p.cursor)))
         if "queues" in self.kinds and self.queue_count:
-            if not self.queue_order and queues:  # a new round: the largest queues now (ties: in the readings' order,
-                # by name); run at every poll of 10,000 small queues, so in C but for the filter
+            first = not any(where[0] == "queues" for where in self.published)  # (the first poll knows no sizes)
+            if not self.queue_order and queues and (first or not going_on):  # a new round: the largest queues now
+                # (ties: in the readings' order, by name); at every poll of 10,000 small queues: in C, filter too
                 largest = heapq.nlargest(self.queue_count, filter(_SIZE, queues), key=_SIZE)
                 self.queue_order = [q.name for q in largest]
                 chosen = set(self.queue_order)

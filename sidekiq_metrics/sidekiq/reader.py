@@ -293,7 +293,7 @@ class SidekiqReader:
                                                                                                clock)}
             if round_trip == breakdown.ROUNDS:
                 break
-            more = tallies.commands(clock(), self._sizes)
+            more = tallies.commands(clock(), self._sizes, going_on=True)
             kinds = [kind for kind, _ in more if kind in going_on or (kind == "queues" and kind not in first)]
             first.add("queues")
             if not kinds:

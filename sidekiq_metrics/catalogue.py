@@ -168,6 +168,32 @@ QUEUE_PAUSED = Metric("paused", GAUGE, Unit.BOOLEAN, "1 while Sidekiq Pro/Enterp
 QUEUES_PAUSED = Metric("queues.paused", GAUGE, Unit.QUEUES, "queues Sidekiq Pro/Enterprise holds paused; 0 when "
                        "none (and without Pro)")
 
+# Breakdowns (sidekiq/breakdown.py): each from the latest whole pass over its set; see docs/metrics.md for how
+# fresh that is and what it means while jobs come and go.
+JOB_RETRIES = Metric("job.<class>.retries", GAUGE, Unit.JOBS, "jobs of the class in the retry set, by Sidekiq's "
+                     "`display_class` (ActiveJob's own class, `Mailer#method` for mailers); `unknown`: jobs whose "
+                     "class could not be read", label="job_class")
+JOB_RETRIES_OLDEST = Metric("job.<class>.retries.oldest", GAUGE, Unit.SECONDS, "seconds since the class's oldest "
+                            "job in the retry set first failed (its `failed_at`)", label="job_class")
+JOB_DEAD = Metric("job.<class>.dead", GAUGE, Unit.JOBS, "jobs of the class in the dead set", label="job_class")
+JOB_DEAD_OLDEST = Metric("job.<class>.dead.oldest", GAUGE, Unit.SECONDS, "seconds since the class's oldest dead "
+                         "job first failed", label="job_class")
+JOB_SCHEDULED = Metric("job.<class>.scheduled", GAUGE, Unit.JOBS, "jobs of the class in the schedule set",
+                       label="job_class")
+JOB_WAITING = Metric("job.<class>.waiting", GAUGE, Unit.JOBS, "jobs of the class waiting in the queue (labels "
+                     "`queue` and `job_class`; l2met: `<queue>.job.<class>.waiting`), for the largest queues",
+                     label="job_class")
+ERROR_RETRIES = Metric("error.<error>.retries", GAUGE, Unit.JOBS, "jobs in the retry set by the class of their last "
+                       "error (`error_class`)", label="error_class")
+ERROR_DEAD = Metric("error.<error>.dead", GAUGE, Unit.JOBS, "jobs in the dead set by `error_class`",
+                    label="error_class")
+RETRIES_BREAKDOWN_AGE = Metric("retries.breakdown.age", GAUGE, Unit.SECONDS, "how old the retry set's breakdown "
+                               "is: seconds since the pass it comes from began")
+DEAD_BREAKDOWN_AGE = Metric("dead.breakdown.age", GAUGE, Unit.SECONDS, "the same for the dead set")
+SCHEDULED_BREAKDOWN_AGE = Metric("scheduled.breakdown.age", GAUGE, Unit.SECONDS, "the same for the schedule set")
+QUEUES_BREAKDOWN_AGE = Metric("queues.breakdown.age", GAUGE, Unit.SECONDS, "the same for the queues: the oldest "
+                              "of the queues' breakdowns")
+
 CATALOGUE: tuple[Metric, ...] = (
     QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
     UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_UTILIZATION,
@@ -176,4 +202,6 @@ CATALOGUE: tuple[Metric, ...] = (
     JOB_RUNTIME_P50, JOB_RUNTIME_P95, JOB_RUNTIME_P99, OTLP_DROPPED, REDIS_MEMORY_USED, REDIS_MEMORY_MAX,
     REDIS_MEMORY_RATIO, REDIS_CLIENTS, REDIS_EVICTED, REDIS_EVICTIONS, REDIS_OPS, QUEUE_RUNNING_LONGEST,
     JOB_RUNNING_LONGEST, QUEUE_PAUSED, QUEUES_PAUSED,
+    JOB_RETRIES, JOB_RETRIES_OLDEST, JOB_DEAD, JOB_DEAD_OLDEST, JOB_SCHEDULED, JOB_WAITING, ERROR_RETRIES, ERROR_DEAD,
+    RETRIES_BREAKDOWN_AGE, DEAD_BREAKDOWN_AGE, SCHEDULED_BREAKDOWN_AGE, QUEUES_BREAKDOWN_AGE,
 )

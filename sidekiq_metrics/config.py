@@ -28,15 +28,17 @@ from sidekiq_metrics.outputs.choice import (
 from sidekiq_metrics.outputs.otlp_settings import OtlpSettings, resolve_otlp
 from sidekiq_metrics.redis.target import REDIS_SETTINGS, RedisTarget, Shard, resolve_redis
 from sidekiq_metrics.setting import Setting, read_section
+from sidekiq_metrics.sidekiq.breakdown import BREAKDOWN_SETTINGS
 from sidekiq_metrics.sidekiq.reader import READER_SETTINGS
 
 # Every section's settings, in the order users meet them in `--help`, `doctor` and docs/configuration.md (the
 # Redis URL, read by its own rule, comes first: redis/target.REDIS_URL).
 _ORDER = ("tls_verify", "interval", "lease", "shard_variables", "queues", "namespace", "prefix", "metric_type",
           "source", "stats", "outputs", "statsd_host", "statsd_port", "prometheus_host", "prometheus_port",
-          "cloudwatch_namespace", "job_metrics", "job_classes", "job_classes_top")
-_SECTIONS = (*REDIS_SETTINGS, *LOOP_SETTINGS, *READER_SETTINGS, *OUTPUT_SETTINGS, *L2MET_SETTINGS, *STATSD_SETTINGS,
-             *PROMETHEUS_SETTINGS, *CLOUDWATCH_SETTINGS)
+          "cloudwatch_namespace", "job_metrics", "job_classes", "job_classes_top", "breakdowns", "breakdown_max_size",
+          "breakdown_queues")
+_SECTIONS = (*REDIS_SETTINGS, *LOOP_SETTINGS, *READER_SETTINGS, *BREAKDOWN_SETTINGS, *OUTPUT_SETTINGS, *L2MET_SETTINGS,
+             *STATSD_SETTINGS, *PROMETHEUS_SETTINGS, *CLOUDWATCH_SETTINGS)
 SETTINGS: tuple[Setting, ...] = tuple(sorted(_SECTIONS, key=lambda s: _ORDER.index(s.name)))
 
 
@@ -62,6 +64,9 @@ class Settings:
     job_metrics: bool  # Sidekiq's execution metrics per job class (7.0+)
     job_classes: tuple[str, ...] | None  # the classes that may be reported one by one; None: any
     job_classes_top: int  # at most this many, by run time over the last hour
+    breakdowns: frozenset[str]  # the sets (and `queues`) tallied by job class: sidekiq/breakdown.py
+    breakdown_max_size: int  # a set or queue larger than this is not tallied
+    breakdown_queues: int  # the largest queues tallied
     lease: bool  # run only while holding the Redis lease (lease.py): one active emitter among several
     shard_variables: tuple[tuple[str, str], ...] | None  # SIDEKIQ_METRICS_SHARDS: (name, variable); None: one Redis
     autoscale: AutoscaleSettings | None = None  # None: off (the default)

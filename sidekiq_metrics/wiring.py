@@ -24,6 +24,7 @@ from sidekiq_metrics.redis.connection import connect
 from sidekiq_metrics.redis.lease import Lease, printable, unique_owner
 from sidekiq_metrics.redis.resp import Connection
 from sidekiq_metrics.redis.target import RedisTarget
+from sidekiq_metrics.sidekiq.breakdown import Breakdowns
 from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader
 from sidekiq_metrics.sidekiq.keys import key_prefix
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
@@ -48,6 +49,15 @@ def job_reader(settings: Settings) -> JobMetricsReader | None:
     return JobMetricsReader(key_prefix(settings.namespace), settings.job_classes, settings.job_classes_top)
 
 
+def breakdowns(settings: Settings) -> Breakdowns | None:
+    """What tallies the sets and queues by job class for these settings (one per shard); None when all are off, or
+    with the whole-Sidekiq metrics off (SIDEKIQ_METRICS_STATS=false: the original buildpack's lines only)."""
+    if not settings.breakdowns or not settings.stats:
+        return None
+    return Breakdowns(key_prefix(settings.namespace), settings.breakdowns, settings.breakdown_max_size,
+                      settings.breakdown_queues, settings.job_classes_top, settings.job_classes)
+
+
 def output_settings(settings: Settings) -> OutputSettings:
     """The outputs' section: the fields of OutputSettings, taken by name."""
     return OutputSettings(**{f.name: getattr(settings, f.name) for f in fields(OutputSettings)})
@@ -65,7 +75,7 @@ def build_poller(settings: Settings, out: Stream, err: Stream, shutdown: Shutdow
 
     shards = [ShardReader(shard.name, shard.name if n else None, SidekiqReader(
         redis_connection(settings, shard.target), namespace=settings.namespace, log=log_of(shard.name),
-        jobs=job_reader(settings))) for n, shard in enumerate(settings.shards)]
+        jobs=job_reader(settings), breakdowns=breakdowns(settings))) for n, shard in enumerate(settings.shards)]
     section = output_settings(settings)
 
     def outputs(write: Write) -> list[Output]:

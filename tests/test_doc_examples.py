@@ -27,7 +27,7 @@ from support.sidekiq_data import job, push
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REDIS_DECIDES = re.compile(r"redis\.(memory\.used|clients|ops_per_second)|RedisMemoryUsed|RedisClients|RedisOps")
-GROWS = re.compile(r"latency|Latency")
+GROWS = re.compile(r"latency|Latency|breakdown\.age|BreakdownAge|\.oldest|Oldest")
 
 
 def example(page: str, name: str) -> list[str]:
@@ -66,12 +66,12 @@ def assert_same_json(documented: str, printed: str) -> None:
 
 def metrics_md_data(r) -> None:
     """docs/metrics.md's poll: `default` with 2 jobs, the oldest 42.5 s old, `mailers` with 1 of 7 s; a retry due in a
-    minute; one Sidekiq 7 process on worker.1 running 2 jobs of its 4 threads (200 MB, 1.2 ms to Redis); 2 jobs
-    failed, and 3 jobs done since the poll before (2, then 5)."""
+    minute (a HardJob that first failed 90 s ago, Net::ReadTimeout); one Sidekiq 7 process on worker.1 running 2 jobs
+    of its 4 threads (200 MB, 1.2 ms to Redis); 2 jobs failed, and 3 jobs done since the poll before (2, then 5)."""
     now = time.time()
     push(r, "default", job(now - 42.5), job(now - 1))
     push(r, "mailers", job(now - 7.0))
-    r.zadd("retry", {job(now, retry_count=1): now + 60})
+    r.zadd("retry", {job(now, retry_count=1, error_class="Net::ReadTimeout", failed_at=now - 90): now + 60})
     identity = "worker.1:4:0123456789ab"
     r.sadd("processes", identity)
     r.hset(identity, mapping={"busy": 2, "concurrency": 4, "quiet": "false", "rss": 204800, "rtt_us": 1200,
@@ -107,7 +107,8 @@ def test_the_l2met_example_of_docs_metrics_md_is_what_a_poll_prints(r, redis_ser
     lines, err = polled(r, redis_server.url, metrics_md_data, (2, 5))
     ends = [n for n, line in enumerate(lines) if "#sidekiq.metrics.up=" in line]
     poll = next(lines[start + 1:end + 1] for start, end in zip([-1, *ends], ends, strict=False)
-                if any(token == "sample#sidekiq.processed=5" for token in lines[end].split(" ")))
+                if any(token == "sample#sidekiq.processed=5" for line in lines[start + 1:end + 1]
+                       for token in line.split(" ")))
     documented = example("metrics.md", "l2met")
     assert [[name for name, _ in measurements(line)] for line in documented] == \
         [[name for name, _ in measurements(line)] for line in poll], (documented, poll)

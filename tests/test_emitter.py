@@ -33,7 +33,7 @@ WHOLE_SIDEKIQ = {"enqueued", "scheduled", "retries", "dead", "processes", "busy"
 def per_queue(measurements: dict[str, str], prefix: str = "sidekiq") -> dict[str, str]:
     """The per-queue measurements only (this file is about queues; test_totals.py about the rest)."""
     return {k: v for k, v in measurements.items() if (name := k.split("#", 1)[1][len(prefix) + 1:]) not in WHOLE_SIDEKIQ
-            and not name.startswith(("process.", "redis."))}
+            and not name.startswith(("process.", "redis.", "job.", "error.")) and not name.endswith(".breakdown.age")}
 
 
 def poll_once(url: str, *args: str, **env: str) -> dict[str, str]:

@@ -128,8 +128,8 @@ def test_config_only_assembles_the_sections_each_layer_declares():
     assert "Setting(" not in source and "def parse_" not in source and "env.get(" not in source
     declaring = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
                  if "Setting(" in path.read_text() and path.name != "setting.py"}
-    assert declaring == {"redis/target.py", "sidekiq/reader.py", "loop/settings.py", "outputs/choice.py",
-                         "outputs/otlp_settings.py", "autoscale/settings.py"}
+    assert declaring == {"redis/target.py", "sidekiq/reader.py", "sidekiq/breakdown.py", "loop/settings.py",
+                         "outputs/choice.py", "outputs/otlp_settings.py", "autoscale/settings.py"}
     assert "OtelSetting" not in str(declaring) and not any(
         re.search(r"class \w+Setting\b", p.read_text()) for p in PACKAGE.rglob("*.py") if p.name != "setting.py")
 

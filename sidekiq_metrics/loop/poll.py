@@ -20,6 +20,7 @@ from sidekiq_metrics.metrics.samples import (
     Measurements,
     QueueSeries,
     Sample,
+    breakdown_samples,
     health_samples,
     heartbeat,
     increases,
@@ -203,6 +204,8 @@ class Poller:
         if snapshot.jobs:
             samples += with_shard(job_samples(snapshot.jobs), shard)
         samples += with_shard(state_samples(snapshot), shard)
+        if snapshot.breakdowns:
+            samples += with_shard(breakdown_samples(snapshot.breakdowns, snapshot.read_at), shard)
         return samples
 
     def _shard_heartbeats(self, results: list[Snapshot | RedisError | OSError]) -> list[Sample]:

@@ -21,7 +21,7 @@ from sidekiq_metrics import catalogue as m
 from sidekiq_metrics.catalogue import Kind, Metric
 from sidekiq_metrics.sidekiq.job_metrics import percentile
 from sidekiq_metrics.sidekiq.job_payload import latency
-from sidekiq_metrics.sidekiq.readings import JobMinutes, RedisHealth, Snapshot, Totals
+from sidekiq_metrics.sidekiq.readings import Breakdown, JobMinutes, RedisHealth, Snapshot, Totals
 
 K = TypeVar("K")
 Labels = tuple[tuple[str, str], ...]  # (name, value) pairs, the metric's own label first
@@ -222,6 +222,34 @@ def job_samples(jobs: JobMinutes) -> list[Sample]:
                 if (seconds := percentile(job.histogram, q)) is not None:
                     found.append((metric, seconds))
         samples += [Sample.of(metric, value, job.name) for metric, value in found]
+    return samples
+
+
+_BREAKDOWN = {"retries": (m.JOB_RETRIES, m.JOB_RETRIES_OLDEST, m.ERROR_RETRIES, m.RETRIES_BREAKDOWN_AGE),
+              "dead": (m.JOB_DEAD, m.JOB_DEAD_OLDEST, m.ERROR_DEAD, m.DEAD_BREAKDOWN_AGE),
+              "scheduled": (m.JOB_SCHEDULED, None, None, m.SCHEDULED_BREAKDOWN_AGE)}
+
+
+def breakdown_samples(breakdowns: Iterable[Breakdown], now: float) -> list[Sample]:
+    """The sets and queues by job class (and error class), each from its latest whole pass, with how old it is."""
+    samples: list[Sample] = []
+    oldest_queue: float | None = None
+    for b in breakdowns:
+        if b.kind == "queues":
+            oldest_queue = b.started if oldest_queue is None else min(oldest_queue, b.started)
+            samples += [Sample(m.JOB_WAITING, n, (("job_class", name), ("queue", b.queue)))
+                        for name, n in b.classes.items()]
+            continue
+        count, oldest, errors, age = _BREAKDOWN[b.kind]
+        samples += [Sample.of(count, n, name) for name, n in b.classes.items()]
+        if oldest:
+            samples += [Sample.of(oldest, max(0.0, now - at), name) for name, at in b.oldest.items()]
+        if errors:
+            samples += [Sample.of(errors, n, name) for name, n in b.errors.items()]
+        if b.classes:  # an empty set's breakdown has no line to date (`retries=0` says it is empty)
+            samples.append(Sample(age, max(0.0, now - b.started)))
+    if oldest_queue is not None:
+        samples.append(Sample(m.QUEUES_BREAKDOWN_AGE, max(0.0, now - oldest_queue)))
     return samples
 
 

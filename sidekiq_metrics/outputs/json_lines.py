@@ -36,9 +36,12 @@ class JsonOutput:
             name, labels = sample.tagged()
             own = [(label, subject) for label, subject in labels if label != SHARD]
             if own:
-                (label, subject), = own
-                group = cast("dict[str, dict[str, float]]", record.setdefault(label, {}))
-                group.setdefault(subject, {})[sample.metric.bare_name] = value
+                (label, subject), *more = own
+                group = cast("dict[str, dict[str, object]]", record.setdefault(label, {})).setdefault(subject, {})
+                for inner, inner_subject in more:  # a job class's jobs waiting in a queue: under the queue
+                    group = cast("dict[str, dict[str, object]]", group.setdefault(inner, {})).setdefault(
+                        inner_subject, {})
+                group[sample.metric.bare_name] = value
             else:
                 cast("dict[str, float]", record["counts" if sample.delta else "totals"])[name] = value
         default = records.pop(None, None) or _record()

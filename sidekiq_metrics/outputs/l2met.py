@@ -19,10 +19,10 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT, UP
-from sidekiq_metrics.metrics.names import queue_metric_names
+from sidekiq_metrics.metrics.names import MAX_METRIC_NAME, queue_metric_names
 from sidekiq_metrics.metrics.samples import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
 
 if TYPE_CHECKING:
@@ -55,6 +55,10 @@ class L2metFormat:
             by_shard[None] = by_shard.pop(None)
         for shard, samples in by_shard.items():
             base = self._base(shard)
+            queued = [s for s in samples if _queue_of(s) is not None]
+            if queued:  # on lines of their own, before: the default shard's last line ends with metrics.up
+                samples = [s for s in samples if _queue_of(s) is None]
+                lines += self._pack(self._queued(base, queued))
             # A job class or process type in a name is mapped as queue names are: any text becomes a valid name.
             subjects = queue_metric_names(tuple(dict.fromkeys(s.subject for s in samples if s.subject)), base,
                                           _AROUND_SUBJECT)
@@ -62,6 +66,16 @@ class L2metFormat:
                                  f"{s.metric.filled(subjects[subject]) if (subject := s.subject) else s.name}="
                                  f"{format_value(s.value)}" for s in samples])
         return lines
+
+    def _queued(self, base: str, samples: list[Sample]) -> list[str]:
+        """Values labelled with a queue and a job class: `<queue>.job.<class>.waiting`, each part mapped as queue
+        names are, within half of the name's room each."""
+        queues = queue_metric_names(tuple(dict.fromkeys(cast(str, _queue_of(s)) for s in samples)), base,
+                                    MAX_METRIC_NAME // 2)
+        classes = queue_metric_names(tuple(dict.fromkeys(cast(str, s.subject) for s in samples)), base,
+                                     MAX_METRIC_NAME // 2 + _AROUND_SUBJECT)
+        return [f"{self.metric_type}#{base}.{queues[cast(str, _queue_of(s))]}."
+                f"{s.metric.filled(classes[cast(str, s.subject)])}={format_value(s.value)}" for s in samples]
 
     def _base(self, shard: str | None) -> str:
         """What a name starts with: `sidekiq`, or `sidekiq:orders` for a shard other than the default one. No name
@@ -103,6 +117,12 @@ class L2metFormat:
             lines.append(head + text[start:stop])
             start = stop + 1
         return lines
+
+
+def _queue_of(sample: Sample) -> str | None:
+    """The queue of a value labelled with one beside its own label (a job class's jobs waiting in it)."""
+    return next((value for name, value in sample.labels[1:] if name == "queue"), None) if len(sample.labels) > 1 \
+        else None
 
 
 def _formatted(values: list[float]) -> Iterator[str]:

@@ -16,12 +16,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.parsing import parse_bool, parse_queue_list, quote, text, whole_number
 from sidekiq_metrics.redis.resp import Command, Connection, RedisError, Reply, ReplyError, TooLarge, refuses_scripts
 from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq import queue_scan, redis_health, running
+from sidekiq_metrics.sidekiq import breakdown, queue_scan, redis_health, running
+from sidekiq_metrics.sidekiq.breakdown import Breakdowns
 from sidekiq_metrics.sidekiq.job_metrics import MAX_CATCH_UP, JobMetricsReader
 from sidekiq_metrics.sidekiq.keys import PROCESS_FIELDS, SidekiqKeys, decode
 from sidekiq_metrics.sidekiq.readings import (
@@ -153,8 +155,10 @@ class SidekiqReader:
 
     def __init__(self, connection: Connection, *, namespace: str | None = None,
                  log: Callable[[str], None] = lambda message: None, scripts: bool = True,
-                 jobs: JobMetricsReader | None = None, health: bool = True) -> None:
+                 jobs: JobMetricsReader | None = None, health: bool = True,
+                 breakdowns: Breakdowns | None = None) -> None:
         self.connection = connection
+        self.breakdowns = breakdowns  # None: no set or queue is tallied by class
         self.health = health  # with the totals, Redis's own health (INFO): redis_health.py
         self.jobs = jobs  # None: Sidekiq's execution metrics are not read
         self.keys = SidekiqKeys.under(namespace)
@@ -165,6 +169,7 @@ class SidekiqReader:
         self._large: dict[bytes, int] = {}  # queue key -> its oldest job's length, while over queue_scan.LARGE_JOB
         self.recheck_after = SCRIPT_RECHECK
         self._plan: _Plan | None = None
+        self._sizes: Sequence[QueueReading] = ()  # the reported queues at the last poll, for their sizes
 
     def read(self, queues: Sequence[str] | None = None, *, totals: bool = False,
              clock: Callable[[], float] = time.time) -> Snapshot:
@@ -191,6 +196,10 @@ class SidekiqReader:
             if totals:  # the processes' work is read with the totals
                 loads.append(["SCRIPT", "LOAD", running.SCRIPT])
             head.add("script", *loads)
+        tallies = self.breakdowns.commands(clock(), self._sizes) if self.breakdowns and scripts else []
+        if tallies:
+            head.add("breakdown script", ["SCRIPT", "LOAD", breakdown.SCRIPT])
+            head.add("breakdown", *(command for _, command in tallies))
         if totals and self.health:  # optional: a refusal leaves these readings out, never the poll
             head.add("health", *redis_health.COMMANDS)
         if totals:
@@ -240,11 +249,18 @@ class SidekiqReader:
             replies = self.connection.replies(plan.commands, max_bulk=queue_scan.LARGE_JOB)
         readings, rest = self._queues(plan, replies, unread, problems)
         paused = self._paused(rest.pop(), problems)
+        self._sizes = readings
+        late: list[str] = []  # the breakdowns' problems, after the needed reads' own
+        if tallies:
+            self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown"), late, clock)
         jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
             if self.jobs and "job minutes" in head else None
         now = clock()
+        tallied = self.breakdowns.current(plan.reported) if self.breakdowns else ()
+        late += self.breakdowns.notes() if self.breakdowns else []
         if not totals:
-            return Snapshot(readings, now, problems=tuple(problems), jobs=jobs, unread=tuple(unread), paused=paused)
+            return Snapshot(readings, now, problems=(*problems, *late), jobs=jobs, unread=tuple(unread),
+                            paused=paused, breakdowns=tallied)
         health = redis_health.parse(head.replies(answers, "health")) if "health" in head else None
         unreported = rest[:len(plan.unreported)]
         for name, reply in zip(plan.unreported, unreported, strict=True):
@@ -275,13 +291,15 @@ class SidekiqReader:
         read = dict(zip(_TOTALS, head.replies(answers, "counted"), strict=True))
         problems += [_unreadable(getattr(keys, name), a) for name, a in read.items() if isinstance(a, ReplyError)]
         count = {name: None if isinstance(a, ReplyError) else _int(a) for name, a in read.items()}
+        problems += late
         return Snapshot(readings, now, Totals(
             processed=count["processed"], failed=count["failed"], scheduled=count["schedule"],
             retries=count["retry"], dead=count["dead"], processes=count["processes"], enqueued=enqueued, live=live,
             scheduled_due=_first_score(head.reply(answers, "schedule due")),
             retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread),
             health=health if isinstance(health, RedisHealth) else None,
-            health_refused=health.code if isinstance(health, ReplyError) else None, running=work, paused=paused)
+            health_refused=health.code if isinstance(health, ReplyError) else None, running=work, paused=paused,
+            breakdowns=tallied)
 
     def _paused(self, reply: Reply, problems: list[str]) -> frozenset[str] | None:
         """The queues Sidekiq Pro holds paused; None, with a problem, when Redis refused the set (not a needed read:
@@ -345,6 +363,40 @@ class SidekiqReader:
             elif found_one is not None:
                 records.append(found_one)
         return errors
+
+    def _tally(self, kinds: list[str], replies: list[Reply], problems: list[str], clock: Callable[[], float]) -> None:
+        """The breakdowns' calls of the poll's pipeline, then more calls for the passes that go on (and the queues',
+        when this poll is the first to know their sizes), at most breakdown.ROUNDS round trips in all. A call Redis
+        refused is said, and its pass tried again next poll."""
+        tallies = cast("Breakdowns", self.breakdowns)
+        first = set(kinds)
+        for round_trip in range(1, breakdown.ROUNDS + 1):
+            going_on = {kind for kind, reply in zip(kinds, replies, strict=True) if self._took(kind, reply, problems,
+                                                                                               clock)}
+            if round_trip == breakdown.ROUNDS:
+                break
+            more = tallies.commands(clock(), self._sizes, going_on=True)
+            kinds = [kind for kind, _ in more if kind in going_on or (kind == "queues" and kind not in first)]
+            first.add("queues")
+            if not kinds:
+                break
+            replies = self.connection.pipeline([command for kind, command in more if kind in kinds])
+
+    def _took(self, kind: str, reply: Reply, problems: list[str], clock: Callable[[], float]) -> bool:
+        """A call's reply taken into its pass: True when the pass goes on."""
+        if isinstance(reply, ReplyError):
+            problems.append(f"the {kind} breakdown: Redis could not run its script ({str(reply)[:100]}); it is "
+                            "tried again next poll")
+            return False
+        tallies = cast("Breakdowns", self.breakdowns)
+        try:
+            return tallies.take(kind, reply, clock())
+        except RedisError as exc:  # not our script's answer: this pass starts again, the poll goes on
+            tallies.passes.pop(kind, None)
+            if kind == "queues":
+                tallies.queue_order.clear()
+            problems.append(f"the {kind} breakdown: {exc}; it starts again next poll")
+            return False
 
     def _jobs(self, jobs: JobMetricsReader, minutes: list[int], replies: list[Reply],
               problems: list[str]) -> JobMinutes | None:

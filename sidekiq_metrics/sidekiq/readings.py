@@ -176,6 +176,20 @@ class Running:
     unreadable: int = 0  # running jobs whose record holds no usable start: in neither of the above
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """A set's (or a queue's) jobs by class, as one whole pass of breakdown.lua counted them."""
+
+    kind: str  # retries, dead, scheduled or queues
+    queue: str  # the queue, for `queues`; '' for a set
+    classes: dict[str, int]  # by Sidekiq's display_class; `unknown`: jobs whose class could not be read
+    oldest: dict[str, float]  # retries and dead: epoch seconds of each class's earliest first failure
+    errors: dict[str, int]  # retries and dead: by error_class
+    started: float  # when the pass began (epoch seconds): the tally is at most this old
+    finished: float
+    calls: int  # script calls the pass took
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     queues: tuple[QueueReading, ...]
@@ -190,6 +204,7 @@ class Snapshot:
     health_refused: str | None = None  # the error code of a refused INFO (NOPERM, or ERR for a renamed command)
     running: Running | None = None  # None: not read (the totals were not asked), or Redis refused a work hash
     paused: frozenset[str] | None = None  # the queues Sidekiq Pro holds paused; None: Redis refused the set
+    breakdowns: tuple[Breakdown, ...] = ()  # the latest whole pass of each breakdown (breakdown.py)
 
     @property
     def complete(self) -> bool:

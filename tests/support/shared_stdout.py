@@ -15,8 +15,8 @@ while True:
     os.write(1, b"app: request %08d served in 12ms status=200 path=/orders/%08d\\n" % (n, n))
     n += 1
 """
-L2MET_LINE = re.compile(r"(sample|count|measure)#sidekiq\.[a-z0-9_.:-]+=[0-9.]+(ms|s)?"
-                        r"( (sample|count|measure)#sidekiq\.[a-z0-9_.:-]+=[0-9.]+(ms|s)?)*")
+L2MET_LINE = re.compile(r"(sample|count|measure)#sidekiq\.[A-Za-z0-9_.:-]+=[0-9.]+(ms|s)?"
+                        r"( (sample|count|measure)#sidekiq\.[A-Za-z0-9_.:-]+=[0-9.]+(ms|s)?)*")  # job classes: A-Z
 APP_LINE = r"app: request (\d{8}) served in 12ms status=200 path=/orders/\1"
 
 

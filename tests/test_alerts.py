@@ -63,8 +63,8 @@ def test_promtool_accepts_the_rules_for_every_kind_of_settings(tmp_path, args, e
     if "SIDEKIQ_METRICS_PREFIX" in env:
         assert "_9shop_jobs_queue_latency_seconds" in text and "_9shop_jobs_jobs_failed_total" in text
     if "--queue-latency" in args:  # the queue of the shard orders, by its label; the first shard's has none
-        assert r'queue=\"mailers\", shard=\"orders\"} > 120' in text
-        assert r'queue=\"critical\", shard=\"\"} > 5' in text
+        assert r'queue=\"mailers\", shard=\"orders\"}[3m]) > 120' in text
+        assert r'queue=\"critical\", shard=\"\"}[3m]) > 5' in text
 
 
 @pytest.mark.parametrize(("command", "args", "message"), [
@@ -105,6 +105,12 @@ def served_by_the_emitter(env: dict[str, str], wanted: str) -> list[tuple[str, d
         proc.wait(5)
 
 
+def what_to_do(name: str) -> str:
+    from sidekiq_metrics.tools.alerts import ALERTS
+
+    return next(f"What to do: {a.action}." for a in ALERTS if a.name == name)
+
+
 def promtool_test(tmp_path: Path, rules: str, tests: list[dict]) -> None:
     (tmp_path / "rules.yml").write_text(rules)
     (tmp_path / "tests.yml").write_text(json.dumps({"rule_files": ["rules.yml"], "evaluation_interval": "30s",
@@ -130,9 +136,10 @@ def test_promtool_unit_tests_drive_the_rules_with_series_the_emitter_served(tmp_
     promtool_test(tmp_path, alerts_cli("--queue-latency", "critical=5"), [{
         "interval": "30s", "input_series": series,
         "alert_rule_test": [
-            {"eval_time": "2m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": [
+            {"eval_time": "3m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": [
                 {"exp_labels": {"severity": "warning", "queue": queue, "threshold": threshold},
                  "exp_annotations": {"summary": summary.format(queue=queue, value=value),
+                                     "description": what_to_do("SidekiqQueueLatencyHigh"),
                                      "runbook_url": "docs/troubleshooting.md#a-queue-waits-too-long"}}
                 for queue, threshold, value in (("default", "30", "100"), ("critical", "5", "8"))]},
             # Silent: a live process is registered, the emitter was up, Redis evicted nothing.
@@ -176,6 +183,7 @@ def test_with_shards_rules_and_panels_count_each_job_once(tmp_path):
         "alert_rule_test": [{"eval_time": "5m", "alertname": "SidekiqNoLiveProcess", "exp_alerts": [{
             "exp_labels": {"severity": "critical", "shard": "orders"},
             "exp_annotations": {"summary": "3 Sidekiq jobs wait and no Sidekiq process is alive",
+                                "description": what_to_do("SidekiqNoLiveProcess"),
                                 "runbook_url": "docs/troubleshooting.md#no-live-sidekiq-process"}}]}]}])
 
 
@@ -189,10 +197,11 @@ def _served(port: int, suffix: str) -> bool:
 # -- OTLP naming ----------------------------------------------------------------------------------------------
 
 def translated(name: str, unit: str, kind: str) -> str:
-    """OpenTelemetry's Prometheus compatibility rules, written out here apart from the code's: invalid characters
-    to `_`; the unit as a suffix (`s` seconds, `ms` milliseconds, `MBy` megabytes, `1` ratio for gauges; braces
-    dropped; `/s` per_second), unless already there; `_total` for a monotonic Sum."""
-    words = re.sub(r"[^a-zA-Z0-9_:]+", "_", name).strip("_").split("_")
+    """OpenTelemetry's Prometheus compatibility rules, written out here apart from the code's: the name split into
+    words on every run of characters outside [a-zA-Z0-9:] (underscores too, as prometheus/otlptranslator does),
+    joined by one `_`; the unit as a suffix (`s` seconds, `ms` milliseconds, `MBy` megabytes, `1` ratio for
+    gauges; braces dropped; `/s` per_second), unless already there; `_total` for a monotonic Sum."""
+    words = [word for word in re.split(r"[^a-zA-Z0-9:]+", name) if word]
     head, _, per = unit.partition("/")
     suffix = {"s": ["seconds"], "ms": ["milliseconds"], "MBy": ["megabytes"]}.get(head, [])
     if head == "1" and kind == "gauge":
@@ -208,6 +217,7 @@ def test_otlp_naming_is_our_own_otlp_export_translated_by_the_written_rules(own_
     r = own_redis.client()
     sidekiq(own_redis.url, [{"push": {"queue": "default"}}])
     busy_process(r, "worker.1", "HardJob", 5)
+    r.zadd("dead", {json.dumps({"class": "HardJob", "queue": "default", "jid": "d" * 24}): time.time()})
     receiver = OtlpReceiver()
     try:
         result = cli("run", "--once", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_OUTPUT": "otlp",
@@ -338,7 +348,7 @@ def stack(reference_sidekiq):
            "SIDEKIQ_METRICS_AUTOSCALE_WORKER_MAX": "2", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_LATENCY": "1",
            "SIDEKIQ_METRICS_AUTOSCALE_WORKER_DOWN_LATENCY": "0.5",
            "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_POLLS": "1", "SIDEKIQ_METRICS_AUTOSCALE_WORKER_UP_COOLDOWN": "0"}
-    rules = alerts_cli("--latency", f"{LATENCY:g}", "--for-scale", FOR_SCALE, env=env)
+    rules = alerts_cli("--latency", f"{LATENCY:g}", "--for-scale", FOR_SCALE, "--scrape-interval", "1", env=env)
     emitter = spawn("run", env=env)
     prometheus = None
     try:

@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.commands import ROOT, cli, spawn
@@ -74,6 +76,13 @@ def test_promtool_accepts_the_rules_for_every_kind_of_settings(tmp_path, args, e
     ("alerts", ("--queue-latency", "critical"), "--queue-latency must be QUEUE=SECONDS, not 'critical'"),
     ("alerts", ("--memory-ratio", "90"), "--memory-ratio must be a number from 0 to 1, not '90'"),
     ("alerts", ("--for-scale", "nan"), "--for-scale must be a number from 0 to 1, not 'nan'"),
+    ("alerts", ("--scrape-interval", "0"), "--scrape-interval must be a number of 0.001 or more, not '0'"),
+    ("dashboard", ("--selector", "app=shop"),
+     "--selector must be PromQL label matchers such as app=\"shop\", not 'app=shop'"),
+    ("alerts", ("--selector", '__name__="x"'),
+     "--selector must be PromQL label matchers such as app=\"shop\", not '__name__=\"x\"'"),
+    ("alerts", ("--docs-url", "wiki.example.com/runbook"), "--docs-url must be an absolute http(s) URL of "
+     "docs/troubleshooting.md without {, }, quotes, spaces or #, not 'wiki.example.com/runbook'"),
 ])
 def test_bad_flags_are_one_line_and_status_2(command, args, message):
     result = cli(command, *args)
@@ -453,3 +462,37 @@ def test_every_alert_links_to_a_section_of_troubleshooting_that_exists():
     slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
     assert {a.anchor for a in ALERTS} <= slugs
     assert "alerts-what-to-do" in slugs  # docs/alerts.md links the part
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,8}", fullmatch=True),
+                          st.sampled_from(["=", "!=", "=~", "!~"]), st.text(max_size=12)), max_size=4))
+def test_selector_matchers_are_read_back_as_written(matchers):
+    """Any matchers written as PromQL writes them are read back the same; any text at all is read or refused,
+    never an exception."""
+    from sidekiq_metrics.tools.promql import parse_matchers, quoted
+
+    written = [f"{label}{op}{quoted(value)}" for label, op, value in matchers]
+    assert parse_matchers(", ".join(written)) == tuple(written)
+    assert parse_matchers("{" + ",".join(written) + "}") == tuple(written)
+
+
+@given(st.text(max_size=40))
+def test_any_selector_text_is_read_or_refused(text):
+    from sidekiq_metrics.tools.promql import parse_matchers
+
+    parsed = parse_matchers(text)
+    assert parsed is None or all(m.count('"') >= 2 for m in parsed)
+
+
+def test_with_a_selector_every_query_and_rule_selects_the_app_and_keeps_its_label():
+    """Two apps in one store: every selector of the rules and the dashboard has the app's matcher, every
+    aggregation and join keeps its label, and the group is named apart from the other app's."""
+    selector = 'app="shop"'
+    rules = alerts_cli("--selector", selector, env=SHARDED).replace('\\"', '"')
+    model = json.loads(cli("dashboard", "--selector", selector, env=SHARDED).stdout)
+    queries = [t["expr"] for p in model["panels"] for t in p["targets"]]
+    exprs = [line for line in rules.splitlines() if "expr:" in line] + queries  # not the records' own names
+    selectors = re.findall(r"\b(?:sidekiq_[a-z0-9_]+|sidekiq:[a-z_:0-9]+)(\{[^}]*\})?", " ".join(exprs))
+    assert selectors and all(selector in found for found in selectors)
+    assert all("app" in by for by in re.findall(r"\b(?:by|on) ?\(([^)]*)\)", rules))
+    assert 'name: "sidekiq-metrics {app=\\"shop\\"}"' in alerts_cli("--selector", selector)

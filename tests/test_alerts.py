@@ -581,6 +581,8 @@ def test_dead_set_growing_fires_while_jobs_die_at_sidekiqs_dead_max_jobs(tmp_pat
     set (and silently trimmed from it) and nobody is told. Real Sidekiq 7.3 kills the jobs; the real emitter reads
     the set; promtool evaluates the rule on the served values."""
     env = {"REDIS_URL": own_redis.url}
+    empty = cli("run", "--once", env={"REDIS_URL": own_redis.url, "SIDEKIQ_METRICS_OUTPUT": "json"})
+    assert "dead.last_death" not in json.loads(empty.stdout.splitlines()[-1])["totals"]  # no death: left out
     ruby = [*reference_sidekiq["7"], "-e", KILL]
     subprocess.run([*ruby, "5", "5", "old"], check=True, env={**os.environ, **env}, timeout=60)
     before = dead_served(own_redis.url)

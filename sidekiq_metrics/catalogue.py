@@ -81,6 +81,9 @@ ENQUEUED = Metric("enqueued", GAUGE, Unit.JOBS, "jobs waiting in all queues (`Si
 SCHEDULED = Metric("scheduled", GAUGE, Unit.JOBS, "jobs in the schedule set (`Stats#scheduled_size`)")
 RETRIES = Metric("retries", GAUGE, Unit.JOBS, "jobs waiting to be retried (`Stats#retry_size`)")
 DEAD = Metric("dead", GAUGE, Unit.JOBS, "jobs in the dead set (`Stats#dead_size`)")
+DEAD_LAST_DEATH = Metric("dead.last_death", GAUGE, Unit.SECONDS, "seconds since the newest job of the dead set "
+                         "died (its score); left out while the set is empty. Small while jobs keep dying, even with "
+                         "the set at Sidekiq's `dead_max_jobs` cap, where its size stays flat")
 PROCESSES = Metric("processes", GAUGE, Unit.PROCESSES, "Sidekiq processes (`Stats#processes_size`), dead ones "
                    "not yet pruned included")
 BUSY = Metric("busy", GAUGE, Unit.JOBS, "jobs being worked on right now by live processes (`Stats#workers_size`)")
@@ -195,7 +198,8 @@ QUEUES_BREAKDOWN_AGE = Metric("queues.breakdown.age", GAUGE, Unit.SECONDS, "the 
                               "of the queues' breakdowns")
 
 CATALOGUE: tuple[Metric, ...] = (
-    QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
+    QUEUE_SIZE, QUEUE_LATENCY, ENQUEUED, SCHEDULED, RETRIES, DEAD, DEAD_LAST_DEATH,
+    PROCESSES, BUSY, PROCESSED, FAILED, MAX_LATENCY,
     UTILIZATION, SCHEDULED_LAG, RETRIES_LAG, PROCESS_COUNT, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_UTILIZATION,
     PROCESS_QUIET, PROCESS_MEMORY_MAX, PROCESS_MEMORY_TOTAL, PROCESS_REDIS_RTT_MAX, JOBS_PROCESSED, JOBS_FAILED, UP,
     ERRORS, AUTOSCALE_CURRENT, AUTOSCALE_DESIRED, AUTOSCALE_MAX, JOB_PROCESSED, JOB_FAILED, JOB_RUNTIME_MEAN,

@@ -161,7 +161,13 @@ def _alert_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--for-scale", default="1", show_default=True,
                      help="For tests: multiply every rule's `for:` (0 to 1)."),
         click.option("--docs-url", default="docs/troubleshooting.md", show_default=True,
-                     help="Where docs/troubleshooting.md is read, for each rule's runbook_url."),
+                     help="The absolute http(s) URL of docs/troubleshooting.md, for each rule's runbook_url "
+                          "(pass it: the default is a relative link)."),
+        click.option("--selector", default="", metavar="MATCHERS",
+                     help="PromQL label matchers of this app's series, e.g. 'app=\"shop\"', when one store holds "
+                          "several apps' series: added to every selector, kept by every aggregation."),
+        click.option("--scrape-interval", default="60", show_default=True, metavar="SECONDS",
+                     help="How often the store scrapes our endpoint: the rules' windows and `for:` span readings."),
     ]
     for option in reversed(options):
         func = option(func)

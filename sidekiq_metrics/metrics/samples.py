@@ -196,6 +196,8 @@ def total_samples(totals: Totals, series: list[QueueSeries], now: float) -> list
                               (m.RETRIES_LAG, totals.retry_due, totals.retries)):
         if size is not None:  # None: the set could not be read, so neither can its lag
             samples.append(Sample(metric, max(0.0, now - due) if due is not None else 0.0))
+    if totals.last_death is not None:  # none with an empty dead set: no job has died that it still holds
+        samples.append(Sample(m.DEAD_LAST_DEATH, max(0.0, now - totals.last_death)))
     return samples + process_samples(totals)
 
 

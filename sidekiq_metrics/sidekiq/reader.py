@@ -208,6 +208,7 @@ class SidekiqReader:
             # The earliest due time of each set: by rank, so Redis 5 answers too, and never a scan.
             head.add("schedule due", ["ZRANGE", keys.schedule, 0, 0, "WITHSCORES"])
             head.add("retry due", ["ZRANGE", keys.retry, 0, 0, "WITHSCORES"])
+            head.add("last death", ["ZRANGE", keys.dead, -1, -1, "WITHSCORES"])  # newest: scored when it died
         skipped = self.jobs.skipped if self.jobs else 0
         due = self.jobs.due(clock()) if self.jobs else []
         if self.jobs and self.jobs.skipped > skipped:
@@ -296,7 +297,8 @@ class SidekiqReader:
             processed=count["processed"], failed=count["failed"], scheduled=count["schedule"],
             retries=count["retry"], dead=count["dead"], processes=count["processes"], enqueued=enqueued, live=live,
             scheduled_due=_first_score(head.reply(answers, "schedule due")),
-            retry_due=_first_score(head.reply(answers, "retry due"))), tuple(problems), jobs, tuple(unread),
+            retry_due=_first_score(head.reply(answers, "retry due")),
+            last_death=_first_score(head.reply(answers, "last death"))), tuple(problems), jobs, tuple(unread),
             health=health if isinstance(health, RedisHealth) else None,
             health_refused=health.code if isinstance(health, ReplyError) else None, running=work, paused=paused,
             breakdowns=tallied)
@@ -617,7 +619,8 @@ def _count(field: bytes | None) -> int | None:
 
 
 def _first_score(reply: object) -> float | None:
-    """The score of ZRANGE key 0 0 WITHSCORES: the earliest due time (epoch seconds), None when empty."""
+    """The score of a one-member ZRANGE ... WITHSCORES (epoch seconds: the earliest due time for 0 0, the newest
+    death for the dead set's -1 -1), None when empty."""
     if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes):
         try:
             score = float(reply[1])

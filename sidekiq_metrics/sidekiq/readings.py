@@ -88,6 +88,7 @@ class Totals:
     live: tuple[ProcessReading, ...] | None  # None: the process set or a process's hash could not be read
     scheduled_due: float | None = None  # epoch seconds when the earliest scheduled job is due; None: none
     retry_due: float | None = None  # ... and the earliest retry
+    last_death: float | None = None  # epoch seconds when the newest job of the dead set died; None: none
 
     @property
     def busy(self) -> int | None:
@@ -116,7 +117,8 @@ class Totals:
                    total([t.dead for t in shards]), total([t.processes for t in shards]),
                    total([t.enqueued for t in shards]),
                    None if None in lives else tuple(p for live in lives for p in cast("tuple[ProcessReading]", live)),
-                   earliest([t.scheduled_due for t in shards]), earliest([t.retry_due for t in shards]))
+                   earliest([t.scheduled_due for t in shards]), earliest([t.retry_due for t in shards]),
+                   max((t.last_death for t in shards if t.last_death is not None), default=None))
 
     def by_process_type(self) -> dict[str, ProcessGroup]:
         """The live processes grouped by Heroku process type (`worker` for `worker.3`); none when unknown."""

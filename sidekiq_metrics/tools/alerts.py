@@ -13,15 +13,16 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from sidekiq_metrics import catalogue as c
+from sidekiq_metrics.autoscale.settings import shard_queues
 from sidekiq_metrics.catalogue import Kind, Metric, Unit
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
 from sidekiq_metrics.outputs.prometheus import metric_base
-from sidekiq_metrics.tools.promql import NAMINGS, Naming, duration, quoted
+from sidekiq_metrics.tools.promql import NAMINGS, Naming, duration, parse_matchers, quoted
 
 # Issue 34 adds the longest-running job to the catalogue; until it lands the stuck-job rule names the metric by
 # the agreed declaration, and finds no series (so never fires). Once merged: catalogue.JOB_RUNNING_LONGEST.
@@ -45,6 +46,7 @@ class Thresholds:
     utilization: float = 0.95
     scheduler_lag: float = 300.0  # seconds
     stuck_job: float = 3600.0  # seconds
+    dead_age: float = 900.0  # seconds: a job died less long ago than this
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,28 @@ class Context:
     naming: Naming
     thresholds: Thresholds
     interval: float  # the emitter's, seconds
+    scrape_interval: float = 60.0  # the store's scrape of our endpoint (`--scrape-interval`), seconds
+
+    @property
+    def poll(self) -> float:
+        """How often a new reading reaches the store: each export (OTLP pushes every poll), else each scrape that
+        finds a new poll's values."""
+        return self.interval if self.naming.style == "otlp" else max(self.interval, self.scrape_interval)
+
+    @property
+    def bridge(self) -> str:
+        """A gauge read over this window (max_over_time, min_over_time) keeps its last value across one failed
+        poll, whose series go stale, so that a firing alert neither resolves (and pages again) on it nor a pending
+        one starts over; and it still resolves a few readings after the condition ends. One failed poll leaves
+        up to two readings' time between two samples; a third is the margin for a late poll or scrape."""
+        return duration(3 * self.poll)
+
+
+@dataclass(frozen=True)
+class Rule:
+    expr: str
+    labels: dict[str, str] = field(default_factory=dict)
+    hold: float | None = None  # this rule's own `for:`, seconds, instead of its alert's
 
 
 @dataclass(frozen=True)
@@ -62,150 +86,210 @@ class Alert:
     default: str  # the default threshold, for docs/alerts.md
     anchor: str  # its section of docs/troubleshooting.md
     summary: str  # Prometheus's template language: {{ $labels.queue }}, {{ $value | humanize }}
-    exprs: Callable[[Context], list[str] | list[tuple[str, dict[str, str]]]]  # and each one's own labels
+    exprs: Callable[[Context], list[Rule]]
     hold: Callable[[Context], float]  # `for:`, seconds
-    action: str = ""  # what to do, in a line (docs/alerts.md; troubleshooting.md has the rest)
+    action: str = ""  # what to do, in a line: the `description` of every alert it sends, and docs/alerts.md
+    needs: tuple[str, ...] = ()  # what must be on for its series to be served: "stats", "autoscale"
 
 
-def _latency(ctx: Context) -> list[tuple[str, dict[str, str]]]:
-    n, t = ctx.naming, ctx.thresholds
-    own = [(n.series(c.QUEUE_LATENCY, f"queue={quoted(queue)}", f"shard={quoted(shard or '')}", each_shard=False),
-            seconds) for shard, queue, seconds in t.queue_latency]
-    # Each rule carries its threshold as a label: rules of one name must differ in their labels.
-    exprs = [(f"{selector} > {seconds:g}", {"threshold": f"{seconds:g}"}) for selector, seconds in own]
-    rest = f"{n.series(c.QUEUE_LATENCY)} > {t.latency:g}"
-    if own:
-        rest += f" unless on(queue, shard) ({' or '.join(selector for selector, _ in own)})"
-    return [(rest, {"threshold": f"{t.latency:g}"}), *exprs]
-
-
-def _stopped(ctx: Context) -> list[str]:
-    n = ctx.naming
-    return [f"{n.series(c.UP, each_shard=False)} < 1 or absent({n.name(c.UP)})"]
-
-
-def _no_process(ctx: Context) -> list[str]:
-    # process_* is left out when no process lives: its absence is the condition, hence `unless`, not a comparison.
-    n = ctx.naming
-    return [f"{n.series(c.ENQUEUED)} > 0 unless on(shard) (sum by (shard) ({n.series(c.PROCESS_COUNT)}) > 0)"]
-
-
-def _scheduler(ctx: Context) -> list[str]:
-    n, lag = ctx.naming, ctx.thresholds.scheduler_lag
-    return [f'label_replace({n.series(c.SCHEDULED_LAG)} > {lag:g}, "set", "schedule", "", "") or '
-            f'label_replace({n.series(c.RETRIES_LAG)} > {lag:g}, "set", "retry", "", "")']
-
-
-def _dead(ctx: Context) -> list[str]:
-    dead = ctx.naming.series(c.DEAD)
-    return [f"{dead} - ({dead} offset 15m) > 0"]
+def latency_record(naming: Naming) -> str:
+    """Queues over their own threshold (`threshold` label), valued their latency: the latency and ceiling
+    alerts read it, so both judge a queue by the same threshold."""
+    return f"{metric_base(naming.prefix)}:queue_latency:over_threshold"
 
 
 def failure_ratio_record(naming: Naming) -> str:
     return f"{metric_base(naming.prefix)}:failure_ratio:rate5m"
 
 
-def _failures(ctx: Context) -> list[str]:
-    return [f"{failure_ratio_record(ctx.naming)} > {ctx.thresholds.failure_ratio:g}"]
+def _latency_records(ctx: Context) -> list[Rule]:
+    n, t = ctx.naming, ctx.thresholds
+
+    def bridged(*matchers: str) -> str:  # a queue's own: its shard named, never the sums'
+        return f"max_over_time({n.series(c.QUEUE_LATENCY, *matchers, each_shard=not matchers)}[{ctx.bridge}])"
+
+    own = [(bridged(f"queue={quoted(queue)}", f"shard={quoted(shard or '')}"), seconds)
+           for shard, queue, seconds in t.queue_latency]
+    # Each carries its threshold as a label: the series of one record must differ in their labels.
+    records = [Rule(f"{selector} > {seconds:g}", {"threshold": f"{seconds:g}"}) for selector, seconds in own]
+    rest = f"{bridged()} > {t.latency:g}"
+    if own:
+        rest += f" unless on({n.by('queue', 'shard')}) ({' or '.join(selector for selector, _ in own)})"
+    return [Rule(rest, {"threshold": f"{t.latency:g}"}), *records]
 
 
-def _memory(ctx: Context) -> list[str]:
-    return [f"{ctx.naming.series(c.REDIS_MEMORY_RATIO)} > {ctx.thresholds.memory_ratio:g}"]
-
-
-def _evictions(ctx: Context) -> list[str]:
-    return [f"increase({ctx.naming.series(c.REDIS_EVICTED)}[5m]) > 0"]
-
-
-def _saturated(ctx: Context) -> list[str]:
-    # Left out with no live process: then SidekiqNoLiveProcess speaks, not this one.
-    return [f"{ctx.naming.series(c.PROCESS_UTILIZATION)} >= {ctx.thresholds.utilization:g}"]
-
-
-def _ceiling(ctx: Context) -> list[str]:
+def _failure_records(ctx: Context) -> list[Rule]:
     n = ctx.naming
-    current, ceiling = n.series(c.AUTOSCALE_CURRENT, each_shard=False), n.series(c.AUTOSCALE_MAX, each_shard=False)
-    return [f"{current} >= {ceiling} and on() (max({n.series(c.QUEUE_LATENCY)}) > {ctx.thresholds.latency:g})"]
+    processed, failed, by = n.series(c.PROCESSED), n.series(c.FAILED), n.by("shard")
+    return [Rule(f"sum by ({by}) (rate({failed}[5m])) / sum by ({by}) (rate({processed}[5m]))")]
 
 
-def _stuck(ctx: Context) -> list[str]:
-    return [f"max by (job_class, shard) ({ctx.naming.series(JOB_RUNNING_LONGEST)}) > {ctx.thresholds.stuck_job:g}"]
+def _latency(ctx: Context) -> list[Rule]:
+    return [Rule(ctx.naming.record(latency_record(ctx.naming)))]
+
+
+def _stopped(ctx: Context) -> list[Rule]:
+    n = ctx.naming
+    up = n.series(c.UP, each_shard=False)
+    if n.style == "otlp":
+        # Pushed series end with no staleness marker: absent() would wait out the 5-minute lookback. Absent for
+        # two readings, then half of one more, as the scraped case's `for:`.
+        # (The two rules differ by a label: rules of one name must.)
+        return [Rule(f"{up} < 1", {"because": "metrics.up below 1"}),
+                Rule(f"absent_over_time({up}[{ctx.bridge}])", hold=ctx.poll / 2)]
+    return [Rule(f"{up} < 1 or absent({up})")]
+
+
+def _no_process(ctx: Context) -> list[Rule]:
+    # process_* is left out when no process lives: its absence is the condition, hence `unless`, not a comparison.
+    n = ctx.naming
+    processes = f"sum by ({n.by('shard')}) (max_over_time({n.series(c.PROCESS_COUNT)}[{ctx.bridge}]))"
+    return [Rule(f"max_over_time({n.series(c.ENQUEUED)}[{ctx.bridge}]) > 0 unless on({n.by('shard')}) "
+                 f"({processes} > 0)")]
+
+
+def _scheduler(ctx: Context) -> list[Rule]:
+    n, lag, window = ctx.naming, ctx.thresholds.scheduler_lag, ctx.bridge
+    return [Rule(f'label_replace(max_over_time({n.series(c.SCHEDULED_LAG)}[{window}]) > {lag:g}, "set", "schedule", '
+                 f'"", "") or label_replace(max_over_time({n.series(c.RETRIES_LAG)}[{window}]) > {lag:g}, "set", '
+                 f'"retry", "", "")')]
+
+
+def _dead(ctx: Context) -> list[Rule]:
+    # The newest death's age, not the set's size: at Sidekiq's dead_max_jobs cap every death trims the oldest and
+    # the size stays flat, and "retry all" empties it; no `offset`, so a new emitter (a lease handover, a
+    # deploy) is judged at once, not after 15 minutes of its own.
+    n = ctx.naming
+    return [Rule(f"min_over_time({n.series(c.DEAD_LAST_DEATH)}[{ctx.bridge}]) < {ctx.thresholds.dead_age:g}")]
+
+
+def _failures(ctx: Context) -> list[Rule]:
+    n = ctx.naming
+    return [Rule(f"{n.record(failure_ratio_record(n))} > {ctx.thresholds.failure_ratio:g}")]
+
+
+def _memory(ctx: Context) -> list[Rule]:
+    n = ctx.naming
+    return [Rule(f"max_over_time({n.series(c.REDIS_MEMORY_RATIO)}[{ctx.bridge}]) > {ctx.thresholds.memory_ratio:g}")]
+
+
+def _evictions(ctx: Context) -> list[Rule]:
+    return [Rule(f"increase({ctx.naming.series(c.REDIS_EVICTED)}[5m]) > 0")]
+
+
+def _saturated(ctx: Context) -> list[Rule]:
+    # Left out with no live process: then SidekiqNoLiveProcess speaks, not this one.
+    n = ctx.naming
+    return [Rule(f"max_over_time({n.series(c.PROCESS_UTILIZATION)}[{ctx.bridge}]) >= {ctx.thresholds.utilization:g}")]
+
+
+def _ceiling(ctx: Context) -> list[Rule]:
+    # A queue over its own threshold (the latency alert's record), in the same app: `on` the selector's labels.
+    n, window = ctx.naming, ctx.bridge
+    current = f"max_over_time({n.series(c.AUTOSCALE_CURRENT, each_shard=False)}[{window}])"
+    ceiling = f"max_over_time({n.series(c.AUTOSCALE_MAX, each_shard=False)}[{window}])"
+    waiting = f"count by ({n.by()}) ({n.record(latency_record(n))})" if n.kept else \
+        f"count({n.record(latency_record(n))})"
+    return [Rule(f"{current} >= {ceiling} and on({n.by()}) ({waiting} > 0)")]
+
+
+def _stuck(ctx: Context) -> list[Rule]:
+    n = ctx.naming
+    return [Rule(f"max by ({n.by('job_class', 'shard')}) ({n.series(JOB_RUNNING_LONGEST)}) > "
+                 f"{ctx.thresholds.stuck_job:g}")]
 
 
 def _polls(n: float) -> Callable[[Context], float]:
-    return lambda ctx: n * ctx.interval
+    return lambda ctx: n * ctx.poll
 
 
 def _fixed(seconds: float) -> Callable[[Context], float]:
     return lambda ctx: seconds
 
 
+# Two readings and half of one more: one failed poll (or one lost scrape) never fires or resolves an alert.
+READINGS = 2.5
+
 ALERTS: tuple[Alert, ...] = (
     Alert("SidekiqQueueLatencyHigh", "warning", "a queue's oldest job has waited longer than its threshold",
           "30 s (`--latency`; per queue: `--queue-latency QUEUE=SECONDS`)", "a-queue-waits-too-long",
-          "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanize }}s", _latency, _polls(2),
+          "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanize }}s", _latency, _polls(READINGS),
           action="add worker threads or dynos for the queue, or find the slow or flooding job class"),
-    Alert("SidekiqMetricsStopped", "critical", "`metrics.up` below 1, or no series at all, for two intervals",
-          "2 intervals", "metrics-stopped",
-          "Sidekiq metrics stopped: the emitter is not running or cannot read Redis", _stopped, _polls(2),
+    Alert("SidekiqMetricsStopped", "critical", "`metrics.up` below 1, or no series at all, for two readings and a "
+          "half", "2.5 readings", "metrics-stopped",
+          "Sidekiq metrics stopped: the emitter is not running or cannot read Redis", _stopped, _polls(READINGS),
           action="check the emitter's dyno and its log, then `sidekiq-metrics doctor`"),
     Alert("SidekiqNoLiveProcess", "critical", "jobs wait and no live Sidekiq process is registered",
           "2 min", "no-live-sidekiq-process",
           "{{ $value | humanize }} Sidekiq jobs wait and no Sidekiq process is alive", _no_process, _fixed(120),
-          action="start or restart the worker dynos; read their crash log"),
+          action="start or restart the worker dynos; read their crash log", needs=("stats",)),
     Alert("SidekiqSchedulerStuck", "warning", "the schedule or retry set's earliest due job has been due too long",
           "300 s (`--scheduler-lag`)", "the-scheduler-is-stuck",
-          "Sidekiq's {{ $labels.set }} set is {{ $value | humanize }}s late", _scheduler, _polls(2),
-          action="restart the workers: no process runs Sidekiq's scheduler, or it is stuck"),
-    Alert("SidekiqDeadSetGrowing", "warning", "the dead set grew in the last 15 minutes", "any growth",
-          "the-dead-set-grows", "{{ $value | humanize }} more dead Sidekiq jobs in 15 minutes", _dead, _fixed(0),
-          action="read the dead jobs' errors in Sidekiq's Web UI; fix, then retry them"),
+          "Sidekiq's {{ $labels.set }} set is {{ $value | humanize }}s late", _scheduler, _polls(READINGS),
+          action="restart the workers: no process runs Sidekiq's scheduler, or it is stuck", needs=("stats",)),
+    Alert("SidekiqDeadSetGrowing", "warning", "a job went to the dead set in the last 15 minutes (`dead.last_death`)",
+          "15 min", "the-dead-set-grows", "A Sidekiq job died {{ $value | humanize }}s ago", _dead, _fixed(0),
+          action="read the dead jobs' errors in Sidekiq's Web UI; fix, then retry them", needs=("stats",)),
     Alert("SidekiqFailureRatioHigh", "warning", "failed / processed jobs over 5 minutes above the threshold",
           "0.05 (`--failure-ratio`)", "jobs-fail", "{{ $value | humanizePercentage }} of Sidekiq jobs fail",
           _failures, _fixed(300),
-          action="find the failing job class and its error; a deploy may have broken it"),
+          action="find the failing job class and its error; a deploy may have broken it", needs=("stats",)),
     Alert("SidekiqRedisMemoryHigh", "critical", "Redis's used / max memory above the threshold",
           "0.9 (`--memory-ratio`)", "redis-memory-is-nearly-full",
-          "Redis holds {{ $value | humanizePercentage }} of its maxmemory", _memory, _polls(2),
-          action="drain or trim queues and sets, or move to a larger Redis plan, before it is full"),
+          "Redis holds {{ $value | humanizePercentage }} of its maxmemory", _memory, _polls(READINGS),
+          action="drain or trim queues and sets, or move to a larger Redis plan, before it is full",
+          needs=("stats",)),
     Alert("SidekiqRedisEvicting", "critical", "Redis evicted keys in the last 5 minutes", "any eviction",
           "redis-evicts-keys", "Redis evicted {{ $value | humanize }} keys in 5 minutes: jobs may be lost",
           _evictions, _fixed(0),
-          action="set `maxmemory-policy noeviction`; jobs may have been lost"),
+          action="set `maxmemory-policy noeviction`; jobs may have been lost", needs=("stats",)),
     Alert("SidekiqUtilizationSaturated", "warning", "a process type's busy / concurrency at or above the threshold",
           "0.95 for 15 min (`--utilization`)", "every-thread-is-busy",
           "Sidekiq {{ $labels.process_type }} processes are {{ $value | humanizePercentage }} busy", _saturated,
           _fixed(900),
-          action="add dynos or threads for the type (or let autoscaling do it)"),
-    Alert("SidekiqAutoscaleAtCeiling", "warning", "autoscaling at its maximum while a queue's latency is over the "
-          "latency threshold", "at MAX and over 30 s for 5 min", "autoscaling-is-at-its-ceiling",
+          action="add dynos or threads for the type (or let autoscaling do it)", needs=("stats",)),
+    Alert("SidekiqAutoscaleAtCeiling", "warning", "autoscaling at its maximum while a queue's latency is over that "
+          "queue's threshold", "at MAX and a queue over its threshold for 5 min", "autoscaling-is-at-its-ceiling",
           "{{ $labels.process_type }} is at its autoscaling maximum of {{ $value | humanize }} dynos and queues "
           "still wait", _ceiling, _fixed(300),
-          action="raise the type's autoscaling MAX, or find why jobs got slower"),
+          action="raise the type's autoscaling MAX, or find why jobs got slower", needs=("autoscale",)),
     Alert("SidekiqJobStuck", "warning", "a job class's longest-running job has run longer than the threshold "
           "(no series, so no alert, until the emitter reports it)", "3600 s (`--stuck-job`)", "a-job-is-stuck",
-          "A {{ $labels.job_class }} job has run for {{ $value | humanize }}s", _stuck, _polls(2),
+          "A {{ $labels.job_class }} job has run for {{ $value | humanize }}s", _stuck, _polls(READINGS),
           action="look at the job in the Web UI's Busy page; a hung call needs a timeout"),
 )
 
+# Why a need is not met, by the setting that turns it off.
+UNMET = {"stats": "SIDEKIQ_METRICS_STATS=false: only the queues' size and latency are served",
+         "autoscale": "no SIDEKIQ_METRICS_AUTOSCALE: autoscale.<type>.* is not served"}
 
-def rules(ctx: Context, docs_url: str = DEFAULT_DOCS_URL, for_scale: float = 1.0) -> dict[str, object]:
-    """The rule file, as a structure: one group, the recording rule first."""
+
+def group_name(naming: Naming) -> str:
+    """Unique per prefix and selector: two apps' rule files load side by side into one store."""
+    name = f"{metric_base(naming.prefix)}-metrics"
+    return f"{name} {{{', '.join(naming.matchers)}}}" if naming.matchers else name
+
+
+def rules(ctx: Context, docs_url: str = DEFAULT_DOCS_URL, for_scale: float = 1.0,
+          unmet: Sequence[str] = ()) -> dict[str, object]:
+    """The rule file, as a structure: one group, the recording rules first. Alerts that need what `unmet` names
+    (and the records only they read) are left out."""
     n = ctx.naming
-    processed, failed = n.series(c.PROCESSED), n.series(c.FAILED)
-    entries: list[dict[str, object]] = [{
-        "record": failure_ratio_record(n),
-        "expr": f"sum by (shard) (rate({failed}[5m])) / sum by (shard) (rate({processed}[5m]))"}]
-    for alert in ALERTS:
+    kept = [alert for alert in ALERTS if not set(alert.needs) & set(unmet)]
+    entries: list[dict[str, object]] = [{"record": latency_record(n), "expr": r.expr, "labels": r.labels}
+                                        for r in _latency_records(ctx)]
+    if "stats" not in unmet:
+        entries += [{"record": failure_ratio_record(n), "expr": r.expr} for r in _failure_records(ctx)]
+    for alert in kept:
         for made in alert.exprs(ctx):
-            expr, labels = (made, {}) if isinstance(made, str) else made
-            rule: dict[str, object] = {"alert": alert.name, "expr": expr}
-            if hold := alert.hold(ctx) * for_scale:
+            rule: dict[str, object] = {"alert": alert.name, "expr": made.expr}
+            if hold := (alert.hold(ctx) if made.hold is None else made.hold) * for_scale:
                 rule["for"] = duration(hold)
-            rule["labels"] = {"severity": alert.severity, **labels}
-            rule["annotations"] = {"summary": alert.summary, "runbook_url": f"{docs_url}#{alert.anchor}"}
+            rule["labels"] = {"severity": alert.severity, **made.labels}
+            rule["annotations"] = {"summary": alert.summary, "description": f"What to do: {alert.action}.",
+                                   "runbook_url": f"{docs_url}#{alert.anchor}"}
             entries.append(rule)
-    return {"groups": [{"name": f"{metric_base(n.prefix)}-metrics", "rules": entries}]}
+    return {"groups": [{"name": group_name(n), "rules": entries}]}
 
 
 def to_yaml(value: object, indent: int = 0) -> str:
@@ -240,22 +324,45 @@ def parse_number(flag: str, text: str, low: float = 0.0, high: float = math.inf)
 
 
 def parse_queue_latency(entries: Sequence[str], shards: Sequence[str]) -> tuple[tuple[str | None, str, float], ...]:
-    """`QUEUE=SECONDS`, the queue named as autoscaling names it: `orders:critical` on the shard `orders`, plain
-    on the default (first) one."""
+    """`QUEUE=SECONDS`, the queue named as autoscaling names it (its own parser): `orders:critical` on the shard
+    `orders`, the first shard's plain or by that shard's name (`main:critical`); a shard not listed is refused."""
     found = []
     for entry in entries:
         queue, equals, seconds = entry.rpartition("=")
         if not equals or not queue:
             raise ConfigError("--queue-latency", f"must be QUEUE=SECONDS, not {entry[:40]!r}")
-        shard, colon, rest = queue.partition(":")
-        label = shard if colon and shard in shards[1:] else None
-        found.append((label, rest if label else queue, parse_number("--queue-latency", seconds)))
+        label: str | None = None
+        if len(shards) > 1:  # without shards a colon is part of the queue's name, as for autoscaling
+            (queue,) = shard_queues((queue,), tuple(shards), "--queue-latency")
+            shard, colon, rest = queue.partition(":")
+            if colon and shard in shards[1:] and rest:  # shard_queues named another shard's queue `shard:queue`
+                label, queue = shard, rest
+        found.append((label, queue, parse_number("--queue-latency", seconds)))
     return tuple(found)
 
 
 def parse_naming(text: str) -> str:
     if text not in NAMINGS:
         raise ConfigError("--naming", f"must be one of {', '.join(NAMINGS)}, not {text[:40]!r}")
+    return text
+
+
+def parse_selector(text: str) -> tuple[str, ...]:
+    matchers = parse_matchers(text)
+    if matchers is None:
+        raise ConfigError("--selector", f"must be PromQL label matchers such as app=\"shop\", not {text[:60]!r}")
+    return matchers
+
+
+# An absolute http(s) URL of characters a URL may hold unescaped, but none that a Go template (`{{`), YAML or
+# our `#anchor` would read: `{`, `}`, `"`, `\\`, `#`, spaces, `<`, `>`, `|`, `^`, a backquote.
+_DOCS_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?")
+
+
+def parse_docs_url(text: str) -> str:
+    if text != DEFAULT_DOCS_URL and not _DOCS_URL.fullmatch(text):
+        raise ConfigError("--docs-url", "must be an absolute http(s) URL of docs/troubleshooting.md without {, }, "
+                                        f"quotes, spaces or #, not {text[:60]!r}")
     return text
 
 
@@ -273,6 +380,8 @@ class AlertFlags:
     stuck_job: str = "3600"
     for_scale: str = "1"
     docs_url: str = DEFAULT_DOCS_URL
+    selector: str = ""
+    scrape_interval: str = "60"
 
 
 def context_of(flags: AlertFlags, prefix: str, shards: Sequence[str], interval: float) -> tuple[Context, float]:
@@ -286,14 +395,20 @@ def context_of(flags: AlertFlags, prefix: str, shards: Sequence[str], interval: 
         scheduler_lag=parse_number("--scheduler-lag", flags.scheduler_lag),
         stuck_job=parse_number("--stuck-job", flags.stuck_job))
     scale = parse_number("--for-scale", flags.for_scale, 0, 1)
-    if not re.fullmatch(r"[^\s#\"]+", flags.docs_url):
-        raise ConfigError("--docs-url", f"must be a URL without spaces or #, not {flags.docs_url[:40]!r}")
-    return Context(Naming(prefix, parse_naming(flags.naming)), thresholds, interval), scale
+    scrape = parse_number("--scrape-interval", flags.scrape_interval, 0.001)
+    parse_docs_url(flags.docs_url)
+    naming = Naming(prefix, parse_naming(flags.naming), parse_selector(flags.selector))
+    return Context(naming, thresholds, interval, scrape), scale
 
 
 def settings_context(flags: AlertFlags, settings: Settings) -> tuple[Context, float]:
     """context_of() with the emitter's prefix, shards and interval."""
     return context_of(flags, settings.prefix, [shard.name for shard in settings.shards], settings.interval)
+
+
+def unmet_needs(settings: Settings) -> list[str]:
+    """What the settings turn off, of what some alerts need (Alert.needs)."""
+    return [need for need, off in (("stats", not settings.stats), ("autoscale", settings.autoscale is None)) if off]
 
 
 def run_alerts(flags: AlertFlags, settings: Settings, out: TextIO, err: TextIO) -> int:
@@ -302,13 +417,16 @@ def run_alerts(flags: AlertFlags, settings: Settings, out: TextIO, err: TextIO) 
     except ConfigError as exc:
         err.write(f"sidekiq-metrics: {exc}\n")
         return EXIT_CONFIG
-    return write_rules(ctx, scale, flags.docs_url, out)
+    unmet = unmet_needs(settings)
+    if left := [f"{', '.join(a.name for a in ALERTS if need in a.needs)} ({UNMET[need]})" for need in unmet]:
+        err.write(f"sidekiq-metrics: left out, as they could never fire: {'; '.join(left)}\n")
+    return write_rules(ctx, scale, flags.docs_url, out, unmet)
 
 
-def write_rules(ctx: Context, scale: float, docs_url: str, out: TextIO) -> int:
+def write_rules(ctx: Context, scale: float, docs_url: str, out: TextIO, unmet: Sequence[str] = ()) -> int:
     out.write("# Prometheus rules made by `sidekiq-metrics alerts`: load with rule_files (prometheus.yml), or\n"
               "# `mimirtool rules load`, or as a PrometheusRule's spec. docs/alerts.md lists them.\n")
-    out.write(to_yaml(rules(ctx, docs_url, scale)) + "\n")
+    out.write(to_yaml(rules(ctx, docs_url, scale, unmet)) + "\n")
     return 0
 
 

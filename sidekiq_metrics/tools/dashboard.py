@@ -7,6 +7,7 @@ selected, never the `shard="all"` sums beside them, so no panel counts a job twi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,10 +112,16 @@ def model(naming: Naming, shards: Sequence[str]) -> dict[str, object]:
         options = [{"text": name, "value": "" if n == 0 else name, "selected": False} for n, name in enumerate(shards)]
         variables.append({
             "name": "shard", "label": "Shard", "type": "custom", "multi": True, "includeAll": True, "allValue": ".*",
-            "query": ",".join(f"{o['text']} : {o['value']}" for o in options), "options": options,
+            # Grafana rebuilds the options from `query`, reading `text : value` only where the value has a
+            # character, which it trims: the first shard's empty value is written as one space.
+            "query": ",".join(f"{o['text']} : {o['value'] or ' '}" for o in options), "options": options,
             "current": {"text": "All", "value": "$__all"}, "hide": 0})
+    # Two apps' dashboards (`--selector`) live side by side in one Grafana: their uids and titles differ.
+    app = f" {{{', '.join(naming.matchers)}}}" if naming.matchers else ""
+    tag = "-" + hashlib.sha256(app.encode()).hexdigest()[:8] if app else ""
     return {
-        "title": f"Sidekiq ({naming.prefix})", "uid": f"sidekiq-metrics-{naming.style}-{naming.prefix}"[:40],
+        "title": f"Sidekiq ({naming.prefix}){app}",
+        "uid": f"sidekiq-metrics-{naming.style}-{naming.prefix}"[:40 - len(tag)] + tag,
         "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "tags": ["sidekiq"],
         "time": {"from": "now-6h", "to": "now"}, "refresh": "30s",
         "templating": {"list": variables},

@@ -22,15 +22,16 @@ NAMINGS = ("prometheus", "otlp")
 _PROMETHEUS_UNITS = {"s": "seconds", "ms": "milliseconds", "MBy": "megabytes", "By": "bytes", "1": "ratio"}
 _PER_UNITS = {"s": "second", "m": "minute", "h": "hour"}
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
+_SEPARATORS = re.compile(r"[^a-zA-Z0-9:]+")  # the translator splits on these, underscores included
 
 
 def prometheus_name_of_otel(name: str, unit: str, monotonic_sum: bool, gauge: bool) -> str:
-    """An OpenTelemetry metric's name once translated for Prometheus: characters outside [a-zA-Z0-9_:] become
-    `_` (runs of them one, none leading or trailing; `_` before a leading digit); the unit becomes a suffix
+    """An OpenTelemetry metric's name once translated for Prometheus: split into words on every run of characters
+    outside [a-zA-Z0-9:], underscores included, the words joined by one `_` (so `sidekiq_.queue` and
+    `sidekiq.queue` are both `sidekiq_queue`; `_` before a leading digit); the unit becomes a suffix
     (`s` -> `_seconds`; `1` -> `_ratio`, for gauges only; an annotation in braces, `{job}`, is dropped; `x/s` ->
     `_x_per_second`), unless the name already ends with it; a monotonic Sum ends `_total`."""
-    base = _INVALID.sub("_", name).strip("_")
-    words = base.split("_")
+    words = [word for word in _SEPARATORS.split(name) if word]
     main, _, per = unit.partition("/")
     suffix: list[str] = []
     if main and not main.startswith("{") and (main != "1" or gauge):
@@ -51,6 +52,21 @@ class Naming:
 
     prefix: str
     style: str = "prometheus"
+    matchers: tuple[str, ...] = ()  # `--selector`: added to every selector, to pick one app's series in a store
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The labels of `matchers`: every aggregation keeps them, so one app's series are never summed or joined
+        with another's (`job` and `instance` are not among them unless the selector names them)."""
+        return tuple(dict.fromkeys(re.split(r"[=!]", matcher, maxsplit=1)[0] for matcher in self.matchers))
+
+    def by(self, *labels: str) -> str:
+        """The labels of a `by (...)` or `on (...)`: these and the selector's."""
+        return ", ".join(dict.fromkeys((*labels, *self.kept)))
+
+    def record(self, name: str) -> str:
+        """A recording rule's series, of this app only."""
+        return f"{name}{{{', '.join(self.matchers)}}}" if self.matchers else name
 
     def name(self, metric: Metric) -> str:
         if self.style == "otlp":
@@ -63,7 +79,7 @@ class Naming:
         """A selector of the metric's series. `each_shard`: each shard's own series, never the `shard="all"` sums
         beside them (with shards, a plain sum() over both would count every job twice); without shards there is
         no shard label, which `!=` matches too."""
-        chosen = [*matchers, f'{SHARD}!="{SHARDS_TOTAL}"'] if each_shard else list(matchers)
+        chosen = [*matchers, *self.matchers] + ([f'{SHARD}!="{SHARDS_TOTAL}"'] if each_shard else [])
         return f"{self.name(metric)}{{{', '.join(chosen)}}}" if chosen else self.name(metric)
 
 
@@ -86,3 +102,31 @@ def quoted(value: str) -> str:
 def regex_quoted(value: str) -> str:
     """A label value matched exactly inside a PromQL regular expression."""
     return quoted(re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", value))
+
+
+_LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
+_MATCHER = re.compile(rf'\s*({_LABEL})\s*(=~|!~|!=|=)\s*("(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')\s*')
+
+
+def parse_matchers(text: str) -> tuple[str, ...] | None:
+    """PromQL label matchers, `app="shop", env=~"prod|eu"` (the braces optional), each written back as
+    `label op "value"`; None when the text is not that. Reserved names (`__name__`) are refused."""
+    inner = text.strip()
+    if inner.startswith("{") and inner.endswith("}"):
+        inner = inner[1:-1]
+    found: list[str] = []
+    position = 0
+    while position < len(inner):
+        match = _MATCHER.match(inner, position)
+        if not match or match[1].startswith("__"):
+            return None
+        value = match[3][1:-1]
+        if match[3][0] == "'":  # the same string in double quotes
+            value = value.replace("\\'", "'").replace('"', '\\"')
+        found.append(f'{match[1]}{match[2]}"{value}"')
+        position = match.end()
+        if position < len(inner):
+            if inner[position] != ",":
+                return None
+            position += 1
+    return tuple(found)

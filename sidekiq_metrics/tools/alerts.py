@@ -18,17 +18,10 @@ from typing import TextIO
 
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.autoscale.settings import shard_queues
-from sidekiq_metrics.catalogue import Kind, Metric, Unit
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
 from sidekiq_metrics.outputs.prometheus import metric_base
 from sidekiq_metrics.tools.promql import NAMINGS, Naming, duration, parse_matchers, quoted
-
-# Issue 34 adds the longest-running job to the catalogue; until it lands the stuck-job rule names the metric by
-# the agreed declaration, and finds no series (so never fires). Once merged: catalogue.JOB_RUNNING_LONGEST.
-JOB_RUNNING_LONGEST = getattr(c, "JOB_RUNNING_LONGEST", None) or Metric(
-    "job.<class>.running.longest", Kind.GAUGE, Unit.SECONDS, "seconds the longest-running job of the class has run",
-    label="job_class")
 
 TROUBLESHOOTING = "docs/troubleshooting.md"
 # Where the buildpack's docs are read: its path in the repository unless told where it is hosted (`--docs-url`).
@@ -115,7 +108,11 @@ def _latency_records(ctx: Context) -> list[Rule]:
     rest = f"{bridged()} > {t.latency:g}"
     if own:
         rest += f" unless on({n.by('queue', 'shard')}) ({' or '.join(selector for selector, _ in own)})"
-    return [Rule(rest, {"threshold": f"{t.latency:g}"}), *records]
+    # A queue Sidekiq Pro holds paused waits by design (someone paused it, often during an incident): it pages
+    # nobody, and asks for no more dynos (the ceiling alert reads this record), as autoscaling leaves it out.
+    paused = f" unless on({n.by('queue', 'shard')}) (max_over_time({n.series(c.QUEUE_PAUSED)}[{ctx.bridge}]) == 1)"
+    return [Rule(rest + paused, {"threshold": f"{t.latency:g}"}),
+            *(Rule(f"({rule.expr}){paused}", rule.labels) for rule in records)]
 
 
 def _failure_records(ctx: Context) -> list[Rule]:
@@ -195,7 +192,7 @@ def _ceiling(ctx: Context) -> list[Rule]:
 
 def _stuck(ctx: Context) -> list[Rule]:
     n = ctx.naming
-    return [Rule(f"max by ({n.by('job_class', 'shard')}) ({n.series(JOB_RUNNING_LONGEST)}) > "
+    return [Rule(f"max by ({n.by('job_class', 'shard')}) ({n.series(c.JOB_RUNNING_LONGEST)}) > "
                  f"{ctx.thresholds.stuck_job:g}")]
 
 
@@ -211,7 +208,8 @@ def _fixed(seconds: float) -> Callable[[Context], float]:
 READINGS = 2.5
 
 ALERTS: tuple[Alert, ...] = (
-    Alert("SidekiqQueueLatencyHigh", "warning", "a queue's oldest job has waited longer than its threshold",
+    Alert("SidekiqQueueLatencyHigh", "warning",
+          "a queue's oldest job has waited longer than its threshold (a queue Sidekiq Pro holds paused excepted)",
           "30 s (`--latency`; per queue: `--queue-latency QUEUE=SECONDS`)", "a-queue-waits-too-long",
           "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanize }}s", _latency, _polls(READINGS),
           action="add worker threads or dynos for the queue, or find the slow or flooding job class"),
@@ -254,7 +252,7 @@ ALERTS: tuple[Alert, ...] = (
           "still wait", _ceiling, _fixed(300),
           action="raise the type's autoscaling MAX, or find why jobs got slower", needs=("autoscale",)),
     Alert("SidekiqJobStuck", "warning", "a job class's longest-running job has run longer than the threshold "
-          "(no series, so no alert, until the emitter reports it)", "3600 s (`--stuck-job`)", "a-job-is-stuck",
+          "(`job.<class>.running.longest`)", "3600 s (`--stuck-job`)", "a-job-is-stuck",
           "A {{ $labels.job_class }} job has run for {{ $value | humanize }}s", _stuck, _polls(READINGS),
           action="look at the job in the Web UI's Busy page; a hung call needs a timeout"),
 )

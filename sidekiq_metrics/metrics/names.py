@@ -33,7 +33,7 @@ def _digest(name: str, digits: int) -> str:
     return hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:digits]
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)  # per shard: two rooms of queues (0.1.0's, .running.longest), subjects
 def queue_metric_names(queues: tuple[str, ...], prefix: str, around: int = _LONGEST_SUFFIX) -> dict[str, str]:
     """Map each real queue name to the metric-safe name used in `<prefix>.<name>.size`. `around`: the most
     characters a metric name adds to the name after `<prefix>.` (`.latency` for a queue; `job.` and

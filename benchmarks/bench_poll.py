@@ -418,6 +418,39 @@ def running_costs(runs: int) -> None:
         server.cleanup()
 
 
+# What running.OUTSIDE is chosen from: a script that copies one hash value (HGET inside the script) and keeps its
+# two ends, as reading a record's queue and run_at from its ends would have to. HSTRLEN, what the script does instead
+# for a record over the limit, beside it.
+_COPY_ENDS = "local v = redis.call('HGET', KEYS[1], ARGV[1]) return {string.sub(v, 1, 64), string.sub(v, -48)}"
+_LENGTH = "return redis.call('HSTRLEN', KEYS[1], ARGV[1])"
+
+
+def record_copy_costs(runs: int) -> None:
+    """Redis's time (SLOWLOG, every call logged) of copying one work record of 0.5 to 16 MiB into a script, and of
+    HSTRLEN of it; median and worst of `runs` calls each."""
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        r.config_set("slowlog-log-slower-than", 0)
+        print("| record | HGET inside the script, median / worst | HSTRLEN, median / worst |\n|---|---|---|")
+        scripts = [r.script_load(_COPY_ENDS), r.script_load(_LENGTH)]
+        for mib in (0.5, 1, 2, 5, 16):
+            r.hset("w:work", "t", b'{"queue":"default","payload":"' + b"x" * int(mib * (1 << 20)) +
+                   b'","run_at":1733600000}')
+            cells = []
+            for sha in scripts:
+                took = []
+                for _ in range(runs):
+                    r.slowlog_reset()
+                    r.evalsha(sha, 1, "w:work", "t")
+                    took.append(next(e["duration"] for e in r.slowlog_get(10)
+                                     if e["command"].upper().startswith(b"EVALSHA")))
+                cells.append(f"{statistics.median(took) / 1000:.2f} / {max(took) / 1000:.2f} ms")
+            print(f"| {mib:g} MiB | {cells[0]} | {cells[1]} |")
+    finally:
+        server.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queues", type=int, default=10_000)
@@ -425,7 +458,12 @@ def main() -> None:
     parser.add_argument("--large-jobs", action="store_true", help="only the large-oldest-job table")
     parser.add_argument("--shards", action="store_true", help="only: 3 shards against 1, each of --queues queues")
     parser.add_argument("--running", action="store_true", help="only: the cost of reading what processes run")
+    parser.add_argument("--record-copy", action="store_true",
+                        help="only: Redis's time of copying one large work record into a script")
     args = parser.parse_args()
+    if args.record_copy:
+        record_copy_costs(args.runs)
+        return
     if args.running:
         running_costs(args.runs)
         return

@@ -522,19 +522,26 @@ def test_a_schedule_window_raises_the_minimum_at_once_in_a_live_emitter(r, redis
 
 
 @pytest.mark.long
-def test_catch_up_sizes_a_scale_up_to_the_backlog_from_the_measured_job_rate(r, redis_server, api):
+def test_catch_up_sizes_a_scale_up_to_the_backlog_and_a_resumed_queues_jobs_are_backlog_not_arrivals(r, redis_server,
+                                                                                                    api):
     """One worker dyno of 10 threads, all busy, finishing 50 jobs a second (Sidekiq's processed total grows
-    so), 9,000 jobs waiting since just before the emitter started. Once latency passes 35 s: capacity (9,000 +
-    50 × 25) / (25 + 35) = 171 jobs/s, 3.4 dynos' worth, so 4 dynos at once where plain steps would add one."""
+    so), 9,000 jobs waiting since just before the emitter started: 3,000 in `default`, 6,000 in `bulk`, which
+    Sidekiq Pro holds paused until 15 s in. Nothing new arrives. Once latency passes 35 s: capacity (9,000 +
+    50 × 25) / (25 + 35) = 171 jobs/s, 3.4 dynos' worth, so 4 dynos at once where plain steps would add one.
+    (Review of issue 34: the resumed queue's 6,000 jobs were also read as arrivals, 6,000 in 35 s, so 5 dynos:
+    the window's backlog is now taken over the same queues at both ends.)"""
     r.sadd("processes", "worker.1:4:0123456789ab")
     r.hset("worker.1:4:0123456789ab", mapping={"busy": 10, "concurrency": 10, "quiet": "false", "info": json.dumps(
         {"hostname": "worker.1", "concurrency": 10, "version": "8.1.7"})})
-    seed(r, {"default": (0.0, 9_000)})  # waiting from now on: latency grows a second a second
+    r.sadd("paused", "bulk")
+    seed(r, {"default": (0.0, 3_000), "bulk": (0.0, 6_000)})  # waiting from now on: latency grows a second a second
     started, stop = time.monotonic(), threading.Event()
 
-    def work() -> None:  # Sidekiq's heartbeats, every 50 ms rather than 10 s
+    def work() -> None:  # Sidekiq's heartbeats, every 50 ms rather than 10 s; `bulk` resumed 15 s in
         while not stop.wait(0.05):
             r.set("stat:processed", 1_000 + int(50 * (time.monotonic() - started)))
+            if time.monotonic() - started > 15:
+                r.srem("paused", "bulk")
 
     worker = threading.Thread(target=work)
     worker.start()
@@ -548,11 +555,29 @@ def test_catch_up_sizes_a_scale_up_to_the_backlog_from_the_measured_job_rate(r, 
         _, err = proc.communicate(timeout=10)
         stop.set()
         worker.join()
+    assert "autoscale worker: no queue of it is paused" in err, err  # it saw the resume before scaling
     assert api.patches() == [4], err
     (line,) = decisions(err)
     assert re.search(r'scaled type=worker from=1 to=4 latency=35\.\d+ backlog=9000 reason="latency above 35s for '
                      r'2 polls; 9000 waiting, [45]\d\.\d/s arriving, [45]\d\.\d/s a dyno: 4 dynos catch up within 25s"',
                      line), line
+
+
+def test_a_paused_set_redis_refuses_holds_every_scale_up_and_is_said_once(r, redis_server, api):
+    """Review of issue 34: an ACL user written before paused queues (Sidekiq's keys, not `~paused`), `default`
+    paused with a 100 s backlog. Unknown paused state was read as "nothing paused" and scaled the worker up for a
+    backlog no dyno can run (rule 6); now no type scales up while the set is refused, said once, metrics up."""
+    set_latency(r, "default", 100)
+    r.sadd("paused", "default")
+    r.execute_command("ACL", "SETUSER", "old", "on", ">old-pass", "resetkeys", "~queue*", "~processes", "~stat:*",
+                      "~schedule", "~retry", "~dead", "~sidekiq-metrics:*", "~*:work*", "~worker*", "+@all")
+    try:
+        out, err = run_for(1.5, autoscale_env(redis_server.url.replace("redis://", "redis://old:old-pass@"), api))
+    finally:
+        r.execute_command("ACL", "DELUSER", "old")
+    assert api.patches() == [], err
+    assert err.count("Redis refused Sidekiq Pro's paused set, so any queue may be paused: no type scales up") == 1, err
+    assert "sample#sidekiq.metrics.up=1" in out and "sample#sidekiq.metrics.up=0" not in out
 
 
 def test_a_redis_that_refuses_every_read_is_not_up_and_never_scales_down(r, redis_server, api):

@@ -103,7 +103,8 @@ def test_readings_take_the_worst_latency_and_the_backlog_of_the_rules_queues(que
     series = [QueueSeries(QUEUE_SIZE, ["broken", "fast", "slow"], [5, 2, 5]),
               QueueSeries(QUEUE_LATENCY, ["fast", "slow"], [1.0, 40.0])]
     rule = ScalingRule("worker", max_dynos=3, queues=queues)
-    assert readings([rule], series, unread={"refused"}) == {"worker": expected}
+    got = readings([rule], series, unread={"refused"})
+    assert {t: reading._replace(sizes=()) for t, reading in got.items()} == {"worker": expected}
 
 
 DRAINING = ScalingRule("worker", max_dynos=5, min_dynos=1, down_latency=5, down_cooldown=300, drain_wait=600)
@@ -338,3 +339,30 @@ def test_decide_is_pure_and_step_keeps_what_it_says():
     stepped = policy.step(state, busy, 3, 300, at_risk_of=lambda d: asked.append(d.target) or 0)
     assert asked == [2] and not stepped.draining and stepped.quantity == 2  # none at risk: no wait
     assert state.draining_since is None
+
+
+def test_an_unknown_paused_set_holds_every_scale_up_but_low_latency_still_scales_down():
+    """Review of issue 34: Redis refused the paused set, so a high latency may be a paused queue's, which no dyno
+    can drain (rule 6): no scale-up, not even from zero, and the count of high polls starts again once it is
+    known. A low latency is low whatever is paused: scale-downs go on."""
+    unknown = Reading(60, 10, paused_unknown=True)
+    assert run(Policy(RULE), TypeState(), [(t * 30.0, unknown) for t in range(8)], 1) == [1] * 8
+    polls = [(0, unknown), (30, unknown), (60, unknown), (90, high()), (120, high()), (150, high())]
+    assert run(Policy(RULE), TypeState(), polls, 1) == [1, 1, 1, 1, 1, 3]
+    woken = ScalingRule("worker", max_dynos=4, min_dynos=0, step=1, up_polls=3)
+    assert run(Policy(woken), TypeState(), [(0, Reading(0.0, 5, paused_unknown=True))], 0) == [0]
+    assert run(Policy(RULE), TypeState(), [(0, unknown)], 0) == [1]  # MIN is no reading: still brought back
+    low = [(t * 60.0, Reading(0.5, 0, paused_unknown=True)) for t in range(6)]
+    assert run(Policy(RULE), TypeState(), low, 5)[5] == 3
+
+
+@pytest.mark.parametrize(("paused", "arriving"), [((("b",), ("b",), ()), "50.0"), (((), (), ("b",)), "50.0")])
+def test_catch_up_takes_the_backlog_over_the_same_queues_at_both_ends(paused, arriving):
+    """Review of issue 34: a queue resumed within the window brought its jobs into the backlog at once, and they
+    were read as arrivals too (6,000 in 120 s: 100/s arriving, not 50); a queue paused within it read as jobs
+    done. Nothing arrives here: 10 busy threads finish 50 jobs a second."""
+    sizes = (("a", 3_000), ("b", 6_000))
+    polls = [Reading(200.0 + n, sum(size for q, size in sizes if q not in held), busy=10, processed=1_000 + 50 * 30 * n,
+                     busy_all=10, dyno_threads=10.0, paused=held, sizes=sizes) for n, held in enumerate(paused)]
+    decision = decide_after(SIZED, polls, 1)
+    assert f"waiting, {arriving}/s arriving, 50.0/s a dyno" in decision.reason, decision.reason

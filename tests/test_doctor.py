@@ -141,6 +141,36 @@ def test_doctor_says_which_reads_redis_refuses_and_what_each_costs(r, redis_serv
     assert "ok    reads: Redis answers every read the emitter makes" in whole.stdout
 
 
+@pytest.mark.parametrize("refused", ["paused", "work"])
+def test_a_refused_paused_set_or_work_hash_is_a_warning_never_every_read_answered(r, redis_server, refused):
+    """Review of issue 34: an ACL user that may not read `paused` (autoscaling then cannot leave a paused queue's
+    backlog out) or a process's `:work` hash (an hour-long stuck job is invisible) got "Redis answers every read the
+    emitter makes" and "All good.". Now each is a warning saying what is unknown and what it does to autoscaling;
+    warnings leave the exit status 0."""
+    r.sadd("queues", "mail")
+    r.sadd("paused", "mail")
+    identity = busy_process(r, "worker.1", "StuckJob", 3600)
+    keys = ["~queue*", "~processes", "~stat:*", "~schedule", "~retry", "~dead", "~sidekiq-metrics:*", f"~{identity}",
+            "~paused" if refused == "work" else f"~{identity}:work"]
+    r.execute_command("ACL", "SETUSER", "narrow34", "on", ">narrow34-pass", "resetkeys", *keys, "+@all")
+    try:
+        result = doctor(REDIS_URL=redis_server.url.replace("redis://", "redis://narrow34:narrow34-pass@"))
+    finally:
+        r.execute_command("ACL", "DELUSER", "narrow34")
+    out = result.stdout
+    assert result.returncode == 0 and "FAIL" not in out, out
+    assert "reads: Redis answers every read the emitter makes" not in out and "All good." not in out
+    if refused == "paused":
+        assert "warn  reads: Redis refuses 'paused' (Sidekiq Pro's paused queues): which queues are paused is " \
+               "unknown, so sidekiq.queue.paused is left out and autoscaling scales no type up until it can be " \
+               "read" in out, out
+        assert "no queue is paused" not in out
+    else:
+        assert "warn  reads: Redis refuses a process's `<identity>:work` hash (what it runs): the longest-running " \
+               "job is unknown" in out, out
+        assert "1 queue(s) paused" in out  # the rest is read as usual
+
+
 def test_paused_queues_and_the_longest_running_job_are_shown(r, redis_server):
     """Sidekiq Pro's `paused` set (SADD paused <queue> is what Queue#pause! writes) is named with what it means; the
     job that has run longest is said; neither fails the check."""

@@ -2,7 +2,7 @@
 
 import re
 
-from sidekiq_metrics.metrics.names import MAX_METRIC_NAME, queue_metric_names
+from sidekiq_metrics.metrics.names import MAX_METRIC_NAME, queue_metric_names, queue_names_for
 
 VALID = re.compile(r"[A-Za-z0-9.:_-]+")
 
@@ -34,6 +34,9 @@ def test_long_names_are_cut_to_fit_with_a_digest():
     long_a, long_b = "a" * 10_000, "a" * 9_999 + "b"
     names = queue_metric_names((long_a, long_b), "sidekiq")
     assert names[long_a] != names[long_b]
-    for n in names.values():  # the longest per-queue name, `<queue>.running.longest`, fits exactly
-        assert len(f"sidekiq.{n}.running.longest") == MAX_METRIC_NAME
+    for n in names.values():  # the longest of 0.1.0's names, `<queue>.latency`, fits exactly (never renamed since)
+        assert len(f"sidekiq.{n}.latency") == MAX_METRIC_NAME
         assert VALID.fullmatch(n)
+    longer = queue_names_for("running.longest", (long_a, long_b), "sidekiq")  # a later, longer suffix: its own room
+    assert longer[long_a] != longer[long_b]
+    assert all(len(f"sidekiq.{n}.running.longest") == MAX_METRIC_NAME for n in longer.values())

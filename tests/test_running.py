@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -22,6 +23,7 @@ from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from sidekiq_metrics.sidekiq.readings import Running
 from sidekiq_metrics.sidekiq.running import WorkRecord, display_class, longest, parse_record
+from support.commands import cli
 from support.redis_server import RedisServer, wait_until
 from support.sidekiq_data import idle_process, push
 
@@ -254,10 +256,12 @@ def test_the_longest_running_job_is_sidekiqs_own_workset_of_6_7_and_8(real_work,
     assert series["running.longest"] == {q: round(snapshot.read_at - at, 3) for q, at in expected_queues.items()}
 
 
-def test_records_past_a_calls_budget_or_too_long_for_the_script_take_one_more_round_trip(r, redis_server):
-    """Records whose sum passes a script call's budget are read by more calls, a record too long to copy into the
-    script with HGET (its ends kept): in one more round trip, as the plain path reads them, and the bytes of the
-    budget's records never cross the network."""
+def test_records_past_a_calls_budget_take_one_more_round_trip_and_one_too_long_to_copy_is_never_read(r,
+                                                                                                    redis_server):
+    """Records whose sum passes a script call's budget are read by more calls, in one more round trip, as the plain
+    path reads them, and the bytes of the budget's records never cross the network. A record over
+    running.OUTSIDE is read by neither path (review of issue 34: it was taken whole with HGET every poll): left out
+    of the longest-running job, with a warning that says why."""
     r.flushdb()
     push(r, "default", b"{}")
     identity = idle_process(r, "worker.1")
@@ -276,9 +280,48 @@ def test_records_past_a_calls_budget_or_too_long_for_the_script_take_one_more_ro
     assert readings[0] == readings[1] == Running((("default", now - 19.0),), (("HardJob", now - 19.0),))
     big = record({"class": "BigJob", "args": ["x" * running.OUTSIDE]}, now - 500)
     r.hset(f"{identity}:work", "t-big", big)
-    ends = [reader(redis_server.url, scripts=scripts).read(totals=True).running for scripts in (True, False)]
-    # Too long to parse: its queue and start from its ends, its class unknown.
-    assert ends[0] == ends[1] and ends[0].by_class == (("HardJob", now - 19.0), ("unknown", now - 500.0))
+    snapshots = [reader(redis_server.url, scripts=scripts).read(totals=True) for scripts in (True, False)]
+    assert snapshots[0].running == snapshots[1].running == readings[0]
+    for snapshot in snapshots:
+        assert "1 running job(s) have a work record over 1 MiB (large arguments): not read" in \
+            " ".join(snapshot.problems), snapshot.problems
+
+
+def test_running_jobs_with_megabytes_of_arguments_never_cross_the_network_each_poll(r, redis_server):
+    """Review of issue 34: a job carrying a 5 MB argument running on each of 3 dynos had each whole record copied
+    out of Redis with HGET every poll (15 MB a poll), where the bytes of a poll must not follow the arguments. Now
+    they are not read: the poll stays up, says why their jobs are left out, and moves a few KB."""
+    r.flushdb()
+    now = int(time.time())
+    for n in range(3):
+        identity = idle_process(r, f"worker.{n + 1}").replace("worker.1:", f"worker.{n + 1}:")
+        r.sadd("processes", identity)
+        payload = json.dumps({"class": "ImportJob", "queue": "default", "jid": "f" * 24, "args": ["x" * 5_000_000]})
+        r.hset(f"{identity}:work", "tid", json.dumps({"queue": "default", "payload": payload, "run_at": now - 600},
+                                                    separators=(",", ":")))
+    r.sadd("queues", "default")
+    polls = reader(redis_server.url)
+    before = r.info("stats")["total_net_output_bytes"]
+    snapshots = [polls.read(totals=True) for _ in range(3)]
+    sent = r.info("stats")["total_net_output_bytes"] - before
+    assert sent / 3 < 100_000, f"{sent / 3 / 1e6:.1f} MB a poll"
+    assert all(s.complete and s.running is not None and s.running.by_queue == () for s in snapshots)
+    assert "3 running job(s) have a work record over 1 MiB" in " ".join(snapshots[-1].problems)
+
+
+def test_a_long_queue_name_keeps_the_size_and_latency_names_it_had_before_the_running_metrics(r, redis_server):
+    """Review of issue 34: a 235-character queue name fitted as `sidekiq.<queue>.size` and `.latency` in 0.1.0; the
+    new `.running.longest` suffix cut every queue name 8 characters shorter, renaming those series to the digest
+    form. Only the new metric's name of such a queue takes it now."""
+    r.flushdb()
+    queue = "tenant_" + "a" * 228
+    push(r, queue, json.dumps({"class": "ImportJob", "queue": queue, "enqueued_at": NOW}).encode())
+    identity = idle_process(r, "worker.1")
+    r.hset(f"{identity}:work", "t", record({"class": "ImportJob"}, int(NOW) - 60, queue))
+    done = cli("run", "--once", env={"REDIS_URL": redis_server.url})
+    assert f"sample#sidekiq.{queue}.size=1" in done.stdout.split() and f"sample#sidekiq.{queue}.latency=" in done.stdout
+    (longest,) = re.findall(r"sample#(sidekiq\.tenant_\S+\.running\.longest)=", done.stdout)
+    assert len(longest) <= 255 and re.fullmatch(r"sidekiq\.tenant_a+-[0-9a-f]{8}\.running\.longest", longest)
 
 
 SUMMARIES = """

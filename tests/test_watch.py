@@ -98,6 +98,22 @@ def test_without_a_terminal_it_prints_plain_tables(r, redis_server):
     assert rows[4].startswith("P middle ") and "paused 1" in rows[1]  # paused: its latency grows by design
 
 
+def test_every_line_fits_a_narrow_terminal_with_paused_queues_and_the_running_column(r, redis_server):
+    """Review of issue 34: in a 44-column terminal (a split tmux pane, a phone's SSH client) the totals line was no
+    longer cut to the width once a queue was paused, and the RUNNING column made the heading 50 wide: each wrapped
+    onto a second row, so a live screen drawn row by row scrolled."""
+    seed_queues(r)
+    r.sadd("paused", "middle")
+    idle_process(r, "worker.1")
+    proc = spawn("watch", "--every", "0.3", env={"REDIS_URL": redis_server.url, "COLUMNS": "44"})
+    time.sleep(1.2)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=5)
+    tables = [t for t in out.split("\n\n") if "QUEUE" in t]
+    assert tables and "\nP middle" in tables[-1], out
+    assert [line for line in tables[-1].splitlines() if len(line) > 44] == []
+
+
 def test_the_j_key_switches_to_job_classes_from_sidekiqs_execution_metrics(tmux, r, redis_server, reference_sidekiq):
     """Real Sidekiq 8.1's tracker writes the latest complete minute; `j` shows its classes, `j` again the queues."""
     import json

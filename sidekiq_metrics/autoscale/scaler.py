@@ -59,6 +59,8 @@ class Reading(NamedTuple):
     at_risk: int | None = None  # running jobs a scale-down would interrupt (jobs_at_risk.py); None: all count
     hostnames: frozenset[str] = frozenset()  # its live processes' dynos: `worker.3`
     paused: tuple[str, ...] = ()  # its queues Sidekiq Pro holds paused: left out of latency and backlog
+    paused_unknown: bool = False  # Redis refused the paused set: any queue may be paused, so no scale-up
+    sizes: tuple[tuple[str, int], ...] = ()  # each of its queues' size, paused ones included (for CATCH_UP)
 
 
 class Crew(NamedTuple):
@@ -94,11 +96,13 @@ NO_WORKERS = Workers()
 
 
 def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
-             workers: Workers = NO_WORKERS, unread: Collection[str] = ()) -> dict[str, Reading]:
+             workers: Workers = NO_WORKERS, unread: Collection[str] = (),
+             paused_unknown: bool = False) -> dict[str, Reading]:
     """Each rule's reading from a poll's per-queue series and live processes. A queue of a rule that the
     poll did not find is empty (Sidekiq's own API says so of a queue it does not know). A rule any of whose
     queues could not be read (`unread`, or sized without a usable latency) has no latency: it holds still,
-    as the worst of its queues is unknown."""
+    as the worst of its queues is unknown. `paused_unknown`: Redis refused Sidekiq Pro's paused set, so any queue
+    may be paused: every reading then says so, and no type scales up on it (rule 6 of docs/autoscaling.md)."""
     latencies: dict[str, float] = {}
     sizes: dict[str, float] = {}
     paused: set[str] = set()
@@ -115,6 +119,7 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
         queues = rule.queues if rule.queues is not None else list(sizes | dict.fromkeys(unread))
         # A paused queue's backlog cannot drain, whatever the dynos: it never asks for more of them.
         held = tuple(q for q in queues if q in paused)
+        every = tuple((q, int(sizes[q])) for q in queues if q in sizes)
         queues = [q for q in queues if q not in paused] if held else queues
         backlog = int(sum(sizes.get(q, 0) for q in queues))
         if any(q in unreadable for q in queues):
@@ -124,7 +129,8 @@ def readings(rules: Sequence[ScalingRule], series: Sequence[QueueSeries],
         crew = workers.crews.get(rule.process_type, Crew(0, 0, 0))
         threads = crew.threads / crew.dynos if crew.threads and crew.dynos else None
         out[rule.process_type] = Reading(latency, backlog, crew.busy, crew.running, workers.processed,
-                                         workers.busy, threads, hostnames=crew.hostnames, paused=held)
+                                         workers.busy, threads, hostnames=crew.hostnames, paused=held,
+                                         paused_unknown=paused_unknown, sizes=every)
     return out
 
 
@@ -162,11 +168,15 @@ class Policy:
     def observe(self, state: TypeState, reading: Reading | None, now: float) -> None:
         """Track how long latency has been high or low. A missing reading resets both: silence is not calm."""
         if reading is not None and reading.processed is not None:
-            remember(state.flows, Flow(now, reading.processed, reading.busy_all, reading.busy, reading.backlog))
+            remember(state.flows, Flow(now, reading.processed, reading.busy_all, reading.busy, reading.backlog,
+                                       reading.sizes, frozenset(reading.paused)))
         if reading is None or reading.latency is None:
             state.high_polls, state.low_since = 0, None
             return
-        state.high_polls = state.high_polls + 1 if reading.latency > self.rule.up_latency else 0
+        # Paused state unknown: a high latency may be a paused queue's, so it is no reading for a scale-up (its count
+        # starts again, as after any unknown reading); a low one is low whatever is paused.
+        high = reading.latency > self.rule.up_latency and not reading.paused_unknown
+        state.high_polls = state.high_polls + 1 if high else 0
         if reading.latency < self.rule.down_latency:
             state.low_since = now if state.low_since is None else state.low_since
         else:
@@ -194,6 +204,8 @@ class Policy:
             target, reason = self._scale_up(state, reading, current, high, now)
         elif state.low_since is not None and now - state.low_since >= rule.down_cooldown and current > low:
             target, reason = self._scale_down(state, reading, current, low, now)
+        if target > current and reading.paused_unknown and not current < low:
+            target, reason = current, ""  # the backlog may be a paused queue's: no dyno can run it
         if target >= current:
             since = None
         if target == current:
@@ -313,7 +325,8 @@ class Autoscaler:
         self._refused = False  # 401/403: no more API calls until restart
         self._unknown: set[str] = set()  # 404: types the app does not have
         self._paused_until = -math.inf  # 429
-        self._pending: list[tuple[Sequence[QueueSeries], Totals | None, Collection[str]] | None] = []
+        self._pending: list[tuple[Sequence[QueueSeries], Totals | None, Collection[str], bool] | None] = []
+        self._paused_unknown = False  # Redis refused the paused set at the last poll (said as it changes)
         self._draining: set[str] = set()  # types whose scale-down waits for running jobs (said once)
         self._paused: dict[str, tuple[str, ...]] = {}  # each type's paused queues, as last said
         self.stops = StopWatch()  # which dynos Heroku stops, as our scale-downs showed it (stopped_dynos.py)
@@ -329,12 +342,12 @@ class Autoscaler:
                      f"{queues}: up above {rule.up_latency:g}s, down below {rule.down_latency:g}s{mode}")
 
     def observe(self, series: Sequence[QueueSeries] | None, totals: Totals | None = None,
-                unread: Collection[str] = ()) -> None:
+                unread: Collection[str] = (), paused_unknown: bool = False) -> None:
         """A poll's per-queue series, Sidekiq's totals and the queues it could not read (None: the poll failed,
         missed a read every type needs, or this emitter did not poll for a while, as a new term of the lease
         begins). Only the newest unhandled poll is kept, after a None not handled yet: silence is never skipped,
         or the polls on either side of it would count as polls in a row."""
-        entry = None if series is None else (series, totals, unread)
+        entry = None if series is None else (series, totals, unread, paused_unknown)
         with self._guard:
             if self._pending and self._pending[0] is None:
                 self._pending[1:] = [] if entry is None else [entry]
@@ -363,7 +376,13 @@ class Autoscaler:
                 polls = self._pending[:]  # none: a wake-up for polls already taken, not a failed poll
                 self._pending.clear()
             for poll in polls:
-                self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1]), poll[2]))
+                if poll is not None and poll[3] != self._paused_unknown:  # said as it changes
+                    self._paused_unknown = poll[3]
+                    self.log("autoscale: Redis refused Sidekiq Pro's paused set, so any queue may be paused: no type "
+                             "scales up until it can be read (scale-downs go on by every queue's latency)"
+                             if poll[3] else "autoscale: Sidekiq Pro's paused set is read again; scale-ups go on")
+                self.step(None if poll is None else readings(self.config.rules, poll[0], Workers.of(poll[1]), poll[2],
+                                                             poll[3]))
 
     def step(self, latest: dict[str, Reading] | None) -> None:
         """One round for every type: what the thread does with each poll."""

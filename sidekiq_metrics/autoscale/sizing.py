@@ -6,7 +6,9 @@ Sidekiq 7, every 5 s before). So, over the polls of the last WINDOW seconds:
 
     rate     = Δprocessed / Δt / busy_all       jobs a second one busy thread finishes (any type's)
     done     = rate × busy                      jobs a second this type's processes finish
-    arriving = max(0, done + Δbacklog / Δt)     jobs a second arriving in this type's queues
+    arriving = max(0, done + Δbacklog / Δt)     jobs a second arriving in this type's queues (Δbacklog over
+                                                the queues not paused now, at both ends: a resumed queue's
+                                                jobs are backlog, not arrivals)
     per_dyno = rate × threads                   jobs a second one of its dynos finishes, every thread busy
     capacity = (backlog + arriving × T) / (T + U)
     needed   = ceil(capacity / per_dyno)           a scale-up's dynos
@@ -41,7 +43,19 @@ class Flow(NamedTuple):
     processed: int  # Sidekiq's running total of finished jobs, every type's
     busy_all: int  # jobs every live process runs
     busy: int  # jobs this type's processes run
-    backlog: int  # jobs waiting in this type's queues
+    backlog: int  # jobs waiting in this type's queues, paused ones left out
+    sizes: tuple[tuple[str, int], ...] = ()  # each of its queues' size, paused ones included
+    paused: frozenset[str] = frozenset()  # those of its queues Sidekiq Pro held paused
+
+
+def grown(first: Flow, last: Flow) -> int:
+    """Δbacklog over the same queues at both ends: those not paused at the last poll. A queue resumed within the
+    window brings its jobs into the backlog at once; they are not arrivals, so its size at the first poll counts
+    too, whether or not it was paused then (and a queue paused since counts at neither end)."""
+    if first.paused == last.paused or not (first.sizes or last.sizes):
+        return last.backlog - first.backlog
+    before, now = dict(first.sizes), dict(last.sizes)
+    return sum(now.get(q, 0) - before.get(q, 0) for q in before.keys() | now.keys() if q not in last.paused)
 
 
 class Estimate(NamedTuple):
@@ -75,7 +89,7 @@ def estimate(flows: deque[Flow], threads: float | None, catch_up: float, up_late
     if not rate > 0:
         return None
     busy = sum(f.busy for f in flows) / len(flows)
-    arriving = max(0.0, rate * busy + (last.backlog - first.backlog) / span)
+    arriving = max(0.0, rate * busy + grown(first, last) / span)
     per_dyno = rate * threads
     if not per_dyno > 0:  # too small for a float: nothing to size with
         return None

@@ -179,7 +179,8 @@ class Poller:
         if self.autoscaler:
             if complete:  # types whose queues were all read may act
                 self.autoscaler.observe([replace(s, queues=[_qualified(s.shard, q) for q in s.queues], labels=())
-                                         for s in series], merged, unknown)
+                                         for s in series], merged, unknown,
+                                        any(snapshot.paused is None for _, snapshot in read))
             else:  # a queue list or the processes are unknown: every type holds still, as after a failed poll
                 self.autoscaler.observe(None)
             samples += self.autoscaler.samples()

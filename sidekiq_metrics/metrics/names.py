@@ -15,19 +15,25 @@ import functools
 import hashlib
 import re
 
-from sidekiq_metrics.catalogue import CATALOGUE
-
 MAX_METRIC_NAME = 255
 _INVALID = re.compile(r"[^A-Za-z0-9.:_-]")
-# The longest suffix a queue's metric name gets ("<prefix>.<queue>.running.longest").
-_LONGEST_SUFFIX = max(len("." + metric.name) for metric in CATALOGUE if metric.per_queue)
+# The room a queue's name gets is what 0.1.0's metrics left it (`.size`, `.latency`): a metric added later never
+# renames the series users already chart. A later, longer suffix (`.running.longest`) maps a queue with its own room
+# (queue_names_for), so only that metric's name of a queue that long takes the digest form.
+_LONGEST_SUFFIX = len(".latency")
+
+
+def queue_names_for(metric_name: str, queues: tuple[str, ...], prefix: str) -> dict[str, str]:
+    """queue_metric_names for `<prefix>.<queue>.<metric_name>`: 0.1.0's names for any suffix that fits in their
+    room, else names made to fit this suffix."""
+    return queue_metric_names(queues, prefix, max(_LONGEST_SUFFIX, len("." + metric_name)))
 
 
 def _digest(name: str, digits: int) -> str:
     return hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:digits]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)  # per shard: two rooms of queues (0.1.0's, .running.longest), subjects
 def queue_metric_names(queues: tuple[str, ...], prefix: str, around: int = _LONGEST_SUFFIX) -> dict[str, str]:
     """Map each real queue name to the metric-safe name used in `<prefix>.<name>.size`. `around`: the most
     characters a metric name adds to the name after `<prefix>.` (`.latency` for a queue; `job.` and

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from sidekiq_metrics.catalogue import CATALOGUE, PROCESS_BUSY, PROCESS_CONCURRENCY, PROCESS_COUNT, UP
-from sidekiq_metrics.metrics.names import MAX_METRIC_NAME, queue_metric_names
+from sidekiq_metrics.metrics.names import MAX_METRIC_NAME, queue_metric_names, queue_names_for
 from sidekiq_metrics.metrics.samples import SHARDS_TOTAL, Labels, Measurements, QueueSeries, Sample
 
 if TYPE_CHECKING:
@@ -90,11 +90,12 @@ class L2metFormat:
             return self._heads[2]
         # Metric names are chosen over every queue of the poll (of each shard), so a queue keeps its name on every
         # line; a shard's queues never change another's names.
-        names = {shard: queue_metric_names(tuple(dict.fromkeys(itertools.chain.from_iterable(
-            s.queues for s in series if s.shard == shard))), self._base(shard))
-            for shard in dict.fromkeys(s.shard for s in series)}
-        heads = [[f"{self.metric_type}#{self._base(s.shard)}.{names[s.shard][q]}.{s.metric.name}=" for q in s.queues]
-                 for s in series]
+        every = {shard: tuple(dict.fromkeys(itertools.chain.from_iterable(
+            s.queues for s in series if s.shard == shard))) for shard in dict.fromkeys(s.shard for s in series)}
+        heads = []
+        for s in series:
+            names = queue_names_for(s.metric.name, every[s.shard], self._base(s.shard))
+            heads.append([f"{self.metric_type}#{self._base(s.shard)}.{names[q]}.{s.metric.name}=" for q in s.queues])
         self._heads = ([list(q) for q in queues], labels, heads)
         return heads
 

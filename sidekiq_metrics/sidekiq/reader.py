@@ -317,6 +317,7 @@ class SidekiqReader:
         longest-running job is then unknown, never a shorter one."""
         records: list[running.WorkRecord] = []
         errors: list[str | None] = []
+        too_large = 0  # records longer than running.OUTSIDE: never read
         if plan.scripts:
             deferred: dict[bytes, list[running.Deferred]] = {}
             for n, reply in enumerate(replies):
@@ -329,13 +330,15 @@ class SidekiqReader:
                 errors += said
                 for d in handed_back:
                     deferred.setdefault(keys[d.key], []).append(d)
+                    too_large += d.whole
             if deferred:
                 errors += self._later(deferred, records)
         else:
             for reply in replies:
-                found_one, error = running.from_hgetall(reply)
+                found_one, error, large = running.from_hgetall(reply)
                 records += found_one
                 errors.append(error)
+                too_large += large
         if refused := next((e for e in errors if e is not None), None):
             problems.append(f"Sidekiq's work hashes (what each process runs): Redis could not read them "
                             f"({refused.split()[0] if refused.split() else refused}); the longest-running job is "
@@ -343,6 +346,10 @@ class SidekiqReader:
             return None
         patterns, top = (self.jobs.patterns, self.jobs.top) if self.jobs else (None, DEFAULT_TOP)
         longest = running.longest(records, patterns, top)
+        if too_large:
+            problems.append(f"{too_large} running job(s) have a work record over {running.OUTSIDE >> 20} MiB (large "
+                            "arguments): not read, as reading it would hold Redis for over a millisecond each poll; "
+                            "they are left out of the longest-running job")
         if longest.unreadable:
             problems.append(f"{longest.unreadable} running job(s) have a work record with no start time Sidekiq "
                             "writes (`run_at`): they are left out of the longest-running job")
@@ -350,20 +357,18 @@ class SidekiqReader:
 
     def _later(self, deferred: dict[bytes, list[running.Deferred]], records: list[running.WorkRecord]) -> list[
             str | None]:
-        """The records script calls handed back, read in one more round trip: whole ones with HGET (only their
-        ends kept), the others by more script calls. Their errors; one handed back again (it grew in between) is
+        """The records script calls handed back past their budget, read by more script calls in one more round trip
+        (those over running.OUTSIDE are not read). Their errors; one handed back again (it grew in between) is
         unreadable this poll."""
         commands = [c for key, each in deferred.items() for c in running.later(key, each)]
         errors: list[str | None] = []
-        for reply in self.connection.replies(commands, max_bulk=running.OUTSIDE):
-            if isinstance(reply, list):
-                found, said, again = running.from_script(1, reply)
-                records += found[0] + [running.UNREADABLE] * len(again)
-                errors += said
-            elif isinstance(found_one := running.from_hget(reply), str):
-                errors.append(found_one)
-            elif found_one is not None:
-                records.append(found_one)
+        for reply in self.connection.replies(commands, max_bulk=running.OUTSIDE) if commands else ():
+            if isinstance(reply, ReplyError):
+                errors.append(str(reply)[:120])
+                continue
+            found, said, again = running.from_script(1, reply)
+            records += found[0] + [running.UNREADABLE] * len(again)
+            errors += said
         return errors
 
     def _tally(self, kinds: list[str], replies: list[Reply], problems: list[str], clock: Callable[[], float]) -> None:

@@ -13,8 +13,10 @@ where Sidekiq puts `queue` and `run_at`, and its class is unknown.
 
 What one script call holds Redis for is bounded: it reads at most BUDGET bytes of records (the
 fields past it are handed back and read by more calls in one more round trip), and a record
-longer than OUTSIDE is never copied into it: the reader takes it with HGET, in that same round
-trip, keeping only its ends (its bytes then cross the network, as a queue's huge oldest job does).
+longer than OUTSIDE is never read at all: Redis has no command that reads part of a hash's
+value, and copying one into the script costs about 1.1 ms a MiB (docs/performance.md), so its
+job is counted as too large to read (a warning says so) and left out of the longest-running job.
+Its bytes never cross the network, so a poll's bytes do not grow with the jobs' arguments.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ LATEST = 1e10  # 2286-11-20
 BATCH = 16  # hashes per script call (8 processes' `:work` and `:workers`)
 LARGE_RECORD = 32 << 10  # bytes: a record longer than this is read by its ends only
 BUDGET = 256 << 10  # record bytes one script call reads at most (benchmarks/bench_poll.py --running)
-OUTSIDE = 1 << 20  # bytes: a record longer than this is taken with HGET, never into the script
+OUTSIDE = 1 << 20  # bytes: a record longer than this is never read (a MiB holds Redis ~1.1 ms in the script)
 
 WRAPPERS = frozenset({"ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper", "Sidekiq::ActiveJob::Wrapper"})
 MAILERS = frozenset({"ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob"})
@@ -94,7 +96,7 @@ class Deferred(NamedTuple):
     key: int  # its hash's index in the call
     field: bytes
     length: int
-    whole: bool  # longer than OUTSIDE: to take with HGET; else past the call's budget: for another call
+    whole: bool  # longer than OUTSIDE: never read; else past the call's budget: for another call
 
 
 def call(keys: list[bytes], fields: Sequence[bytes] = ()) -> Command:
@@ -103,14 +105,14 @@ def call(keys: list[bytes], fields: Sequence[bytes] = ()) -> Command:
 
 
 def later(key: bytes, deferred: Iterable[Deferred]) -> list[Command]:
-    """The reads of a hash's records handed back: HGET for the whole ones, and script calls over the others,
-    as many fields to a call as its budget takes (each call reads its first field, however long)."""
+    """The reads of a hash's records handed back past a call's budget: script calls, as many fields to a call as
+    its budget takes (each call reads its first field, at most OUTSIDE bytes). Those longer than OUTSIDE are never
+    read (the caller counts them)."""
     commands: list[Command] = []
     batch: list[bytes] = []
     size = 0
     for d in deferred:
         if d.whole:
-            commands.append(["HGET", key, d.field])
             continue
         if batch and size + d.length > BUDGET:
             commands.append(call([key], batch))
@@ -224,18 +226,19 @@ def from_script(keys: int, reply: Reply) -> tuple[list[list[WorkRecord]], list[s
     return records, errors, deferred
 
 
-def from_hget(reply: Reply) -> WorkRecord | str | None:
-    """One record taken with HGET: the record, Redis's error, or None (the job ended since)."""
+def from_hgetall(reply: Reply) -> tuple[list[WorkRecord], str | None, int]:
+    """One hash read whole: its records, or Redis's error; and how many records are longer than OUTSIDE (left out,
+    as the script leaves them)."""
     if isinstance(reply, ReplyError):
-        return str(reply)[:120]
-    return parse_record(reply) if isinstance(reply, bytes | TooLarge) and reply != b"" else None
-
-
-def from_hgetall(reply: Reply) -> tuple[list[WorkRecord], str | None]:
-    """One hash read whole: its records, or Redis's error."""
-    if isinstance(reply, ReplyError):
-        return [], str(reply)[:120]
+        return [], str(reply)[:120], 0
     if not isinstance(reply, list):
-        return [], "HGETALL did not answer with a hash"
+        return [], "HGETALL did not answer with a hash", 0
     # An empty value is no job (Sidekiq's WorkSet skips it too; the script reads its length, 0, and skips it).
-    return [parse_record(v) if isinstance(v, bytes) else UNREADABLE for v in reply[1::2] if v != b""], None
+    values = [v for v in reply[1::2] if v != b""]
+    large = [v for v in values if isinstance(v, bytes | TooLarge) and _length(v) > OUTSIDE]
+    return [parse_record(v) if isinstance(v, bytes) else UNREADABLE for v in values if not
+            (isinstance(v, bytes | TooLarge) and _length(v) > OUTSIDE)], None, len(large)
+
+
+def _length(value: bytes | TooLarge) -> int:
+    return value.size if isinstance(value, TooLarge) else len(value)

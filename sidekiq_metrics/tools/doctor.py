@@ -37,10 +37,12 @@ class Report:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.failed = False
+        self.warned = False
         self.secrets: tuple[str, ...] = ()  # scrubbed out of every line, whatever wrote it, as the emitter's log is
 
     def line(self, mark: str, text: str, fix: str | None = None) -> None:
         self.failed |= mark == FAIL
+        self.warned |= mark == WARN
         self.out.write(f"{mark}  {redact(text, self.secrets)}\n")
         if fix:
             self.out.write(f"      -> {redact(fix, self.secrets)}\n")
@@ -73,7 +75,10 @@ def run_doctor(env: Mapping[str, str], flags: Mapping[str, object], out: TextIO)
     if settings.autoscale:
         report.section("Autoscaling")
         _autoscale(report, settings.autoscale, known)
-    report.out.write(f"\n{'The emitter would not work here: see FAIL above.' if report.failed else 'All good.'}\n")
+    # "All good." only without warnings: a warning is a reading left out (exit 0 all the same, as the emitter works).
+    closing = "The emitter would not work here: see FAIL above." if report.failed else \
+        "The emitter works here, with warnings: see warn above." if report.warned else "All good."
+    report.out.write(f"\n{closing}\n")
     return 1 if report.failed else 0
 
 
@@ -252,7 +257,18 @@ def _reads(report: Report, snapshot: Snapshot, namespace: str | None) -> None:
         if getattr(totals, field) is None:
             refused = decode(getattr(keys, key))
             report.line(WARN, f"reads: Redis refuses {refused!r}: {metrics} are left out (the rest is reported)", fix)
-    if not snapshot.unread and totals is not None and all(getattr(totals, f) is not None for f, _, _ in _OPTIONAL):
+    if snapshot.paused is None:
+        report.line(WARN, f"reads: Redis refuses {decode(keys.paused)!r} (Sidekiq Pro's paused queues): which queues "
+                          "are paused is unknown, so sidekiq.queue.paused is left out and autoscaling scales no type "
+                          "up until it can be read (a paused queue's backlog could ask for dynos that cannot run it)",
+                    fix)
+    if totals is not None and snapshot.running is None:
+        report.line(WARN, "reads: Redis refuses a process's `<identity>:work` hash (what it runs): the longest-running "
+                          "job is unknown, so its running.longest metrics are left out, and autoscaling holds a "
+                          "scale-down while that process is busy (all its jobs count as at risk)",
+                    "give the Redis URL's user read access to them (ACL: ~*:work among its key patterns)")
+    if not snapshot.unread and totals is not None and snapshot.paused is not None and snapshot.running is not None \
+            and all(getattr(totals, f) is not None for f, _, _ in _OPTIONAL):
         report.line(OK, "reads: Redis answers every read the emitter makes")
 
 

@@ -118,15 +118,16 @@ class View:
         if snapshot.totals:
             t = snapshot.totals
             per_min = [f"{r:.0f}/min" if r is not None else "-" for r in self.rates]
-            out.append(f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
-                       f"enqueued {_shown(t.enqueued)}  scheduled {_shown(t.scheduled)}  retries {_shown(t.retries)}  "
-                       f"dead {_shown(t.dead)}" + (f"  paused {len(snapshot.paused)}" if snapshot.paused else "")
-                       [:width])
+            # Paused beside enqueued (their jobs are among them), before what an 80-column terminal may cut off.
+            pauses = f"  paused {len(snapshot.paused)}" if snapshot.paused else ""
+            out.append((f"busy {t.busy}/{t.concurrency}  processed {per_min[0]}  failed {per_min[1]}  "
+                        f"enqueued {_shown(t.enqueued)}{pauses}  scheduled {_shown(t.scheduled)}  "
+                        f"retries {_shown(t.retries)}  dead {_shown(t.dead)}")[:width])
         if self.show_jobs:
             return out + self._job_lines(width, height - len(out))
         rows = self.rows
-        name_width = max(10, min(40, width - 40))
-        out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10} {'RUNNING':>9}  TREND")
+        name_width = max(10, min(40, width - 50))  # the columns after the name take 34, and a short trend
+        out.append(f"  {'QUEUE':<{name_width}} {'SIZE':>9} {'LATENCY':>10} {'RUNNING':>9}  TREND"[:width])
         room = max(1, height - len(out) - 1)
         paused = snapshot.paused or frozenset()
         for wait, size, name in rows[:room]:

@@ -27,7 +27,7 @@ from support.commands import ROOT, cli, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.otlp_receiver import OtlpReceiver
 from support.redis_server import RedisServer, free_port, wait_until
-from support.sidekiq_data import busy_process, sidekiq
+from support.sidekiq_data import busy_process, idle_process, seed, sidekiq
 
 INTERVAL = "1"
 LATENCY = 2.0  # seconds: jobs pushed at the start pass it while the other parts start
@@ -250,6 +250,29 @@ def test_otlp_naming_is_our_own_otlp_export_translated_by_the_written_rules(own_
                                "sidekiq_redis_memory_max_megabytes", "sidekiq_redis_memory_ratio",
                                "sidekiq_job_running_longest_seconds"}
     assert "sidekiq_processed_total" not in names  # the Prometheus endpoint's name, not the export's
+
+
+def test_the_latency_alert_stays_silent_for_a_queue_sidekiq_pro_holds_paused(tmp_path, own_redis):
+    """Found by the review of issue 34: `watch` marks a paused queue `P` and autoscaling leaves it out, but the
+    rules paged for it (`sidekiq_queue_latency_seconds > 30`, no `unless` on the paused series), so an operator who
+    pauses `mail` during an incident was paged every evaluation until it was resumed. Series as the real emitter
+    serves them, driven through promtool; `default`, as late and not paused, fires (so the test can fail)."""
+    r = own_redis.client()
+    seed(r, {"mail": (100.0, 3), "default": (100.0, 3)})
+    r.sadd("paused", "mail")
+    idle_process(r, "worker.1")
+    served = served_by_the_emitter({"REDIS_URL": own_redis.url}, "_queue_paused")
+    assert any(name.endswith("_queue_paused") for name, _, _ in served)
+    series = [{"series": series_text(name, labels),
+               "values": "100x20" if name.endswith("_queue_latency_seconds") else f"{value:g}x20"}
+              for name, labels, value in served]
+    promtool_test(tmp_path, alerts_cli(), [{
+        "interval": "30s", "input_series": series,
+        "alert_rule_test": [{"eval_time": "6m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": [
+            {"exp_labels": {"severity": "warning", "queue": "default", "threshold": "30"},
+             "exp_annotations": {"summary": "Sidekiq queue default has waited 100s",
+                                 "description": what_to_do("SidekiqQueueLatencyHigh"),
+                                 "runbook_url": "docs/troubleshooting.md#a-queue-waits-too-long"}}]}]}])
 
 
 # -- a real Prometheus -----------------------------------------------------------------------------------------

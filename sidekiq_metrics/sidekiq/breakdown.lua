@@ -82,17 +82,19 @@ local function failed_at(job) -- seconds (Sidekiq 8 writes milliseconds)
   return t
 end
 
--- A field of a job too large to decode, by pattern: a plain string value (no escapes) of the key,
--- the first in `text` (the head: the job's own fields come before its arguments) or the last (the tail:
--- a failure's fields are written last). A key in quotes followed by a colon is a key wherever it is (in a
--- JSON string its quotes would be escaped), but one of the arguments' hashes could hold the same key:
--- taking the first in the head and the last in the tail makes that the job's own for Sidekiq's order.
+-- A field of a job too large to decode, as Sidekiq writes it (`"key":value`; spaces after the colon too): a string
+-- without escapes, or a number, of the key, the first in `text` (the head: the job's own fields come before its
+-- arguments) or the last (the tail: a failure's fields are written last). A key in quotes followed by a colon
+-- is a key wherever it is (in a JSON string its quotes would be escaped), but one of the arguments' hashes
+-- could hold the same key: taking the first in the head and the last in the tail makes that the job's own for
+-- Sidekiq's order. Plain finds: a pattern would be tried at each byte of the 64 KB windows (4 ms a call).
+local STRING, NUMBER = '^%s*"([^"\\]*)"', '^%s*(%-?[%d.eE+]+)'
 local function field(text, key, last, value)
-  local at, found = 1, nil
+  local needle, at, found = '"' .. key .. '":', 1, nil
   while true do
-    local s, e, v = find(text, '"' .. key .. '"%s*:%s*' .. value, at)
-    if not s then return found end
-    found = v
+    local _, e = find(text, needle, at, true)
+    if not e then return found end
+    found = match(text, value, e + 1)
     if not last then return found end
     at = e + 1
   end
@@ -100,12 +102,11 @@ end
 
 local function read_large(payload)
   local head, tail = sub(payload, 1, WINDOW), sub(payload, -WINDOW)
-  local job = {class = field(head, 'class', false, '"([^"\\]*)"'),
-               wrapped = field(head, 'wrapped', false, '"([^"\\]*)"'),
-               display_class = field(head, 'display_class', false, '"([^"\\]*)"')}
+  local job = {class = field(head, 'class', false, STRING), wrapped = field(head, 'wrapped', false, STRING),
+               display_class = field(head, 'display_class', false, STRING)}
   if failures then
-    job.error_class = field(tail, 'error_class', true, '"([^"\\]*)"')
-    job.failed_at = tonumber(field(tail, 'failed_at', true, '(%-?[%d.eE+]+)') or '')
+    job.error_class = field(tail, 'error_class', true, STRING)
+    job.failed_at = tonumber(field(tail, 'failed_at', true, NUMBER) or '')
   end
   if WRAPPERS[job.class] and not job.wrapped then return nil end -- its class is in `args`: not read
   return job

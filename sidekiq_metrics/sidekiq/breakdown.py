@@ -34,8 +34,8 @@ SHA = hashlib.sha1(SCRIPT).hexdigest()
 BUDGET = 1 << 18
 ENTRIES = 500
 LARGE = 1 << 16  # a job longer (or costlier to decode) than this is read by pattern from windows this size
-# Redis copies each job into the script whole: measured 3 ms for a job of 1 MB, 10 ms for 4 MB, 68 ms for 16 MB
-# (docs/performance.md). A set whose pass copied a job over HEAVY is not passed again before RESCAN seconds.
+# Redis copies each job into the script whole: measured 2-3 ms for a job of 1 MB, 9-12 ms for 4 MB, 64-68 ms for
+# 16 MB (docs/performance.md). A set whose pass copied a job over HEAVY is not passed again before RESCAN seconds.
 HEAVY = 1 << 20
 RESCAN = 600.0
 ROUNDS = 4  # round trips of calls a poll makes at most (the first rides in the poll's pipeline)

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_breakdown.py [--sizes 10000,100000] [--runs 5] [--servers redis,valkey]
     .venv/bin/python benchmarks/bench_breakdown.py --small       # jobs of about 250 bytes
     .venv/bin/python benchmarks/bench_breakdown.py --poll-against cf2a8c7 [--runs 5]   # only: the poll, A/B
+    .venv/bin/python benchmarks/bench_breakdown.py --costs [--runs 7]   # only: a call over large and dense jobs
 
 Not part of the test run. For each server and size it starts a server of its own on a loopback port, seeds a
 retry set and one queue with `size` jobs of about 2 KB each (as Sidekiq writes them: ActiveJob-wrapped, several
@@ -14,6 +15,11 @@ calls took over 5 ms, and, as a control, the worst of every other command Redis 
 wall time: on a shared machine a preempted server makes any command look slow, a one-key read included); then
 Redis's own CPU time for each call of one more pass over the retry set (INFO cpu, main thread), which holds no
 other process's turn on the CPU.
+
+`--costs`: Redis's time (INFO commandstats, and its main thread's CPU) of one call over a retry set of one job of
+1, 4 and 16 MB (Redis copies each job into the script whole: what no budget can cut), and Redis's CPU a call over
+3,000 jobs of 2 KB of three shapes (one long string, [id, quantity] pairs, a list nested 400 deep), the median and
+the worst of `runs`.
 """
 
 from __future__ import annotations
@@ -157,7 +163,7 @@ def cpu_per_call(r: redis.Redis) -> list[float]:
         before = cpu()
         idle.append(cpu() - before)
     info_cost = statistics.median(idle)
-    spent, cursor = [], (b"", b"")
+    spent, cursor = [], breakdown.START
     while True:
         command = breakdown.call("retries", [b"retry"], 10**9, True, cursor)
         before = cpu()
@@ -167,6 +173,43 @@ def cpu_per_call(r: redis.Redis) -> list[float]:
         if part.done != 0:
             return spent
         cursor = part.cursor
+
+
+def costs(runs: int) -> None:
+    """One call over one large job, and calls over jobs of dense shapes (see the module's doc)."""
+    server = RedisServer().start()
+    try:
+        r = server.client()
+
+        def cpu_ms() -> float:
+            info = r.info("cpu")
+            return (float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])) * 1000
+
+        print("| jobs in the retry set | Redis time a call (commandstats), median | worst | CPU a call, median | "
+              "worst |")
+        print("|---|---|---|---|---|")
+        for label, jobs in [(f"one of {mb} MB", [["x" * (mb << 20)]]) for mb in (1, 4, 16)] + [
+                ("3,000 of 2 KB: one string", [["x" * 1900]] * 3000),
+                ("3,000 of 2 KB: [id, quantity] pairs", [[[i, 1] for i in range(10, 280)]] * 3000),
+                ("3,000 of 2 KB: a list nested 400 deep", [json.loads("[" * 400 + "1" + "]" * 400)] * 3000)]:
+            r.flushall()
+            pipe = r.pipeline(transaction=False)
+            for i, args in enumerate(jobs):
+                pipe.zadd("retry", {json.dumps({"class": "ImportJob", "jid": f"{i:024x}", "args": args,
+                                                "error_class": "E", "failed_at": 1}, separators=(",", ":")): i})
+            pipe.execute()
+            r.script_load(breakdown.SCRIPT)
+            walls, cpus = [], []
+            for _ in range(runs):
+                r.config_resetstat()
+                before = cpu_ms()
+                r.execute_command(*breakdown.call("retries", [b"retry"], 10**9, True, breakdown.START))
+                cpus.append(cpu_ms() - before)
+                walls.append(r.info("commandstats")["cmdstat_evalsha"]["usec"] / 1000)
+            print(f"| {label} | {statistics.median(walls):.1f} ms | {max(walls):.1f} ms | "
+                  f"{statistics.median(cpus):.1f} ms | {max(cpus):.1f} ms |", flush=True)
+    finally:
+        server.cleanup()
 
 
 def valkey_binary() -> str:
@@ -182,12 +225,16 @@ def main() -> None:
     parser.add_argument("--servers", default="redis,valkey")
     parser.add_argument("--small", action="store_true", help="jobs of about 250 bytes rather than 2 KB")
     parser.add_argument("--poll-against", metavar="COMMIT", help="only: the 10,000-queue poll, COMMIT's and ours")
+    parser.add_argument("--costs", action="store_true", help="only: a call over large jobs and dense ones")
     args = parser.parse_args()
+    if args.costs:
+        costs(args.runs)
+        return
     if args.poll_against:
         poll_against(args.poll_against, args.runs)
         return
-    print(f"budget a call: {breakdown.BUDGET // 1024} KB or {breakdown.ENTRIES} jobs; at most {breakdown.ROUNDS} "
-          "calls a breakdown a poll")
+    print(f"budget a call: {breakdown.BUDGET // 1024} KB of work (bytes, and a weight per JSON value) or "
+          f"{breakdown.ENTRIES} jobs; at most {breakdown.ROUNDS} calls a breakdown a poll")
     print("| server | jobs in the set and the queue | job size | calls a pass (both) | polls a pass | "
           "call, median | p99 | worst | calls over 5 ms | worst other command | CPU a call, median | CPU, worst |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

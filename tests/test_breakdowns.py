@@ -82,14 +82,15 @@ def ours(url: str, **kw: object) -> SidekiqReader:
     return SidekiqReader(Connection(parse_redis_url(url, "url"), timeout=5), breakdowns=Breakdowns(b"", **kw))
 
 
-def whole_passes(reader: SidekiqReader, polls: int = 50, queue: str = "low") -> dict[tuple[str, str], Breakdown]:
+def whole_passes(reader: SidekiqReader, polls: int = 50, queue: str = "low",
+                 sets: tuple[str, ...] = ("retries", "dead", "scheduled")) -> dict[tuple[str, str], Breakdown]:
     """Polls until every breakdown has a pass that began after the data was written (it is then exact)."""
     first = None
     for _ in range(polls):
         snapshot = reader.read(totals=True)
         first = first or snapshot.read_at - 1e-3
         done = {(b.kind, b.queue): b for b in snapshot.breakdowns if b.started >= first}
-        if {"retries", "dead", "scheduled"} <= {k for k, _ in done} and ("queues", queue) in done:
+        if set(sets) <= {k for k, _ in done} and ("queues", queue) in done:
             return done
     raise AssertionError("no whole pass")
 
@@ -207,7 +208,7 @@ def test_any_payload_is_counted_once_under_its_class_or_unknown_never_dropped(r,
         r.zadd("retry", {payload: 1_800_000_000 + n})
     r.lpush("queue:q", *payloads)
     r.sadd("queues", "q")
-    got = whole_passes(ours(redis_server.url, top=1000), polls=5, queue="q")
+    got = whole_passes(ours(redis_server.url, top=1000), polls=5, queue="q", sets=("retries",))
     expected: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     for payload in payloads:
@@ -241,8 +242,8 @@ def any_server(request):
 
 def test_a_pass_over_sets_that_change_counts_each_job_once(any_server, monkeypatch):
     """The scheduler removes entries from the front of a sorted set (the cursor's own entry included) and Sidekiq
-    pushes at the head of a list while a pass goes on: each job is counted once, those pushed meanwhile too (the
-    pass walks from the tail to the head as it is when the pass gets there)."""
+    pushes at the head of a list while a pass goes on: each job is counted once, and the pass ends where the list
+    ended when it began (those pushed meanwhile are for the next pass)."""
     server, r = any_server
     monkeypatch.setattr(breakdown, "ENTRIES", 10)
     monkeypatch.setattr(breakdown, "ROUNDS", 1)
@@ -259,7 +260,7 @@ def test_a_pass_over_sets_that_change_counts_each_job_once(any_server, monkeypat
             break
     by_kind = {b.kind: b for b in passes}
     assert by_kind["retries"].classes == {"J0": 20, "J1": 20, "J2": 20}
-    assert by_kind["queues"].classes == {"J0": 20, "J1": 20, "J2": 20, "New": 5}
+    assert by_kind["queues"].classes == {"J0": 20, "J1": 20, "J2": 20}
 
 
 def test_jobs_workers_take_during_a_pass_make_it_short_by_as_many_and_no_more(r, redis_server, monkeypatch):
@@ -296,7 +297,7 @@ def test_round_trips_and_calls_per_poll_do_not_grow_with_queues_or_jobs(r, redis
     sends.clear()
     snapshot = reader.read(totals=True)
     assert len(sends) <= breakdown.ROUNDS + 1 and all(len(s) <= 4 for s in sends)
-    assert {b.kind for b in snapshot.breakdowns} >= {"retries", "dead", "scheduled"}
+    assert {b.kind for b in snapshot.breakdowns} == {"retries", "queues"}  # the empty sets: none
     retries = next(b for b in snapshot.breakdowns if b.kind == "retries")
     assert retries.calls == 3 and sum(retries.classes.values()) == 3 * breakdown.ENTRIES
     assert len([b for b in snapshot.breakdowns if b.kind == "queues"]) == 20  # the default: the 20 largest
@@ -358,3 +359,200 @@ def test_a_set_of_jobs_all_due_at_once_is_passed_whole(r, redis_server, monkeypa
         if got := reader.read().breakdowns:
             break
     assert got[0].classes == {"J0": 600, "J1": 600} and got[0].calls == 12
+
+
+def test_the_queues_breakdown_alone_is_printed_by_run_once(written):
+    """SIDEKIQ_METRICS_BREAKDOWNS=queues: the first poll knows no queue sizes and has no set to tally, yet takes the
+    round trip that starts the queues' round once its reads know them (Heroku Scheduler's `run --once`)."""
+    url, _ = written("7.3")
+    alone = cli("run", "--once", env={"REDIS_URL": url, "SIDEKIQ_METRICS_BREAKDOWNS": "queues"})
+    assert alone.returncode == 0, alone.stderr
+    got = parse_l2met(alone.stdout)
+    assert got["sample#sidekiq.low.job.HardJob.waiting"] == "1" and got["sample#sidekiq.default.job.HardJob.waiting"]
+    assert not any(".retries" in k for k in got if ".job." in k)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_jobs_too_large_to_decode_are_read_by_pattern_as_sidekiq_writes_them(written, version, monkeypatch):
+    """Every job taken as one over breakdown.LARGE (never decoded): class, wrapped class, error class and first
+    failure are read from the payloads as each Sidekiq version writes them, and equal its API's tally; only a
+    mailer, whose class is in its arguments, is `unknown`."""
+    url, reference = written(version)
+    monkeypatch.setattr(breakdown, "LARGE", 0)
+    got = whole_passes(ours(url))
+    for kind in ("retries", "dead", "scheduled"):
+        expected = Counter({("unknown" if "#" in k else k): v for k, v in as_ours(reference[kind]["classes"]).items()})
+        assert got[kind, ""].classes == dict(expected), kind
+    for kind in ("retries", "dead"):
+        assert got[kind, ""].errors == reference[kind]["errors"]
+        assert all(abs(got[kind, ""].oldest[k] - float(v)) < 0.002  # type: ignore[arg-type]
+                   for k, v in as_ours(reference[kind]["oldest"]).items() if "#" not in k)
+
+
+NOW = 1_800_000_000
+
+
+def redis_cpu(r: redis.Redis) -> float:
+    """Redis's main thread's CPU time (seconds): not the machine's load, unlike SLOWLOG's wall time."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+
+
+def script_calls(r: redis.Redis) -> int:
+    return int(r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def failed_job(i: int, arg_bytes: int) -> str:
+    return json.dumps({"class": "ImportJob", "jid": f"{i:024x}", "queue": "default", "args": ["x" * arg_bytes],
+                       "error_class": "Net::ReadTimeout", "error_message": "boom", "failed_at": NOW - 60,
+                       "retry_count": 1})
+
+
+def cpu_per_call(r: redis.Redis, reader: SidekiqReader, at: float | None = None) -> tuple[float, int]:
+    """Milliseconds of Redis's main thread per breakdown call over one poll (the poll's other reads, a few cheap
+    commands, counted in: in our favour), and the calls."""
+    calls, cpu = script_calls(r), redis_cpu(r)
+    reader.read(totals=True, **({"clock": lambda: at} if at is not None else {}))
+    cpu, calls = redis_cpu(r) - cpu, script_calls(r) - calls
+    return (cpu * 1000 / calls if calls else cpu * 1000), calls
+
+
+def test_a_call_copies_at_most_its_budget_and_one_job_however_large_the_jobs(r, redis_server):
+    """64 failed jobs of 300 KB: a call fetched 64 whole jobs (19 MB) before it looked at its byte budget, 55 ms
+    of Redis CPU a call. Fetched one at a time, a call copies its budget and one job at most (and never decodes
+    one over LARGE). Redis CPU, not wall time: the machine's load makes no difference; the margin is about 5x."""
+    pipe = r.pipeline()
+    for i in range(64):
+        pipe.zadd("retry", {failed_job(i, 300_000): NOW + i})
+        pipe.lpush("queue:imports", failed_job(i, 300_000))  # a queue of them: by LRANGE, the same
+    pipe.sadd("queues", "imports")
+    pipe.execute()
+    per_call, calls = cpu_per_call(r, ours(redis_server.url, kinds=frozenset({"retries", "queues"})))
+    assert calls >= 2 and per_call <= 5.0, f"{per_call:.1f} ms of Redis CPU a breakdown call"
+
+
+def test_a_job_of_16_mb_is_never_decoded_and_its_set_is_not_passed_again_before_rescan(r, redis_server):
+    """One failed job of 16 MB in a small retry set was decoded whole at every poll (47 ms of Redis CPU each 30 s
+    for the job's 21 days of retries). It is read by pattern now, but Redis still copies it into the script (68 ms
+    measured, docs/performance.md): the set is passed again only after RESCAN, its tally reported meanwhile with
+    its age; the polls between cost Redis no more than a small set's."""
+    # (not first: the poll reads the first entry's score with ZRANGE 0 0, which sends the whole member)
+    r.zadd("retry", {failed_job(0, 100): NOW, failed_job(1, 16_000_000): NOW + 1})
+    reader = ours(redis_server.url, kinds=frozenset({"retries"}))
+    first = reader.read(totals=True, clock=lambda: NOW).breakdowns
+    assert [(b.classes, b.errors) for b in first] == [({"ImportJob": 2}, {"Net::ReadTimeout": 2})]
+    for poll in range(1, 4):
+        per_call, calls = cpu_per_call(r, reader, NOW + 30 * poll)
+        assert calls == 0 and per_call <= 5.0, f"{per_call:.1f} ms of Redis CPU at a poll between passes"
+    snapshot = reader.read(totals=True, clock=lambda: NOW + breakdown.RESCAN - 1)
+    assert [b.started for b in snapshot.breakdowns] == [NOW]  # age: RESCAN - 1
+    calls = script_calls(r)
+    assert [b.started for b in reader.read(totals=True, clock=lambda: NOW + breakdown.RESCAN).breakdowns] == \
+        [NOW + breakdown.RESCAN] and script_calls(r) > calls
+
+
+def test_the_work_of_a_call_is_bounded_whatever_the_jobs_shape(r, redis_server):
+    """A byte budget sized on jobs of mostly one string let jobs of 2 KB of [product_id, quantity] pairs cost 6-9 ms
+    a call, and deep nesting 12.7 ms: cjson's work follows the values it builds. Charged per value as well, a call
+    costs about the same whatever the shape; jobs over LARGE, read by pattern (plain finds), too. A ratio to the
+    text jobs, so the machine's speed does not decide."""
+    def cost(arg: object, jobs: int = 3_000) -> float:
+        r.flushall()
+        pipe = r.pipeline()
+        for i in range(jobs):
+            pipe.zadd("retry", {json.dumps({"class": "OrderImportJob", "jid": f"{i:024x}", "args": [arg]},
+                                           separators=(",", ":")): NOW + i})
+        pipe.execute()
+        reader = ours(redis_server.url, kinds=frozenset({"retries"}))
+        return min(cpu_per_call(r, reader)[0] for _ in range(3))
+
+    nested: object = 1
+    for _ in range(400):
+        nested = [nested]
+    text, pairs, deep = cost("x" * 1900), cost([[i, 1] for i in range(10, 280)]), cost(nested)
+    large = cost("x" * 70_000, jobs=40)  # over LARGE, read by pattern: 4 a call
+    assert max(pairs, deep, large) <= 2.5 * text, f"a call: {pairs:.1f} ms of pairs, {deep:.1f} ms of nesting, " \
+                                                  f"{large:.1f} ms of 70 KB jobs, {text:.1f} ms of text"
+
+
+def test_a_pass_ends_at_the_end_its_set_had_while_jobs_are_scheduled_at_a_steady_rate(r, redis_server):
+    """20 jobs a second scheduled five minutes ahead: 6,000 of 2 KB in the schedule set, 600 more a poll than a
+    poll passes. The pass chased the set's end and never ended: no `.scheduled` at all. It ends at the highest
+    score the set had when it began. Time is simulated: each poll, the scheduler's 30 s of work is done by hand."""
+    per_poll, size = 600, 6_000
+
+    def job(i: int) -> str:
+        return json.dumps({"class": f"Debounce{i % 3}", "jid": f"{i:024x}", "queue": "default",
+                           "args": ["x" * 1900], "created_at": NOW})
+
+    pipe = r.pipeline()
+    for i in range(size):
+        pipe.zadd("schedule", {job(i): NOW + i / 20})
+    pipe.execute()
+    reader = ours(redis_server.url, kinds=frozenset({"scheduled"}))
+    added = size
+    for _ in range(40):
+        if got := reader.read(totals=True).breakdowns:
+            assert 0 < sum(got[0].classes.values()) <= size
+            return
+        r.zpopmin("schedule", per_poll)  # due: the scheduler moves them to their queue
+        pipe = r.pipeline()
+        for i in range(added, added + per_poll):  # 30 s of new ones, five minutes ahead
+            pipe.zadd("schedule", {job(i): NOW + i / 20})
+        pipe.execute()
+        added += per_poll
+    raise AssertionError(f"no scheduled breakdown in 40 polls (20 minutes) of a set of {r.zcard('schedule')} jobs")
+
+
+def test_a_set_emptied_during_a_pass_is_left_out_and_a_class_that_left_is_said_once_as_0(r, redis_server,
+                                                                                          monkeypatch):
+    """"Delete All" in the Web UI after the first of a pass's polls: the next poll found the set empty, ended the
+    pass and published what it had counted (`sidekiq.retries=0` with `job.ImportJob.retries=500`). A pass that
+    finds its set empty publishes nothing. And a class whose jobs all left is reported once as 0 (a gauge's last
+    value would stay on graphs, and an alert on it never clear), then left out."""
+    monkeypatch.setattr(breakdown, "ENTRIES", 10)
+    monkeypatch.setattr(breakdown, "ROUNDS", 1)
+    r.zadd("retry", {failed_job(i, 100): NOW + i for i in range(30)})
+    reader = ours(redis_server.url, kinds=frozenset({"retries"}))
+    assert reader.read(totals=True).breakdowns == ()  # a pass begun
+    r.delete("retry")
+    for _ in range(3):
+        snapshot = reader.read(totals=True)
+        assert snapshot.totals is not None and snapshot.totals.retries == 0 and snapshot.breakdowns == ()
+    r.zadd("retry", {failed_job(0, 100): NOW, json.dumps({"class": "Other", "error_class": "E"}): NOW + 1})
+    assert [b.classes for b in reader.read(totals=True).breakdowns] == [{"ImportJob": 1, "Other": 1}]
+    r.zremrangebyrank("retry", 0, 0)  # ImportJob's jobs all left
+    assert [(b.classes, b.errors) for b in reader.read(totals=True).breakdowns] == \
+        [({"ImportJob": 0, "Other": 1}, {"Net::ReadTimeout": 0, "E": 1})]
+    assert [b.classes for b in reader.read(totals=True).breakdowns] == [{"Other": 1}]
+    r.delete("retry")
+    assert [b.classes for b in reader.read(totals=True).breakdowns] == [{"Other": 0}]
+    assert reader.read(totals=True).breakdowns == ()
+
+
+def test_no_tally_is_reported_while_redis_refuses_scripts(own_redis):
+    """An ACL tightened to -@scripting (or a failover to a provider without scripts): the last tally was printed at
+    every poll for as long as the refusal lasted. There is none while scripts are refused, and it is said once."""
+    r = own_redis.client()
+    r.zadd("retry", {failed_job(0, 100): NOW})
+    said: list[str] = []
+    reader = SidekiqReader(Connection(parse_redis_url(own_redis.url, "url"), timeout=5), log=said.append,
+                           breakdowns=Breakdowns(b"", frozenset({"retries"})))
+    assert [b.classes for b in reader.read(totals=True).breakdowns] == [{"ImportJob": 1}]
+    r.acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-@scripting"], keys=["*"],
+                  channels=["*"])
+    for _ in range(3):
+        snapshot = reader.read(totals=True)
+        assert snapshot.totals is not None and snapshot.totals.retries == 1 and snapshot.breakdowns == ()
+    assert sum("no breakdown by job class" in line for line in said) == 1
+
+
+def test_no_two_queue_and_class_pairs_share_an_l2met_name():
+    """`sidekiq.<queue>.job.<class>.waiting`: class `c` in queue `a.job.b` and class `b.job.c` in queue `a` both
+    made `sidekiq.a.job.b.job.c.waiting`, and the backend kept one of the two. Each such pair's class part now
+    ends with a digest of the pair; a name without a clash is unchanged."""
+    samples = [Sample(c.JOB_WAITING, n, (("job_class", job), ("queue", queue)))
+               for n, (queue, job) in enumerate([("a.job.b", "c"), ("a", "b.job.c"), ("a", "d")])]
+    names = [token.partition("=")[0] for line in L2metFormat().render(Measurements(samples=samples))
+             for token in line.split(" ")]
+    assert len(set(names)) == 3 and "sample#sidekiq.a.job.d.waiting" in names, names

@@ -13,6 +13,7 @@ would be misread or dropped.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import operator
@@ -74,8 +75,20 @@ class L2metFormat:
                                     MAX_METRIC_NAME // 2)
         classes = queue_metric_names(tuple(dict.fromkeys(cast(str, s.subject) for s in samples)), base,
                                      MAX_METRIC_NAME // 2 + _AROUND_SUBJECT)
-        return [f"{self.metric_type}#{base}.{queues[cast(str, _queue_of(s))]}."
-                f"{s.metric.filled(classes[cast(str, s.subject)])}={format_value(s.value)}" for s in samples]
+        names = [f"{base}.{queues[cast(str, _queue_of(s))]}.{s.metric.filled(classes[cast(str, s.subject)])}"
+                 for s in samples]
+        # Each part is unique among its kind, but not the joined name: `a.job.b` + `c` and `a` + `b.job.c`. Every
+        # pair of such a clash has its class part end with a digest of the pair.
+        owners: dict[str, set[tuple[str, str]]] = {}
+        for name, s in zip(names, samples, strict=True):
+            owners.setdefault(name, set()).add((cast(str, _queue_of(s)), cast(str, s.subject)))
+        for i, s in enumerate(samples):
+            if len(owners[names[i]]) > 1:
+                queue, subject = cast(str, _queue_of(s)), cast(str, s.subject)
+                digest = hashlib.sha1(f"{queue}\0{subject}".encode("utf-8", "surrogateescape")).hexdigest()[:8]
+                part = classes[subject]
+                names[i] = f"{base}.{queues[queue]}.{s.metric.filled(part[:max(1, len(part) - 9)] + '-' + digest)}"
+        return [f"{self.metric_type}#{name}={format_value(s.value)}" for name, s in zip(names, samples, strict=True)]
 
     def _base(self, shard: str | None) -> str:
         """What a name starts with: `sidekiq`, or `sidekiq:orders` for a shard other than the default one. No name

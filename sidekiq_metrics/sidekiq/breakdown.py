@@ -1,11 +1,14 @@
 """The retry, dead and schedule sets and the largest queues, tallied by job class (and error class) inside Redis.
 
 Our read-only Lua script (breakdown.lua) decodes the jobs where they are and sends back only class
-names and counts. Each call does bounded work (BUDGET bytes, ENTRIES jobs); a set larger than that
-is taken in passes that span calls and polls, with the cursor kept here. A poll makes at most
-ROUNDS round trips of calls (the first inside the poll's own pipeline), one call per breakdown in
-each, whatever the number of queues, classes or jobs. A tally is published when its pass ends,
-with the time its pass began: a reader knows how old it is.
+names and counts. Each call does bounded work (BUDGET: bytes copied plus a weight per JSON value
+decoded; ENTRIES jobs); a set larger than that is taken in passes that span calls and polls, with the
+cursor kept here. A pass ends at the end its set had when it began. A job longer than LARGE is never
+decoded (its class is read by pattern), but Redis still copies it into the script: a set that held
+one over HEAVY is passed again only after RESCAN seconds. A poll makes at most ROUNDS round trips of calls (the
+first inside the poll's own pipeline), one call per breakdown in each, whatever the number of queues,
+classes or jobs. A tally is published when its pass ends, with the time its pass began: a reader knows
+how old it is.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ SHA = hashlib.sha1(SCRIPT).hexdigest()
 # Per call: about 1 ms of Redis time for jobs of 2 KB, under 5 ms at worst (docs/performance.md).
 BUDGET = 1 << 18
 ENTRIES = 500
+LARGE = 1 << 16  # a job longer (or costlier to decode) than this is read by pattern from windows this size
+# Redis copies each job into the script whole: measured 2-3 ms for a job of 1 MB, 9-12 ms for 4 MB, 64-68 ms for
+# 16 MB (docs/performance.md). A set whose pass copied a job over HEAVY is not passed again before RESCAN seconds.
+HEAVY = 1 << 20
+RESCAN = 600.0
 ROUNDS = 4  # round trips of calls a poll makes at most (the first rides in the poll's pipeline)
 QUEUE_KEYS = 50  # queue keys one call is given: it goes on to the next when one is done
 UNKNOWN = "unknown"  # the class of a job the script cannot read (not JSON, no class, not a string)
@@ -76,21 +84,26 @@ BREAKDOWN_SETTINGS = (
 )
 
 
-def call(kind: str, keys: Sequence[bytes], max_size: int, failures: bool, cursor: tuple[bytes, bytes]) -> Command:
+Cursor = tuple[bytes, bytes, bytes]
+START: Cursor = (b"", b"", b"")
+
+
+def call(kind: str, keys: Sequence[bytes], max_size: int, failures: bool, cursor: Cursor) -> Command:
     return ["EVALSHA", SHA, len(keys), *keys, "z" if kind != "queues" else "l", BUDGET, ENTRIES, max_size,
-            "1" if failures else "0", *cursor]
+            "1" if failures else "0", *cursor, LARGE]
 
 
 @dataclass
 class Part:
     """What one call says of one key."""
 
-    done: int  # 1 passed to its end, 0 not yet, 2 larger than the limit, 3 not of the expected type
-    cursor: tuple[bytes, bytes]
+    done: int  # 1 passed to its end, 0 not yet, 2 larger than the limit, 3 not of the expected type, 4 empty
+    cursor: Cursor
     entries: int
     classes: dict[str, int]
     oldest: dict[str, float]
     errors: dict[str, int]
+    largest: int  # bytes of the longest job the call copied
 
 
 def _name(raw: bytes) -> str:
@@ -108,11 +121,12 @@ def parse(reply: Reply) -> list[Part]:
         raise RedisError("unexpected reply from the breakdown script")
     parts = []
     for raw in reply:
-        if not (isinstance(raw, list) and len(raw) == 6):
+        if not (isinstance(raw, list) and len(raw) == 8):
             raise RedisError("unexpected reply from the breakdown script")
-        done, c1, c2, entries, classes, errors = raw
-        if not (isinstance(done, int) and isinstance(c1, bytes) and isinstance(c2, bytes) and isinstance(entries, int)
-                and isinstance(classes, list) and isinstance(errors, list)):
+        done, c1, c2, c3, entries, classes, errors, largest = raw
+        if not (isinstance(done, int) and isinstance(c1, bytes) and isinstance(c2, bytes) and isinstance(c3, bytes)
+                and isinstance(entries, int) and isinstance(classes, list) and isinstance(errors, list)
+                and isinstance(largest, int)):
             raise RedisError("unexpected reply from the breakdown script")
         counts: dict[str, int] = {}
         oldest: dict[str, float] = {}
@@ -127,7 +141,7 @@ def parse(reply: Reply) -> list[Part]:
             if isinstance(name, bytes) and isinstance(n, int):
                 key = _name(name)
                 errs[key] = errs.get(key, 0) + n
-        parts.append(Part(done, (c1, c2), entries, counts, oldest, errs))
+        parts.append(Part(done, (c1, c2, c3), entries, counts, oldest, errs, largest))
     return parts
 
 
@@ -152,9 +166,10 @@ class _Pass:
 
     key: bytes  # the set's key, or the queue being walked
     started: float
-    cursor: tuple[bytes, bytes] = (b"", b"")
+    cursor: Cursor = START
     tally: _Tally = field(default_factory=_Tally)
     calls: int = 0
+    largest: int = 0  # bytes of the longest job it copied
 
 
 @dataclass
@@ -171,15 +186,17 @@ class Breakdowns:
     published: dict[tuple[str, str], Breakdown] = field(default_factory=dict)  # (breakdown, queue or '')
     queue_order: list[str] = field(default_factory=list)  # the queues of the current round, largest first
     too_large: dict[tuple[str, str], None] = field(default_factory=dict)  # over max_size at their last pass
+    resting: dict[tuple[str, str], float] = field(default_factory=dict)  # no pass begins before (RESCAN)
 
     def commands(self, now: float, queues: Sequence[QueueReading] | None,
                  going_on: bool = False) -> list[tuple[str, Command]]:
         """One call per breakdown whose pass goes on, or starts afresh (not with `going_on`: a pass begins with a
-        poll, so that its age says when). `queues`: the reported queues as the last poll read them, to choose the
-        largest (None: no new round of the queues is started)."""
+        poll, so that its age says when; nor while its set rests after a pass that copied a job over HEAVY).
+        `queues`: the reported queues as the last poll read them, to choose the largest (None: no new round of the
+        queues is started)."""
         out: list[tuple[str, Command]] = []
         for kind, name in SETS.items():
-            if kind not in self.kinds or (going_on and kind not in self.passes):
+            if kind not in self.kinds or (kind not in self.passes and (going_on or self._resting(kind, "", now))):
                 continue
             p = self.passes.get(kind) or self.passes.setdefault(kind, _Pass(self.prefix + name.encode(), now))
             out.append((kind, call(kind, [p.key], self.max_size, kind != "scheduled", p.cursor)))
@@ -188,12 +205,11 @@ class Breakdowns:
             if not self.queue_order and queues and (first or not going_on):  # a new round: the largest queues now
                 # (ties: in the readings' order, by name); at every poll of 10,000 small queues: in C, filter too
                 largest = heapq.nlargest(self.queue_count, filter(_SIZE, queues), key=_SIZE)
-                self.queue_order = [q.name for q in largest]
-                chosen = set(self.queue_order)
-                for where in [w for w in self.published if w[0] == "queues" and w[1] not in chosen]:
-                    del self.published[where]
-                for where in [w for w in self.too_large if w[0] == "queues" and w[1] not in chosen]:
-                    del self.too_large[where]
+                chosen = {q.name for q in largest}
+                self.queue_order = [q.name for q in largest if not self._resting("queues", q.name, now)]
+                for table in (self.published, self.too_large, self.resting):
+                    for where in [w for w in table if w[0] == "queues" and w[1] not in chosen]:
+                        del table[where]
             if self.queue_order:
                 key = self._queue_key(self.queue_order[0])
                 walking = self.passes.get("queues")
@@ -202,6 +218,17 @@ class Breakdowns:
                 keys = [self._queue_key(q) for q in self.queue_order[:QUEUE_KEYS]]
                 out.append(("queues", call("queues", keys, self.max_size, False, walking.cursor)))
         return out
+
+    def _resting(self, kind: str, queue: str, now: float) -> bool:
+        return self.resting.get((kind, queue), now) > now
+
+    def reset(self) -> None:
+        """Every pass and tally forgotten (Redis refuses our script: a tally kept would be reported for ever)."""
+        self.passes.clear()
+        self.published.clear()
+        self.queue_order.clear()
+        self.too_large.clear()
+        self.resting.clear()
 
     def _queue_key(self, queue: str) -> bytes:
         return self.prefix + b"queue:" + queue.encode("utf-8", "surrogateescape")
@@ -216,6 +243,7 @@ class Breakdowns:
             part = parts[0]
             p.tally.add(part)
             p.calls += 1
+            p.largest = max(p.largest, part.largest)
             if part.done == 0:
                 p.cursor = part.cursor
                 return True
@@ -227,6 +255,7 @@ class Breakdowns:
             p = self.passes["queues"]
             p.tally.add(part)
             p.calls += 1
+            p.largest = max(p.largest, part.largest)
             if part.done == 0:
                 p.cursor = part.cursor
                 return True
@@ -240,24 +269,32 @@ class Breakdowns:
 
     def _finish(self, kind: str, queue: str, done: int, p: _Pass, now: float) -> None:
         where = (kind, queue)
-        if done == 1:
-            t = p.tally
-            classes, rest = capped(t.classes, self.top, self.patterns)
-            oldest = {n: t.oldest[n] for n in classes if n in t.oldest}
-            folded = [t.oldest[n] for n in t.oldest if n not in set(classes)]
-            if rest:
-                classes[OTHER] = rest
-                if folded:
-                    oldest[OTHER] = min(folded)
-            errors, rest = capped(t.errors, self.top, self.patterns and ("*",))
-            if rest:
-                errors[OTHER] = rest
-            self.published[where] = Breakdown(kind, queue, classes, oldest, errors, p.started, now, p.calls)
-            self.too_large.pop(where, None)
-            return
-        self.published.pop(where, None)  # too large now, or not a list: no tally is better than a stale one
+        if p.largest > HEAVY:
+            self.resting[where] = p.started + RESCAN
+        else:
+            self.resting.pop(where, None)
+        before = self.published.pop(where, None)
         if done == 2:
             self.too_large[where] = None
+        if done not in (1, 4):  # too large now, or not a list: no tally is better than a stale one
+            return
+        self.too_large.pop(where, None)
+        t = p.tally if done == 1 else _Tally()  # a set found empty (or gone) has no jobs, whatever was counted
+        classes, rest = capped(t.classes, self.top, self.patterns)
+        oldest = {n: t.oldest[n] for n in classes if n in t.oldest}
+        folded = [t.oldest[n] for n in t.oldest if n not in set(classes)]
+        if rest:
+            classes[OTHER] = rest
+            if folded:
+                oldest[OTHER] = min(folded)
+        errors, rest = capped(t.errors, self.top, self.patterns and ("*",))
+        if rest:
+            errors[OTHER] = rest
+        if before:  # a class (error class) that left is said once as 0, so that a graph or an alert on it clears
+            classes = {**{n: 0 for n, c in before.classes.items() if c and n not in classes}, **classes}
+            errors = {**{n: 0 for n, c in before.errors.items() if c and n not in errors}, **errors}
+        if classes or errors:
+            self.published[where] = Breakdown(kind, queue, classes, oldest, errors, p.started, now, p.calls)
 
     def notes(self) -> list[str]:
         """A line for each set or queue left out for its size."""

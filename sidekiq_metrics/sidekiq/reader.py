@@ -197,8 +197,11 @@ class SidekiqReader:
                 loads.append(["SCRIPT", "LOAD", running.SCRIPT])
             head.add("script", *loads)
         tallies = self.breakdowns.commands(clock(), self._sizes) if self.breakdowns and scripts else []
-        if tallies:
+        # The queues alone make no call at a first poll (no sizes known yet), but one after its reads: load it too.
+        tallying = bool(tallies) or bool(self.breakdowns and scripts and "queues" in self.breakdowns.kinds)
+        if tallying:
             head.add("breakdown script", ["SCRIPT", "LOAD", breakdown.SCRIPT])
+        if tallies:
             head.add("breakdown", *(command for _, command in tallies))
         if totals and self.health:  # optional: a refusal leaves these readings out, never the poll
             head.add("health", *redis_health.COMMANDS)
@@ -252,12 +255,13 @@ class SidekiqReader:
         paused = self._paused(rest.pop(), problems)
         self._sizes = readings
         late: list[str] = []  # the breakdowns' problems, after the needed reads' own
-        if tallies:
-            self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown"), late, clock)
+        if tallying and self.scripts:
+            self._tally([kind for kind, _ in tallies], head.replies(answers, "breakdown") if tallies else [], late,
+                        clock)
         jobs = self._jobs(self.jobs, due, head.replies(answers, "job minutes"), problems) \
             if self.jobs and "job minutes" in head else None
         now = clock()
-        tallied = self.breakdowns.current(plan.reported) if self.breakdowns else ()
+        tallied = self.breakdowns.current(plan.reported) if self.breakdowns and self.scripts else ()
         late += self.breakdowns.notes() if self.breakdowns else []
         if not totals:
             return Snapshot(readings, now, problems=(*problems, *late), jobs=jobs, unread=tuple(unread),
@@ -530,10 +534,13 @@ class SidekiqReader:
         self.scripts = False
         self._plan = None
         self._recheck_at = time.monotonic() + self.recheck_after
+        if self.breakdowns:  # no tally without the script: the last one kept would be reported for ever
+            self.breakdowns.reset()
         if not self._refused:  # said once, not at every re-check
             self._refused = True
             self.log(f"Redis refuses our read-only Lua script ({str(error)[:100]}); reading each queue's "
-                     "oldest job whole with LINDEX instead")
+                     "oldest job whole with LINDEX instead" +
+                     ("; no breakdown by job class until it runs it again" if self.breakdowns else ""))
 
     def _scanned(self, plan: _Plan, replies: Iterable[Reply], rest: Callable[[], None]) -> tuple[QueueReading, ...]:
         """Readings from the script's batches, each parsed as it arrives while Redis works on the next.

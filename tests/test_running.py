@@ -19,7 +19,7 @@ from sidekiq_metrics.metrics.samples import queue_series, state_samples
 from sidekiq_metrics.redis.resp import Connection
 from sidekiq_metrics.redis.target import parse_redis_url
 from sidekiq_metrics.sidekiq import running
-from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader
+from sidekiq_metrics.sidekiq.job_metrics import JobMetricsReader, reported_class
 from sidekiq_metrics.sidekiq.reader import SidekiqReader
 from sidekiq_metrics.sidekiq.readings import Running
 from sidekiq_metrics.sidekiq.running import WorkRecord, display_class, longest, parse_record
@@ -91,10 +91,13 @@ def test_the_cap_and_the_reserved_names(monkeypatch):
                WorkRecord(None, None, 300.0), WorkRecord("b", "unknown", 60.0), WorkRecord("c", "Quick", None)]
     found = longest(records, None, 1)
     assert found.by_queue == (("a", 100.0), ("b", 50.0))
-    # `Slow` is the longest-running named class; a real `other` and `unknown` join the rest as `other`.
-    assert found.by_class == (("Slow", 100.0), ("other", 50.0), ("unknown", 300.0))
+    # A real `other` and `unknown` are classes like any other, named `other_` and `unknown_` as the breakdowns
+    # name them: `other_` has run longest, the rest (`unknown_`, `Slow`, `Quick`) are summed as `other`.
+    assert found.by_class == (("other", 60.0), ("other_", 50.0), ("unknown", 300.0))
     assert found.unreadable == 1
     assert longest(records, ("Q*",), 20).by_class == (("Quick", 200.0), ("other", 50.0), ("unknown", 300.0))
+    assert longest(records, None, 20).by_class == (("Quick", 200.0), ("Slow", 100.0), ("other_", 50.0),
+                                                   ("unknown", 300.0), ("unknown_", 60.0))
 
 
 classes = st.one_of(st.none(), st.integers(), st.sampled_from(["HardJob", "Billing::MonthEndJob", WRAPPER,
@@ -128,7 +131,8 @@ def test_any_work_record_is_read_alike_by_the_script_and_the_plain_path_and_neve
     for scripts in (True, False):  # and a whole poll over them reads, counting each record somewhere
         read = reader(redis_server.url, scripts=scripts).read(totals=True).running
         assert read is not None and read.unreadable == sum(1 for rec in plain if rec.since is None)
-        assert {c for c, _ in read.by_class} <= {rec.job_class for rec in plain} | {"unknown", "other"}
+        assert {c for c, _ in read.by_class} <= {reported_class(rec.job_class) for rec in plain
+                                                 if rec.job_class} | {"unknown", "other"}
 
 
 def test_a_poll_reads_the_longest_running_job_and_the_paused_queues(r, redis_server):

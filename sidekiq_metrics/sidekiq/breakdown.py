@@ -25,7 +25,7 @@ from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.parsing import quote, whole_number
 from sidekiq_metrics.redis.resp import Command, RedisError, Reply
 from sidekiq_metrics.setting import Setting
-from sidekiq_metrics.sidekiq.job_metrics import OTHER
+from sidekiq_metrics.sidekiq.job_metrics import OTHER, UNKNOWN, reported_class
 from sidekiq_metrics.sidekiq.readings import Breakdown, QueueReading
 
 SCRIPT = Path(__file__).with_name("breakdown.lua").read_bytes()
@@ -40,8 +40,6 @@ HEAVY = 1 << 20
 RESCAN = 600.0
 ROUNDS = 4  # round trips of calls a poll makes at most (the first rides in the poll's pipeline)
 QUEUE_KEYS = 50  # queue keys one call is given: it goes on to the next when one is done
-UNKNOWN = "unknown"  # the class of a job the script cannot read (not JSON, no class, not a string)
-RESERVED = (OTHER, UNKNOWN)
 
 SETS = {"retries": "retry", "dead": "dead", "scheduled": "schedule"}  # breakdown -> Sidekiq's key
 KINDS = (*SETS, "queues")
@@ -107,12 +105,9 @@ class Part:
 
 
 def _name(raw: bytes) -> str:
-    """A class as we report it: '' (unreadable) is `unknown`; a real class named like one of our sums gets
-    one more `_` (`other` -> `other_`, `other_` -> `other__`), so it never shares their series."""
+    """A class as we report it: '' (the script could not read it) is `unknown`."""
     name = raw.decode("utf-8", "surrogateescape")
-    if not name:
-        return UNKNOWN
-    return name + "_" if name.rstrip("_") in RESERVED else name
+    return reported_class(name) if name else UNKNOWN
 
 
 def parse(reply: Reply) -> list[Part]:

@@ -37,6 +37,8 @@ GRACE = 10.0
 MAX_CATCH_UP = 10  # minutes read at once after Redis was away; older ones are skipped (and said so)
 WINDOW = 60  # minutes of run time that rank the classes
 OTHER = "other"  # the classes not reported one by one, summed
+UNKNOWN = "unknown"  # the class of a job whose payload names none Sidekiq could show (breakdowns, running jobs)
+RESERVED = (OTHER, UNKNOWN)
 
 
 def minute_keys(minute: int) -> tuple[bytes, bytes]:
@@ -73,6 +75,14 @@ def percentile(counts: Sequence[int], q: float) -> float | None:
         if seen >= rank:
             return BUCKETS_MS[min(i, len(BUCKETS_MS) - 1)] / 1000
     return None
+
+
+def reported_class(name: str) -> str:
+    """A job's display_class as the breakdowns and the longest-running job report it: any text can be one (a
+    `display_class` field, a client in another language), so a class named like one of our sums gets one more `_`
+    (`other` -> `other_`, `other_` -> `other__`) and never shares their series. (Sidekiq's execution metrics name
+    Ruby classes only, which cannot be named so.)"""
+    return name + "_" if name.rstrip("_") in RESERVED else name
 
 
 def named(name: str, patterns: tuple[str, ...] | None) -> bool:

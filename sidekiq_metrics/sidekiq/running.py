@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sidekiq_metrics.redis.resp import Command, RedisError, Reply, ReplyError, TooLarge
-from sidekiq_metrics.sidekiq.job_metrics import OTHER, named
+from sidekiq_metrics.sidekiq.job_metrics import OTHER, UNKNOWN, named, reported_class
 from sidekiq_metrics.sidekiq.job_payload import MS_CUTOFF, epoch_seconds
 from sidekiq_metrics.sidekiq.keys import decode
 from sidekiq_metrics.sidekiq.readings import Running
@@ -60,7 +60,6 @@ class WorkRecord(NamedTuple):
 
 
 UNREADABLE = WorkRecord(None, None, None)
-UNKNOWN = "unknown"  # the class of a running job whose record names none Sidekiq could show
 
 
 def longest(records: Iterable[WorkRecord], patterns: tuple[str, ...] | None, top: int) -> Running:
@@ -77,7 +76,7 @@ def longest(records: Iterable[WorkRecord], patterns: tuple[str, ...] | None, top
             continue
         if record.queue is not None:
             queues[record.queue] = min(queues.get(record.queue, since), since)
-        name = UNKNOWN if record.job_class is None else OTHER if record.job_class == UNKNOWN else record.job_class
+        name = UNKNOWN if record.job_class is None else reported_class(record.job_class)
         classes[name] = min(classes.get(name, since), since)
     eligible = sorted((name for name in classes if name not in (OTHER, UNKNOWN) and named(name, patterns)),
                       key=lambda name: (classes[name], name))[:top]

@@ -22,12 +22,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from test_autoscale import autoscale_env, run_for
 
 from support.commands import ROOT, cli, spawn
 from support.fake_platform_api import FakePlatformApi
 from support.otlp_receiver import OtlpReceiver
 from support.redis_server import RedisServer, free_port, wait_until
-from support.sidekiq_data import busy_process, idle_process, seed, sidekiq
+from support.sidekiq_data import busy_process, idle_process, job, push, seed, sidekiq
 
 INTERVAL = "1"
 LATENCY = 2.0  # seconds: jobs pushed at the start pass it while the other parts start
@@ -142,7 +143,7 @@ def test_promtool_unit_tests_drive_the_rules_with_series_the_emitter_served(tmp_
     series = [{"series": series_text(name, labels),
                "values": values[labels["queue"]] if name.endswith("_queue_latency_seconds") else f"{value:g}x10"}
               for name, labels, value in served]
-    summary = "Sidekiq queue {queue} has waited {value}s"
+    summary = "Sidekiq queue {queue} has waited {value}"
     promtool_test(tmp_path, alerts_cli("--queue-latency", "critical=5"), [{
         "interval": "30s", "input_series": series,
         "alert_rule_test": [
@@ -151,7 +152,7 @@ def test_promtool_unit_tests_drive_the_rules_with_series_the_emitter_served(tmp_
                  "exp_annotations": {"summary": summary.format(queue=queue, value=value),
                                      "description": what_to_do("SidekiqQueueLatencyHigh"),
                                      "runbook_url": "docs/troubleshooting.md#a-queue-waits-too-long"}}
-                for queue, threshold, value in (("default", "30", "100"), ("critical", "5", "8"))]},
+                for queue, threshold, value in (("default", "30", "1m 40s"), ("critical", "5", "8s"))]},
             # Silent: a live process is registered, the emitter was up, Redis evicted nothing.
             {"eval_time": "5m", "alertname": "SidekiqNoLiveProcess", "exp_alerts": []},
             {"eval_time": "5m", "alertname": "SidekiqMetricsStopped", "exp_alerts": []},
@@ -270,7 +271,7 @@ def test_the_latency_alert_stays_silent_for_a_queue_sidekiq_pro_holds_paused(tmp
         "interval": "30s", "input_series": series,
         "alert_rule_test": [{"eval_time": "6m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": [
             {"exp_labels": {"severity": "warning", "queue": "default", "threshold": "30"},
-             "exp_annotations": {"summary": "Sidekiq queue default has waited 100s",
+             "exp_annotations": {"summary": "Sidekiq queue default has waited 1m 40s",
                                  "description": what_to_do("SidekiqQueueLatencyHigh"),
                                  "runbook_url": "docs/troubleshooting.md#a-queue-waits-too-long"}}]}]}])
 
@@ -434,7 +435,7 @@ def test_alerts_and_dashboard_on_a_real_prometheus(stack):
     [firing] = [a for a in prometheus.alerts("SidekiqQueueLatencyHigh") if a["labels"]["queue"] == "default"]
     assert firing["labels"]["severity"] == "warning" and firing["annotations"]["runbook_url"].endswith(
         "troubleshooting.md#a-queue-waits-too-long")
-    assert re.fullmatch(r"Sidekiq queue default has waited [0-9.]+s", firing["annotations"]["summary"])
+    assert re.fullmatch(r"Sidekiq queue default has waited ([0-9]+[hm] )*[0-9.]+s", firing["annotations"]["summary"])
 
     # Autoscaling went to its maximum of 2 with latency over the threshold: the ceiling alert.
     wait_for_states(prometheus, "SidekiqAutoscaleAtCeiling", "firing", by="process_type", of=("worker",))
@@ -587,6 +588,13 @@ def annotations(name: str, value: str = "", **labels: str) -> dict[str, str]:
             "runbook_url": f"docs/troubleshooting.md#{alert.anchor}"}
 
 
+def duration_text(seconds: int) -> str:
+    """Prometheus's `humanizeDuration` of whole seconds: `45s`, `1m 0s`, `1h 17m 40s`."""
+    minutes, hours = seconds // 60 % 60, seconds // 3600
+    return f"{hours}h {minutes}m {seconds % 60}s" if hours else f"{minutes}m {seconds % 60}s" if minutes \
+        else f"{seconds}s"
+
+
 def alerts_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`alerts` with the emitter's default interval (30 s), whatever its status."""
     return cli("alerts", *args, env={"REDIS_URL": "redis://127.0.0.1:1/0", **(env or {})})
@@ -653,7 +661,7 @@ def test_dead_set_growing_fires_while_jobs_die_at_sidekiqs_dead_max_jobs(tmp_pat
             {"eval_time": "14m", "alertname": "SidekiqDeadSetGrowing", "exp_alerts": []},
             {"eval_time": "20m", "alertname": "SidekiqDeadSetGrowing", "exp_alerts": [{
                 "exp_labels": {"severity": "warning"},
-                "exp_annotations": annotations("SidekiqDeadSetGrowing", f"{age:.0f}")}]}]}])
+                "exp_annotations": annotations("SidekiqDeadSetGrowing", duration_text(round(age)))}]}]}])
     assert result.returncode == 0, f"3 jobs died, dead set {before} -> {after}: " + result.stdout[-600:]
 
 
@@ -673,7 +681,7 @@ def test_queue_latency_names_the_first_shards_queue_as_autoscaling_does(tmp_path
                              "exp_alerts": [{"exp_labels": {"severity": "warning", "queue": "critical",
                                                             "threshold": "10"},
                                              "exp_annotations": annotations("SidekiqQueueLatencyHigh",
-                                                                            queue="critical", value="15")}]}]}])
+                                                                            queue="critical", value="15s")}]}]}])
     assert result.returncode == 0, result.stdout[-800:]
 
 
@@ -749,7 +757,7 @@ def test_dead_set_growing_survives_a_lease_handover(tmp_path):
         "alert_rule_test": [{"eval_time": "11m", "alertname": "SidekiqDeadSetGrowing",
                              "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "sidekiq",
                                                             "instance": "web-7c2a-fghij:9394"},
-                                             "exp_annotations": annotations("SidekiqDeadSetGrowing", "60")}]}]}])
+                                             "exp_annotations": annotations("SidekiqDeadSetGrowing", "1m 0s")}]}]}])
     assert result.returncode == 0, result.stdout[-800:]
 
 
@@ -951,3 +959,228 @@ def test_metrics_stopped_fires_when_one_of_two_apps_emitter_stops():
 
 def firing_alerts(prometheus: Prometheus, name: str) -> list[dict]:
     return [a for a in prometheus.alerts(name) if a["state"] == "firing"]
+
+
+
+# -- The second review: paused queues, OTLP selectors, the stuck-job alert, durations, stats off --------------
+
+def _values(served, default: str, **by_name: str):
+    """promtool input series from what the real endpoint served: every series keeps its served value over the
+    test (`<v>x<n>`) unless a name's end is given its own values."""
+    out = []
+    for name, labels, value in served:
+        own = next((v for end, v in by_name.items() if name.endswith(end)), None)
+        out.append({"series": series_text(name, labels), "values": own or default.format(v=f"{value:g}")})
+    return out
+
+
+def test_no_live_process_is_silent_for_jobs_held_in_a_paused_queue(tmp_path):
+    """A customer pauses the `default` queue (Sidekiq Pro's Pause button) during an incident, and its jobs wait by
+    design. Autoscaling with MIN=0 leaves a paused queue's backlog out ("asks for no dyno, holds no scale-down"),
+    and an operator may scale the workers to 0 for the maintenance. SidekiqQueueLatencyHigh knows the queue is
+    paused and stays silent, but SidekiqNoLiveProcess reads `sidekiq_enqueued` (paused queues' jobs included) and
+    pages CRITICAL "jobs wait and no Sidekiq process is alive" at 3 a.m. for jobs nobody wants run."""
+    server = RedisServer().start()
+    api = FakePlatformApi(formation={"worker": 1})
+    try:
+        r = server.client()
+        push(r, "default", *[job(time.time() - 100, args=[i]) for i in range(5)])
+        r.sadd("paused", "default")
+        worker = idle_process(r, "worker.1")
+        # autoscaling (MIN=0) takes the worker dyno away, by design, as the only backlog is paused ...
+        run_for(2, autoscale_env(server.url, api, MIN="0"))
+        assert api.patches() == [0]
+        r.srem("processes", worker)  # ... and the dyno stops: its heartbeat goes
+        served = served_by_the_emitter({"REDIS_URL": server.url}, "_queue_paused")
+    finally:
+        api.close()
+        server.stop()
+        server.cleanup()
+    names = {name for name, _, _ in served}
+    assert "sidekiq_queue_paused" in names and "sidekiq_process_count" not in names
+    result = promtool_result(tmp_path, alerts_run().stdout, [{
+        "interval": "30s", "input_series": _values(served, "{v}x40"),
+        "alert_rule_test": [
+            {"eval_time": "15m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": []},
+            {"eval_time": "15m", "alertname": "SidekiqNoLiveProcess", "exp_alerts": []}]}])
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
+
+
+def test_job_stuck_does_not_resolve_and_page_again_on_one_failed_poll(tmp_path):
+    """docs/alerts.md: "Every alert on a gauge reads it over three readings (max_over_time ...), so a firing alert
+    does not resolve on one failed poll (and page again once its for: has passed)". SidekiqJobStuck reads
+    `job_running_longest_seconds` bare. A failed poll serves only `metrics_up 0` (checked here on the real
+    endpoint), the series goes stale for one 60 s scrape, and the stuck-job page resolves, then pages again
+    2m30s later, for the same job that never stopped running."""
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        busy_process(r, "worker.1", "HardJob", 4000)
+        served = served_by_the_emitter({"REDIS_URL": server.url}, "_job_running_longest_seconds")
+    finally:
+        server.stop()
+        server.cleanup()
+    [(name, labels, _)] = [s for s in served if s[0].endswith("_job_running_longest_seconds")]
+    # 4000 s and growing a scrape (60 s) at a time; the 11th scrape was a failed poll (the series is stale)
+    values = "4000+60x10 stale 4660+60x10"
+    # at 11m, the failed poll's scrape, the alert still fires, valued the last reading (4600 s)
+    result = promtool_result(tmp_path, alerts_run().stdout, [{
+        "interval": "60s",
+        "input_series": [{"series": series_text(name, labels), "values": values},
+                         {"series": "sidekiq_metrics_up", "values": "1x10 0 1x10"}],
+        "alert_rule_test": [{"eval_time": "11m", "alertname": "SidekiqJobStuck", "exp_alerts": [{
+            "exp_labels": {"severity": "warning", "job_class": "HardJob"},
+            "exp_annotations": annotations("SidekiqJobStuck", "1h 16m 40s", job_class="HardJob")}]}]}])
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
+
+
+def test_summaries_in_seconds_read_as_durations_not_kiloseconds(tmp_path):
+    """The summaries render seconds with `humanize`, an SI formatter: a job stuck past the default 3600 s pages
+    "A HardJob job has run for 3.9ks", a queue 20 minutes late "has waited 1.2ks", a death 10 minutes ago "died
+    600s ago" but 16 minutes "1ks": at 3 a.m. nobody reads kiloseconds (Prometheus's `humanizeDuration` says
+    "1h 5m 0s"). Every SidekiqJobStuck page reads so, as its threshold is over 1,000 s."""
+    rules = alerts_run().stdout
+    result = promtool_result(tmp_path, rules, [{
+        "interval": "60s",
+        "input_series": [{"series": 'sidekiq_job_running_longest_seconds{job_class="HardJob"}', "values": "3900x10"},
+                         {"series": 'sidekiq_queue_latency_seconds{queue="default"}', "values": "1200x10"},
+                         {"series": "sidekiq_metrics_up", "values": "1x10"}],
+        "alert_rule_test": [
+            {"eval_time": "5m", "alertname": "SidekiqJobStuck",
+             "exp_alerts": [{"exp_labels": {"severity": "warning", "job_class": "HardJob"}}]},
+            {"eval_time": "5m", "alertname": "SidekiqQueueLatencyHigh",
+             "exp_alerts": [{"exp_labels": {"severity": "warning", "queue": "default", "threshold": "30"}}]}]}])
+    got = [line for line in (result.stdout + result.stderr).splitlines() if "summary=" in line]
+    assert len(got) == 2, result.stdout[-1500:] + result.stderr[-1500:]  # promtool printed both alerts it got
+    assert not [line for line in got if re.search(r"[0-9]ks\b", line)], got
+
+
+def test_otlp_selector_names_the_service_name_and_refuses_labels_an_otlp_store_lacks(tmp_path):
+    """A Fir app has no scrape target: it pushes OTLP, and a backend stores it by OpenTelemetry's Prometheus rules:
+    `service.name` becomes `job`, `service.instance.id` `instance`, and every other resource attribute (an `app=shop`
+    in OTEL_RESOURCE_ATTRIBUTES too) goes to `target_info`, not onto the series. A selector `app="shop"` would
+    select nothing (no latency page ever, and SidekiqMetricsStopped paging from the moment the file loads): it is
+    refused in one line naming what to use; `job="<service.name>"`, from our real export's resource, works."""
+    server = RedisServer().start()
+    receiver = OtlpReceiver()
+    try:
+        push(server.client(), "default", job(time.time() - 100))
+        result = cli("run", "--once", env={"REDIS_URL": server.url, "SIDEKIQ_METRICS_OUTPUT": "otlp",
+                                           "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "HEROKU_APP_NAME": "shop",
+                                           "DYNO": "web.1", "OTEL_RESOURCE_ATTRIBUTES": "app=shop"})
+        assert result.returncode == 0, result.stderr
+        (export,) = receiver.wait_for(1, 10)
+    finally:
+        receiver.close()
+        server.stop()
+        server.cleanup()
+    resource = export.resource()
+    assert resource.get("app") == "shop" and resource["service.name"] == "shop"  # HEROKU_APP_NAME's
+    refused = alerts_run("--naming", "otlp", "--selector", 'app="shop"')
+    assert refused.returncode == 2 and not refused.stdout, refused
+    assert len(refused.stderr.splitlines()) == 1 and 'job="<service.name>"' in refused.stderr, refused.stderr
+    assert cli("dashboard", "--naming", "otlp", "--selector", 'app="shop"').returncode == 2
+    # the OpenTelemetry spec's mapping of the resource onto every stored series: job and instance only
+    labels = {"job": resource["service.name"], "instance": resource["service.instance.id"]}
+    assert "sidekiq.metrics.up" in export.metrics()
+    rules = alerts_run("--naming", "otlp", "--selector", f'job="{resource["service.name"]}"').stdout
+    result = promtool_result(tmp_path, rules, [{
+        "interval": "30s",
+        "input_series": [{"series": series_text("sidekiq_metrics_up_ratio", labels), "values": "1x40"},
+                         {"series": series_text("sidekiq_queue_latency_seconds", {**labels, "queue": "default"}),
+                          "values": "100+30x40"}],
+        "alert_rule_test": [
+            {"eval_time": "15m", "alertname": "SidekiqMetricsStopped", "exp_alerts": []},
+            {"eval_time": "15m", "alertname": "SidekiqQueueLatencyHigh", "exp_alerts": [
+                {"exp_labels": {"severity": "warning", "queue": "default", "threshold": "30", **labels},
+                 "exp_annotations": annotations("SidekiqQueueLatencyHigh", "16m 40s", queue="default")}]}]}])
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
+
+
+def test_stats_off_leaves_out_the_stuck_job_alert_and_says_so():
+    """docs/alerts.md: "Rules your settings could never fire are left out ... stderr says in one line which".
+    With SIDEKIQ_METRICS_STATS=false (the original buildpack's per-queue lines) the emitter serves no
+    `job_running_longest_seconds` (configuration.md: STATS covers "the longest-running job"; checked here on the
+    real endpoint with a job running for 4000 s), yet `alerts` still ships SidekiqJobStuck and names it nowhere on
+    stderr: the customer believes hung jobs are watched, and an hour-long job never pages."""
+    server = RedisServer().start()
+    try:
+        busy_process(server.client(), "worker.1", "HardJob", 4000)
+        env = {"REDIS_URL": server.url, "SIDEKIQ_METRICS_STATS": "false"}
+        served = served_by_the_emitter(env, "_metrics_up")
+    finally:
+        server.stop()
+        server.cleanup()
+    assert not [name for name, _, _ in served if "running_longest" in name]
+    result = alerts_run(env={"SIDEKIQ_METRICS_STATS": "false"})
+    assert result.returncode == 0, result.stderr
+    assert "SidekiqJobStuck" not in result.stdout or "SidekiqJobStuck" in result.stderr, result.stderr
+
+
+def test_dashboard_with_stats_off_leaves_out_the_panels_it_never_fills():
+    """`alerts` leaves out what SIDEKIQ_METRICS_STATS=false never serves and says so; `dashboard`, given the same
+    settings, still ships every panel. An original-buildpack user (per-queue lines only) imports it and finds most
+    panels "No data" (throughput, busy threads, utilization, the sets, their lag, Redis), with nothing saying why:
+    it reads as a broken emitter. Issue 35: "A panel that returns nothing is a failing test." Checked against what
+    the real endpoint serves with those settings."""
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        push(r, "default", job(time.time() - 100))
+        busy_process(r, "worker.1", "HardJob", 50)
+        served = {name for name, _, _ in served_by_the_emitter(
+            {"REDIS_URL": server.url, "SIDEKIQ_METRICS_STATS": "false"}, "_metrics_up")}
+    finally:
+        server.stop()
+        server.cleanup()
+    result = cli("dashboard", env={"REDIS_URL": "redis://127.0.0.1:1/0", "SIDEKIQ_METRICS_STATS": "false"})
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)
+    blind = []
+    for panel in model["panels"]:
+        names = {n for t in panel.get("targets", [])
+                 for n in re.findall(r"\b(sidekiq_\w+?)(?:\{|\[| |\))", t.get("expr", ""))}
+        # job classes (Sidekiq 7+ minutes) and autoscaling are out of this question
+        if names and not names & served and not any(k in n for n in names for k in ("job_", "autoscale")):
+            blind.append(panel["title"])
+    assert not blind or "SIDEKIQ_METRICS_STATS" in result.stderr, blind
+
+
+def test_autoscale_ceiling_judges_each_type_by_its_own_queues(tmp_path):
+    """Two autoscaled types, each on its own queues (SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_QUEUES): `worker` on
+    `default`, held at its MAX of 2 on purpose with `default` 5 s late; `urgent` on `urgent`, 3 dynos of 10, its queue
+    100 s late. SidekiqAutoscaleAtCeiling joins "a type at its max" with "any queue over its threshold" (`and on()`),
+    so it pages "raise worker's autoscaling MAX" for a queue worker never serves, while the type that is late is
+    far from its ceiling. Raising worker's MAX as told buys dynos that cannot help. The generator knows each type's
+    queues from the same settings."""
+    server = RedisServer().start()
+    api = FakePlatformApi(formation={"worker": 2, "urgent": 3})
+    env = {**autoscale_env(server.url, api, QUEUES="default", MAX="2", MIN="2"),
+           "SIDEKIQ_METRICS_AUTOSCALE": "worker,urgent", "SIDEKIQ_METRICS_AUTOSCALE_URGENT_QUEUES": "urgent",
+           "SIDEKIQ_METRICS_AUTOSCALE_URGENT_MIN": "3", "SIDEKIQ_METRICS_AUTOSCALE_URGENT_MAX": "10",
+           "SIDEKIQ_METRICS_AUTOSCALE_URGENT_UP_COOLDOWN": "3600"}
+    try:
+        r = server.client()
+        push(r, "default", job(time.time() - 5))
+        push(r, "urgent", job(time.time() - 100, queue="urgent"))
+        served = served_by_the_emitter(env, "_autoscale_max")
+    finally:
+        api.close()
+        server.stop()
+        server.cleanup()
+    values = {("sidekiq_autoscale_current", "worker"): "2x40", ("sidekiq_autoscale_max", "worker"): "2x40",
+              ("sidekiq_autoscale_current", "urgent"): "3x40", ("sidekiq_autoscale_max", "urgent"): "10x40",
+              ("sidekiq_queue_latency_seconds", "default"): "5x40",
+              ("sidekiq_queue_latency_seconds", "urgent"): "100+30x40"}
+    series = [{"series": series_text(name, labels),
+               "values": values[(name, labels.get("process_type") or labels.get("queue"))]}
+              for name, labels, _ in served
+              if (name, labels.get("process_type") or labels.get("queue")) in values]
+    assert len(series) == 6, served
+    rules = alerts_run(env={k: v for k, v in env.items() if k != "REDIS_URL"}).stdout
+    assert "SidekiqAutoscaleAtCeiling" in rules
+    result = promtool_result(tmp_path, rules, [{
+        "interval": "60s", "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": "20m", "alertname": "SidekiqAutoscaleAtCeiling", "exp_alerts": []}]}])
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]

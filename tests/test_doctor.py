@@ -6,10 +6,12 @@ import re
 import time
 
 import pytest
+from test_autoscale import autoscale_env, run_for
 
 from support.commands import cli
-from support.redis_server import free_port, monitored
-from support.sidekiq_data import busy_process, job, push, sidekiq
+from support.fake_platform_api import FakePlatformApi
+from support.redis_server import RedisServer, free_port, monitored
+from support.sidekiq_data import busy_process, idle_process, job, push, sidekiq
 
 
 def doctor(**env: str):
@@ -162,8 +164,7 @@ def test_a_refused_paused_set_or_work_hash_is_a_warning_never_every_read_answere
     assert "reads: Redis answers every read the emitter makes" not in out and "All good." not in out
     if refused == "paused":
         assert "warn  reads: Redis refuses 'paused' (Sidekiq Pro's paused queues): which queues are paused is " \
-               "unknown, so sidekiq.queue.paused is left out and autoscaling scales no type up until it can be " \
-               "read" in out, out
+               "unknown, so sidekiq.queue.paused is left out (with autoscaling on, no type would scale up)" in out, out
         assert "no queue is paused" not in out
     else:
         assert "warn  reads: Redis refuses a process's `<identity>:work` hash (what it runs): the longest-running " \
@@ -186,3 +187,32 @@ def test_paused_queues_and_the_longest_running_job_are_shown(r, redis_server):
     assert "sample#sidekiq.imports.paused=1" in result.stdout
     r.delete("paused")
     assert "ok    no queue is paused" in doctor(REDIS_URL=redis_server.url).stdout
+
+
+def test_doctor_fails_when_autoscaling_cannot_read_the_paused_set(tmp_path):
+    """docs/troubleshooting.md: doctor says `FAIL` for a refused read when "autoscaling holds still", `warn` for one
+    whose metrics are only left out; exit status 0 "when the emitter would work". With autoscaling on and an ACL
+    user that may not read `paused` (one written before this release: every existing narrow user), no type ever
+    scales up (docs/autoscaling.md). Doctor, run in a release phase or by hand after the upgrade, exits 0 with a
+    `warn`; the customer deploys, and the next traffic spike is met by no new dyno."""
+    server = RedisServer().start()
+    api = FakePlatformApi(formation={"worker": 1})
+    try:
+        r = server.client()
+        push(r, "default", job(time.time() - 100))
+        idle_process(r, "worker.1")
+        keys = ["~queue*", "~processes", "~stat:*", "~schedule", "~retry", "~dead", "~sidekiq-metrics:*",
+                "~worker.1*"]
+        r.execute_command("ACL", "SETUSER", "narrow", "on", ">narrow-pass", "resetkeys", *keys, "+@all")
+        url = server.url.replace("redis://", "redis://narrow:narrow-pass@")
+        env = autoscale_env(url, api)
+        # the emitter itself: the backlog is 100 s over UP_LATENCY 10 s, and no dyno is ever added
+        run_for(2, env)
+        assert api.patches() == []
+        result = cli("doctor", env=env)
+    finally:
+        api.close()
+        server.stop()
+        server.cleanup()
+    assert "autoscaling scales no type up" in result.stdout, result.stdout
+    assert result.returncode == 1 and "FAIL" in result.stdout, result.stdout

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from sidekiq_metrics import catalogue as c
@@ -48,6 +48,9 @@ class Context:
     thresholds: Thresholds
     interval: float  # the emitter's, seconds
     scrape_interval: float = 60.0  # the store's scrape of our endpoint (`--scrape-interval`), seconds
+    # Each autoscaled type and the queues it serves as (shard label, queue), None for every queue: what autoscaling
+    # reads (SIDEKIQ_METRICS_AUTOSCALE_<TYPE>_QUEUES), so that the ceiling alert judges a type by its own queues.
+    autoscaled: tuple[tuple[str, tuple[tuple[str, str], ...] | None], ...] = ()
 
     @property
     def poll(self) -> float:
@@ -139,10 +142,16 @@ def _stopped(ctx: Context) -> list[Rule]:
 
 def _no_process(ctx: Context) -> list[Rule]:
     # process_* is left out when no process lives: its absence is the condition, hence `unless`, not a comparison.
-    n = ctx.naming
-    processes = f"sum by ({n.by('shard')}) (max_over_time({n.series(c.PROCESS_COUNT)}[{ctx.bridge}]))"
-    return [Rule(f"max_over_time({n.series(c.ENQUEUED)}[{ctx.bridge}]) > 0 unless on({n.by('shard')}) "
-                 f"({processes} > 0)")]
+    # Jobs a queue Sidekiq Pro holds paused wait by design (autoscaling with MIN=0 rightly takes every dyno away
+    # for them): they are taken off the enqueued total, which counts every queue (SIDEKIQ_METRICS_QUEUES or not).
+    n, window, by = ctx.naming, ctx.bridge, ctx.naming.by("shard")
+    processes = f"sum by ({by}) (max_over_time({n.series(c.PROCESS_COUNT)}[{window}]))"
+    enqueued = f"max by ({by}) (max_over_time({n.series(c.ENQUEUED)}[{window}]))"
+    paused = f"(max_over_time({n.series(c.QUEUE_PAUSED)}[{window}]) == 1)"
+    sizes = f"max_over_time({n.series(c.QUEUE_SIZE)}[{window}])"
+    held = f"sum by ({by}) ({sizes} and on({n.by('queue', 'shard')}) {paused})"
+    waiting = f"{enqueued} - on({by}) ({held} or on({by}) 0 * {enqueued})"
+    return [Rule(f"({waiting}) > 0 unless on({by}) ({processes} > 0)")]
 
 
 def _scheduler(ctx: Context) -> list[Rule]:
@@ -181,19 +190,27 @@ def _saturated(ctx: Context) -> list[Rule]:
 
 
 def _ceiling(ctx: Context) -> list[Rule]:
-    # A queue over its own threshold (the latency alert's record), in the same app: `on` the selector's labels.
+    # A type at its MAX while a queue it serves is over that queue's threshold (the latency alert's record, which
+    # leaves paused queues out), in the same app: `on` the selector's labels. A type of unknown queues (rules made
+    # without the autoscaling settings, or a type that serves every queue) is judged by every queue.
     n, window = ctx.naming, ctx.bridge
-    current = f"max_over_time({n.series(c.AUTOSCALE_CURRENT, each_shard=False)}[{window}])"
-    ceiling = f"max_over_time({n.series(c.AUTOSCALE_MAX, each_shard=False)}[{window}])"
-    waiting = f"count by ({n.by()}) ({n.record(latency_record(n))})" if n.kept else \
-        f"count({n.record(latency_record(n))})"
-    return [Rule(f"{current} >= {ceiling} and on({n.by()}) ({waiting} > 0)")]
+    rules = []
+    for process_type, queues in ctx.autoscaled or ((None, None),):
+        own = (f"process_type={quoted(process_type)}",) if process_type else ()
+        current = f"max_over_time({n.series(c.AUTOSCALE_CURRENT, *own, each_shard=False)}[{window}])"
+        ceiling = f"max_over_time({n.series(c.AUTOSCALE_MAX, *own, each_shard=False)}[{window}])"
+        record = latency_record(n)
+        late = " or ".join(f"{record}{{{', '.join((f'queue={quoted(q)}', f'shard={quoted(shard)}', *n.matchers))}}}"
+                           for shard, q in queues) if queues else n.record(record)
+        waiting = f"count by ({n.by()}) ({late})" if n.kept else f"count({late})"
+        rules.append(Rule(f"{current} >= {ceiling} and on({n.by()}) ({waiting} > 0)"))
+    return rules
 
 
 def _stuck(ctx: Context) -> list[Rule]:
     n = ctx.naming
-    return [Rule(f"max by ({n.by('job_class', 'shard')}) ({n.series(c.JOB_RUNNING_LONGEST)}) > "
-                 f"{ctx.thresholds.stuck_job:g}")]
+    return [Rule(f"max by ({n.by('job_class', 'shard')}) (max_over_time({n.series(c.JOB_RUNNING_LONGEST)}"
+                 f"[{ctx.bridge}])) > {ctx.thresholds.stuck_job:g}")]
 
 
 def _polls(n: float) -> Callable[[Context], float]:
@@ -211,22 +228,23 @@ ALERTS: tuple[Alert, ...] = (
     Alert("SidekiqQueueLatencyHigh", "warning",
           "a queue's oldest job has waited longer than its threshold (a queue Sidekiq Pro holds paused excepted)",
           "30 s (`--latency`; per queue: `--queue-latency QUEUE=SECONDS`)", "a-queue-waits-too-long",
-          "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanize }}s", _latency, _polls(READINGS),
+          "Sidekiq queue {{ $labels.queue }} has waited {{ $value | humanizeDuration }}", _latency, _polls(READINGS),
           action="add worker threads or dynos for the queue, or find the slow or flooding job class"),
     Alert("SidekiqMetricsStopped", "critical", "`metrics.up` below 1, or no series at all, for two readings and a "
           "half", "2.5 readings", "metrics-stopped",
           "Sidekiq metrics stopped: the emitter is not running or cannot read Redis", _stopped, _polls(READINGS),
           action="check the emitter's dyno and its log, then `sidekiq-metrics doctor`"),
-    Alert("SidekiqNoLiveProcess", "critical", "jobs wait and no live Sidekiq process is registered",
+    Alert("SidekiqNoLiveProcess", "critical",
+          "jobs wait (in queues not held paused) and no live Sidekiq process is registered",
           "2 min", "no-live-sidekiq-process",
           "{{ $value | humanize }} Sidekiq jobs wait and no Sidekiq process is alive", _no_process, _fixed(120),
           action="start or restart the worker dynos; read their crash log", needs=("stats",)),
     Alert("SidekiqSchedulerStuck", "warning", "the schedule or retry set's earliest due job has been due too long",
           "300 s (`--scheduler-lag`)", "the-scheduler-is-stuck",
-          "Sidekiq's {{ $labels.set }} set is {{ $value | humanize }}s late", _scheduler, _polls(READINGS),
+          "Sidekiq's {{ $labels.set }} set is {{ $value | humanizeDuration }} late", _scheduler, _polls(READINGS),
           action="restart the workers: no process runs Sidekiq's scheduler, or it is stuck", needs=("stats",)),
     Alert("SidekiqDeadSetGrowing", "warning", "a job went to the dead set in the last 15 minutes (`dead.last_death`)",
-          "15 min", "the-dead-set-grows", "A Sidekiq job died {{ $value | humanize }}s ago", _dead, _fixed(0),
+          "15 min", "the-dead-set-grows", "A Sidekiq job died {{ $value | humanizeDuration }} ago", _dead, _fixed(0),
           action="read the dead jobs' errors in Sidekiq's Web UI; fix, then retry them", needs=("stats",)),
     Alert("SidekiqFailureRatioHigh", "warning", "failed / processed jobs over 5 minutes above the threshold",
           "0.05 (`--failure-ratio`)", "jobs-fail", "{{ $value | humanizePercentage }} of Sidekiq jobs fail",
@@ -246,15 +264,16 @@ ALERTS: tuple[Alert, ...] = (
           "Sidekiq {{ $labels.process_type }} processes are {{ $value | humanizePercentage }} busy", _saturated,
           _fixed(900),
           action="add dynos or threads for the type (or let autoscaling do it)", needs=("stats",)),
-    Alert("SidekiqAutoscaleAtCeiling", "warning", "autoscaling at its maximum while a queue's latency is over that "
-          "queue's threshold", "at MAX and a queue over its threshold for 5 min", "autoscaling-is-at-its-ceiling",
+    Alert("SidekiqAutoscaleAtCeiling", "warning", "a type's autoscaling at its maximum while a queue it serves "
+          "(`AUTOSCALE_<TYPE>_QUEUES`, paused ones excepted) is over that queue's threshold",
+          "at MAX and a queue over its threshold for 5 min", "autoscaling-is-at-its-ceiling",
           "{{ $labels.process_type }} is at its autoscaling maximum of {{ $value | humanize }} dynos and queues "
           "still wait", _ceiling, _fixed(300),
           action="raise the type's autoscaling MAX, or find why jobs got slower", needs=("autoscale",)),
     Alert("SidekiqJobStuck", "warning", "a job class's longest-running job has run longer than the threshold "
           "(`job.<class>.running.longest`)", "3600 s (`--stuck-job`)", "a-job-is-stuck",
-          "A {{ $labels.job_class }} job has run for {{ $value | humanize }}s", _stuck, _polls(READINGS),
-          action="look at the job in the Web UI's Busy page; a hung call needs a timeout"),
+          "A {{ $labels.job_class }} job has run for {{ $value | humanizeDuration }}", _stuck, _polls(READINGS),
+          action="look at the job in the Web UI's Busy page; a hung call needs a timeout", needs=("stats",)),
 )
 
 # Why a need is not met, by the setting that turns it off.
@@ -396,12 +415,36 @@ def context_of(flags: AlertFlags, prefix: str, shards: Sequence[str], interval: 
     scrape = parse_number("--scrape-interval", flags.scrape_interval, 0.001)
     parse_docs_url(flags.docs_url)
     naming = Naming(prefix, parse_naming(flags.naming), parse_selector(flags.selector))
+    if naming.style == "otlp" and (foreign := [label for label in naming.kept if label not in OTLP_SELECTABLE]):
+        raise ConfigError("--selector", f"with --naming otlp cannot name {foreign[0]!r}: a store of OTLP series "
+                                        "has only job (service.name) and instance from the resource; use "
+                                        'job="<service.name>" (docs/alerts.md)')
     return Context(naming, thresholds, interval, scrape), scale
 
 
+# The labels an OTLP-fed store gives every series of ours from the resource, by OpenTelemetry's Prometheus rules:
+# service.name -> job, service.instance.id -> instance; every other resource attribute goes to target_info only.
+OTLP_SELECTABLE = ("job", "instance")
+
+
 def settings_context(flags: AlertFlags, settings: Settings) -> tuple[Context, float]:
-    """context_of() with the emitter's prefix, shards and interval."""
-    return context_of(flags, settings.prefix, [shard.name for shard in settings.shards], settings.interval)
+    """context_of() with the emitter's prefix, shards and interval, and the queues each autoscaled type serves."""
+    shards = [shard.name for shard in settings.shards]
+    ctx, scale = context_of(flags, settings.prefix, shards, settings.interval)
+    return replace(ctx, autoscaled=autoscaled_queues(settings, shards)), scale
+
+
+def autoscaled_queues(settings: Settings, shards: Sequence[str]) -> tuple[tuple[str, tuple[tuple[str, str], ...]
+                                                                                  | None], ...]:
+    """Each autoscaled type's queues as (shard label, queue): `orders:urgent` (its settings' name for a queue of
+    the shard `orders`) is `urgent` with shard="orders"; the first shard's have no shard label."""
+    def labelled(queue: str) -> tuple[str, str]:
+        shard, colon, rest = queue.partition(":")
+        return (shard, rest) if len(shards) > 1 and colon and rest and shard in shards[1:] else ("", queue)
+
+    rules = settings.autoscale.rules if settings.autoscale else ()
+    return tuple((rule.process_type, None if rule.queues is None else tuple(map(labelled, rule.queues)))
+                 for rule in rules)
 
 
 def unmet_needs(settings: Settings) -> list[str]:

@@ -17,7 +17,7 @@ from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Metric
 from sidekiq_metrics.config import Settings
 from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
-from sidekiq_metrics.tools.alerts import AlertFlags, settings_context
+from sidekiq_metrics.tools.alerts import UNMET, AlertFlags, settings_context, unmet_needs
 from sidekiq_metrics.tools.promql import Naming
 
 SCHEMA_VERSION = 39  # Grafana 11's JSON model
@@ -31,6 +31,7 @@ class Panel:
     unit: str  # Grafana's unit id
     targets: tuple[tuple[str, str], ...]  # (query, legend)
     needs: tuple[Metric, ...]  # the metrics it shows, for the tests
+    served_when: str = ""  # what must be on for its series to be served (Alert.needs's words): "stats"
 
 
 def panels(naming: Naming, sharded: bool) -> list[Panel]:
@@ -50,21 +51,23 @@ def panels(naming: Naming, sharded: bool) -> list[Panel]:
               (c.QUEUE_SIZE,)),
         Panel("Throughput and failures (jobs/s)", "ops",
               ((rate(c.PROCESSED, "shard"), "processed" + where),
-               (rate(c.FAILED, "shard"), "failed" + where)), (c.PROCESSED, c.FAILED)),
+               (rate(c.FAILED, "shard"), "failed" + where)), (c.PROCESSED, c.FAILED), "stats"),
         Panel("Busy threads per process type", "short",
               ((f"sum by (process_type{shard}) ({sel(c.PROCESS_BUSY)})", "{{process_type}}" + where),
                (f"sum by (process_type{shard}) ({sel(c.PROCESS_CONCURRENCY)})",
-                "{{process_type}} concurrency" + where)), (c.PROCESS_BUSY, c.PROCESS_CONCURRENCY)),
+                "{{process_type}} concurrency" + where)), (c.PROCESS_BUSY, c.PROCESS_CONCURRENCY), "stats"),
         Panel("Utilization per process type", "percentunit",
               ((f"max by (process_type{shard}) ({sel(c.PROCESS_UTILIZATION)})", "{{process_type}}" + where),),
-              (c.PROCESS_UTILIZATION,)),
+              (c.PROCESS_UTILIZATION,), "stats"),
         Panel("Retry, dead and scheduled sets", "short",
               ((f"sum by (shard) ({sel(c.RETRIES)})", "retries" + where),
                (f"sum by (shard) ({sel(c.DEAD)})", "dead" + where),
-               (f"sum by (shard) ({sel(c.SCHEDULED)})", "scheduled" + where)), (c.RETRIES, c.DEAD, c.SCHEDULED)),
+               (f"sum by (shard) ({sel(c.SCHEDULED)})", "scheduled" + where)),
+              (c.RETRIES, c.DEAD, c.SCHEDULED), "stats"),
         Panel("Scheduled and retry lag", "s",
               ((f"max by (shard) ({sel(c.SCHEDULED_LAG)})", "scheduled" + where),
-               (f"max by (shard) ({sel(c.RETRIES_LAG)})", "retries" + where)), (c.SCHEDULED_LAG, c.RETRIES_LAG)),
+               (f"max by (shard) ({sel(c.RETRIES_LAG)})", "retries" + where)),
+              (c.SCHEDULED_LAG, c.RETRIES_LAG), "stats"),
         Panel("Job classes: runs (jobs/s)", "ops",
               ((rate(c.JOB_PROCESSED, "job_class"), "{{job_class}}"),), (c.JOB_PROCESSED,)),
         Panel("Job classes: run time p95", "s",
@@ -72,10 +75,10 @@ def panels(naming: Naming, sharded: bool) -> list[Panel]:
         Panel("Redis memory", "decmbytes",
               ((f"max by (shard) ({sel(c.REDIS_MEMORY_USED)})", "used" + where),
                (f"max by (shard) ({sel(c.REDIS_MEMORY_MAX)})", "maxmemory" + where)),
-              (c.REDIS_MEMORY_USED, c.REDIS_MEMORY_MAX)),
+              (c.REDIS_MEMORY_USED, c.REDIS_MEMORY_MAX), "stats"),
         Panel("Redis clients and evictions", "short",
               ((f"max by (shard) ({sel(c.REDIS_CLIENTS)})", "clients" + where),
-               (rate(c.REDIS_EVICTED, "shard"), "evictions/s" + where)), (c.REDIS_CLIENTS, c.REDIS_EVICTED)),
+               (rate(c.REDIS_EVICTED, "shard"), "evictions/s" + where)), (c.REDIS_CLIENTS, c.REDIS_EVICTED), "stats"),
         Panel("Autoscaling: dynos", "short",
               ((f"max by (process_type) ({naming.series(c.AUTOSCALE_CURRENT, each_shard=False)})",
                 "{{process_type}} current"),
@@ -101,9 +104,10 @@ def _panel(panel: Panel, number: int) -> dict[str, object]:
     }
 
 
-def model(naming: Naming, shards: Sequence[str]) -> dict[str, object]:
-    """The dashboard. The shard variable lists the shards; the first (Sidekiq's default pool) has no shard label,
-    so it is the empty value."""
+def model(naming: Naming, shards: Sequence[str], unmet: Sequence[str] = ()) -> dict[str, object]:
+    """The dashboard, without the panels whose series what `unmet` names turns off (they would read "No data").
+    The shard variable lists the shards; the first (Sidekiq's default pool) has no shard label, so it is the empty
+    value."""
     sharded = len(shards) > 1
     variables: list[dict[str, object]] = [{
         "name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
@@ -125,7 +129,8 @@ def model(naming: Naming, shards: Sequence[str]) -> dict[str, object]:
         "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "tags": ["sidekiq"],
         "time": {"from": "now-6h", "to": "now"}, "refresh": "30s",
         "templating": {"list": variables},
-        "panels": [_panel(p, n) for n, p in enumerate(panels(naming, sharded))],
+        "panels": [_panel(p, n) for n, p in enumerate(p for p in panels(naming, sharded)
+                                                      if p.served_when not in unmet)],
         "annotations": {"list": []},
     }
 
@@ -136,6 +141,9 @@ def run_dashboard(flags: AlertFlags, settings: Settings, out: TextIO, err: TextI
     except ConfigError as exc:
         err.write(f"sidekiq-metrics: {exc}\n")
         return EXIT_CONFIG
-    out.write(json.dumps(model(ctx.naming, [shard.name for shard in settings.shards]), indent=2) + "\n")
+    unmet = [need for need in unmet_needs(settings) if need == "stats"]  # the autoscaling panel stays, for later
+    if left := [p.title for p in panels(ctx.naming, False) if p.served_when in unmet]:
+        err.write(f"sidekiq-metrics: left out, as they would show no data: {', '.join(left)} ({UNMET['stats']})\n")
+    out.write(json.dumps(model(ctx.naming, [shard.name for shard in settings.shards], unmet), indent=2) + "\n")
     return 0
 

@@ -220,7 +220,7 @@ def _poll(report: Report, settings: Settings) -> set[str] | None:
     except RedisError:
         return None  # the poll above has said why
     connection = poller.reader.connection
-    _reads(report, snapshot, settings.namespace)
+    _reads(report, snapshot, settings.namespace, autoscaling=settings.autoscale is not None)
     _held(report, snapshot)
     if ok:
         _generation(report, snapshot)
@@ -241,7 +241,7 @@ _OPTIONAL = (("processed", "processed", "sidekiq.processed and count#sidekiq.job
              ("dead", "dead", "sidekiq.dead"))
 
 
-def _reads(report: Report, snapshot: Snapshot, namespace: str | None) -> None:
+def _reads(report: Report, snapshot: Snapshot, namespace: str | None, autoscaling: bool) -> None:
     """Which of the emitter's reads Redis refuses this user, and what each costs."""
     keys = SidekiqKeys.under(namespace)
     needed = {decode(getattr(keys, key)): cost for key, cost in _NEEDED}
@@ -258,10 +258,14 @@ def _reads(report: Report, snapshot: Snapshot, namespace: str | None) -> None:
             refused = decode(getattr(keys, key))
             report.line(WARN, f"reads: Redis refuses {refused!r}: {metrics} are left out (the rest is reported)", fix)
     if snapshot.paused is None:
-        report.line(WARN, f"reads: Redis refuses {decode(keys.paused)!r} (Sidekiq Pro's paused queues): which queues "
-                          "are paused is unknown, so sidekiq.queue.paused is left out and autoscaling scales no type "
-                          "up until it can be read (a paused queue's backlog could ask for dynos that cannot run it)",
-                    fix)
+        # With autoscaling on, this read is one it cannot do without: no type would ever scale up, hence FAIL.
+        refused = f"reads: Redis refuses {decode(keys.paused)!r} (Sidekiq Pro's paused queues): which queues are " \
+                  "paused is unknown, so sidekiq.queue.paused is left out"
+        if autoscaling:
+            report.line(FAIL, f"{refused}, and autoscaling scales no type up until it can be read (a paused queue's "
+                              "backlog could ask for dynos that cannot run it)", fix)
+        else:
+            report.line(WARN, f"{refused} (with autoscaling on, no type would scale up)", fix)
     if totals is not None and snapshot.running is None:
         report.line(WARN, "reads: Redis refuses a process's `<identity>:work` hash (what it runs): the longest-running "
                           "job is unknown, so its running.longest metrics are left out, and autoscaling holds a "

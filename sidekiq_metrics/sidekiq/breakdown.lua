@@ -19,7 +19,7 @@
 --     the length when the pass began: the pass ends there
 -- ARGV[9]: a job longer than this many bytes (or whose decoding would cost more work) is never
 --     decoded: its class, wrapped class, error class and failure time are read by pattern from
---     WINDOW bytes at its head and at its tail (Sidekiq writes `class` and `wrapped` before `args`,
+--     WINDOW bytes at its head and at its tail (`class` before `args`, or right after them, as Sidekiq writes it,
 --     and a failure's fields last: error_message, at most 10,000 characters, then error_class)
 -- Returns one part for each key it reached, in order; only the last can be unfinished:
 --   {done, cursor1, cursor2, cursor3, entries, classes, errors, largest}
@@ -100,10 +100,32 @@ local function field(text, key, last, value)
   end
 end
 
+-- The job's own field in the head: one before its `args` (a hash in the arguments may hold a `class` key).
+local function own(head, args_at, key)
+  local _, e = find(head, '"' .. key .. '":', 1, true)
+  if not e or (args_at and e > args_at) then return nil end
+  return match(head, STRING, e + 1)
+end
+
+-- Sidekiq writes two orders: Client.push puts `class` before `args`; Setter (every perform_async, and
+-- ActiveJob's adapter) merges `"args"` and then `"class"` after the options. Then the class follows the closing
+-- `]` of `args`: the last `],"class":` of the job is it (a nested one, inside `args`, comes before; one inside a
+-- string cannot be, its quotes would be escaped).
+local function class_after_args(tail)
+  local needle, at, found = '],"class":', 1, nil
+  while true do
+    local _, e = find(tail, needle, at, true)
+    if not e then return found end
+    found = match(tail, STRING, e + 1)
+    at = e + 1
+  end
+end
+
 local function read_large(payload)
   local head, tail = sub(payload, 1, WINDOW), sub(payload, -WINDOW)
-  local job = {class = field(head, 'class', false, STRING), wrapped = field(head, 'wrapped', false, STRING),
-               display_class = field(head, 'display_class', false, STRING)}
+  local args_at = find(head, '"args":', 1, true)
+  local job = {class = own(head, args_at, 'class') or class_after_args(tail),
+               wrapped = own(head, args_at, 'wrapped'), display_class = own(head, args_at, 'display_class')}
   if failures then
     job.error_class = field(tail, 'error_class', true, STRING)
     job.failed_at = tonumber(field(tail, 'failed_at', true, NUMBER) or '')

@@ -285,9 +285,12 @@ class Breakdowns:
         errors, rest = capped(t.errors, self.top, self.patterns and ("*",))
         if rest:
             errors[OTHER] = rest
-        if before:  # a class (error class) that left is said once as 0, so that a graph or an alert on it clears
-            classes = {**{n: 0 for n, c in before.classes.items() if c and n not in classes}, **classes}
-            errors = {**{n: 0 for n, c in before.errors.items() if c and n not in errors}, **errors}
+        if before:  # a class (error class) that left is said once as 0, so that a graph or an alert on it clears;
+            # one that is still there but now summed into `other` (another overtook it) is not gone: no 0
+            classes = {**{n: 0 for n, c in before.classes.items() if c and n not in classes and n not in t.classes},
+                       **classes}
+            errors = {**{n: 0 for n, c in before.errors.items() if c and n not in errors and n not in t.errors},
+                      **errors}
         if classes or errors:
             self.published[where] = Breakdown(kind, queue, classes, oldest, errors, p.started, now, p.calls)
 

@@ -236,11 +236,7 @@ class Breakdowns:
         if kind != "queues":
             p = self.passes[kind]
             part = parts[0]
-            p.tally.add(part)
-            p.calls += 1
-            p.largest = max(p.largest, part.largest)
-            if part.done == 0:
-                p.cursor = part.cursor
+            if _goes_on(p, part):
                 return True
             del self.passes[kind]
             self._finish(kind, "", part.done, p, now)
@@ -248,11 +244,7 @@ class Breakdowns:
         for part in parts:
             queue = self.queue_order[0]
             p = self.passes["queues"]
-            p.tally.add(part)
-            p.calls += 1
-            p.largest = max(p.largest, part.largest)
-            if part.done == 0:
-                p.cursor = part.cursor
+            if _goes_on(p, part):
                 return True
             self._finish("queues", queue, part.done, p, now)
             self.queue_order.pop(0)
@@ -307,6 +299,17 @@ class Breakdowns:
             for where in [w for w in self.published if w[0] == "queues" and w[1] not in wanted]:
                 del self.published[where]
         return tuple(self.published.values())
+
+
+def _goes_on(p: _Pass, part: Part) -> bool:
+    """A call's part taken into its pass: True when the pass goes on from the part's cursor."""
+    p.tally.add(part)
+    p.calls += 1
+    p.largest = max(p.largest, part.largest)
+    if part.done == 0:
+        p.cursor = part.cursor
+        return True
+    return False
 
 
 _SIZE = operator.attrgetter("size")  # of a QueueReading: None or 0 are left out (filter), the rest compared

@@ -18,7 +18,7 @@ from sidekiq_metrics.redis.target import REDIS_URL
 from sidekiq_metrics.setting import Setting
 
 if TYPE_CHECKING:
-    from sidekiq_metrics.tools.alerts import AlertFlags  # imported when used: `run` never loads it
+    from sidekiq_metrics.tools.alerts import AlertFlags, Context  # imported when used: `run` never loads it
 
 
 def _option(setting: Setting) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -181,6 +181,17 @@ def _alert_flags(flags: dict[str, object]) -> AlertFlags:
     return AlertFlags(**{name: flags.pop(name) for name in AlertFlags.__dataclass_fields__})  # type: ignore[arg-type]
 
 
+def _alert_context(own: AlertFlags, settings: Settings) -> tuple[Context, float]:
+    """The names and thresholds the rules and the dashboard are made with, or exit 2 with one line."""
+    from sidekiq_metrics.tools.alerts import settings_context
+
+    try:
+        return settings_context(own, settings)
+    except ConfigError as exc:
+        click.echo(f"sidekiq-metrics: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
 @main.command()
 @settings_options
 @_alert_options
@@ -190,7 +201,9 @@ def alerts(**flags: object) -> None:
     from sidekiq_metrics.tools.alerts import run_alerts
 
     own = _alert_flags(flags)
-    sys.exit(run_alerts(own, resolve_settings(flags), sys.stdout, sys.stderr))
+    settings = resolve_settings(flags)
+    ctx, scale = _alert_context(own, settings)
+    sys.exit(run_alerts(own, ctx, scale, settings, sys.stdout, sys.stderr))
 
 
 @main.command()
@@ -201,7 +214,9 @@ def dashboard(**flags: object) -> None:
     from sidekiq_metrics.tools.dashboard import run_dashboard
 
     own = _alert_flags(flags)
-    sys.exit(run_dashboard(own, resolve_settings(flags), sys.stdout, sys.stderr))
+    settings = resolve_settings(flags)
+    ctx, _ = _alert_context(own, settings)
+    sys.exit(run_dashboard(ctx, settings, sys.stdout, sys.stderr))
 
 
 @main.command()

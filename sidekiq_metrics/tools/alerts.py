@@ -19,7 +19,7 @@ from typing import TextIO
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.autoscale.settings import shard_queues
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
+from sidekiq_metrics.errors import ConfigError
 from sidekiq_metrics.outputs.prometheus import metric_base
 from sidekiq_metrics.tools.promql import NAMINGS, Naming, duration, parse_matchers, quoted
 
@@ -452,12 +452,7 @@ def unmet_needs(settings: Settings) -> list[str]:
     return [need for need, off in (("stats", not settings.stats), ("autoscale", settings.autoscale is None)) if off]
 
 
-def run_alerts(flags: AlertFlags, settings: Settings, out: TextIO, err: TextIO) -> int:
-    try:
-        ctx, scale = settings_context(flags, settings)
-    except ConfigError as exc:
-        err.write(f"sidekiq-metrics: {exc}\n")
-        return EXIT_CONFIG
+def run_alerts(flags: AlertFlags, ctx: Context, scale: float, settings: Settings, out: TextIO, err: TextIO) -> int:
     unmet = unmet_needs(settings)
     if left := [f"{', '.join(a.name for a in ALERTS if need in a.needs)} ({UNMET[need]})" for need in unmet]:
         err.write(f"sidekiq-metrics: left out, as they could never fire: {'; '.join(left)}\n")

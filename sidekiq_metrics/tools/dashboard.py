@@ -16,8 +16,7 @@ from typing import TextIO
 from sidekiq_metrics import catalogue as c
 from sidekiq_metrics.catalogue import Metric
 from sidekiq_metrics.config import Settings
-from sidekiq_metrics.errors import EXIT_CONFIG, ConfigError
-from sidekiq_metrics.tools.alerts import UNMET, AlertFlags, settings_context, unmet_needs
+from sidekiq_metrics.tools.alerts import UNMET, Context, unmet_needs
 from sidekiq_metrics.tools.promql import Naming
 
 SCHEMA_VERSION = 39  # Grafana 11's JSON model
@@ -135,12 +134,7 @@ def model(naming: Naming, shards: Sequence[str], unmet: Sequence[str] = ()) -> d
     }
 
 
-def run_dashboard(flags: AlertFlags, settings: Settings, out: TextIO, err: TextIO) -> int:
-    try:
-        ctx, _ = settings_context(flags, settings)
-    except ConfigError as exc:
-        err.write(f"sidekiq-metrics: {exc}\n")
-        return EXIT_CONFIG
+def run_dashboard(ctx: Context, settings: Settings, out: TextIO, err: TextIO) -> int:
     unmet = [need for need in unmet_needs(settings) if need == "stats"]  # the autoscaling panel stays, for later
     if left := [p.title for p in panels(ctx.naming, False) if p.served_when in unmet]:
         err.write(f"sidekiq-metrics: left out, as they would show no data: {', '.join(left)} ({UNMET['stats']})\n")
